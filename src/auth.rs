@@ -1,0 +1,117 @@
+//! Tokens and secrets: random session tokens, their stored hashes, and the
+//! server secret that signs CSRF tokens.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `bytes` random bytes from the OS generator, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// What the database keeps of a token: its SHA-256, hex encoded.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The server's signing secret.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(key: &str) -> Secret {
+        Secret(key.as_bytes().to_vec())
+    }
+
+    /// Reads the secret kept in `data_dir`, creating one on first start.
+    /// Several instances must share one secret: set `secret_key` for them.
+    pub fn load_or_create(data_dir: &std::path::Path) -> std::io::Result<Secret> {
+        let path = data_dir.join("secret.key");
+        match std::fs::read_to_string(&path) {
+            Ok(key) if key.trim().len() >= 32 => Ok(Secret::new(key.trim())),
+            _ => {
+                std::fs::create_dir_all(data_dir)?;
+                let key = random_token(32);
+                write_private(&path, &key)?;
+                Ok(Secret::new(&key))
+            }
+        }
+    }
+
+    fn sign(&self, purpose: &str, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The CSRF token for a browser's CSRF cookie (signed double submit:
+    /// a site that can plant a cookie still cannot forge the signature).
+    pub fn csrf_token(&self, csrf_cookie: &str) -> String {
+        self.sign("csrf", csrf_cookie)
+    }
+
+    pub fn csrf_matches(&self, csrf_cookie: &str, token: &str) -> bool {
+        let expected = self.csrf_token(csrf_cookie);
+        expected.as_bytes().ct_eq(token.as_bytes()).into()
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashes_stable() {
+        let a = random_token(32);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token(32));
+        assert_eq!(hash_token("abc"), hash_token("abc"));
+        assert_eq!(hash_token("abc").len(), 64);
+    }
+
+    #[test]
+    fn csrf_tokens_bind_to_cookie_and_secret() {
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let token = secret.csrf_token("cookie-a");
+        assert!(secret.csrf_matches("cookie-a", &token));
+        assert!(!secret.csrf_matches("cookie-b", &token));
+        assert!(!secret.csrf_matches("cookie-a", ""));
+        let other = Secret::new("another secret of thirty-two chars!");
+        assert!(!other.csrf_matches("cookie-a", &token));
+    }
+
+    #[test]
+    fn secret_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Secret::load_or_create(dir.path()).unwrap();
+        let again = Secret::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.csrf_token("x"), again.csrf_token("x"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Configuration: read once at start from an optional `careline.toml` and the
+//! environment (environment wins), validated before anything else runs. A bad
+//! value stops the start with a message that names the setting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The settings as written by the operator, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub bind: String,
+    pub public_url: String,
+    pub data_dir: String,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub secret_key: String,
+    pub trusted_proxies: String,
+    pub session_ttl_hours: u64,
+    pub auth_rate_limit_per_minute: u64,
+    pub auth_rate_limit_burst: u32,
+    pub log: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            data_dir: "./data".into(),
+            database_url: String::new(),
+            database_max_connections: 10,
+            secret_key: String::new(),
+            trusted_proxies: String::new(),
+            session_ttl_hours: 24 * 14,
+            auth_rate_limit_per_minute: 10,
+            auth_rate_limit_burst: 10,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Validated configuration: every field is usable as it is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// The address people use to reach Careline, without a trailing slash.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Signs CSRF tokens. Empty means "generate one and keep it in the data dir".
+    pub secret_key: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub session_ttl_hours: u64,
+    pub auth_rate_limit_per_minute: u64,
+    pub auth_rate_limit_burst: u32,
+    pub log: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration: {0}")]
+    Read(String),
+    #[error("setting `{setting}` is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads `careline.toml` (or the file named by `CARELINE_CONFIG`) and the
+    /// environment: `CARELINE_<SETTING>`, plus the conventional `DATABASE_URL`.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var("CARELINE_CONFIG").unwrap_or_else(|_| "careline.toml".into());
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file(file))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::prefixed("CARELINE_").ignore(&["CONFIG"]));
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        raw.validate()
+    }
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let bind: SocketAddr = self.bind.parse().map_err(|_| {
+            invalid(
+                "bind",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+            )
+        })?;
+        let public_url = if self.public_url.is_empty() {
+            format!("http://{bind}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        };
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(invalid(
+                "public_url",
+                format!("`{public_url}` must start with http:// or https://"),
+            ));
+        }
+        if self.data_dir.trim().is_empty() {
+            return Err(invalid("data_dir", "must name a directory"));
+        }
+        let data_dir = PathBuf::from(&self.data_dir);
+        let database_url = if self.database_url.is_empty() {
+            format!("sqlite://{}/careline.db?mode=rwc", self.data_dir)
+        } else {
+            self.database_url.clone()
+        };
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "use sqlite://PATH or postgres://USER@HOST/DB (MySQL is not supported yet)",
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        let secret_key = match self.secret_key.trim() {
+            "" => None,
+            key if key.len() < 32 => {
+                return Err(invalid(
+                    "secret_key",
+                    "must be at least 32 characters (try `openssl rand -hex 32`)",
+                ));
+            }
+            key => Some(key.to_string()),
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                IpNet::parse(s).ok_or_else(|| {
+                    invalid(
+                        "trusted_proxies",
+                        format!("`{s}` is not an IP address or CIDR range like 10.0.0.0/8"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.session_ttl_hours == 0 {
+            return Err(invalid("session_ttl_hours", "must be at least 1"));
+        }
+        if self.auth_rate_limit_per_minute == 0 || self.auth_rate_limit_burst == 0 {
+            return Err(invalid(
+                "auth_rate_limit_per_minute",
+                "rate limits must be at least 1 (per minute and burst)",
+            ));
+        }
+        Ok(Config {
+            bind,
+            public_url,
+            data_dir,
+            database_url,
+            database_max_connections: self.database_max_connections,
+            secret_key,
+            trusted_proxies,
+            session_ttl_hours: self.session_ttl_hours,
+            auth_rate_limit_per_minute: self.auth_rate_limit_per_minute,
+            auth_rate_limit_burst: self.auth_rate_limit_burst,
+            log: self.log,
+        })
+    }
+}
+
+impl Config {
+    /// Cookies get the `Secure` flag whenever people reach Careline over HTTPS.
+    pub fn cookies_secure(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// An IP address or CIDR range, for the trusted proxy list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_sqlite_in_data() {
+        let config = RawConfig::default().validate().expect("defaults validate");
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://./data/careline.db?mode=rwc");
+        assert!(!config.cookies_secure());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: [(&str, fn(&mut RawConfig)); 5] = [
+            ("bind", |c| c.bind = "localhost".into()),
+            ("public_url", |c| c.public_url = "ftp://x".into()),
+            ("database_url", |c| c.database_url = "mysql://x".into()),
+            ("secret_key", |c| c.secret_key = "short".into()),
+            ("trusted_proxies", |c| {
+                c.trusted_proxies = "10.0.0.0/99".into()
+            }),
+        ];
+        for (setting, spoil) in cases {
+            let mut raw = RawConfig::default();
+            spoil(&mut raw);
+            let err = raw.validate().expect_err(setting).to_string();
+            assert!(err.contains(&format!("`{setting}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn cidr_ranges_match_only_their_addresses() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(
+            IpNet::parse("::1/128")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(IpNet::parse("nonsense").is_none());
+    }
+}

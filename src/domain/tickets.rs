@@ -1,0 +1,315 @@
+//! Tickets: what a customer raised, who works on it, where it stands, and
+//! the timeline of everything that happened to it.
+//!
+//! Rules kept here:
+//! - a customer sees only their own tickets; anyone else's answers "not found";
+//! - private notes and their timeline entries are for staff only;
+//! - a customer's reply reopens a pending or resolved ticket; a closed ticket
+//!   takes no more replies (raise a new one);
+//! - the first staff reply stamps the first-response time; resolving stamps
+//!   the resolution time.
+
+use serde::Serialize;
+
+use super::{DomainError, DomainResult, Priority, SenderKind, TicketStatus, User, UserId, invalid};
+use crate::store::{AssigneeFilter, Store, TicketActivity, TicketFilter};
+
+pub const MAX_SUBJECT: usize = 200;
+pub const MAX_BODY: usize = 8000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Person {
+    pub id: Option<UserId>,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ticket {
+    #[serde(skip)]
+    pub id: i64,
+    pub number: i64,
+    #[serde(skip)]
+    pub conversation_id: i64,
+    pub subject: String,
+    pub status: TicketStatus,
+    pub priority: Priority,
+    pub customer: Person,
+    pub assignee: Option<Person>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub seq: i64,
+    pub sender_kind: SenderKind,
+    pub sender_name: String,
+    pub body: String,
+    pub private: bool,
+    pub created_at: i64,
+}
+
+/// One entry of a ticket's progress timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketEvent {
+    pub at: i64,
+    pub actor: String,
+    pub kind: EventKind,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    #[serde(skip)]
+    pub private: bool,
+}
+
+text_enum!(
+    EventKind {
+        Opened = "opened",
+        Assigned = "assigned",
+        Status = "status",
+        Priority = "priority",
+        CustomerReply = "customer_reply",
+        AgentReply = "agent_reply",
+        Note = "note",
+    }
+);
+
+impl TicketEvent {
+    /// The timeline line people read, e.g. "Status changed from open to pending".
+    pub fn describe(&self) -> String {
+        let old = self.old_value.as_deref().unwrap_or("");
+        let new = self.new_value.as_deref().unwrap_or("");
+        match self.kind {
+            EventKind::Opened => "Ticket opened".into(),
+            EventKind::Assigned if new.is_empty() => format!("Unassigned (was {old})"),
+            EventKind::Assigned => format!("Assigned to {new}"),
+            EventKind::Status => format!("Status changed from {old} to {new}"),
+            EventKind::Priority => format!("Priority changed from {old} to {new}"),
+            EventKind::CustomerReply => "Customer replied".into(),
+            EventKind::AgentReply => "Support replied".into(),
+            EventKind::Note => "Private note added".into(),
+        }
+    }
+}
+
+/// A ticket with what the viewer may see of its thread and timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    pub ticket: Ticket,
+    pub messages: Vec<Message>,
+    pub timeline: Vec<TicketEvent>,
+}
+
+fn parse_subject(subject: &str) -> DomainResult<String> {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(invalid(
+            "subject",
+            "Say in a few words what the ticket is about.",
+        ));
+    }
+    if subject.chars().count() > MAX_SUBJECT {
+        return Err(invalid(
+            "subject",
+            format!("Use at most {MAX_SUBJECT} characters."),
+        ));
+    }
+    Ok(subject.to_string())
+}
+
+fn parse_body(field: &'static str, body: &str) -> DomainResult<String> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(invalid(field, "Write a message."));
+    }
+    if body.chars().count() > MAX_BODY {
+        return Err(invalid(
+            field,
+            format!("Use at most {MAX_BODY} characters; split a longer message in two."),
+        ));
+    }
+    Ok(body.to_string())
+}
+
+/// Opens a ticket for `customer` from the portal form.
+pub async fn raise(
+    store: &Store,
+    customer: &User,
+    subject: &str,
+    description: &str,
+    priority: Priority,
+) -> DomainResult<Ticket> {
+    let subject = parse_subject(subject)?;
+    let body = parse_body("description", description)?;
+    let site = store.default_site().await?;
+    Ok(store
+        .create_ticket(site.id, customer, &subject, &body, priority)
+        .await?)
+}
+
+/// The ticket numbered `number`, if `viewer` may see it.
+pub async fn find(store: &Store, viewer: &User, number: i64) -> DomainResult<Ticket> {
+    let ticket = store
+        .ticket_by_number(number)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if viewer.role.is_staff() || ticket.customer.id == Some(viewer.id) {
+        Ok(ticket)
+    } else {
+        // The same answer as for a ticket that does not exist, so that ids
+        // cannot be probed.
+        Err(DomainError::NotFound)
+    }
+}
+
+/// The ticket, its thread and timeline, as `viewer` may see them.
+pub async fn view(store: &Store, viewer: &User, number: i64) -> DomainResult<TicketView> {
+    let ticket = find(store, viewer, number).await?;
+    let staff = viewer.role.is_staff();
+    let messages = store.messages(ticket.conversation_id, staff).await?;
+    let timeline = store.ticket_events(ticket.id, staff).await?;
+    Ok(TicketView {
+        ticket,
+        messages,
+        timeline,
+    })
+}
+
+/// Lists tickets: a customer gets their own, whatever the filter says.
+pub async fn list(
+    store: &Store,
+    viewer: &User,
+    mut filter: TicketFilter,
+) -> DomainResult<Vec<Ticket>> {
+    if !viewer.role.is_staff() {
+        filter.customer = Some(viewer.id);
+    }
+    if let AssigneeFilter::Me = filter.assignee {
+        filter.assignee = AssigneeFilter::User(viewer.id);
+    }
+    Ok(store.list_tickets(&filter).await?)
+}
+
+/// A reply in the thread, by the customer or by staff.
+pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Ticket> {
+    let ticket = find(store, author, number).await?;
+    let body = parse_body("body", body)?;
+    let mut activity = TicketActivity::new(author);
+    if author.role.is_staff() {
+        activity.message(SenderKind::Agent, body, false);
+        activity.event(EventKind::AgentReply, None, None, false);
+        if ticket.first_response_at.is_none() {
+            activity.first_response = true;
+        }
+    } else {
+        if ticket.status == TicketStatus::Closed {
+            return Err(DomainError::Conflict(
+                "This ticket is closed. Raise a new ticket and mention its number.".into(),
+            ));
+        }
+        activity.message(SenderKind::Customer, body, false);
+        activity.event(EventKind::CustomerReply, None, None, false);
+        if matches!(
+            ticket.status,
+            TicketStatus::Pending | TicketStatus::Resolved
+        ) {
+            change_status(&ticket, TicketStatus::Open, &mut activity);
+        }
+    }
+    store.record_ticket_activity(&ticket, activity).await?;
+    find(store, author, number).await
+}
+
+/// A private note: staff only, never shown to the customer.
+pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Ticket> {
+    if !author.role.is_staff() {
+        return Err(DomainError::NotFound);
+    }
+    let ticket = find(store, author, number).await?;
+    let body = parse_body("note", body)?;
+    let mut activity = TicketActivity::new(author);
+    activity.message(SenderKind::Agent, body, true);
+    activity.event(EventKind::Note, None, None, true);
+    store.record_ticket_activity(&ticket, activity).await?;
+    Ok(ticket)
+}
+
+/// What staff may change on a ticket; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct TicketUpdate {
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<UserId>>,
+}
+
+/// Applies `update` and records a timeline entry for each real change.
+pub async fn update(
+    store: &Store,
+    staff: &User,
+    number: i64,
+    update: TicketUpdate,
+) -> DomainResult<Ticket> {
+    if !staff.role.is_staff() {
+        return Err(DomainError::NotFound);
+    }
+    let ticket = find(store, staff, number).await?;
+    let mut activity = TicketActivity::new(staff);
+    if let Some(status) = update.status {
+        change_status(&ticket, status, &mut activity);
+    }
+    if let Some(priority) = update.priority
+        && priority != ticket.priority
+    {
+        activity.priority = Some(priority);
+        activity.event(
+            EventKind::Priority,
+            Some(ticket.priority.to_string()),
+            Some(priority.to_string()),
+            false,
+        );
+    }
+    if let Some(assignee) = update.assignee
+        && assignee != ticket.assignee.as_ref().and_then(|a| a.id)
+    {
+        let new_name = match assignee {
+            Some(id) => {
+                let user = store
+                    .user(id)
+                    .await?
+                    .filter(|u| u.role.is_staff())
+                    .ok_or_else(|| invalid("assignee", "Choose an agent from the list."))?;
+                user.name
+            }
+            None => String::new(),
+        };
+        activity.assignee = Some(assignee);
+        activity.event(
+            EventKind::Assigned,
+            ticket.assignee.as_ref().map(|a| a.name.clone()),
+            Some(new_name),
+            false,
+        );
+    }
+    if activity.is_empty() {
+        return Ok(ticket);
+    }
+    store.record_ticket_activity(&ticket, activity).await?;
+    find(store, staff, number).await
+}
+
+fn change_status(ticket: &Ticket, status: TicketStatus, activity: &mut TicketActivity) {
+    if status == ticket.status {
+        return;
+    }
+    activity.status = Some(status);
+    activity.event(
+        EventKind::Status,
+        Some(ticket.status.to_string()),
+        Some(status.to_string()),
+        false,
+    );
+}

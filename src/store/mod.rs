@@ -1,0 +1,258 @@
+//! Storage: one API over SQLite (the single-node default) and PostgreSQL.
+//!
+//! Queries are written once, in portable SQL with `?` placeholders, and run
+//! through `sqlx::Any`. What truly differs between backends (placeholder
+//! syntax, connection pragmas, how a write transaction starts, migrations)
+//! lives in [`Backend`] and `migrations/<backend>/`. See docs/decisions.md.
+
+mod migrations;
+mod rows;
+mod sessions;
+mod sites;
+mod tickets;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlStr, Transaction};
+
+pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Turns portable `?` placeholders into this backend's syntax.
+    fn placeholders(self, sql: &str) -> String {
+        match self {
+            Backend::Sqlite => sql.to_string(),
+            Backend::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                let mut in_literal = false;
+                for c in sql.chars() {
+                    match c {
+                        '\'' => {
+                            in_literal = !in_literal;
+                            out.push(c);
+                        }
+                        '?' if !in_literal => {
+                            n += 1;
+                            out.push('$');
+                            out.push_str(&n.to_string());
+                        }
+                        _ => out.push(c),
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is already taken")]
+    Duplicate(&'static str),
+    #[error("the record was not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open the database at `{url}`: {reason}")]
+    Open { url: String, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The one storage handle. Cheap to clone (the pool is reference counted).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database named by `url` and runs pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| StoreError::Open {
+            url: redact(url),
+            reason: "unsupported scheme: use sqlite:// or postgres://".into(),
+        })?;
+        if backend == Backend::Sqlite {
+            create_sqlite_parent_dir(url)?;
+        }
+        let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::Open {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; the busy
+                        // timeout makes a second writer wait instead of failing.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open {
+                url: redact(url),
+                reason: e.to_string(),
+            })?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        migrations::migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Round trip to the database, for `/readyz`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query(self.sql("SELECT 1"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A statement in this backend's syntax, from portable SQL.
+    fn sql(&self, portable: &str) -> SqlStr {
+        AssertSqlSafe(self.backend.placeholders(portable)).into_sql_str()
+    }
+
+    /// Starts a transaction that will write. SQLite takes the write lock up
+    /// front (`BEGIN IMMEDIATE`) so that two writers queue on the busy timeout
+    /// instead of one failing when it upgrades from a read.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+}
+
+use sqlx::SqlSafeStr as _;
+
+/// Current time as UTC unix milliseconds, the storage format of every timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Hides the password part of a database URL so that it can be logged.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+            url: url.to_string(),
+            reason: format!("cannot create directory {}: {e}", parent.display()),
+        })?;
+    }
+    Ok(())
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Duplicate`] naming `field`.
+fn unique_as(field: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(field),
+        _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_outside_literals() {
+        let sql = "SELECT '?' FROM t WHERE a = ? AND b = ?";
+        assert_eq!(
+            Backend::Postgres.placeholders(sql),
+            "SELECT '?' FROM t WHERE a = $1 AND b = $2"
+        );
+        assert_eq!(Backend::Sqlite.placeholders(sql), sql);
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://careline:hunter2@db:5432/careline"),
+            "postgres://careline:***@db:5432/careline"
+        );
+        assert_eq!(redact("postgres://root@db/x"), "postgres://root@db/x");
+        assert_eq!(redact("sqlite://./data/c.db"), "sqlite://./data/c.db");
+    }
+}

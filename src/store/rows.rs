@@ -1,0 +1,41 @@
+//! Turning rows into domain values. Columns are read by name; a value the
+//! schema's CHECK constraints should have prevented becomes a decode error.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::domain::{Role, User, UserId};
+
+pub(super) fn decode_err(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unexpected value `{value}`").into(),
+    }
+}
+
+/// Reads a text column and parses it with `parse` (one of the text enums).
+pub(super) fn text_enum<T>(
+    row: &AnyRow,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| decode_err(column, &text))
+}
+
+pub(super) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+pub(super) const USER_COLUMNS: &str = "id, email, name, role, verified, created_at";
+
+pub(super) fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        role: text_enum(row, "role", Role::parse)?,
+        verified: flag(row, "verified")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

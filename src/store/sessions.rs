@@ -1,0 +1,61 @@
+//! Login sessions. Only a SHA-256 hash of each token is stored, so a copy of
+//! the database does not let anyone log in.
+
+use super::rows::{self, USER_COLUMNS};
+use super::{Store, StoreResult, now_ms};
+use crate::domain::{User, UserId};
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(token_hash)
+        .bind(user.0)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user behind a live session, if the session exists and has not expired.
+    pub async fn session_user(&self, token_hash: &str) -> StoreResult<Option<User>> {
+        let cols = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {cols} FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ? AND s.expires_at > ?"
+        )))
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(rows::user).transpose()?)
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(self.sql("DELETE FROM sessions WHERE token_hash = ?"))
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes expired sessions; returns how many.
+    pub async fn delete_expired_sessions(&self) -> StoreResult<u64> {
+        let done = sqlx::query(self.sql("DELETE FROM sessions WHERE expires_at <= ?"))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

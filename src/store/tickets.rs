@@ -1,0 +1,616 @@
+//! Tickets, their conversation thread and their timeline.
+//!
+//! Every change to a ticket goes through [`Store::record_ticket_activity`],
+//! one transaction that writes the message (with the next `seq` of its
+//! conversation), the ticket's new fields and the timeline entries together.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::rows::{flag, text_enum};
+use super::{Store, StoreError, StoreResult, now_ms};
+use crate::auth::random_token;
+use crate::domain::tickets::{EventKind, Message, Person, Ticket, TicketEvent};
+use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+
+/// Which tickets to list. Built by the edge from query parameters; the
+/// domain narrows `customer` for customers.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub customer: Option<UserId>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    pub assignee: AssigneeFilter,
+    /// A ticket number (`1042` or `#1042`), or words of the subject or the
+    /// customer's email.
+    pub query: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    #[default]
+    Anyone,
+    Unassigned,
+    Me,
+    User(UserId),
+}
+
+struct NewMessage {
+    sender_kind: SenderKind,
+    body: String,
+    private: bool,
+}
+
+struct NewEvent {
+    kind: EventKind,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    private: bool,
+}
+
+/// Everything one action does to a ticket, applied atomically.
+pub struct TicketActivity {
+    actor: UserId,
+    actor_name: String,
+    message: Option<NewMessage>,
+    events: Vec<NewEvent>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    pub assignee: Option<Option<UserId>>,
+    pub first_response: bool,
+}
+
+impl TicketActivity {
+    pub fn new(actor: &User) -> TicketActivity {
+        TicketActivity {
+            actor: actor.id,
+            actor_name: actor.name.clone(),
+            message: None,
+            events: Vec::new(),
+            status: None,
+            priority: None,
+            assignee: None,
+            first_response: false,
+        }
+    }
+
+    pub fn message(&mut self, sender_kind: SenderKind, body: String, private: bool) {
+        self.message = Some(NewMessage {
+            sender_kind,
+            body,
+            private,
+        });
+    }
+
+    pub fn event(
+        &mut self,
+        kind: EventKind,
+        old_value: Option<String>,
+        new_value: Option<String>,
+        private: bool,
+    ) {
+        self.events.push(NewEvent {
+            kind,
+            old_value,
+            new_value,
+            private,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.message.is_none() && self.events.is_empty()
+    }
+}
+
+const TICKET_SELECT: &str = "
+SELECT t.id, t.number, t.conversation_id, t.subject, t.status, t.priority,
+       t.created_at, t.updated_at, t.first_response_at, t.resolved_at,
+       v.user_id AS customer_user_id,
+       COALESCE(cu.name, v.name) AS customer_name,
+       COALESCE(cu.email, v.email) AS customer_email,
+       t.assignee_id, a.name AS assignee_name, a.email AS assignee_email
+FROM tickets t
+JOIN visitors v ON v.id = t.customer_id
+LEFT JOIN users cu ON cu.id = v.user_id
+LEFT JOIN users a ON a.id = t.assignee_id";
+
+fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
+    let assignee_id: Option<i64> = row.try_get("assignee_id")?;
+    Ok(Ticket {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        conversation_id: row.try_get("conversation_id")?,
+        subject: row.try_get("subject")?,
+        status: text_enum(row, "status", TicketStatus::parse)?,
+        priority: text_enum(row, "priority", Priority::parse)?,
+        customer: Person {
+            id: row
+                .try_get::<Option<i64>, _>("customer_user_id")?
+                .map(UserId),
+            name: row.try_get("customer_name")?,
+            email: row.try_get("customer_email")?,
+        },
+        assignee: match assignee_id {
+            Some(id) => Some(Person {
+                id: Some(UserId(id)),
+                name: row.try_get("assignee_name")?,
+                email: row.try_get("assignee_email")?,
+            }),
+            None => None,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        first_response_at: row.try_get("first_response_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+    })
+}
+
+fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        sender_kind: text_enum(row, "sender_kind", SenderKind::parse)?,
+        sender_name: row.try_get("sender_name")?,
+        body: row.try_get("body")?,
+        private: flag(row, "private")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn event(row: &AnyRow) -> Result<TicketEvent, sqlx::Error> {
+    Ok(TicketEvent {
+        at: row.try_get("at")?,
+        actor: row.try_get("actor_name")?,
+        kind: text_enum(row, "kind", EventKind::parse)?,
+        old_value: row.try_get("old_value")?,
+        new_value: row.try_get("new_value")?,
+        private: flag(row, "private")?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` so that user input matches literally in LIKE.
+fn like_pattern(words: &str) -> String {
+    let mut out = String::from("%");
+    for c in words.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The conversation status that mirrors a ticket's status.
+fn conversation_status(status: TicketStatus, assigned: bool) -> ConversationStatus {
+    match status {
+        TicketStatus::Resolved => ConversationStatus::Resolved,
+        TicketStatus::Closed => ConversationStatus::Closed,
+        TicketStatus::Open | TicketStatus::Pending if assigned => ConversationStatus::Live,
+        TicketStatus::Open | TicketStatus::Pending => ConversationStatus::Waiting,
+    }
+}
+
+impl Store {
+    /// Opens a ticket from the portal: the customer's visitor record, a
+    /// conversation waiting for an agent, the first message (seq 1), the
+    /// next ticket number and the "opened" timeline entry, in one transaction.
+    pub async fn create_ticket(
+        &self,
+        site_id: i64,
+        customer: &User,
+        subject: &str,
+        body: &str,
+        priority: Priority,
+    ) -> StoreResult<Ticket> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+
+        sqlx::query(self.sql(
+            "INSERT INTO visitors (site_id, user_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (site_id, user_id) DO NOTHING",
+        ))
+        .bind(site_id)
+        .bind(customer.id.0)
+        .bind(&customer.name)
+        .bind(&customer.email)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let visitor_id: i64 =
+            sqlx::query(self.sql("SELECT id FROM visitors WHERE site_id = ? AND user_id = ?"))
+                .bind(site_id)
+                .bind(customer.id.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+
+        let conversation_id: i64 = sqlx::query(self.sql(
+            "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
+             VALUES (?, ?, 'waiting', 1, ?, ?) RETURNING id",
+        ))
+        .bind(site_id)
+        .bind(visitor_id)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        self.insert_message(
+            &mut tx,
+            conversation_id,
+            1,
+            customer,
+            &NewMessage {
+                sender_kind: SenderKind::Customer,
+                body: body.to_string(),
+                private: false,
+            },
+            now,
+        )
+        .await?;
+
+        // The counter row is locked until commit, so concurrent creates on
+        // PostgreSQL get distinct, consecutive numbers.
+        let number: i64 = sqlx::query(self.sql(
+            "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
+        ))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("value")?;
+        let ticket_id: i64 = sqlx::query(self.sql(
+            "INSERT INTO tickets (number, conversation_id, customer_id, subject, status, priority, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+        ))
+        .bind(number)
+        .bind(conversation_id)
+        .bind(visitor_id)
+        .bind(subject)
+        .bind(priority.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        let opened = NewEvent {
+            kind: EventKind::Opened,
+            old_value: None,
+            new_value: None,
+            private: false,
+        };
+        self.insert_event(
+            &mut tx,
+            ticket_id,
+            customer.id,
+            &customer.name,
+            &opened,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+
+        self.ticket_by_number(number)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(self.sql(&format!("{TICKET_SELECT} WHERE t.number = ?")))
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(ticket).transpose()?)
+    }
+
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<Vec<Ticket>> {
+        // The WHERE clause is assembled from fixed fragments only; every
+        // value the user typed is a bound parameter.
+        enum Arg {
+            Text(String),
+            Int(i64),
+        }
+        let mut sql = format!("{TICKET_SELECT} WHERE 1 = 1");
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |fragment: &str, arg: Option<Arg>| {
+            sql.push_str(fragment);
+            args.extend(arg);
+        };
+        if let Some(customer) = filter.customer {
+            push(" AND v.user_id = ?", Some(Arg::Int(customer.0)));
+        }
+        if let Some(status) = filter.status {
+            push(" AND t.status = ?", Some(Arg::Text(status.as_str().into())));
+        }
+        if let Some(priority) = filter.priority {
+            push(
+                " AND t.priority = ?",
+                Some(Arg::Text(priority.as_str().into())),
+            );
+        }
+        match filter.assignee {
+            AssigneeFilter::Anyone => {}
+            AssigneeFilter::Unassigned => push(" AND t.assignee_id IS NULL", None),
+            AssigneeFilter::User(id) => push(" AND t.assignee_id = ?", Some(Arg::Int(id.0))),
+            // The domain resolves "me" before asking; unresolved, it matches nothing.
+            AssigneeFilter::Me => push(" AND 1 = 0", None),
+        }
+        if let Some(query) = filter
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            match query.trim_start_matches('#').parse::<i64>() {
+                Ok(number) => push(" AND t.number = ?", Some(Arg::Int(number))),
+                Err(_) => {
+                    let pattern = like_pattern(query);
+                    push(
+                        " AND (LOWER(t.subject) LIKE ? ESCAPE '\\'",
+                        Some(Arg::Text(pattern.clone())),
+                    );
+                    push(
+                        " OR LOWER(COALESCE(cu.email, v.email)) LIKE ? ESCAPE '\\')",
+                        Some(Arg::Text(pattern)),
+                    );
+                }
+            }
+        }
+        let limit = if filter.limit <= 0 {
+            50
+        } else {
+            filter.limit.min(200)
+        };
+        push(
+            " ORDER BY t.updated_at DESC, t.id DESC LIMIT ? OFFSET ?",
+            Some(Arg::Int(limit)),
+        );
+        args.push(Arg::Int(filter.offset.max(0)));
+        let mut query = sqlx::query(self.sql(&sql));
+        for arg in args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Int(int) => query.bind(int),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(ticket).collect::<Result<_, _>>()?)
+    }
+
+    /// The thread of a conversation in `seq` order; private notes only when asked.
+    pub async fn messages(
+        &self,
+        conversation_id: i64,
+        include_private: bool,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = if include_private {
+            "SELECT id, seq, sender_kind, sender_name, body, private, created_at
+             FROM messages WHERE conversation_id = ? ORDER BY seq"
+        } else {
+            "SELECT id, seq, sender_kind, sender_name, body, private, created_at
+             FROM messages WHERE conversation_id = ? AND private = 0 ORDER BY seq"
+        };
+        let rows = sqlx::query(self.sql(sql))
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+    }
+
+    /// The timeline, oldest first; private entries only when asked.
+    pub async fn ticket_events(
+        &self,
+        ticket_id: i64,
+        include_private: bool,
+    ) -> StoreResult<Vec<TicketEvent>> {
+        let sql = if include_private {
+            "SELECT at, actor_name, kind, old_value, new_value, private
+             FROM ticket_events WHERE ticket_id = ? ORDER BY id"
+        } else {
+            "SELECT at, actor_name, kind, old_value, new_value, private
+             FROM ticket_events WHERE ticket_id = ? AND private = 0 ORDER BY id"
+        };
+        let rows = sqlx::query(self.sql(sql))
+            .bind(ticket_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
+    }
+
+    /// Applies one action on a ticket atomically: its message (with the next
+    /// `seq`), the changed fields, the mirrored conversation state and the
+    /// timeline entries.
+    pub async fn record_ticket_activity(
+        &self,
+        ticket: &Ticket,
+        activity: TicketActivity,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+
+        if let Some(message) = &activity.message {
+            let seq: i64 = sqlx::query(self.sql(
+                "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq",
+            ))
+            .bind(now)
+            .bind(ticket.conversation_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("last_seq")?;
+            let author = User {
+                id: activity.actor,
+                email: String::new(),
+                name: activity.actor_name.clone(),
+                role: crate::domain::Role::Customer,
+                verified: false,
+                created_at: now,
+            };
+            self.insert_message(&mut tx, ticket.conversation_id, seq, &author, message, now)
+                .await?;
+        }
+
+        sqlx::query(self.sql("UPDATE tickets SET updated_at = ? WHERE id = ?"))
+            .bind(now)
+            .bind(ticket.id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(status) = activity.status {
+            let resolved_at = match status {
+                TicketStatus::Resolved | TicketStatus::Closed => Some(now),
+                TicketStatus::Open | TicketStatus::Pending => None,
+            };
+            sqlx::query(self.sql(
+                "UPDATE tickets SET status = ?, resolved_at = CASE WHEN ? = 1 THEN COALESCE(resolved_at, ?) ELSE NULL END WHERE id = ?",
+            ))
+            .bind(status.as_str())
+            .bind(i64::from(resolved_at.is_some()))
+            .bind(now)
+            .bind(ticket.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(priority) = activity.priority {
+            sqlx::query(self.sql("UPDATE tickets SET priority = ? WHERE id = ?"))
+                .bind(priority.as_str())
+                .bind(ticket.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(assignee) = activity.assignee {
+            sqlx::query(self.sql("UPDATE tickets SET assignee_id = ? WHERE id = ?"))
+                .bind(assignee.map(|a| a.0))
+                .bind(ticket.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if activity.first_response {
+            sqlx::query(self.sql(
+                "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
+            ))
+            .bind(now)
+            .bind(ticket.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.mirror_conversation(&mut tx, ticket, now).await?;
+        for event in &activity.events {
+            self.insert_event(
+                &mut tx,
+                ticket.id,
+                activity.actor,
+                &activity.actor_name,
+                event,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps the conversation's status and assignee in step with its ticket.
+    async fn mirror_conversation(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket: &Ticket,
+        now: i64,
+    ) -> StoreResult<()> {
+        let row = sqlx::query(self.sql("SELECT status, assignee_id FROM tickets WHERE id = ?"))
+            .bind(ticket.id)
+            .fetch_one(&mut **tx)
+            .await?;
+        let status = text_enum(&row, "status", TicketStatus::parse)?;
+        let assignee: Option<i64> = row.try_get("assignee_id")?;
+        sqlx::query(self.sql(
+            "UPDATE conversations SET status = ?, assignee_id = ?, updated_at = ? WHERE id = ?",
+        ))
+        .bind(conversation_status(status, assignee.is_some()).as_str())
+        .bind(assignee)
+        .bind(now)
+        .bind(ticket.conversation_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_message(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        seq: i64,
+        author: &User,
+        message: &NewMessage,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO messages (conversation_id, seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(message.sender_kind.as_str())
+        .bind(author.id.0)
+        .bind(&author.name)
+        .bind(&message.body)
+        .bind(i64::from(message.private))
+        // Portal posts are not retried by a client, so each gets a fresh id.
+        .bind(format!("portal-{}", random_token(12)))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_event(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket_id: i64,
+        actor: UserId,
+        actor_name: &str,
+        event: &NewEvent,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO ticket_events (ticket_id, at, actor_user_id, actor_name, kind, old_value, new_value, private)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(ticket_id)
+        .bind(now)
+        .bind(actor.0)
+        .bind(actor_name)
+        .bind(event.kind.as_str())
+        .bind(event.old_value.as_deref())
+        .bind(event.new_value.as_deref())
+        .bind(i64::from(event.private))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern(" Printer_50% "), "%printer\\_50\\%%");
+    }
+
+    #[test]
+    fn conversation_mirrors_ticket() {
+        assert_eq!(
+            conversation_status(TicketStatus::Open, false),
+            ConversationStatus::Waiting
+        );
+        assert_eq!(
+            conversation_status(TicketStatus::Open, true),
+            ConversationStatus::Live
+        );
+        assert_eq!(
+            conversation_status(TicketStatus::Resolved, true),
+            ConversationStatus::Resolved
+        );
+    }
+}

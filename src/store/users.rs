@@ -1,0 +1,141 @@
+//! Accounts: people who log in (customers, agents, admins).
+
+use sqlx::Row;
+
+use super::rows::{self, USER_COLUMNS};
+use super::{Store, StoreError, StoreResult, now_ms, unique_as};
+use crate::domain::{Email, Role, User, UserId};
+
+impl Store {
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> StoreResult<User> {
+        let row = sqlx::query(self.sql(&format!(
+            "INSERT INTO users (email, name, password_hash, role, verified, created_at)
+             VALUES (?, ?, ?, ?, 0, ?) RETURNING {USER_COLUMNS}"
+        )))
+        .bind(email.as_str())
+        .bind(name)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unique_as("email"))?;
+        Ok(rows::user(&row)?)
+    }
+
+    /// The user with this email and their password hash, for logging in.
+    pub async fn user_with_hash(&self, email: &Email) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?"
+        )))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((rows::user(&row)?, row.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    pub async fn password_hash(&self, id: UserId) -> StoreResult<String> {
+        let row = sqlx::query(self.sql("SELECT password_hash FROM users WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row.try_get("password_hash")?)
+    }
+
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query(self.sql(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::user).transpose()?)
+    }
+
+    /// Agents and admins, by name: for assignment lists and the admin page.
+    pub async fn staff(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE role IN ('agent', 'admin') ORDER BY name, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(rows::user).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn any_admin_exists(&self) -> StoreResult<bool> {
+        let row = sqlx::query(self.sql("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    pub async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
+        let done = sqlx::query(self.sql("UPDATE users SET role = ? WHERE id = ?"))
+            .bind(role.as_str())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn set_name(&self, id: UserId, name: &str) -> StoreResult<()> {
+        sqlx::query(self.sql("UPDATE users SET name = ? WHERE id = ?"))
+            .bind(name)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the password and ends every session of that user except
+    /// `keep_session` (the one that made the change, if any).
+    pub async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &str,
+        keep_session: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(self.sql("UPDATE users SET password_hash = ? WHERE id = ?"))
+            .bind(hash)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(self.sql("DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?"))
+            .bind(id.0)
+            .bind(keep_session.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn audit(
+        &self,
+        actor: Option<UserId>,
+        action: &str,
+        detail: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            self.sql(
+                "INSERT INTO audit_log (at, actor_user_id, action, detail) VALUES (?, ?, ?, ?)",
+            ),
+        )
+        .bind(now_ms())
+        .bind(actor.map(|a| a.0))
+        .bind(action)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

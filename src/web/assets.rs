@@ -1,0 +1,25 @@
+//! Static assets, embedded in the binary so that a deployment is one file
+//! and the pages work offline (no CDN).
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::AppState;
+
+const CSS: &str = include_str!("../../assets/careline.css");
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/assets/careline.css", get(css))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+}

@@ -1,0 +1,113 @@
+//! The client's IP address, for rate limits and logs. `X-Forwarded-For` is
+//! believed only when the TCP peer is a configured trusted proxy, so a
+//! client talking to Careline directly cannot pick its own address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use tower_governor::GovernorError;
+use tower_governor::key_extractor::KeyExtractor;
+
+use crate::config::IpNet;
+
+/// Resolves client addresses against the trusted proxy list.
+#[derive(Debug, Clone)]
+pub struct ClientIp {
+    trusted: std::sync::Arc<Vec<IpNet>>,
+}
+
+impl ClientIp {
+    pub fn new(trusted: Vec<IpNet>) -> ClientIp {
+        ClientIp {
+            trusted: std::sync::Arc::new(trusted),
+        }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// Walks `X-Forwarded-For` from the right (the entry our own proxy
+    /// added) past trusted proxies; the first untrusted address is the client.
+    pub fn resolve(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for entry in header.rsplit(',') {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        break;
+                    }
+                }
+                // A garbled entry: stop at the last address we could trust.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    pub fn from_request<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())?;
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        Some(self.resolve(peer, (!forwarded.is_empty()).then_some(forwarded.as_str())))
+    }
+}
+
+impl KeyExtractor for ClientIp {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, request: &Request<T>) -> Result<IpAddr, GovernorError> {
+        self.from_request(request)
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof_their_address() {
+        let resolver = ClientIp::new(vec![]);
+        assert_eq!(
+            resolver.resolve(ip("203.0.113.9"), Some("1.2.3.4")),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_chain_yields_the_first_untrusted_address() {
+        let resolver = ClientIp::new(vec![IpNet::parse("10.0.0.0/8").unwrap()]);
+        // The client sent its own fake header; our proxies appended the real one.
+        let header = "6.6.6.6, 198.51.100.7, 10.0.0.3";
+        assert_eq!(
+            resolver.resolve(ip("10.0.0.2"), Some(header)),
+            ip("198.51.100.7")
+        );
+        assert_eq!(resolver.resolve(ip("10.0.0.2"), None), ip("10.0.0.2"));
+        assert_eq!(
+            resolver.resolve(ip("10.0.0.2"), Some("garbage")),
+            ip("10.0.0.2")
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! CSRF protection for every form: a signed double-submit token. Each
+//! browser gets a random `careline_csrf` cookie; forms carry an HMAC of it
+//! under the server secret; a post whose token does not match is refused.
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::PageError;
+use crate::auth::random_token;
+use crate::domain::{DomainError, invalid};
+
+pub const CSRF_COOKIE: &str = "careline_csrf";
+
+/// The browser's CSRF cookie value, put in the request by [`ensure_cookie`].
+#[derive(Clone)]
+struct CsrfCookie(String);
+
+pub fn csrf_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build((CSRF_COOKIE, value))
+        .http_only(true)
+        .secure(state.config().cookies_secure())
+        .same_site(SameSite::Lax)
+        .path("/")
+        .build()
+}
+
+/// Gives every browser a CSRF cookie on its first request.
+pub async fn ensure_cookie(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let jar = CookieJar::from_headers(request.headers());
+    let existing = jar
+        .get(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() >= 22 && v.len() <= 64);
+    let (value, fresh) = match existing {
+        Some(v) => (v, false),
+        None => (random_token(24), true),
+    };
+    request.extensions_mut().insert(CsrfCookie(value.clone()));
+    let mut response = next.run(request).await;
+    let already_set = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().starts_with(CSRF_COOKIE.as_bytes()));
+    if fresh && !already_set {
+        let cookie = csrf_cookie(&state, value).to_string();
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The token to put in a form's hidden `csrf` field.
+pub struct CsrfToken(pub String);
+
+impl FromRequestParts<AppState> for CsrfToken {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let cookie = parts
+            .extensions
+            .get::<CsrfCookie>()
+            .ok_or_else(|| PageError(DomainError::Internal("CSRF middleware missing".into())))?;
+        Ok(CsrfToken(state.secret().csrf_token(&cookie.0)))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A url-encoded form whose `csrf` field has been checked.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
+        let cookie = request.extensions().get::<CsrfCookie>().cloned();
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
+        let token: TokenField = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
+        let valid = cookie.is_some_and(|c| state.secret().csrf_matches(&c.0, &token.csrf));
+        if !valid {
+            return Err(PageError(DomainError::Forbidden(
+                "This form has expired or was sent from another site. Go back, reload the page and try again.",
+            )));
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            PageError(invalid(
+                "form",
+                format!("The form is missing a field or has a bad value: {e}"),
+            ))
+        })?;
+        Ok(CsrfForm(form))
+    }
+}

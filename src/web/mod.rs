@@ -1,0 +1,109 @@
+//! The edge: HTTP pages, the JSON API and health endpoints. Handlers turn
+//! requests into domain calls and domain results into responses; they hold
+//! no business rule.
+
+mod api;
+mod assets;
+mod client_ip;
+mod csrf;
+mod error;
+mod health;
+mod pages;
+mod security_headers;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::middleware;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Secret;
+use crate::config::Config;
+use crate::store::Store;
+
+pub use client_ip::ClientIp;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: Config,
+    secret: Secret,
+    /// Required by the setup page while no admin exists; printed at start.
+    setup_token: Option<String>,
+    setup_done: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        config: Config,
+        secret: Secret,
+        setup_token: Option<String>,
+    ) -> AppState {
+        let setup_done = setup_token.is_none();
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                secret,
+                setup_token,
+                setup_done: AtomicBool::new(setup_done),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn secret(&self) -> &Secret {
+        &self.inner.secret
+    }
+
+    fn setup_pending(&self) -> bool {
+        !self.inner.setup_done.load(Ordering::Acquire)
+    }
+
+    fn setup_token_matches(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match &self.inner.setup_token {
+            Some(expected) => expected.as_bytes().ct_eq(token.as_bytes()).into(),
+            None => false,
+        }
+    }
+
+    fn finish_setup(&self) {
+        self.inner.setup_done.store(true, Ordering::Release);
+    }
+}
+
+/// Forms and JSON bodies are small; attachments (later) get their own limit.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::routes(&state))
+        .merge(api::routes())
+        .merge(health::routes())
+        .merge(assets::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            csrf::ensure_cookie,
+        ))
+        .layer(middleware::from_fn(security_headers::add))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,213 @@
+//! Admin: the people who work tickets. Create agents and admins, and change
+//! anyone's role by email.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{FormErrors, csrf_field, field, form_errors, page, required, time};
+use crate::domain::{DomainError, Email, Role, User, accounts, invalid};
+use crate::web::AppState;
+use crate::web::csrf::{CsrfForm, CsrfToken};
+use crate::web::error::PageError;
+use crate::web::session::Admin;
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    done: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateForm {
+    name: String,
+    email: String,
+    password: String,
+    role: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RoleForm {
+    email: String,
+    role: String,
+}
+
+fn role_select(name: &str, current: &str, with_customer: bool) -> Markup {
+    html! {
+        select id=(name) name="role" {
+            @for role in Role::ALL {
+                @if with_customer || role.is_staff() {
+                    option value=(role.as_str()) selected[role.as_str() == current] { (role.as_str()) }
+                }
+            }
+        }
+    }
+}
+
+fn render(
+    admin: &User,
+    csrf: &str,
+    staff: &[User],
+    notice: Option<&str>,
+    create: &CreateForm,
+    role: &RoleForm,
+    errors: &FormErrors,
+) -> Markup {
+    page(
+        "People",
+        Some(admin),
+        csrf,
+        html! {
+            h1 { "People" }
+            @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
+            (form_errors(errors, &["name", "email", "password", "role", "role_email"]))
+            table.people {
+                caption { "Agents and admins" }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }
+                tbody {
+                    @for person in staff {
+                        tr { td { (person.name) } td { (person.email) } td { (person.role) } td { (time(person.created_at)) } }
+                    }
+                }
+            }
+            div.grid {
+                section.card {
+                    h2 { "Add an agent" }
+                    p.hint { "Give them the password in person; they can change it under Account." }
+                    form method="post" action="/admin/people" {
+                        (csrf_field(csrf))
+                        (field("Name", "name", "text", &create.name, errors, required("off")))
+                        (field("Email", "email", "email", &create.email, errors, required("off")))
+                        (field("Initial password (at least 10 characters)", "password", "password", "", errors, required("new-password")))
+                        div.field { label for="create-role" { "Role" } (role_select("create-role", if create.role.is_empty() { "agent" } else { &create.role }, false)) }
+                        button type="submit" { "Add person" }
+                    }
+                }
+                section.card {
+                    h2 { "Change a role" }
+                    p.hint { "Promote a customer to agent, or change an agent's role." }
+                    form method="post" action="/admin/people/role" {
+                        (csrf_field(csrf))
+                        (field("Email", "role_email", "email", &role.email, errors, required("off")))
+                        div.field { label for="change-role" { "New role" } (role_select("change-role", &role.role, true)) }
+                        button type="submit" { "Change role" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub async fn people(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Query(notice): Query<Notice>,
+) -> Result<Response, PageError> {
+    let staff = state.store().staff().await?;
+    let notice = match notice.done.as_str() {
+        "created" => Some("The person was added."),
+        "role" => Some("The role was changed."),
+        _ => None,
+    };
+    Ok(render(
+        &current.user,
+        &csrf.0,
+        &staff,
+        notice,
+        &CreateForm::default(),
+        &RoleForm::default(),
+        &FormErrors::default(),
+    )
+    .into_response())
+}
+
+async fn failed(
+    state: &AppState,
+    admin: &User,
+    csrf: &str,
+    e: DomainError,
+    create: &CreateForm,
+    role: &RoleForm,
+) -> Result<Response, PageError> {
+    let errors = FormErrors::from_domain(e)?;
+    let staff = state.store().staff().await?;
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(admin, csrf, &staff, None, create, role, &errors),
+    )
+        .into_response())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<CreateForm>,
+) -> Result<Response, PageError> {
+    let result = match Role::parse(&form.role) {
+        Some(role) => {
+            accounts::create_staff(
+                state.store(),
+                &current.user,
+                &form.name,
+                &form.email,
+                &form.password,
+                role,
+            )
+            .await
+        }
+        None => Err(invalid("role", "Choose agent or admin.")),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to("/admin/people?done=created").into_response()),
+        Err(e) => {
+            failed(
+                &state,
+                &current.user,
+                &csrf.0,
+                e,
+                &form,
+                &RoleForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+pub async fn change_role(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> Result<Response, PageError> {
+    let result = async {
+        let role = Role::parse(&form.role)
+            .ok_or_else(|| invalid("role", "Choose a role from the list."))?;
+        let email = Email::parse(&form.email)
+            .map_err(|_| invalid("role_email", "Enter the person's email address."))?;
+        let (target, _) = state
+            .store()
+            .user_with_hash(&email)
+            .await?
+            .ok_or_else(|| invalid("role_email", "Nobody has an account with this email."))?;
+        accounts::change_role(state.store(), &current.user, target.id, role).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to("/admin/people?done=role").into_response()),
+        Err(e) => {
+            failed(
+                &state,
+                &current.user,
+                &csrf.0,
+                e,
+                &CreateForm::default(),
+                &form,
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The agent console: the ticket list with filters and search, and a
+//! ticket page where staff reply, write private notes, assign, and change
+//! status and priority.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
+use super::ticket_parts::{priority_badge, status_badge, summary, thread, timeline};
+use crate::domain::tickets::{self, TicketUpdate, TicketView};
+use crate::domain::{Priority, TicketStatus, User, UserId, invalid};
+use crate::store::{AssigneeFilter, TicketFilter};
+use crate::web::AppState;
+use crate::web::csrf::{CsrfForm, CsrfToken};
+use crate::web::error::PageError;
+use crate::web::session::Staff;
+
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    priority: String,
+    /// `anyone` (default), `unassigned`, `me` or an agent's id.
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+impl ListQuery {
+    fn filter(&self) -> TicketFilter {
+        let page = self.page.unwrap_or(1).max(1);
+        TicketFilter {
+            customer: None,
+            status: TicketStatus::parse(&self.status),
+            priority: Priority::parse(&self.priority),
+            assignee: match self.assignee.as_str() {
+                "unassigned" => AssigneeFilter::Unassigned,
+                "me" => AssigneeFilter::Me,
+                other => other
+                    .parse()
+                    .map(|id| AssigneeFilter::User(UserId(id)))
+                    .unwrap_or(AssigneeFilter::Anyone),
+            },
+            query: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
+            limit: PAGE_SIZE + 1,
+            offset: (page - 1) * PAGE_SIZE,
+        }
+    }
+
+    fn with_page(&self, page: i64) -> String {
+        serde_urlencoded::to_string([
+            ("status", self.status.as_str()),
+            ("priority", self.priority.as_str()),
+            ("assignee", self.assignee.as_str()),
+            ("q", self.q.as_str()),
+            ("page", &page.to_string()),
+        ])
+        .unwrap_or_default()
+    }
+}
+
+fn select(label: &str, name: &str, current: &str, options: &[(String, String)]) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            select id=(name) name=(name) {
+                @for (value, text) in options {
+                    option value=(value) selected[value == current] { (text) }
+                }
+            }
+        }
+    }
+}
+
+fn any_and<T: Copy>(all: &[T], text: fn(T) -> &'static str) -> Vec<(String, String)> {
+    std::iter::once((String::new(), "Any".to_string()))
+        .chain(
+            all.iter()
+                .map(|v| (text(*v).to_string(), text(*v).to_string())),
+        )
+        .collect()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Staff(current): Staff,
+    csrf: CsrfToken,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let user = &current.user;
+    let mut found = tickets::list(state.store(), user, query.filter()).await?;
+    let more = found.len() as i64 > PAGE_SIZE;
+    found.truncate(PAGE_SIZE as usize);
+    let page_no = query.page.unwrap_or(1).max(1);
+    let staff = state.store().staff().await?;
+    let mut assignees = vec![
+        (String::new(), "Anyone".to_string()),
+        ("me".to_string(), "Me".to_string()),
+        ("unassigned".to_string(), "Unassigned".to_string()),
+    ];
+    assignees.extend(staff.iter().map(|s| (s.id.to_string(), s.name.clone())));
+    Ok(page(
+        "Tickets",
+        Some(user),
+        &csrf.0,
+        html! {
+            h1 { "Tickets" }
+            form.filters method="get" action="/console" role="search" {
+                div.field {
+                    label for="q" { "Search" }
+                    input #q name="q" type="search" value=(query.q) placeholder="Number, subject or customer email";
+                }
+                (select("Status", "status", &query.status, &any_and(TicketStatus::ALL, TicketStatus::as_str)))
+                (select("Priority", "priority", &query.priority, &any_and(Priority::ALL, Priority::as_str)))
+                (select("Assignee", "assignee", &query.assignee, &assignees))
+                button type="submit" { "Filter" }
+            }
+            @if found.is_empty() {
+                section.card.empty { p { "No tickets match these filters." } }
+            } @else {
+                table.tickets {
+                    caption.visually-hidden { "Tickets, most recently updated first" }
+                    thead { tr {
+                        th scope="col" { "Number" } th scope="col" { "Subject" } th scope="col" { "Customer" }
+                        th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Assignee" } th scope="col" { "Updated" }
+                    } }
+                    tbody {
+                        @for t in &found {
+                            tr {
+                                td { a href={ "/console/tickets/" (t.number) } { "#" (t.number) } }
+                                td { a href={ "/console/tickets/" (t.number) } { (t.subject) } }
+                                td { (t.customer.name) br; small { (t.customer.email) } }
+                                td { (status_badge(t)) }
+                                td { (priority_badge(t)) }
+                                td { @match &t.assignee { Some(a) => (a.name), None => em { "Unassigned" } } }
+                                td { (time(t.updated_at)) }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if page_no > 1 { a href={ "/console?" (query.with_page(page_no - 1)) } { "← Newer" } }
+                    @if more { a href={ "/console?" (query.with_page(page_no + 1)) } { "Older →" } }
+                }
+            }
+        },
+    )
+    .into_response())
+}
+
+fn ticket_page(
+    user: &User,
+    csrf: &str,
+    view: &TicketView,
+    staff: &[User],
+    errors: &FormErrors,
+) -> Markup {
+    let ticket = &view.ticket;
+    let n = ticket.number;
+    let assignee_id = ticket.assignee.as_ref().and_then(|a| a.id);
+    page(
+        &format!("#{n} {}", ticket.subject),
+        Some(user),
+        csrf,
+        html! {
+            p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
+            h1 { "#" (n) " " (ticket.subject) }
+            p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) }
+            (form_errors(errors, &["body", "note", "status", "priority", "assignee"]))
+            div.ticket-layout {
+                div.ticket-main {
+                    (thread(&view.messages))
+                    section.card {
+                        h2 { "Reply to the customer" }
+                        form method="post" action={ "/console/tickets/" (n) "/reply" } {
+                            (csrf_field(csrf))
+                            (text_area("Reply", "body", "", errors, 5))
+                            button type="submit" { "Send reply" }
+                        }
+                    }
+                    section.card.note-form {
+                        h2 { "Private note" }
+                        p.hint { "Only agents see notes; the customer never does." }
+                        form method="post" action={ "/console/tickets/" (n) "/note" } {
+                            (csrf_field(csrf))
+                            (text_area("Note", "note", "", errors, 3))
+                            button.secondary type="submit" { "Add note" }
+                        }
+                    }
+                }
+                aside.ticket-side {
+                    (summary(ticket))
+                    section.card {
+                        h2 { "Update" }
+                        form method="post" action={ "/console/tickets/" (n) "/update" } {
+                            (csrf_field(csrf))
+                            (select("Status", "status", ticket.status.as_str(),
+                                &TicketStatus::ALL.iter().map(|s| (s.as_str().to_string(), s.as_str().to_string())).collect::<Vec<_>>()))
+                            (select("Priority", "priority", ticket.priority.as_str(),
+                                &Priority::ALL.iter().map(|p| (p.as_str().to_string(), p.as_str().to_string())).collect::<Vec<_>>()))
+                            (select("Assignee", "assignee", &assignee_id.map(|a| a.to_string()).unwrap_or_default(),
+                                &std::iter::once((String::new(), "Nobody".to_string()))
+                                    .chain(staff.iter().map(|s| (s.id.to_string(), s.name.clone())))
+                                    .collect::<Vec<_>>()))
+                            button type="submit" { "Save changes" }
+                        }
+                    }
+                    (timeline(&view.timeline))
+                }
+            }
+        },
+    )
+}
+
+async fn render(
+    state: &AppState,
+    user: &User,
+    csrf: &str,
+    number: i64,
+    errors: &FormErrors,
+) -> Result<Markup, PageError> {
+    let view = tickets::view(state.store(), user, number).await?;
+    let staff = state.store().staff().await?;
+    Ok(ticket_page(user, csrf, &view, &staff, errors))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Staff(current): Staff,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+) -> Result<Response, PageError> {
+    Ok(render(
+        &state,
+        &current.user,
+        &csrf.0,
+        number,
+        &FormErrors::default(),
+    )
+    .await?
+    .into_response())
+}
+
+/// Back to the ticket after a successful post, or the page again with the error.
+async fn after(
+    state: &AppState,
+    user: &User,
+    csrf: &str,
+    number: i64,
+    result: Result<(), crate::domain::DomainError>,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/console/tickets/{number}")).into_response()),
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let body = render(state, user, csrf, number, &errors).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    body: String,
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    Staff(current): Staff,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+    CsrfForm(form): CsrfForm<ReplyForm>,
+) -> Result<Response, PageError> {
+    let result = tickets::reply(state.store(), &current.user, number, &form.body)
+        .await
+        .map(drop);
+    after(&state, &current.user, &csrf.0, number, result).await
+}
+
+#[derive(Deserialize)]
+pub struct NoteForm {
+    note: String,
+}
+
+pub async fn note(
+    State(state): State<AppState>,
+    Staff(current): Staff,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+    CsrfForm(form): CsrfForm<NoteForm>,
+) -> Result<Response, PageError> {
+    let result = tickets::note(state.store(), &current.user, number, &form.note)
+        .await
+        .map(drop);
+    after(&state, &current.user, &csrf.0, number, result).await
+}
+
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    priority: String,
+    /// Empty means unassigned; absent means unchanged.
+    assignee: Option<String>,
+}
+
+fn parse_update(form: &UpdateForm) -> Result<TicketUpdate, crate::domain::DomainError> {
+    let status = match form.status.as_str() {
+        "" => None,
+        s => Some(
+            TicketStatus::parse(s)
+                .ok_or_else(|| invalid("status", "Choose a status from the list."))?,
+        ),
+    };
+    let priority = match form.priority.as_str() {
+        "" => None,
+        p => Some(
+            Priority::parse(p)
+                .ok_or_else(|| invalid("priority", "Choose a priority from the list."))?,
+        ),
+    };
+    let assignee = match form.assignee.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(id) => {
+            Some(Some(UserId(id.parse().map_err(|_| {
+                invalid("assignee", "Choose an agent from the list.")
+            })?)))
+        }
+    };
+    Ok(TicketUpdate {
+        status,
+        priority,
+        assignee,
+    })
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Staff(current): Staff,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+    CsrfForm(form): CsrfForm<UpdateForm>,
+) -> Result<Response, PageError> {
+    let result = match parse_update(&form) {
+        Ok(changes) => tickets::update(state.store(), &current.user, number, changes)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
+    after(&state, &current.user, &csrf.0, number, result).await
+}

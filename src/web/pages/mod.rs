@@ -1,0 +1,90 @@
+//! Server-rendered pages (maud). One file per area of the product.
+
+mod account;
+mod admin;
+mod auth;
+mod console;
+mod home;
+pub mod layout;
+mod portal;
+mod setup;
+mod ticket_parts;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tower_governor::GovernorError;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+
+use super::{AppState, ClientIp};
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/logout", post(auth::logout))
+        .route("/account", get(account::show))
+        .route("/account/profile", post(account::update_profile))
+        .route("/account/password", post(account::change_password))
+        .route("/dashboard", get(portal::dashboard))
+        .route("/tickets", post(portal::create))
+        .route("/tickets/new", get(portal::new_ticket))
+        .route("/tickets/{number}", get(portal::show))
+        .route("/tickets/{number}/reply", post(portal::reply))
+        .route("/console", get(console::list))
+        .route("/console/tickets/{number}", get(console::show))
+        .route("/console/tickets/{number}/reply", post(console::reply))
+        .route("/console/tickets/{number}/note", post(console::note))
+        .route("/console/tickets/{number}/update", post(console::update))
+        .route("/admin/people", get(admin::people).post(admin::create))
+        .route("/admin/people/role", post(admin::change_role))
+        .merge(rate_limited(state))
+}
+
+/// Login, registration and setup: the pages a password guesser would hit,
+/// limited per client address.
+fn rate_limited(state: &AppState) -> Router<AppState> {
+    let config = state.config();
+    let period = Duration::from_millis(60_000 / config.auth_rate_limit_per_minute.max(1));
+    let governor = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(config.auth_rate_limit_burst)
+        .methods(vec![Method::POST])
+        .key_extractor(ClientIp::new(config.trusted_proxies.clone()))
+        .finish()
+        .expect("rate limit period and burst are validated as non-zero");
+    let limiter = governor.limiter().clone();
+    // Forget clients that have been quiet, so the table does not grow forever.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    Router::new()
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/register", get(auth::register_page).post(auth::register))
+        .route("/setup", get(setup::show).post(setup::submit))
+        .route_layer(GovernorLayer::new(governor).error_handler(too_many_requests))
+}
+
+fn too_many_requests(error: GovernorError) -> Response<Body> {
+    let wait = match error {
+        GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
+        _ => 60,
+    };
+    let page = layout::error_page(
+        "Too many attempts",
+        &format!("Too many attempts from your address. Wait {wait} seconds and try again."),
+    );
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    if let Ok(value) = wait.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

@@ -1,0 +1,244 @@
+//! The customer portal: the dashboard of one's own tickets, raising a
+//! ticket, and a ticket's thread, reply box and progress timeline.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
+use super::ticket_parts::{status_badge, summary, thread, timeline};
+use crate::domain::tickets::{self, MAX_SUBJECT};
+use crate::domain::{Priority, TicketStatus, User};
+use crate::store::TicketFilter;
+use crate::web::AppState;
+use crate::web::csrf::{CsrfForm, CsrfToken};
+use crate::web::error::PageError;
+use crate::web::session::CurrentUser;
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    if user.role.is_staff() {
+        return Ok(Redirect::to("/console").into_response());
+    }
+    let filter = TicketFilter {
+        limit: 200,
+        ..TicketFilter::default()
+    };
+    let list = tickets::list(state.store(), &user, filter).await?;
+    Ok(page(
+        "My tickets",
+        Some(&user),
+        &csrf.0,
+        html! {
+            div.page-head {
+                h1 { "My tickets" }
+                a.button href="/tickets/new" { "Raise a ticket" }
+            }
+            section.card {
+                h2 { "Profile" }
+                p { (user.name) " · " (user.email) " · " a href="/account" { "Edit profile" } }
+            }
+            @if list.is_empty() {
+                section.card.empty {
+                    p { "You have no tickets yet. When something needs our attention, raise a ticket and we will reply here." }
+                }
+            } @else {
+                table.tickets {
+                    caption.visually-hidden { "Your tickets, most recently updated first" }
+                    thead { tr { th scope="col" { "Number" } th scope="col" { "Subject" } th scope="col" { "Status" } th scope="col" { "Updated" } } }
+                    tbody {
+                        @for t in &list {
+                            tr {
+                                td { a href={ "/tickets/" (t.number) } { "#" (t.number) } }
+                                td { a href={ "/tickets/" (t.number) } { (t.subject) } }
+                                td { (status_badge(t)) }
+                                td { (time(t.updated_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewTicketForm {
+    subject: String,
+    description: String,
+    #[serde(default)]
+    priority: String,
+}
+
+fn new_ticket_form(
+    user: &User,
+    csrf: &str,
+    subject: &str,
+    description: &str,
+    priority: &str,
+    errors: &FormErrors,
+) -> Markup {
+    page(
+        "Raise a ticket",
+        Some(user),
+        csrf,
+        html! {
+            section.card.narrow {
+                h1 { "Raise a ticket" }
+                (form_errors(errors, &["subject", "description", "priority"]))
+                form method="post" action="/tickets" {
+                    (csrf_field(csrf))
+                    div.field.invalid[errors.get("subject").is_some()] {
+                        label for="subject" { "Subject" }
+                        input #subject name="subject" type="text" value=(subject) required maxlength=(MAX_SUBJECT)
+                            aria-invalid=[errors.get("subject").map(|_| "true")]
+                            aria-describedby=[errors.get("subject").map(|_| "subject-error")];
+                        @if let Some(m) = errors.get("subject") { p.error #subject-error { (m) } }
+                    }
+                    (text_area("What happened? Describe the problem", "description", description, errors, 8))
+                    div.field.invalid[errors.get("priority").is_some()] {
+                        label for="priority" { "Priority" }
+                        select #priority name="priority" {
+                            @for p in Priority::ALL {
+                                option value=(p.as_str()) selected[p.as_str() == priority || (priority.is_empty() && *p == Priority::Normal)] { (p.as_str()) }
+                            }
+                        }
+                        @if let Some(m) = errors.get("priority") { p.error { (m) } }
+                    }
+                    button type="submit" { "Raise ticket" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn new_ticket(CurrentUser { user, .. }: CurrentUser, csrf: CsrfToken) -> Response {
+    new_ticket_form(&user, &csrf.0, "", "", "", &FormErrors::default()).into_response()
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<NewTicketForm>,
+) -> Result<Response, PageError> {
+    let priority = if form.priority.is_empty() {
+        Some(Priority::Normal)
+    } else {
+        Priority::parse(&form.priority)
+    };
+    let result = match priority {
+        Some(priority) => {
+            tickets::raise(
+                state.store(),
+                &user,
+                &form.subject,
+                &form.description,
+                priority,
+            )
+            .await
+        }
+        None => Err(crate::domain::invalid(
+            "priority",
+            "Choose a priority from the list.",
+        )),
+    };
+    match result {
+        Ok(ticket) => Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response()),
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let body = new_ticket_form(
+                &user,
+                &csrf.0,
+                &form.subject,
+                &form.description,
+                &form.priority,
+                &errors,
+            );
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+    }
+}
+
+fn ticket_page(
+    user: &User,
+    csrf: &str,
+    view: &tickets::TicketView,
+    draft: &str,
+    errors: &FormErrors,
+) -> Markup {
+    let ticket = &view.ticket;
+    page(
+        &format!("#{} {}", ticket.number, ticket.subject),
+        Some(user),
+        csrf,
+        html! {
+            p.crumbs { a href="/dashboard" { "My tickets" } " › #" (ticket.number) }
+            h1 { "#" (ticket.number) " " (ticket.subject) }
+            div.ticket-layout {
+                div.ticket-main {
+                    (thread(&view.messages))
+                    @if ticket.status == TicketStatus::Closed {
+                        div.notice { p { "This ticket is closed. " a href="/tickets/new" { "Raise a new ticket" } " if you need more help." } }
+                    } @else {
+                        section.card {
+                            h2 { "Reply" }
+                            (form_errors(errors, &["body"]))
+                            form method="post" action={ "/tickets/" (ticket.number) "/reply" } {
+                                (csrf_field(csrf))
+                                (text_area("Your message", "body", draft, errors, 5))
+                                button type="submit" { "Send reply" }
+                            }
+                        }
+                    }
+                }
+                aside.ticket-side {
+                    (summary(ticket))
+                    (timeline(&view.timeline))
+                }
+            }
+        },
+    )
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+) -> Result<Response, PageError> {
+    if user.role.is_staff() {
+        return Ok(Redirect::to(&format!("/console/tickets/{number}")).into_response());
+    }
+    let view = tickets::view(state.store(), &user, number).await?;
+    Ok(ticket_page(&user, &csrf.0, &view, "", &FormErrors::default()).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    body: String,
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+    CsrfForm(form): CsrfForm<ReplyForm>,
+) -> Result<Response, PageError> {
+    match tickets::reply(state.store(), &user, number, &form.body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let view = tickets::view(state.store(), &user, number).await?;
+            let body = ticket_page(&user, &csrf.0, &view, &form.body, &errors);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+    }
+}

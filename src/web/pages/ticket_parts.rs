@@ -1,0 +1,73 @@
+//! Pieces of a ticket page shared by the customer portal and the console:
+//! the thread, the timeline, status and priority badges.
+
+use maud::{Markup, html};
+
+use super::layout::{badge, time};
+use crate::domain::SenderKind;
+use crate::domain::tickets::{Message, Ticket, TicketEvent};
+
+pub fn status_badge(ticket: &Ticket) -> Markup {
+    badge(ticket.status.as_str(), ticket.status.as_str())
+}
+
+pub fn priority_badge(ticket: &Ticket) -> Markup {
+    badge(
+        &format!("priority-{}", ticket.priority),
+        ticket.priority.as_str(),
+    )
+}
+
+/// The conversation, oldest first. Private notes are marked as such (only
+/// staff views are ever given them).
+pub fn thread(messages: &[Message]) -> Markup {
+    html! {
+        ol.thread aria-label="Conversation" {
+            @for message in messages {
+                li class={
+                    "message "
+                    @if message.private { "message-note" }
+                    @else if message.sender_kind == SenderKind::Customer { "message-customer" }
+                    @else { "message-staff" }
+                } {
+                    p.meta {
+                        strong { (message.sender_name) }
+                        @if message.private { " " (badge("note", "private note")) }
+                        " · " (time(message.created_at))
+                    }
+                    div.body { (message.body) }
+                }
+            }
+        }
+    }
+}
+
+pub fn timeline(events: &[TicketEvent]) -> Markup {
+    html! {
+        section.timeline aria-labelledby="timeline-title" {
+            h2 #timeline-title { "Progress" }
+            ol {
+                @for event in events {
+                    li class={ "event event-" (event.kind.as_str()) } {
+                        span.what { (event.describe()) }
+                        span.who { " by " (event.actor) }
+                        span.when { " · " (time(event.at)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn summary(ticket: &Ticket) -> Markup {
+    html! {
+        dl.summary {
+            dt { "Status" } dd { (status_badge(ticket)) }
+            dt { "Priority" } dd { (priority_badge(ticket)) }
+            dt { "Assigned to" }
+            dd { @match &ticket.assignee { Some(a) => (a.name), None => "Nobody yet" } }
+            dt { "Opened" } dd { (time(ticket.created_at)) }
+            dt { "Last update" } dd { (time(ticket.updated_at)) }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Who is asking: the session cookie, and extractors that require a
+//! logged-in user, staff, or an admin. Pages send anonymous people to the
+//! login page; the API answers 401.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+
+use super::AppState;
+use super::error::{ApiError, PageError};
+use crate::domain::{DomainError, Role, User, accounts};
+
+pub const SESSION_COOKIE: &str = "careline_session";
+
+/// The session cookie for a new login.
+pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    let max_age = time::Duration::hours(state.config().session_ttl_hours as i64);
+    Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .secure(state.config().cookies_secure())
+        .same_site(SameSite::Lax)
+        .path("/")
+        .max_age(max_age)
+        .build()
+}
+
+/// A cookie that tells the browser to forget the session.
+pub fn expired_session_cookie() -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .removal()
+        .build()
+}
+
+/// The logged-in user, if any, and their session token.
+pub struct MaybeUser {
+    pub user: Option<User>,
+    pub token: Option<String>,
+}
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+            return Ok(MaybeUser {
+                user: None,
+                token: None,
+            });
+        };
+        let user = accounts::session_user(state.store(), &token).await?;
+        Ok(MaybeUser {
+            user,
+            token: Some(token),
+        })
+    }
+}
+
+/// A logged-in user; anonymous visitors are sent to the login page and back.
+pub struct CurrentUser {
+    pub user: User,
+    pub token: String,
+}
+
+pub enum LoginRequired {
+    Redirect(String),
+    Error(PageError),
+}
+
+impl IntoResponse for LoginRequired {
+    fn into_response(self) -> Response {
+        match self {
+            LoginRequired::Redirect(next) => {
+                Redirect::to(&format!("/login?next={}", urlencode(&next))).into_response()
+            }
+            LoginRequired::Error(e) => e.into_response(),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|encoded| encoded.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = LoginRequired;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, LoginRequired> {
+        let maybe = MaybeUser::from_request_parts(parts, state)
+            .await
+            .map_err(LoginRequired::Error)?;
+        match (maybe.user, maybe.token) {
+            (Some(user), Some(token)) => Ok(CurrentUser { user, token }),
+            _ => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                Err(LoginRequired::Redirect(next))
+            }
+        }
+    }
+}
+
+/// An agent or admin. Customers get "not found": staff pages do not exist for them.
+pub struct Staff(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = LoginRequired;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, LoginRequired> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if current.user.role.is_staff() {
+            Ok(Staff(current))
+        } else {
+            Err(LoginRequired::Error(PageError(DomainError::NotFound)))
+        }
+    }
+}
+
+/// An admin; anyone else gets "not found".
+pub struct Admin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = LoginRequired;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, LoginRequired> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if current.user.role == Role::Admin {
+            Ok(Admin(current))
+        } else {
+            Err(LoginRequired::Error(PageError(DomainError::NotFound)))
+        }
+    }
+}
+
+/// A logged-in user of the JSON API; anonymous callers get 401.
+pub struct ApiUser(pub User);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let maybe = MaybeUser::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError(e.0))?;
+        maybe
+            .user
+            .map(ApiUser)
+            .ok_or(ApiError(DomainError::BadCredentials))
+    }
+}
