@@ -1,0 +1,424 @@
+//! The storage conformance suite: every backend (SQLite, PostgreSQL) must
+//! pass the same checks through the same `Store` API.
+
+mod support;
+
+use careline::domain::tickets::{self, EventKind, TicketUpdate};
+use careline::domain::{Email, Priority, Role, SenderKind, TicketStatus, User, accounts};
+use careline::store::{AssigneeFilter, Store, StoreError, TicketFilter};
+use support::{Database, TestDb, databases::backends};
+
+async fn open(db: Database) -> (Store, TestDb, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let test_db = TestDb::create(db, dir.path()).await;
+    let store = Store::open(&test_db.url, 5).await.expect("store opens");
+    (store, test_db, dir)
+}
+
+async fn user(store: &Store, email: &str, role: Role) -> User {
+    store
+        .create_user(
+            &Email::parse(email).unwrap(),
+            email.split('@').next().unwrap(),
+            "not-a-real-hash",
+            role,
+        )
+        .await
+        .expect("user created")
+}
+
+/// Runs `check` on every backend available here.
+macro_rules! conformance {
+    ($name:ident, $check:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            for db in backends(stringify!($name)).await {
+                let (store, _db, _dir) = open(db).await;
+                $check(&store).await;
+                eprintln!("{} passed on {:?}", stringify!($name), db);
+            }
+        }
+    };
+}
+
+conformance!(users_are_unique_by_email, users_unique);
+async fn users_unique(store: &Store) {
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    assert_eq!(ada.role, Role::Customer);
+    let again = store
+        .create_user(
+            &Email::parse("ADA@example.com").unwrap(),
+            "Other",
+            "h",
+            Role::Agent,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Duplicate("email"))),
+        "{again:?}"
+    );
+    let (found, hash) = store
+        .user_with_hash(&Email::parse("ada@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, ada.id);
+    assert_eq!(hash, "not-a-real-hash");
+    assert!(!store.any_admin_exists().await.unwrap());
+    store.set_role(ada.id, Role::Admin).await.unwrap();
+    assert!(store.any_admin_exists().await.unwrap());
+    assert_eq!(store.staff().await.unwrap().len(), 1);
+}
+
+conformance!(sessions_expire_and_end, sessions);
+async fn sessions(store: &Store) {
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let now = careline::store::now_ms();
+    store
+        .create_session("live", ada.id, now + 60_000)
+        .await
+        .unwrap();
+    store.create_session("old", ada.id, now - 1).await.unwrap();
+    assert_eq!(
+        store.session_user("live").await.unwrap().unwrap().id,
+        ada.id
+    );
+    assert!(
+        store.session_user("old").await.unwrap().is_none(),
+        "expired sessions are not accepted"
+    );
+    assert!(store.session_user("never").await.unwrap().is_none());
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
+    store.delete_session("live").await.unwrap();
+    assert!(store.session_user("live").await.unwrap().is_none());
+}
+
+conformance!(tickets_number_thread_and_timeline, ticket_lifecycle);
+async fn ticket_lifecycle(store: &Store) {
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let bob = user(store, "bob@example.com", Role::Customer).await;
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+
+    let first = tickets::raise(
+        store,
+        &ada,
+        "Printer is on fire",
+        "Smoke everywhere",
+        Priority::Urgent,
+    )
+    .await
+    .unwrap();
+    let second = tickets::raise(
+        store,
+        &bob,
+        "Invoice 50%_off wrong",
+        "Numbers",
+        Priority::Low,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.number, 1001);
+    assert_eq!(second.number, 1002);
+    assert_eq!(first.status, TicketStatus::Open);
+    assert_eq!(first.customer.email, "ada@example.com");
+
+    // Thread: gap-free seq, private notes for staff only.
+    tickets::reply(store, &agent, first.number, "Leave the building")
+        .await
+        .unwrap();
+    tickets::note(store, &agent, first.number, "Called the fire brigade")
+        .await
+        .unwrap();
+    tickets::reply(store, &ada, first.number, "Done")
+        .await
+        .unwrap();
+    let staff_view = tickets::view(store, &agent, first.number).await.unwrap();
+    let seqs: Vec<i64> = staff_view.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert_eq!(staff_view.messages[1].sender_kind, SenderKind::Agent);
+    assert!(staff_view.messages[2].private);
+    let customer_view = tickets::view(store, &ada, first.number).await.unwrap();
+    assert_eq!(customer_view.messages.len(), 3);
+    assert!(customer_view.messages.iter().all(|m| !m.private));
+    assert!(
+        customer_view
+            .timeline
+            .iter()
+            .all(|e| e.kind != EventKind::Note)
+    );
+    assert!(
+        staff_view
+            .timeline
+            .iter()
+            .any(|e| e.kind == EventKind::Note)
+    );
+    assert!(staff_view.ticket.first_response_at.is_some());
+
+    // Another customer cannot see it.
+    assert!(matches!(
+        tickets::view(store, &bob, first.number).await,
+        Err(careline::domain::DomainError::NotFound)
+    ));
+
+    // Updates record one timeline entry per real change and mirror the conversation.
+    let update = TicketUpdate {
+        status: Some(TicketStatus::Resolved),
+        priority: Some(Priority::High),
+        assignee: Some(Some(agent.id)),
+    };
+    let updated = tickets::update(store, &agent, first.number, update)
+        .await
+        .unwrap();
+    assert_eq!(updated.status, TicketStatus::Resolved);
+    assert_eq!(updated.priority, Priority::High);
+    assert_eq!(updated.assignee.as_ref().and_then(|a| a.id), Some(agent.id));
+    assert!(updated.resolved_at.is_some());
+    let kinds: Vec<EventKind> = tickets::view(store, &agent, first.number)
+        .await
+        .unwrap()
+        .timeline
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Opened,
+            EventKind::AgentReply,
+            EventKind::Note,
+            EventKind::CustomerReply,
+            EventKind::Status,
+            EventKind::Priority,
+            EventKind::Assigned
+        ]
+    );
+    // The customer's reply reopens a resolved ticket and clears its resolution time.
+    let reopened = tickets::reply(store, &ada, first.number, "It is burning again")
+        .await
+        .unwrap();
+    assert_eq!(reopened.status, TicketStatus::Open);
+    assert!(reopened.resolved_at.is_none());
+
+    // Filters and search.
+    let all = TicketFilter::default();
+    assert_eq!(
+        tickets::list(store, &agent, all.clone())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        tickets::list(store, &ada, all.clone()).await.unwrap().len(),
+        1,
+        "customers see only their own"
+    );
+    let agent_ref = &agent;
+    let by = move |f: TicketFilter| async move {
+        tickets::list(store, agent_ref, f)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.number)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(TicketFilter {
+            priority: Some(Priority::Low),
+            ..all.clone()
+        })
+        .await,
+        vec![1002]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            assignee: AssigneeFilter::Unassigned,
+            ..all.clone()
+        })
+        .await,
+        vec![1002]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            assignee: AssigneeFilter::Me,
+            ..all.clone()
+        })
+        .await,
+        vec![1001]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            status: Some(TicketStatus::Open),
+            ..all.clone()
+        })
+        .await,
+        vec![1001, 1002]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            query: Some("#1002".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![1002]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            query: Some("PRINTER".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![1001]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            query: Some("bob@".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![1002]
+    );
+    assert_eq!(
+        by(TicketFilter {
+            query: Some("50%_".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![1002],
+        "wildcards match literally"
+    );
+    assert_eq!(
+        by(TicketFilter {
+            query: Some("5%".into()),
+            ..all.clone()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        by(TicketFilter {
+            limit: 1,
+            offset: 1,
+            ..all.clone()
+        })
+        .await
+        .len(),
+        1
+    );
+}
+
+conformance!(closed_tickets_refuse_customer_replies, closed_refuses);
+async fn closed_refuses(store: &Store) {
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+        .await
+        .unwrap();
+    let close = TicketUpdate {
+        status: Some(TicketStatus::Closed),
+        ..TicketUpdate::default()
+    };
+    tickets::update(store, &agent, t.number, close)
+        .await
+        .unwrap();
+    let refused = tickets::reply(store, &ada, t.number, "hello?").await;
+    assert!(
+        matches!(refused, Err(careline::domain::DomainError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        tickets::view(store, &ada, t.number)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1,
+        "nothing stored"
+    );
+    // Customers cannot write notes or update tickets: same answer as a missing ticket.
+    assert!(tickets::note(store, &ada, t.number, "x").await.is_err());
+    assert!(
+        tickets::update(store, &ada, t.number, TicketUpdate::default())
+            .await
+            .is_err()
+    );
+}
+
+conformance!(
+    concurrent_creates_get_distinct_consecutive_numbers,
+    parallel_numbers
+);
+async fn parallel_numbers(store: &Store) {
+    let mut customers = Vec::new();
+    for i in 0..4 {
+        customers.push(user(store, &format!("c{i}@example.com"), Role::Customer).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let customer = customers[i % customers.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            tickets::raise(
+                &store,
+                &customer,
+                &format!("Parallel {i}"),
+                "body",
+                Priority::Normal,
+            )
+            .await
+            .expect("concurrent create succeeds")
+            .number
+        }));
+    }
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.push(task.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        (1001..1025).collect::<Vec<_>>(),
+        "unique and gap-free"
+    );
+}
+
+conformance!(migrations_run_once_and_reopen_cleanly, reopen);
+async fn reopen(store: &Store) {
+    store
+        .migrate()
+        .await
+        .expect("running migrations again is a no-op");
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn accounts_log_in_with_the_same_answer_for_unknown_and_wrong() {
+    for db in backends("accounts_log_in").await {
+        let (store, _db, _dir) = open(db).await;
+        accounts::register(&store, "Ada", "ada@example.com", "long password")
+            .await
+            .unwrap();
+        let wrong = accounts::login(&store, "ada@example.com", "not the password", 1)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        let unknown = accounts::login(&store, "nobody@example.com", "not the password", 1)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(wrong, unknown);
+        let session = accounts::login(&store, "ADA@example.com", "long password", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            accounts::session_user(&store, &session.token)
+                .await
+                .unwrap()
+                .unwrap()
+                .email,
+            "ada@example.com"
+        );
+    }
+}

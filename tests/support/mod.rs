@@ -1,0 +1,156 @@
+//! Test support: spawn the real application on a random port, on SQLite or
+//! a fresh PostgreSQL database, and a small browser-like HTTP client that
+//! keeps cookies and the page's CSRF token.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod databases;
+
+use std::net::SocketAddr;
+
+use careline::App;
+use careline::config::RawConfig;
+use careline::store::Store;
+use tokio::sync::oneshot;
+
+pub use browser::Browser;
+pub use databases::{Database, TestDb};
+
+/// A running Careline on 127.0.0.1 with its own data directory and database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub setup_token: Option<String>,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn(db: Database) -> TestApp {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Spawns with configuration changes applied on top of the test defaults.
+    pub async fn spawn_with(db: Database, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let test_db = TestDb::create(db, data.path()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut raw = RawConfig {
+            bind: addr.to_string(),
+            data_dir: data.path().to_string_lossy().into_owned(),
+            database_url: test_db.url.clone(),
+            database_max_connections: 5,
+            ..RawConfig::default()
+        };
+        tweak(&mut raw);
+        let config = raw.validate().expect("test config is valid");
+        let app = App::build(config).await.expect("app builds");
+        let setup_token = app.setup_token.clone();
+        let store = app.state.store().clone();
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            setup_token,
+            store,
+            shutdown: Some(tx),
+            _data: data,
+            _db: test_db,
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    /// Completes first-run setup and returns a browser logged in as that admin.
+    pub async fn admin(&self) -> Browser {
+        let token = self
+            .setup_token
+            .clone()
+            .expect("fresh app has a setup token");
+        let mut b = self.browser();
+        b.get(&format!("/setup?token={token}"))
+            .await
+            .expect_status(200);
+        b.submit(
+            "/setup",
+            &[
+                ("token", &token),
+                ("name", "Ada Admin"),
+                ("email", "admin@example.com"),
+                ("password", "admin password 1"),
+            ],
+        )
+        .await
+        .expect_redirect("/login?setup=done");
+        b.login("admin@example.com", "admin password 1").await;
+        b
+    }
+
+    /// Registers a customer and returns their logged-in browser.
+    pub async fn customer(&self, name: &str, email: &str) -> Browser {
+        let mut b = self.browser();
+        b.get("/register").await.expect_status(200);
+        b.submit(
+            "/register",
+            &[
+                ("name", name),
+                ("email", email),
+                ("password", "customer password"),
+            ],
+        )
+        .await
+        .expect_redirect("/dashboard");
+        b
+    }
+
+    /// Creates an agent through the admin page and returns their browser.
+    pub async fn agent(&self, admin: &mut Browser, name: &str, email: &str) -> Browser {
+        admin.get("/admin/people").await.expect_status(200);
+        admin
+            .submit(
+                "/admin/people",
+                &[
+                    ("name", name),
+                    ("email", email),
+                    ("password", "agent password 1"),
+                    ("role", "agent"),
+                ],
+            )
+            .await
+            .expect_redirect("/admin/people?done=created");
+        let mut b = self.browser();
+        b.login(email, "agent password 1").await;
+        b
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Extracts the number from a `/tickets/1001` or `/console/tickets/1001` location.
+pub fn ticket_number(location: &str) -> i64 {
+    location
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ticket number in {location}"))
+}
