@@ -13,7 +13,7 @@ use careline::config::RawConfig;
 use careline::store::Store;
 use tokio::sync::oneshot;
 
-pub use browser::Browser;
+pub use browser::{Browser, Page};
 pub use databases::{Database, TestDb};
 
 /// A running Careline on 127.0.0.1 with its own data directory and database.
@@ -45,6 +45,9 @@ impl TestApp {
             data_dir: data.path().to_string_lossy().into_owned(),
             database_url: test_db.url.clone(),
             database_max_connections: 5,
+            // Tests log many people in from 127.0.0.1; the rate-limit test
+            // sets its own, lower limit.
+            auth_rate_limit_burst: 100,
             ..RawConfig::default()
         };
         tweak(&mut raw);

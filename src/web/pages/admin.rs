@@ -62,7 +62,7 @@ fn render(
         html! {
             h1 { "People" }
             @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
-            (form_errors(errors, &["name", "email", "password", "role", "role_email"]))
+            (form_errors(errors, &["name", "email", "password", "role_email"]))
             table.people {
                 caption { "Agents and admins" }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }

@@ -175,7 +175,7 @@ fn ticket_page(
             p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
             h1 { "#" (n) " " (ticket.subject) }
             p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) }
-            (form_errors(errors, &["body", "note", "status", "priority", "assignee"]))
+            (form_errors(errors, &["body", "note"]))
             div.ticket-layout {
                 div.ticket-main {
                     (thread(&view.messages))

@@ -1,0 +1,450 @@
+//! Accounts over real HTTP: first-run setup, registration, login and
+//! logout, sessions and cookies, rate limits and CSRF.
+
+mod support;
+
+use support::{Database, TestApp};
+
+#[tokio::test]
+async fn first_visit_offers_setup_which_needs_the_printed_token_and_then_disappears() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let token = app
+        .setup_token
+        .clone()
+        .expect("a fresh install has a setup token");
+    let mut b = app.browser();
+    b.get("/").await.expect_redirect("/setup");
+    let page = b.get("/setup").await.expect_status(200);
+    assert!(
+        page.contains("Setup token"),
+        "without the token in the link, the form asks for it"
+    );
+
+    // A wrong token creates nothing.
+    let refused = b
+        .submit(
+            "/setup",
+            &[
+                ("token", "guess"),
+                ("name", "Mallory"),
+                ("email", "m@example.com"),
+                ("password", "mallory password"),
+            ],
+        )
+        .await
+        .expect_status(403);
+    assert!(refused.contains("setup token is not right"));
+    assert!(!app.store.any_admin_exists().await.unwrap());
+
+    b.get(&format!("/setup?token={token}"))
+        .await
+        .expect_status(200);
+    b.submit(
+        "/setup",
+        &[
+            ("token", &token),
+            ("name", "Ada"),
+            ("email", "ada@example.com"),
+            ("password", "admin password 1"),
+        ],
+    )
+    .await
+    .expect_redirect("/login?setup=done");
+    assert!(app.store.any_admin_exists().await.unwrap());
+
+    b.get("/setup").await.expect_status(404);
+    b.get("/").await.expect_status(200);
+    b.login("ada@example.com", "admin password 1").await;
+    let console = b.get("/console").await.expect_status(200);
+    assert!(console.contains("Tickets"));
+}
+
+#[tokio::test]
+async fn customer_registers_logs_out_and_logs_back_in() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let _admin = app.admin().await;
+    let mut b = app.customer("Grace Hopper", "grace@example.com").await;
+    let dashboard = b.get("/dashboard").await.expect_status(200);
+    assert!(dashboard.contains("Grace Hopper"));
+    assert!(dashboard.contains("You have no tickets yet"));
+
+    b.get("/dashboard").await;
+    b.submit("/logout", &[]).await.expect_redirect("/");
+    b.get("/dashboard")
+        .await
+        .expect_redirect("/login?next=%2Fdashboard");
+
+    b.login("GRACE@example.com", "customer password").await;
+    b.get("/dashboard").await.expect_status(200);
+}
+
+#[tokio::test]
+async fn registration_errors_are_shown_next_to_the_field() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut b = app.browser();
+    b.get("/register").await;
+    let page = b
+        .submit(
+            "/register",
+            &[
+                ("name", "Grace"),
+                ("email", "not-an-email"),
+                ("password", "customer password"),
+            ],
+        )
+        .await
+        .expect_status(422);
+    assert!(
+        page.contains(
+            r#"<p class="error" id="email-error">Enter an email address like name@example.com.</p>"#
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.contains(r#"value="Grace""#),
+        "what the person typed is kept"
+    );
+
+    let page = b
+        .submit(
+            "/register",
+            &[
+                ("name", "Grace"),
+                ("email", "grace@example.com"),
+                ("password", "short"),
+            ],
+        )
+        .await
+        .expect_status(422);
+    assert!(page.contains(r#"id="password-error">Use at least 10 characters."#));
+
+    app.customer("Grace", "grace@example.com").await;
+    let mut again = app.browser();
+    again.get("/register").await;
+    let page = again
+        .submit(
+            "/register",
+            &[
+                ("name", "Imposter"),
+                ("email", "Grace@Example.com"),
+                ("password", "another password"),
+            ],
+        )
+        .await
+        .expect_status(422);
+    assert!(page.contains("An account with this email already exists"));
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    app.customer("Grace", "grace@example.com").await;
+    let mut b = app.browser();
+    b.get("/login").await;
+    let wrong = b
+        .submit(
+            "/login",
+            &[
+                ("email", "grace@example.com"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await;
+    let unknown = b
+        .submit(
+            "/login",
+            &[
+                ("email", "nobody@example.com"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    let message = "wrong email or password";
+    assert!(wrong.contains(message) && unknown.contains(message));
+    assert!(
+        b.cookies.get("careline_session").is_none(),
+        "no session after a failed login"
+    );
+}
+
+#[tokio::test]
+async fn session_cookie_is_http_only_same_site_and_rotated_at_login() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut b = app.customer("Grace", "grace@example.com").await;
+    let first = b
+        .cookies
+        .get("careline_session")
+        .cloned()
+        .expect("session cookie");
+
+    // Logging in again from a logged-in browser (the form token comes from any page).
+    b.get("/dashboard").await;
+    let page = b
+        .submit(
+            "/login",
+            &[
+                ("email", "grace@example.com"),
+                ("password", "customer password"),
+            ],
+        )
+        .await;
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("careline_session="))
+        .expect("login sets a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on localhost: no Secure flag"
+    );
+    let second = b.cookies.get("careline_session").cloned().unwrap();
+    assert_ne!(first, second, "a new token at each login");
+
+    // The old token no longer works.
+    let mut thief = app.browser();
+    thief.cookies.insert("careline_session".into(), first);
+    thief
+        .get("/dashboard")
+        .await
+        .expect_redirect("/login?next=%2Fdashboard");
+
+    // Logout ends the session on the server, not just in the browser.
+    b.get("/dashboard").await;
+    b.submit("/logout", &[]).await;
+    let mut replay = app.browser();
+    replay.cookies.insert("careline_session".into(), second);
+    replay
+        .get("/dashboard")
+        .await
+        .expect_redirect("/login?next=%2Fdashboard");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_served_over_https() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.public_url = "https://support.example.com".into()
+    })
+    .await;
+    let mut b = app.browser();
+    let page = b.get("/register").await;
+    assert!(
+        page.set_cookies
+            .iter()
+            .any(|c| c.starts_with("careline_csrf=") && c.contains("Secure"))
+    );
+    let page = b
+        .submit(
+            "/register",
+            &[
+                ("name", "Grace"),
+                ("email", "grace@example.com"),
+                ("password", "customer password"),
+            ],
+        )
+        .await
+        .expect_redirect("/dashboard");
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("careline_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut b = app.customer("Grace", "grace@example.com").await;
+    b.get("/tickets/new").await;
+    let fields = [
+        ("subject", "Forged"),
+        ("description", "from another site"),
+        ("priority", "normal"),
+    ];
+    let missing = b.post_raw("/tickets", &fields).await.expect_status(403);
+    assert!(missing.contains("expired or was sent from another site"));
+    let mut forged = vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
+    forged.extend_from_slice(&fields);
+    b.post_raw("/tickets", &forged).await.expect_status(403);
+    // A token from another browser does not match this browser's cookie.
+    let mut other = app.browser();
+    other.get("/register").await;
+    let stolen = other.csrf.clone().unwrap();
+    let mut with_stolen = vec![("csrf", stolen.as_str())];
+    with_stolen.extend_from_slice(&fields);
+    b.post_raw("/tickets", &with_stolen)
+        .await
+        .expect_status(403);
+    // Logout and login forms are protected too.
+    b.post_raw("/logout", &[]).await.expect_status(403);
+    b.post_raw(
+        "/login",
+        &[
+            ("email", "grace@example.com"),
+            ("password", "customer password"),
+        ],
+    )
+    .await
+    .expect_status(403);
+
+    let dashboard = b.get("/dashboard").await.expect_status(200);
+    assert!(
+        dashboard.contains("You have no tickets yet"),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_client_and_a_spoofed_forwarded_header_does_not_help() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.auth_rate_limit_burst = 3;
+        c.auth_rate_limit_per_minute = 1;
+    })
+    .await;
+    let mut b = app.browser();
+    b.get("/login").await;
+    for _ in 0..3 {
+        b.submit(
+            "/login",
+            &[("email", "x@example.com"), ("password", "wrong password")],
+        )
+        .await
+        .expect_status(401);
+    }
+    let limited = b
+        .submit(
+            "/login",
+            &[("email", "x@example.com"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.contains("Too many attempts"));
+    // Careline trusts no proxy by default: claiming another address changes nothing.
+    b.headers
+        .push(("X-Forwarded-For".into(), "203.0.113.77".into()));
+    let spoofed = b
+        .submit(
+            "/login",
+            &[("email", "x@example.com"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(spoofed.status, 429);
+    // Pages themselves are not limited.
+    b.get("/login").await.expect_status(200);
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_forwards_the_client_address_for_rate_limits() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.auth_rate_limit_burst = 1;
+        c.auth_rate_limit_per_minute = 1;
+        c.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    let mut b = app.browser();
+    b.get("/login").await;
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        b.headers = vec![("X-Forwarded-For".into(), client.into())];
+        b.submit(
+            "/login",
+            &[("email", "x@example.com"), ("password", "wrong password")],
+        )
+        .await
+        .expect_status(401);
+    }
+    b.headers = vec![("X-Forwarded-For".into(), "198.51.100.1".into())];
+    let limited = b
+        .submit(
+            "/login",
+            &[("email", "x@example.com"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(
+        limited.status, 429,
+        "each forwarded client has its own budget"
+    );
+}
+
+#[tokio::test]
+async fn profile_and_password_changes() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut b = app.customer("Grace", "grace@example.com").await;
+    let mut other_device = app.browser();
+    other_device
+        .login("grace@example.com", "customer password")
+        .await;
+
+    b.get("/account").await.expect_status(200);
+    b.submit("/account/profile", &[("name", "Grace B. Hopper")])
+        .await
+        .expect_redirect("/account?saved=profile");
+    assert!(b.get("/dashboard").await.contains("Grace B. Hopper"));
+
+    b.get("/account").await;
+    let wrong = b
+        .submit(
+            "/account/password",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", "brand new password"),
+            ],
+        )
+        .await
+        .expect_status(422);
+    assert!(wrong.contains("That is not your current password."));
+    b.submit(
+        "/account/password",
+        &[
+            ("current_password", "customer password"),
+            ("new_password", "brand new password"),
+        ],
+    )
+    .await
+    .expect_redirect("/account?saved=password");
+
+    // This browser stays logged in; the other device is logged out.
+    b.get("/dashboard").await.expect_status(200);
+    other_device
+        .get("/dashboard")
+        .await
+        .expect_redirect("/login?next=%2Fdashboard");
+    let mut fresh = app.browser();
+    fresh.login("grace@example.com", "brand new password").await;
+}
+
+#[tokio::test]
+async fn login_redirects_only_to_local_paths() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    app.customer("Grace", "grace@example.com").await;
+    let mut b = app.browser();
+    b.get("/login").await;
+    let page = b
+        .submit(
+            "/login",
+            &[
+                ("email", "grace@example.com"),
+                ("password", "customer password"),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/dashboard"));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut b = app.browser();
+    assert_eq!(b.get("/healthz").await.expect_status(200).body, "ok");
+    let ready = b.get("/readyz").await.expect_status(200).json();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["database"], "sqlite");
+}
