@@ -252,7 +252,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        let cases: [(&str, fn(&mut RawConfig)); 5] = [
+        type Spoil = fn(&mut RawConfig);
+        let cases: [(&str, Spoil); 5] = [
             ("bind", |c| c.bind = "localhost".into()),
             ("public_url", |c| c.public_url = "ftp://x".into()),
             ("database_url", |c| c.database_url = "mysql://x".into()),

@@ -1,7 +1,7 @@
 //! Test support: spawn the real application on a random port, on SQLite or
 //! a fresh PostgreSQL database, and a small browser-like HTTP client that
 //! keeps cookies and the page's CSRF token.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod browser;
 pub mod databases;
