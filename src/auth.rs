@@ -53,14 +53,15 @@ impl Secret {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
-    /// The CSRF token for a browser's CSRF cookie (signed double submit:
-    /// a site that can plant a cookie still cannot forge the signature).
-    pub fn csrf_token(&self, csrf_cookie: &str) -> String {
-        self.sign("csrf", csrf_cookie)
+    /// The CSRF token bound to `binding`: the session token when logged in
+    /// (so a planted cookie cannot carry a token into someone's session),
+    /// otherwise the browser's random CSRF cookie (login, register, setup).
+    pub fn csrf_token(&self, binding: &str) -> String {
+        self.sign("csrf", binding)
     }
 
-    pub fn csrf_matches(&self, csrf_cookie: &str, token: &str) -> bool {
-        let expected = self.csrf_token(csrf_cookie);
+    pub fn csrf_matches(&self, binding: &str, token: &str) -> bool {
+        let expected = self.csrf_token(binding);
         expected.as_bytes().ct_eq(token.as_bytes()).into()
     }
 }

@@ -167,11 +167,14 @@ impl RawConfig {
         if self.session_ttl_hours == 0 {
             return Err(invalid("session_ttl_hours", "must be at least 1"));
         }
-        if self.auth_rate_limit_per_minute == 0 || self.auth_rate_limit_burst == 0 {
+        if !(1..=60_000).contains(&self.auth_rate_limit_per_minute) {
             return Err(invalid(
                 "auth_rate_limit_per_minute",
-                "rate limits must be at least 1 (per minute and burst)",
+                "must be between 1 and 60000",
             ));
+        }
+        if self.auth_rate_limit_burst == 0 {
+            return Err(invalid("auth_rate_limit_burst", "must be at least 1"));
         }
         Ok(Config {
             bind,

@@ -235,7 +235,7 @@ async fn cookies_are_secure_when_served_over_https() {
     assert!(
         page.set_cookies
             .iter()
-            .any(|c| c.starts_with("careline_csrf=") && c.contains("Secure"))
+            .any(|c| c.starts_with("__Host-careline_csrf=") && c.contains("Secure"))
     );
     let page = b
         .submit(
@@ -251,7 +251,7 @@ async fn cookies_are_secure_when_served_over_https() {
     let cookie = page
         .set_cookies
         .iter()
-        .find(|c| c.starts_with("careline_session="))
+        .find(|c| c.starts_with("__Host-careline_session="))
         .unwrap();
     assert!(
         cookie.contains("Secure") && cookie.contains("HttpOnly"),
@@ -281,6 +281,18 @@ async fn forms_without_a_valid_csrf_token_are_refused_and_change_nothing() {
     let mut with_stolen = vec![("csrf", stolen.as_str())];
     with_stolen.extend_from_slice(&fields);
     b.post_raw("/tickets", &with_stolen)
+        .await
+        .expect_status(403);
+    // A token paired with a cookie the attacker planted does not work in a
+    // logged-in session: tokens are bound to the session.
+    let mut attacker = app.browser();
+    attacker.get("/login").await;
+    let planted_cookie = attacker.cookies.get("careline_csrf").cloned().unwrap();
+    let planted_token = attacker.csrf.clone().unwrap();
+    b.cookies.insert("careline_csrf".into(), planted_cookie);
+    let mut with_planted = vec![("csrf", planted_token.as_str())];
+    with_planted.extend_from_slice(&fields);
+    b.post_raw("/tickets", &with_planted)
         .await
         .expect_status(403);
     // Logout and login forms are protected too.
@@ -424,19 +436,43 @@ async fn profile_and_password_changes() {
 async fn login_redirects_only_to_local_paths() {
     let app = TestApp::spawn(Database::Sqlite).await;
     app.customer("Grace", "grace@example.com").await;
+    for hostile in [
+        "//evil.example/",
+        "/\t/evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/x\n",
+    ] {
+        let mut b = app.browser();
+        b.get("/login").await;
+        let fields = [
+            ("email", "grace@example.com"),
+            ("password", "customer password"),
+            ("next", hostile),
+        ];
+        let page = b.submit("/login", &fields).await;
+        assert_eq!(page.location.as_deref(), Some("/dashboard"), "{hostile:?}");
+        // Already logged in, the login page redirects too: same rule.
+        let encoded = hostile
+            .replace('\t', "%09")
+            .replace('\n', "%0A")
+            .replace('\\', "%5C");
+        let page = b.get(&format!("/login?next={encoded}")).await;
+        assert_eq!(page.location.as_deref(), Some("/dashboard"), "{hostile:?}");
+    }
     let mut b = app.browser();
     b.get("/login").await;
-    let page = b
-        .submit(
-            "/login",
-            &[
-                ("email", "grace@example.com"),
-                ("password", "customer password"),
-                ("next", "//evil.example/"),
-            ],
-        )
-        .await;
-    assert_eq!(page.location.as_deref(), Some("/dashboard"));
+    let fields = [
+        ("email", "grace@example.com"),
+        ("password", "customer password"),
+        ("next", "/tickets/new?x=1"),
+    ];
+    let page = b.submit("/login", &fields).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/tickets/new?x=1"),
+        "local paths are kept"
+    );
 }
 
 #[tokio::test]

@@ -115,11 +115,12 @@ fn user_create_reads_the_password_from_stdin_never_argv() {
             "--email",
             "x@example.com",
             "--password",
-            "oops",
+            "a long enough password",
         ])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--password'"));
 }
 
 #[test]

@@ -336,12 +336,14 @@ async fn closed_refuses(store: &Store) {
         "nothing stored"
     );
     // Customers cannot write notes or update tickets: same answer as a missing ticket.
-    assert!(tickets::note(store, &ada, t.number, "x").await.is_err());
-    assert!(
-        tickets::update(store, &ada, t.number, TicketUpdate::default())
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        tickets::note(store, &ada, t.number, "x").await,
+        Err(careline::domain::DomainError::NotFound)
+    ));
+    assert!(matches!(
+        tickets::update(store, &ada, t.number, TicketUpdate::default()).await,
+        Err(careline::domain::DomainError::NotFound)
+    ));
 }
 
 conformance!(
@@ -421,4 +423,54 @@ async fn accounts_log_in_with_the_same_answer_for_unknown_and_wrong() {
             "ada@example.com"
         );
     }
+}
+
+conformance!(changes_decided_on_a_stale_ticket_are_refused, stale_changes);
+async fn stale_changes(store: &Store) {
+    use careline::store::TicketActivity;
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+        .await
+        .unwrap();
+    // Someone closes the ticket after `t` was read…
+    let close = TicketUpdate {
+        status: Some(TicketStatus::Closed),
+        ..TicketUpdate::default()
+    };
+    tickets::update(store, &agent, t.number, close)
+        .await
+        .unwrap();
+    // …so an action decided on the open ticket must not apply.
+    let mut activity = TicketActivity::new(&ada);
+    activity.expect = Some((t.status, t.priority, None));
+    activity.status = Some(TicketStatus::Open);
+    let result = store.record_ticket_activity(&t, activity).await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    let now = tickets::find(store, &agent, t.number).await.unwrap();
+    assert_eq!(now.status, TicketStatus::Closed, "nothing was applied");
+}
+
+conformance!(
+    private_notes_do_not_number_customer_messages,
+    note_numbering
+);
+async fn note_numbering(store: &Store) {
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+        .await
+        .unwrap();
+    tickets::note(store, &agent, t.number, "internal")
+        .await
+        .unwrap();
+    tickets::reply(store, &agent, t.number, "public")
+        .await
+        .unwrap();
+    let staff = tickets::view(store, &agent, t.number)
+        .await
+        .unwrap()
+        .messages;
+    let pairs: Vec<(i64, Option<i64>)> = staff.iter().map(|m| (m.seq, m.public_seq)).collect();
+    assert_eq!(pairs, vec![(1, Some(1)), (2, None), (3, Some(2))]);
 }

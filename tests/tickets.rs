@@ -237,8 +237,9 @@ async fn customers_cannot_reach_agent_or_admin_pages() {
         .await
         .expect_status(404);
     let page = grace.get(&format!("/tickets/{number}")).await;
+    assert!(page.contains(r#"class="badge badge-open""#), "still open");
     assert!(
-        page.contains("open") && !page.contains("Status changed"),
+        !page.contains("Status changed") && !page.contains("Private note"),
         "nothing changed"
     );
 
@@ -247,7 +248,9 @@ async fn customers_cannot_reach_agent_or_admin_pages() {
     anon.get("/console")
         .await
         .expect_redirect("/login?next=%2Fconsole");
-    anon.get("/api/v1/tickets").await.expect_status(401);
+    let api = anon.get("/api/v1/tickets").await.expect_status(401).json();
+    assert_eq!(api["error"]["code"], "unauthorized");
+    assert!(api["error"]["message"].as_str().unwrap().contains("log in"));
 }
 
 #[tokio::test]
@@ -290,6 +293,65 @@ async fn private_notes_never_reach_the_customer_api() {
         .await
         .expect_status(200);
     assert!(staff_json.body.contains("refund approved"));
+
+    // Assign it and reply: the customer learns the agent's name, never their
+    // email or id, and their own message numbering has no gap where the note is.
+    let admin_id = app.store.staff().await.unwrap()[0].id.to_string();
+    admin.get(&format!("/console/tickets/{number}")).await;
+    admin
+        .submit(
+            &format!("/console/tickets/{number}/update"),
+            &[("assignee", &admin_id)],
+        )
+        .await
+        .expect_redirect(&format!("/console/tickets/{number}"));
+    admin.get(&format!("/console/tickets/{number}")).await;
+    admin
+        .submit(
+            &format!("/console/tickets/{number}/reply"),
+            &[("body", "Refund is on its way")],
+        )
+        .await
+        .expect_redirect(&format!("/console/tickets/{number}"));
+    let json = grace
+        .get(&format!("/api/v1/tickets/{number}"))
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(json["ticket"]["assignee"]["name"], "Ada Admin");
+    assert!(json["ticket"]["assignee"].get("email").is_none());
+    assert!(json["ticket"]["assignee"].get("id").is_none());
+    let seqs = |v: &serde_json::Value| -> Vec<i64> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        seqs(&json),
+        vec![1, 2],
+        "the customer's numbering skips nothing"
+    );
+    let staff = admin.get(&format!("/api/v1/tickets/{number}")).await.json();
+    assert_eq!(seqs(&staff), vec![1, 2, 3]);
+    assert_eq!(staff["ticket"]["assignee"]["email"], "admin@example.com");
+    let kinds = |v: &serde_json::Value| -> Vec<String> {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!kinds(&json).contains(&"note".to_string()));
+    assert!(
+        kinds(&json).contains(&"agent_reply".to_string()),
+        "{:?}",
+        kinds(&json)
+    );
+    assert!(kinds(&staff).contains(&"note".to_string()));
 }
 
 #[tokio::test]

@@ -50,6 +50,9 @@ CREATE TABLE conversations (
     assignee_id  INTEGER REFERENCES users (id),
     team         TEXT,
     last_seq     INTEGER NOT NULL DEFAULT 0,
+    -- Private notes are not numbered for customers: each audience has its
+    -- own gap-free sequence (staff: last_seq; customers: last_public_seq).
+    last_public_seq INTEGER NOT NULL DEFAULT 0,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
@@ -60,6 +63,7 @@ CREATE TABLE messages (
     id             INTEGER PRIMARY KEY,
     conversation_id INTEGER NOT NULL REFERENCES conversations (id),
     seq            INTEGER NOT NULL,
+    public_seq     INTEGER,
     sender_kind    TEXT    NOT NULL CHECK (sender_kind IN ('customer', 'bot', 'agent', 'system')),
     sender_user_id INTEGER REFERENCES users (id),
     sender_name    TEXT    NOT NULL DEFAULT '',
@@ -68,6 +72,7 @@ CREATE TABLE messages (
     client_msg_id  TEXT    NOT NULL,
     created_at     INTEGER NOT NULL,
     UNIQUE (conversation_id, seq),
+    UNIQUE (conversation_id, public_seq),
     UNIQUE (conversation_id, client_msg_id)
 );
 

@@ -9,27 +9,23 @@
 //! - the first staff reply stamps the first-response time; resolving stamps
 //!   the resolution time.
 
-use serde::Serialize;
-
 use super::{DomainError, DomainResult, Priority, SenderKind, TicketStatus, User, UserId, invalid};
-use crate::store::{AssigneeFilter, Store, TicketActivity, TicketFilter};
+use crate::store::{AssigneeFilter, Store, StoreError, TicketActivity, TicketFilter};
 
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_BODY: usize = 8000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Person {
     pub id: Option<UserId>,
     pub name: String,
     pub email: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Ticket {
-    #[serde(skip)]
     pub id: i64,
     pub number: i64,
-    #[serde(skip)]
     pub conversation_id: i64,
     pub subject: String,
     pub status: TicketStatus,
@@ -42,26 +38,32 @@ pub struct Ticket {
     pub resolved_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: i64,
+    pub conversation_id: i64,
+    /// Position in the conversation as staff see it (every message).
     pub seq: i64,
+    /// Position as the customer sees it (public messages only; notes have none).
+    pub public_seq: Option<i64>,
     pub sender_kind: SenderKind,
+    /// The user who wrote it (agents, logged-in customers), if any.
+    pub sender_user_id: Option<i64>,
     pub sender_name: String,
     pub body: String,
     pub private: bool,
+    pub client_msg_id: String,
     pub created_at: i64,
 }
 
 /// One entry of a ticket's progress timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TicketEvent {
     pub at: i64,
     pub actor: String,
     pub kind: EventKind,
     pub old_value: Option<String>,
     pub new_value: Option<String>,
-    #[serde(skip)]
     pub private: bool,
 }
 
@@ -96,7 +98,7 @@ impl TicketEvent {
 }
 
 /// A ticket with what the viewer may see of its thread and timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TicketView {
     pub ticket: Ticket,
     pub messages: Vec<Message>,
@@ -193,11 +195,32 @@ pub async fn list(
     Ok(store.list_tickets(&filter).await?)
 }
 
+/// Starts an activity that applies only if the ticket is still as `ticket` shows it.
+fn activity_on(ticket: &Ticket, actor: &User) -> TicketActivity {
+    let mut activity = TicketActivity::new(actor);
+    activity.expect = Some((
+        ticket.status,
+        ticket.priority,
+        ticket.assignee.as_ref().and_then(|a| a.id),
+    ));
+    activity
+}
+
+async fn record(store: &Store, ticket: &Ticket, activity: TicketActivity) -> DomainResult<()> {
+    match store.record_ticket_activity(ticket, activity).await {
+        Err(StoreError::Conflict) => Err(DomainError::Conflict(
+            "Someone changed this ticket while you were writing. Reload the page and try again."
+                .into(),
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// A reply in the thread, by the customer or by staff.
 pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Ticket> {
     let ticket = find(store, author, number).await?;
     let body = parse_body("body", body)?;
-    let mut activity = TicketActivity::new(author);
+    let mut activity = activity_on(&ticket, author);
     if author.role.is_staff() {
         activity.message(SenderKind::Agent, body, false);
         activity.event(EventKind::AgentReply, None, None, false);
@@ -219,7 +242,7 @@ pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> Dom
             change_status(&ticket, TicketStatus::Open, &mut activity);
         }
     }
-    store.record_ticket_activity(&ticket, activity).await?;
+    record(store, &ticket, activity).await?;
     find(store, author, number).await
 }
 
@@ -233,7 +256,7 @@ pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> Doma
     let mut activity = TicketActivity::new(author);
     activity.message(SenderKind::Agent, body, true);
     activity.event(EventKind::Note, None, None, true);
-    store.record_ticket_activity(&ticket, activity).await?;
+    record(store, &ticket, activity).await?;
     Ok(ticket)
 }
 
@@ -257,7 +280,7 @@ pub async fn update(
         return Err(DomainError::NotFound);
     }
     let ticket = find(store, staff, number).await?;
-    let mut activity = TicketActivity::new(staff);
+    let mut activity = activity_on(&ticket, staff);
     if let Some(status) = update.status {
         change_status(&ticket, status, &mut activity);
     }
@@ -297,7 +320,7 @@ pub async fn update(
     if activity.is_empty() {
         return Ok(ticket);
     }
-    store.record_ticket_activity(&ticket, activity).await?;
+    record(store, &ticket, activity).await?;
     find(store, staff, number).await
 }
 

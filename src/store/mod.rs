@@ -78,6 +78,9 @@ pub enum StoreError {
     Duplicate(&'static str),
     #[error("the record was not found")]
     NotFound,
+    /// The record changed since it was read; the action was not applied.
+    #[error("the record changed meanwhile")]
+    Conflict,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

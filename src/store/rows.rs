@@ -4,7 +4,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::domain::{Role, User, UserId};
+use crate::domain::tickets::Message;
+use crate::domain::{Role, SenderKind, User, UserId};
 
 pub(super) fn decode_err(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -36,6 +37,24 @@ pub(super) fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
         name: row.try_get("name")?,
         role: text_enum(row, "role", Role::parse)?,
         verified: flag(row, "verified")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at";
+
+pub(super) fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        public_seq: row.try_get("public_seq")?,
+        sender_kind: text_enum(row, "sender_kind", SenderKind::parse)?,
+        sender_user_id: row.try_get("sender_user_id")?,
+        sender_name: row.try_get("sender_name")?,
+        body: row.try_get("body")?,
+        private: flag(row, "private")?,
+        client_msg_id: row.try_get("client_msg_id")?,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -19,8 +19,8 @@ impl Store {
             return Ok(site);
         }
         let key = crate::auth::random_token(16);
-        // Two instances starting at once may both get here: the loser's
-        // insert does nothing and both read the winner's row.
+        // Two instances starting at once may both insert; every reader takes
+        // the lowest id, so they still agree on one default site.
         sqlx::query(self.sql(
             "INSERT INTO sites (site_key, name, created_at)
              SELECT ?, 'Support', ? WHERE NOT EXISTS (SELECT 1 FROM sites)",

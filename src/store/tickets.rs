@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::rows::{flag, text_enum};
+use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::auth::random_token;
 use crate::domain::tickets::{EventKind, Message, Person, Ticket, TicketEvent};
@@ -60,6 +60,9 @@ pub struct TicketActivity {
     pub priority: Option<Priority>,
     pub assignee: Option<Option<UserId>>,
     pub first_response: bool,
+    /// The ticket's (status, priority, assignee) the action was decided on;
+    /// if it changed meanwhile the action fails with [`StoreError::Conflict`].
+    pub expect: Option<(TicketStatus, Priority, Option<UserId>)>,
 }
 
 impl TicketActivity {
@@ -73,6 +76,7 @@ impl TicketActivity {
             priority: None,
             assignee: None,
             first_response: false,
+            expect: None,
         }
     }
 
@@ -147,18 +151,6 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
     })
 }
 
-fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
-    Ok(Message {
-        id: row.try_get("id")?,
-        seq: row.try_get("seq")?,
-        sender_kind: text_enum(row, "sender_kind", SenderKind::parse)?,
-        sender_name: row.try_get("sender_name")?,
-        body: row.try_get("body")?,
-        private: flag(row, "private")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 fn event(row: &AnyRow) -> Result<TicketEvent, sqlx::Error> {
     Ok(TicketEvent {
         at: row.try_get("at")?,
@@ -228,11 +220,12 @@ impl Store {
                 .try_get("id")?;
 
         let conversation_id: i64 = sqlx::query(self.sql(
-            "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
-             VALUES (?, ?, 'waiting', 1, ?, ?) RETURNING id",
+            "INSERT INTO conversations (site_id, visitor_id, status, last_seq, last_public_seq, waiting_since, created_at, updated_at)
+             VALUES (?, ?, 'waiting', 1, 1, ?, ?, ?) RETURNING id",
         ))
         .bind(site_id)
         .bind(visitor_id)
+        .bind(now)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)
@@ -241,7 +234,7 @@ impl Store {
         self.insert_message(
             &mut tx,
             conversation_id,
-            1,
+            (1, Some(1)),
             customer,
             &NewMessage {
                 sender_kind: SenderKind::Customer,
@@ -385,17 +378,16 @@ impl Store {
         include_private: bool,
     ) -> StoreResult<Vec<Message>> {
         let sql = if include_private {
-            "SELECT id, seq, sender_kind, sender_name, body, private, created_at
-             FROM messages WHERE conversation_id = ? ORDER BY seq"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq"
         } else {
-            "SELECT id, seq, sender_kind, sender_name, body, private, created_at
-             FROM messages WHERE conversation_id = ? AND private = 0 ORDER BY seq"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND private = 0 ORDER BY seq"
         };
-        let rows = sqlx::query(self.sql(sql))
+        let sql = sql.replace("{MESSAGE_COLUMNS}", MESSAGE_COLUMNS);
+        let rows = sqlx::query(self.sql(&sql))
             .bind(conversation_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(rows::message).collect::<Result<_, _>>()?)
     }
 
     /// The timeline, oldest first; private entries only when asked.
@@ -426,18 +418,44 @@ impl Store {
         ticket: &Ticket,
         activity: TicketActivity,
     ) -> StoreResult<()> {
-        let now = now_ms();
         let mut tx = self.write_tx().await?;
+        self.apply_ticket_activity(&mut tx, ticket.id, ticket.conversation_id, activity)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-        if let Some(message) = &activity.message {
-            let seq: i64 = sqlx::query(self.sql(
-                "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ? RETURNING last_seq",
+    /// [`Store::record_ticket_activity`] inside a transaction the caller owns
+    /// (chat actions combine it with their own conditional updates).
+    pub(super) async fn apply_ticket_activity(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket_id: i64,
+        conversation_id: i64,
+        activity: TicketActivity,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        if let Some((status, priority, assignee)) = activity.expect {
+            let unchanged = sqlx::query(self.sql(
+                "UPDATE tickets SET updated_at = updated_at
+                 WHERE id = ? AND status = ? AND priority = ? AND COALESCE(assignee_id, 0) = ?",
             ))
-            .bind(now)
-            .bind(ticket.conversation_id)
-            .fetch_one(&mut *tx)
+            .bind(ticket_id)
+            .bind(status.as_str())
+            .bind(priority.as_str())
+            .bind(assignee.map_or(0, |a| a.0))
+            .execute(&mut **tx)
             .await?
-            .try_get("last_seq")?;
+            .rows_affected()
+                == 1;
+            if !unchanged {
+                return Err(StoreError::Conflict);
+            }
+        }
+        if let Some(message) = &activity.message {
+            let seqs = self
+                .next_seqs(tx, conversation_id, message.private, now)
+                .await?;
             let author = User {
                 id: activity.actor,
                 email: String::new(),
@@ -446,15 +464,20 @@ impl Store {
                 verified: false,
                 created_at: now,
             };
-            self.insert_message(&mut tx, ticket.conversation_id, seq, &author, message, now)
+            self.insert_message(tx, conversation_id, seqs, &author, message, now)
                 .await?;
         }
 
-        sqlx::query(self.sql("UPDATE tickets SET updated_at = ? WHERE id = ?"))
-            .bind(now)
-            .bind(ticket.id)
-            .execute(&mut *tx)
-            .await?;
+        // A private note is no news for the customer: "last update" stays.
+        let only_private = activity.message.as_ref().is_some_and(|m| m.private)
+            && activity.events.iter().all(|e| e.private);
+        if !only_private {
+            sqlx::query(self.sql("UPDATE tickets SET updated_at = ? WHERE id = ?"))
+                .bind(now)
+                .bind(ticket_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some(status) = activity.status {
             let resolved_at = match status {
                 TicketStatus::Resolved | TicketStatus::Closed => Some(now),
@@ -466,22 +489,22 @@ impl Store {
             .bind(status.as_str())
             .bind(i64::from(resolved_at.is_some()))
             .bind(now)
-            .bind(ticket.id)
-            .execute(&mut *tx)
+            .bind(ticket_id)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some(priority) = activity.priority {
             sqlx::query(self.sql("UPDATE tickets SET priority = ? WHERE id = ?"))
                 .bind(priority.as_str())
-                .bind(ticket.id)
-                .execute(&mut *tx)
+                .bind(ticket_id)
+                .execute(&mut **tx)
                 .await?;
         }
         if let Some(assignee) = activity.assignee {
             sqlx::query(self.sql("UPDATE tickets SET assignee_id = ? WHERE id = ?"))
                 .bind(assignee.map(|a| a.0))
-                .bind(ticket.id)
-                .execute(&mut *tx)
+                .bind(ticket_id)
+                .execute(&mut **tx)
                 .await?;
         }
         if activity.first_response {
@@ -489,15 +512,16 @@ impl Store {
                 "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
             ))
             .bind(now)
-            .bind(ticket.id)
-            .execute(&mut *tx)
+            .bind(ticket_id)
+            .execute(&mut **tx)
             .await?;
         }
-        self.mirror_conversation(&mut tx, ticket, now).await?;
+        self.mirror_conversation(tx, ticket_id, conversation_id, now)
+            .await?;
         for event in &activity.events {
             self.insert_event(
-                &mut tx,
-                ticket.id,
+                tx,
+                ticket_id,
                 activity.actor,
                 &activity.actor_name,
                 event,
@@ -505,7 +529,6 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -513,11 +536,12 @@ impl Store {
     async fn mirror_conversation(
         &self,
         tx: &mut Transaction<'static, Any>,
-        ticket: &Ticket,
+        ticket_id: i64,
+        conversation_id: i64,
         now: i64,
     ) -> StoreResult<()> {
         let row = sqlx::query(self.sql("SELECT status, assignee_id FROM tickets WHERE id = ?"))
-            .bind(ticket.id)
+            .bind(ticket_id)
             .fetch_one(&mut **tx)
             .await?;
         let status = text_enum(&row, "status", TicketStatus::parse)?;
@@ -528,27 +552,51 @@ impl Store {
         .bind(conversation_status(status, assignee.is_some()).as_str())
         .bind(assignee)
         .bind(now)
-        .bind(ticket.conversation_id)
+        .bind(conversation_id)
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Takes the next staff `seq` and, for a public message, the next
+    /// customer `public_seq`, in the caller's transaction.
+    pub(super) async fn next_seqs(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        private: bool,
+        now: i64,
+    ) -> StoreResult<(i64, Option<i64>)> {
+        let row = sqlx::query(self.sql(
+            "UPDATE conversations SET last_seq = last_seq + 1,
+                    last_public_seq = last_public_seq + ?, updated_at = ?
+             WHERE id = ? RETURNING last_seq, last_public_seq",
+        ))
+        .bind(if private { 0_i64 } else { 1 })
+        .bind(now)
+        .bind(conversation_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let public: i64 = row.try_get("last_public_seq")?;
+        Ok((row.try_get("last_seq")?, (!private).then_some(public)))
     }
 
     async fn insert_message(
         &self,
         tx: &mut Transaction<'static, Any>,
         conversation_id: i64,
-        seq: i64,
+        (seq, public_seq): (i64, Option<i64>),
         author: &User,
         message: &NewMessage,
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(self.sql(
-            "INSERT INTO messages (conversation_id, seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(conversation_id)
         .bind(seq)
+        .bind(public_seq)
         .bind(message.sender_kind.as_str())
         .bind(author.id.0)
         .bind(&author.name)

@@ -1,15 +1,17 @@
 //! The JSON API (v1), for the portal's scripts and integrations. It uses
-//! the same session cookie and the same authorization as the pages.
+//! the same session cookie and the same authorization as the pages, and
+//! its own response shapes: a customer never gets staff ids, staff emails,
+//! private notes or staff-side sequence numbers.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
 use super::session::ApiUser;
-use crate::domain::tickets::{self, Ticket, TicketView};
+use crate::domain::tickets::{self, Message, Ticket, TicketEvent};
 use crate::domain::{Priority, TicketStatus, invalid};
 use crate::store::TicketFilter;
 
@@ -17,6 +19,121 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tickets", get(list))
         .route("/api/v1/tickets/{number}", get(show))
+}
+
+#[derive(Serialize)]
+struct ApiPerson {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ApiTicket {
+    number: i64,
+    subject: String,
+    status: TicketStatus,
+    priority: Priority,
+    customer: ApiPerson,
+    assignee: Option<ApiPerson>,
+    created_at: i64,
+    updated_at: i64,
+    first_response_at: Option<i64>,
+    resolved_at: Option<i64>,
+}
+
+impl ApiTicket {
+    fn new(ticket: Ticket, staff: bool) -> ApiTicket {
+        ApiTicket {
+            number: ticket.number,
+            subject: ticket.subject,
+            status: ticket.status,
+            priority: ticket.priority,
+            customer: ApiPerson {
+                name: ticket.customer.name,
+                email: Some(ticket.customer.email),
+                id: None,
+            },
+            assignee: ticket.assignee.map(|a| ApiPerson {
+                name: a.name,
+                email: staff.then_some(a.email),
+                id: if staff { a.id.map(|id| id.0) } else { None },
+            }),
+            created_at: ticket.created_at,
+            updated_at: ticket.updated_at,
+            first_response_at: ticket.first_response_at,
+            resolved_at: ticket.resolved_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ApiMessage {
+    /// The caller's own numbering: customers count public messages only.
+    seq: i64,
+    sender: ApiSender,
+    body: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    private: bool,
+    at: i64,
+}
+
+#[derive(Serialize)]
+struct ApiSender {
+    kind: crate::domain::SenderKind,
+    name: String,
+}
+
+impl ApiMessage {
+    fn new(message: Message, staff: bool) -> Option<ApiMessage> {
+        let seq = if staff {
+            Some(message.seq)
+        } else {
+            message.public_seq
+        }?;
+        Some(ApiMessage {
+            seq,
+            sender: ApiSender {
+                kind: message.sender_kind,
+                name: message.sender_name,
+            },
+            body: message.body,
+            private: message.private,
+            at: message.created_at,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ApiEvent {
+    at: i64,
+    actor: String,
+    kind: tickets::EventKind,
+    text: String,
+    old_value: Option<String>,
+    new_value: Option<String>,
+}
+
+impl From<TicketEvent> for ApiEvent {
+    fn from(event: TicketEvent) -> ApiEvent {
+        ApiEvent {
+            text: event.describe(),
+            at: event.at,
+            actor: event.actor,
+            kind: event.kind,
+            old_value: event.old_value,
+            new_value: event.new_value,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ApiTicketView {
+    ticket: ApiTicket,
+    messages: Vec<ApiMessage>,
+    timeline: Vec<ApiEvent>,
 }
 
 #[derive(Deserialize, Default)]
@@ -32,7 +149,7 @@ async fn list(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<Ticket>>, ApiError> {
+) -> Result<Json<Vec<ApiTicket>>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(TicketStatus::parse(s).ok_or_else(|| {
@@ -54,13 +171,30 @@ async fn list(
         offset: query.offset.unwrap_or(0),
         ..TicketFilter::default()
     };
-    Ok(Json(tickets::list(state.store(), &user, filter).await?))
+    let staff = user.role.is_staff();
+    let found = tickets::list(state.store(), &user, filter).await?;
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|t| ApiTicket::new(t, staff))
+            .collect(),
+    ))
 }
 
 async fn show(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Path(number): Path<i64>,
-) -> Result<Json<TicketView>, ApiError> {
-    Ok(Json(tickets::view(state.store(), &user, number).await?))
+) -> Result<Json<ApiTicketView>, ApiError> {
+    let staff = user.role.is_staff();
+    let view = tickets::view(state.store(), &user, number).await?;
+    Ok(Json(ApiTicketView {
+        ticket: ApiTicket::new(view.ticket, staff),
+        messages: view
+            .messages
+            .into_iter()
+            .filter_map(|m| ApiMessage::new(m, staff))
+            .collect(),
+        timeline: view.timeline.into_iter().map(ApiEvent::from).collect(),
+    }))
 }

@@ -69,11 +69,24 @@ impl ClientIp {
     }
 }
 
+/// The rate-limit key of an address: IPv6 clients usually hold a whole /64,
+/// so one /64 shares one budget.
+pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &Request<T>) -> Result<IpAddr, GovernorError> {
         self.from_request(request)
+            .map(rate_limit_key)
             .ok_or(GovernorError::UnableToExtractKey)
     }
 }
@@ -84,6 +97,23 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64() {
+        assert_eq!(
+            rate_limit_key(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            rate_limit_key(ip("2001:db8:1:2:ffff::9")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            rate_limit_key(ip("::ffff:198.51.100.7")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(rate_limit_key(ip("198.51.100.7")), ip("198.51.100.7"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! CSRF protection for every form: a signed double-submit token. Each
-//! browser gets a random `careline_csrf` cookie; forms carry an HMAC of it
-//! under the server secret; a post whose token does not match is refused.
+//! CSRF protection for every form. A form's token is an HMAC, under the
+//! server secret, of the session token when the browser is logged in, or of
+//! a random per-browser `careline_csrf` cookie before login. A post whose
+//! token does not match is refused and changes nothing.
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header;
@@ -13,17 +14,36 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::PageError;
+use super::session::session_token;
 use crate::auth::random_token;
 use crate::domain::{DomainError, invalid};
 
-pub const CSRF_COOKIE: &str = "careline_csrf";
+fn csrf_cookie_name(state: &AppState) -> &'static str {
+    if state.config().cookies_secure() {
+        "__Host-careline_csrf"
+    } else {
+        "careline_csrf"
+    }
+}
+
+/// What a browser's tokens are bound to: its session, else its CSRF cookie.
+fn binding(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    cookie: Option<&CsrfCookie>,
+) -> Option<String> {
+    match session_token(state, headers) {
+        Some(session) => Some(format!("session:{session}")),
+        None => cookie.map(|c| format!("cookie:{}", c.0)),
+    }
+}
 
 /// The browser's CSRF cookie value, put in the request by [`ensure_cookie`].
 #[derive(Clone)]
 struct CsrfCookie(String);
 
 pub fn csrf_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    Cookie::build((CSRF_COOKIE, value))
+    Cookie::build((csrf_cookie_name(state), value))
         .http_only(true)
         .secure(state.config().cookies_secure())
         .same_site(SameSite::Lax)
@@ -39,7 +59,7 @@ pub async fn ensure_cookie(
 ) -> Response {
     let jar = CookieJar::from_headers(request.headers());
     let existing = jar
-        .get(CSRF_COOKIE)
+        .get(csrf_cookie_name(&state))
         .map(|c| c.value().to_string())
         .filter(|v| v.len() >= 22 && v.len() <= 64);
     let (value, fresh) = match existing {
@@ -52,7 +72,10 @@ pub async fn ensure_cookie(
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
-        .any(|v| v.as_bytes().starts_with(CSRF_COOKIE.as_bytes()));
+        .any(|v| {
+            v.as_bytes()
+                .starts_with(csrf_cookie_name(&state).as_bytes())
+        });
     if fresh && !already_set {
         let cookie = csrf_cookie(&state, value).to_string();
         if let Ok(value) = cookie.parse() {
@@ -69,11 +92,10 @@ impl FromRequestParts<AppState> for CsrfToken {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let cookie = parts
-            .extensions
-            .get::<CsrfCookie>()
+        let cookie = parts.extensions.get::<CsrfCookie>();
+        let binding = binding(state, &parts.headers, cookie)
             .ok_or_else(|| PageError(DomainError::Internal("CSRF middleware missing".into())))?;
-        Ok(CsrfToken(state.secret().csrf_token(&cookie.0)))
+        Ok(CsrfToken(state.secret().csrf_token(&binding)))
     }
 }
 
@@ -90,13 +112,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = PageError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
-        let cookie = request.extensions().get::<CsrfCookie>().cloned();
+        let binding = binding(
+            state,
+            request.headers(),
+            request.extensions().get::<CsrfCookie>(),
+        );
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
         let token: TokenField = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
-        let valid = cookie.is_some_and(|c| state.secret().csrf_matches(&c.0, &token.csrf));
+        let valid = binding.is_some_and(|b| state.secret().csrf_matches(&b, &token.csrf));
         if !valid {
             return Err(PageError(DomainError::Forbidden(
                 "This form has expired or was sent from another site. Go back, reload the page and try again.",

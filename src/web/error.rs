@@ -14,7 +14,7 @@ fn status_of(error: &DomainError) -> StatusCode {
         DomainError::NotFound => StatusCode::NOT_FOUND,
         DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
         DomainError::Conflict(_) => StatusCode::CONFLICT,
-        DomainError::BadCredentials => StatusCode::UNAUTHORIZED,
+        DomainError::BadCredentials | DomainError::Unauthenticated => StatusCode::UNAUTHORIZED,
         DomainError::Store(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -71,7 +71,7 @@ impl IntoResponse for ApiError {
             DomainError::NotFound => "not_found",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Conflict(_) => "conflict",
-            DomainError::BadCredentials => "unauthorized",
+            DomainError::BadCredentials | DomainError::Unauthenticated => "unauthorized",
             DomainError::Store(_) | DomainError::Internal(_) => "internal",
         };
         let field = match &self.0 {

@@ -11,12 +11,28 @@ use super::AppState;
 use super::error::{ApiError, PageError};
 use crate::domain::{DomainError, Role, User, accounts};
 
-pub const SESSION_COOKIE: &str = "careline_session";
+/// Over HTTPS the `__Host-` prefix makes browsers refuse the cookie unless
+/// it is `Secure`, host-only and for `/`: a sibling subdomain cannot plant it.
+pub fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.config().cookies_secure() {
+        "__Host-careline_session"
+    } else {
+        "careline_session"
+    }
+}
+
+/// The session token the browser presented, if any.
+pub fn session_token(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(session_cookie_name(state))
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
 
 /// The session cookie for a new login.
 pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
     let max_age = time::Duration::hours(state.config().session_ttl_hours as i64);
-    Cookie::build((SESSION_COOKIE, token))
+    Cookie::build((session_cookie_name(state), token))
         .http_only(true)
         .secure(state.config().cookies_secure())
         .same_site(SameSite::Lax)
@@ -26,9 +42,10 @@ pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
 }
 
 /// A cookie that tells the browser to forget the session.
-pub fn expired_session_cookie() -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, ""))
+pub fn expired_session_cookie(state: &AppState) -> Cookie<'static> {
+    Cookie::build((session_cookie_name(state), ""))
         .path("/")
+        .secure(state.config().cookies_secure())
         .removal()
         .build()
 }
@@ -43,8 +60,7 @@ impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+        let Some(token) = session_token(state, &parts.headers) else {
             return Ok(MaybeUser {
                 user: None,
                 token: None,
@@ -161,6 +177,6 @@ impl FromRequestParts<AppState> for ApiUser {
         maybe
             .user
             .map(ApiUser)
-            .ok_or(ApiError(DomainError::BadCredentials))
+            .ok_or(ApiError(DomainError::Unauthenticated))
     }
 }

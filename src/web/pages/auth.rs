@@ -40,7 +40,14 @@ pub struct RegisterForm {
 
 /// Where to go after login: a local path only, never another site.
 fn safe_next(next: &str, user: &User) -> String {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    // Browsers drop tabs and newlines and treat `\` like `/`, so anything
+    // but a plain path could turn into `//other.site`.
+    let mut chars = next.chars();
+    let local = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/') | Some('\\'))
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
     if local {
         next.to_string()
     } else {
@@ -100,6 +107,7 @@ pub async fn login_page(
 
 pub async fn login(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     jar: CookieJar,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<LoginForm>,
@@ -109,8 +117,8 @@ pub async fn login(
         Ok(session) => {
             // Rotate: the session presented before login (if any) ends, and the
             // browser gets a new session token and a new CSRF cookie.
-            if let Some(old) = jar.get(crate::web::session::SESSION_COOKIE) {
-                accounts::logout(state.store(), old.value()).await?;
+            if let Some(old) = crate::web::session::session_token(&state, &headers) {
+                accounts::logout(state.store(), &old).await?;
             }
             let jar = jar
                 .add(session_cookie(&state, session.token))
@@ -191,6 +199,6 @@ pub async fn logout(
     if let Some(token) = maybe.token {
         accounts::logout(state.store(), &token).await?;
     }
-    let jar = jar.add(expired_session_cookie());
+    let jar = jar.add(expired_session_cookie(&state));
     Ok((jar, Redirect::to("/")).into_response())
 }

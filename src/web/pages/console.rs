@@ -19,6 +19,8 @@ use crate::web::error::PageError;
 use crate::web::session::Staff;
 
 const PAGE_SIZE: i64 = 50;
+/// Far beyond any real list; keeps the offset arithmetic from overflowing.
+const MAX_PAGE: i64 = 100_000;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -37,7 +39,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn filter(&self) -> TicketFilter {
-        let page = self.page.unwrap_or(1).max(1);
+        let page = self.page.unwrap_or(1).clamp(1, MAX_PAGE);
         TicketFilter {
             customer: None,
             status: TicketStatus::parse(&self.status),
@@ -100,7 +102,7 @@ pub async fn list(
     let mut found = tickets::list(state.store(), user, query.filter()).await?;
     let more = found.len() as i64 > PAGE_SIZE;
     found.truncate(PAGE_SIZE as usize);
-    let page_no = query.page.unwrap_or(1).max(1);
+    let page_no = query.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let staff = state.store().staff().await?;
     let mut assignees = vec![
         (String::new(), "Anyone".to_string()),

@@ -29,7 +29,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/account", get(account::show))
         .route("/account/profile", post(account::update_profile))
-        .route("/account/password", post(account::change_password))
         .route("/dashboard", get(portal::dashboard))
         .route("/tickets", post(portal::create))
         .route("/tickets/new", get(portal::new_ticket))
@@ -45,8 +44,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(rate_limited(state))
 }
 
-/// Login, registration and setup: the pages a password guesser would hit,
-/// limited per client address.
+/// Login, registration, setup and password changes: the pages a password
+/// guesser would hit, limited per client address.
 fn rate_limited(state: &AppState) -> Router<AppState> {
     let config = state.config();
     let period = Duration::from_millis(60_000 / config.auth_rate_limit_per_minute.max(1));
@@ -70,6 +69,7 @@ fn rate_limited(state: &AppState) -> Router<AppState> {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/register", get(auth::register_page).post(auth::register))
         .route("/setup", get(setup::show).post(setup::submit))
+        .route("/account/password", post(account::change_password))
         .route_layer(GovernorLayer::new(governor).error_handler(too_many_requests))
 }
 

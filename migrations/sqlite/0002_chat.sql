@@ -1,0 +1,77 @@
+-- Real-time chat: presence and capacity, bot state, read markers, the FAQ
+-- bot's entries, canned replies, ratings and the email outbox.
+
+ALTER TABLE users ADD COLUMN capacity INTEGER NOT NULL DEFAULT 5;
+
+CREATE TABLE agent_presence (
+    user_id    INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    status     TEXT    NOT NULL CHECK (status IN ('online', 'away')),
+    updated_at INTEGER NOT NULL
+);
+
+ALTER TABLE conversations ADD COLUMN bot_misses INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN agent_read_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN customer_read_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
+CREATE INDEX conversations_assignee ON conversations (assignee_id, status);
+
+ALTER TABLE visitors ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE faq_entries (
+    id         INTEGER PRIMARY KEY,
+    questions  TEXT    NOT NULL,
+    answer     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE canned_replies (
+    id         INTEGER PRIMARY KEY,
+    title      TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE csat_ratings (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL UNIQUE REFERENCES conversations (id),
+    score           INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    comment         TEXT    NOT NULL DEFAULT '',
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE email_outbox (
+    id              INTEGER PRIMARY KEY,
+    to_email        TEXT    NOT NULL,
+    template        TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    status          TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX email_outbox_due ON email_outbox (status, next_attempt_at);
+
+-- A small FAQ so that a fresh install's bot can answer something useful.
+-- One question variant per line.
+INSERT INTO faq_entries (questions, answer, created_at, updated_at) VALUES
+('What are your opening hours?
+When are you open?
+business hours
+what time do you close', 'Our team answers chats Monday to Friday, 9:00 to 17:00. Outside those hours, leave your email and we will reply by email.', 0, 0),
+('I forgot my password
+How do I reset my password?
+cannot log in
+password reset', 'Use "Forgot password" on the login page; we send you a link that works once within an hour. If the email does not arrive, ask for a person here.', 0, 0),
+('How do I get a refund?
+refund policy
+I want my money back
+can I return my order', 'You can ask for a refund within 30 days of purchase. Tell us your order number and a person will take it from there.', 0, 0),
+('Where is my order?
+track my order
+delivery status
+when will my package arrive', 'You can follow your delivery from the link in your confirmation email. If it is late, give us your order number and we will look into it.', 0, 0),
+('How do I contact support?
+email address for support
+phone number', 'You are in the right place: ask here, or raise a ticket from your account and follow its progress there.', 0, 0);
