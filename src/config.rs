@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    pub bot_miss_limit: i64,
+    pub bot_timeout_ms: u64,
+    pub faq_threshold: f64,
     pub log: String,
 }
 
@@ -39,6 +42,9 @@ impl Default for RawConfig {
             session_ttl_hours: 24 * 14,
             auth_rate_limit_per_minute: 10,
             auth_rate_limit_burst: 10,
+            bot_miss_limit: 2,
+            bot_timeout_ms: 5000,
+            faq_threshold: 0.45,
             log: "info".into(),
         }
     }
@@ -59,6 +65,9 @@ pub struct Config {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    pub bot_miss_limit: i64,
+    pub bot_timeout: std::time::Duration,
+    pub faq_threshold: f64,
     pub log: String,
 }
 
@@ -176,6 +185,15 @@ impl RawConfig {
         if self.auth_rate_limit_burst == 0 {
             return Err(invalid("auth_rate_limit_burst", "must be at least 1"));
         }
+        if self.bot_miss_limit < 1 {
+            return Err(invalid("bot_miss_limit", "must be at least 1"));
+        }
+        if !(100..=60_000).contains(&self.bot_timeout_ms) {
+            return Err(invalid("bot_timeout_ms", "must be between 100 and 60000 milliseconds"));
+        }
+        if !(0.0..=1.0).contains(&self.faq_threshold) {
+            return Err(invalid("faq_threshold", "must be between 0 and 1"));
+        }
         Ok(Config {
             bind,
             public_url,
@@ -187,6 +205,9 @@ impl RawConfig {
             session_ttl_hours: self.session_ttl_hours,
             auth_rate_limit_per_minute: self.auth_rate_limit_per_minute,
             auth_rate_limit_burst: self.auth_rate_limit_burst,
+            bot_miss_limit: self.bot_miss_limit,
+            bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
+            faq_threshold: self.faq_threshold,
             log: self.log,
         })
     }

@@ -2,16 +2,25 @@
 //! from its configuration: the one place where adapters are chosen.
 
 pub mod auth;
+pub mod bot;
+pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod protocol;
 pub mod store;
 pub mod web;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::auth::Secret;
+use crate::bot::Bot;
+use crate::bot::faq::FaqBot;
+use crate::bus::{Bus, LocalBus};
+use crate::domain::conversations::{Chat, ChatConfig};
 use crate::config::Config;
 use crate::store::Store;
 use crate::web::AppState;
@@ -41,25 +50,52 @@ impl App {
         } else {
             Some(auth::random_token(18))
         };
-        let state = AppState::new(store, config, secret, setup_token.clone());
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::standalone());
+        let bot: Arc<dyn Bot> = Arc::new(FaqBot::new(store.clone(), config.faq_threshold));
+        let chat_config = ChatConfig {
+            bot_miss_limit: config.bot_miss_limit,
+            bot_timeout: config.bot_timeout,
+            ..ChatConfig::default()
+        };
+        let chat = Arc::new(Chat::new(store.clone(), bus, bot, chat_config));
+        let state = AppState::new(store, chat, config, secret, setup_token.clone());
         Ok(App { state, setup_token })
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains.
+    /// Serves on `listener` until `shutdown` completes. Then it stops
+    /// accepting, closes every socket with 1001 (going away: clients
+    /// reconnect, through the load balancer, and resume) and drains.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store().clone();
+        let hub = self.state.hub().clone();
         spawn_housekeeping(store.clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut server_stop = stop_rx.clone();
+        let mut sockets_stop = stop_rx;
+        let closer = tokio::spawn(async move {
+            if sockets_stop.wait_for(|stop| *stop).await.is_ok() {
+                hub.close_all(web::ws::hub::close::GOING_AWAY, Duration::from_secs(10))
+                    .await;
+            }
+        });
         let router = web::router(self.state);
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        })
         .await?;
+        let _ = closer.await;
         store.close().await;
         Ok(())
     }

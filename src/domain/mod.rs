@@ -88,6 +88,8 @@ macro_rules! text_enum {
 }
 
 pub mod accounts;
+pub mod chat;
+pub mod conversations;
 pub mod password;
 pub mod tickets;
 

@@ -76,6 +76,7 @@ text_enum!(
         CustomerReply = "customer_reply",
         AgentReply = "agent_reply",
         Note = "note",
+        Rated = "rated",
     }
 );
 
@@ -93,6 +94,7 @@ impl TicketEvent {
             EventKind::CustomerReply => "Customer replied".into(),
             EventKind::AgentReply => "Support replied".into(),
             EventKind::Note => "Private note added".into(),
+            EventKind::Rated => format!("Customer rated the help {new}"),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! syntax, connection pragmas, how a write transaction starts, migrations)
 //! lives in [`Backend`] and `migrations/<backend>/`. See docs/decisions.md.
 
+mod chat;
+mod content;
 mod migrations;
+mod outbox;
 mod rows;
 mod sessions;
 mod sites;
@@ -18,6 +21,10 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlStr, Transaction};
 
+pub use chat::{Appended, NewChatMessage};
+pub use content::{CannedReply, FaqEntry};
+pub use outbox::OutboxEmail;
+pub use sites::{Site, SiteSettings};
 pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,7 +52,7 @@ struct NewEvent {
 
 /// Everything one action does to a ticket, applied atomically.
 pub struct TicketActivity {
-    actor: UserId,
+    actor: Option<UserId>,
     actor_name: String,
     message: Option<NewMessage>,
     events: Vec<NewEvent>,
@@ -67,9 +67,23 @@ pub struct TicketActivity {
 
 impl TicketActivity {
     pub fn new(actor: &User) -> TicketActivity {
+        TicketActivity::by(Some(actor.id), &actor.name)
+    }
+
+    /// An action taken by Careline itself or by a visitor without an account.
+    pub fn system(actor_name: &str) -> TicketActivity {
+        TicketActivity::by(None, actor_name)
+    }
+
+    pub fn with_event(mut self, kind: EventKind) -> TicketActivity {
+        self.event(kind, None, None, false);
+        self
+    }
+
+    fn by(actor: Option<UserId>, actor_name: &str) -> TicketActivity {
         TicketActivity {
-            actor: actor.id,
-            actor_name: actor.name.clone(),
+            actor,
+            actor_name: actor_name.to_string(),
             message: None,
             events: Vec::new(),
             status: None,
@@ -235,7 +249,7 @@ impl Store {
             &mut tx,
             conversation_id,
             (1, Some(1)),
-            customer,
+            (Some(customer.id.0), &customer.name),
             &NewMessage {
                 sender_kind: SenderKind::Customer,
                 body: body.to_string(),
@@ -245,12 +259,35 @@ impl Store {
         )
         .await?;
 
+        let (ticket_id, number) = self
+            .insert_ticket(&mut tx, conversation_id, visitor_id, subject, priority, now)
+            .await?;
+        let opened = TicketActivity::new(customer).with_event(EventKind::Opened);
+        self.insert_activity_events(&mut tx, ticket_id, &opened, now)
+            .await?;
+        tx.commit().await?;
+
+        self.ticket_by_number(number)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Inserts a ticket with the next number; returns (id, number).
+    pub(super) async fn insert_ticket(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        visitor_id: i64,
+        subject: &str,
+        priority: Priority,
+        now: i64,
+    ) -> StoreResult<(i64, i64)> {
         // The counter row is locked until commit, so concurrent creates on
         // PostgreSQL get distinct, consecutive numbers.
         let number: i64 = sqlx::query(self.sql(
             "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
         ))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("value")?;
         let ticket_id: i64 = sqlx::query(self.sql(
@@ -264,29 +301,10 @@ impl Store {
         .bind(priority.as_str())
         .bind(now)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
-        let opened = NewEvent {
-            kind: EventKind::Opened,
-            old_value: None,
-            new_value: None,
-            private: false,
-        };
-        self.insert_event(
-            &mut tx,
-            ticket_id,
-            customer.id,
-            &customer.name,
-            &opened,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-
-        self.ticket_by_number(number)
-            .await?
-            .ok_or(StoreError::NotFound)
+        Ok((ticket_id, number))
     }
 
     pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
@@ -456,15 +474,8 @@ impl Store {
             let seqs = self
                 .next_seqs(tx, conversation_id, message.private, now)
                 .await?;
-            let author = User {
-                id: activity.actor,
-                email: String::new(),
-                name: activity.actor_name.clone(),
-                role: crate::domain::Role::Customer,
-                verified: false,
-                created_at: now,
-            };
-            self.insert_message(tx, conversation_id, seqs, &author, message, now)
+            let author = (activity.actor.map(|a| a.0), activity.actor_name.as_str());
+            self.insert_message(tx, conversation_id, seqs, author, message, now)
                 .await?;
         }
 
@@ -518,17 +529,8 @@ impl Store {
         }
         self.mirror_conversation(tx, ticket_id, conversation_id, now)
             .await?;
-        for event in &activity.events {
-            self.insert_event(
-                tx,
-                ticket_id,
-                activity.actor,
-                &activity.actor_name,
-                event,
-                now,
-            )
+        self.insert_activity_events(tx, ticket_id, &activity, now)
             .await?;
-        }
         Ok(())
     }
 
@@ -567,18 +569,45 @@ impl Store {
         private: bool,
         now: i64,
     ) -> StoreResult<(i64, Option<i64>)> {
-        let row = sqlx::query(self.sql(
+        self.next_seqs_if(tx, conversation_id, private, now, None)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// [`Store::next_seqs`], only while the conversation is in one of `only_in`.
+    pub(super) async fn next_seqs_if(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        private: bool,
+        now: i64,
+        only_in: Option<&[ConversationStatus]>,
+    ) -> StoreResult<Option<(i64, Option<i64>)>> {
+        // Status names come from the enum, never from input.
+        let condition = match only_in {
+            Some(states) => format!(
+                " AND status IN ({})",
+                states
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        let row = sqlx::query(self.sql(&format!(
             "UPDATE conversations SET last_seq = last_seq + 1,
                     last_public_seq = last_public_seq + ?, updated_at = ?
-             WHERE id = ? RETURNING last_seq, last_public_seq",
-        ))
+             WHERE id = ?{condition} RETURNING last_seq, last_public_seq"
+        )))
         .bind(if private { 0_i64 } else { 1 })
         .bind(now)
         .bind(conversation_id)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
+        let Some(row) = row else { return Ok(None) };
         let public: i64 = row.try_get("last_public_seq")?;
-        Ok((row.try_get("last_seq")?, (!private).then_some(public)))
+        Ok(Some((row.try_get("last_seq")?, (!private).then_some(public))))
     }
 
     async fn insert_message(
@@ -586,7 +615,7 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         conversation_id: i64,
         (seq, public_seq): (i64, Option<i64>),
-        author: &User,
+        (sender_user_id, sender_name): (Option<i64>, &str),
         message: &NewMessage,
         now: i64,
     ) -> StoreResult<()> {
@@ -598,8 +627,8 @@ impl Store {
         .bind(seq)
         .bind(public_seq)
         .bind(message.sender_kind.as_str())
-        .bind(author.id.0)
-        .bind(&author.name)
+        .bind(sender_user_id)
+        .bind(sender_name)
         .bind(&message.body)
         .bind(i64::from(message.private))
         // Portal posts are not retried by a client, so each gets a fresh id.
@@ -610,11 +639,25 @@ impl Store {
         Ok(())
     }
 
+    pub(super) async fn insert_activity_events(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket_id: i64,
+        activity: &TicketActivity,
+        now: i64,
+    ) -> StoreResult<()> {
+        for event in &activity.events {
+            self.insert_event(tx, ticket_id, activity.actor, &activity.actor_name, event, now)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn insert_event(
         &self,
         tx: &mut Transaction<'static, Any>,
         ticket_id: i64,
-        actor: UserId,
+        actor: Option<UserId>,
         actor_name: &str,
         event: &NewEvent,
         now: i64,
@@ -625,7 +668,7 @@ impl Store {
         ))
         .bind(ticket_id)
         .bind(now)
-        .bind(actor.0)
+        .bind(actor.map(|a| a.0))
         .bind(actor_name)
         .bind(event.kind.as_str())
         .bind(event.old_value.as_deref())

@@ -4,6 +4,8 @@
 
 mod api;
 mod assets;
+mod widget;
+pub mod ws;
 mod client_ip;
 mod csrf;
 mod error;
@@ -22,7 +24,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Secret;
 use crate::config::Config;
+use crate::domain::conversations::Chat;
 use crate::store::Store;
+use ws::hub::Hub;
 
 pub use client_ip::ClientIp;
 
@@ -34,6 +38,8 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
+    chat: Arc<Chat>,
+    hub: Arc<Hub>,
     config: Config,
     secret: Secret,
     /// Required by the setup page while no admin exists; printed at start.
@@ -44,14 +50,18 @@ struct Inner {
 impl AppState {
     pub fn new(
         store: Store,
+        chat: Arc<Chat>,
         config: Config,
         secret: Secret,
         setup_token: Option<String>,
     ) -> AppState {
         let setup_done = setup_token.is_none();
+        let hub = Hub::new(chat.bus().clone());
         AppState {
             inner: Arc::new(Inner {
                 store,
+                chat,
+                hub,
                 config,
                 secret,
                 setup_token,
@@ -62,6 +72,14 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn chat(&self) -> &Arc<Chat> {
+        &self.inner.chat
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     pub fn config(&self) -> &Config {
@@ -97,6 +115,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes(&state))
         .merge(api::routes())
+        .merge(widget::routes(&state))
+        .merge(ws::routes())
         .merge(health::routes())
         .merge(assets::routes())
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,56 @@
+//! The bus: how one instance tells every instance (itself included) that
+//! something happened in a conversation. Fan-out always goes through it,
+//! even on one node, so that adding instances changes the adapter, not the
+//! code.
+//!
+//! The bus may lose messages (design §3.6): the database is the truth, and
+//! after any loss subscribers are told to resume ([`BusEvent::Resync`]).
+
+mod local;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use local::{LocalBroker, LocalBus};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an instance receives from the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// A payload published on a topic this instance subscribes to.
+    Message { topic: Arc<str>, payload: Arc<str> },
+    /// Messages may have been lost (reconnect, overflow): everyone subscribed
+    /// to these topics must resume from the database.
+    Resync { topics: Vec<Arc<str>> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One instance's connection to the bus. Each instance calls [`Bus::events`]
+/// once and reads everything it subscribed to from that one stream.
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes `payload` to every instance subscribed to `topic`.
+    fn publish<'a>(&'a self, topic: &'a str, payload: Arc<str>) -> BoxFuture<'a, Result<(), BusError>>;
+
+    /// Starts delivering `topic` to this instance. Idempotent.
+    fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>>;
+
+    /// Stops delivering `topic`. Idempotent.
+    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>>;
+
+    /// The instance's event stream; `None` after the first call.
+    fn events(&self) -> Option<mpsc::Receiver<BusEvent>>;
+
+    /// Whether a publish would be delivered now (for `/readyz`).
+    fn is_connected(&self) -> bool;
+
+    fn name(&self) -> &'static str;
+}

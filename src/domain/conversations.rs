@@ -1,0 +1,766 @@
+//! The chat service: what happens when someone writes, asks for a person,
+//! claims, transfers, resolves or rates. Every change is committed to the
+//! store first and then published on the bus, once per audience:
+//! - `c:{id}` carries what the visitor may see (public messages, numbered
+//!   by `public_seq`);
+//! - `s:{id}` carries what staff see (every message, numbered by `seq`);
+//! - `queue` carries the waiting list; `a:{agent}` tells one agent that a
+//!   conversation became theirs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::chat::{Conversation, Visitor, asks_for_a_person, parse_body, parse_client_msg_id, subject_from};
+use super::tickets::Message;
+use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
+use crate::bot::{Bot, BotReply, BotTurn};
+use crate::bus::Bus;
+use crate::protocol::{self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame};
+use crate::store::{Appended, NewChatMessage, Store};
+
+pub fn public_topic(conversation_id: i64) -> String {
+    format!("c:{conversation_id}")
+}
+
+pub fn staff_topic(conversation_id: i64) -> String {
+    format!("s:{conversation_id}")
+}
+
+pub fn agent_topic(agent: UserId) -> String {
+    format!("a:{agent}")
+}
+
+pub const QUEUE_TOPIC: &str = "queue";
+
+/// Who a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Visitor,
+    Staff,
+}
+
+/// Who is acting on a conversation.
+#[derive(Debug, Clone)]
+pub enum Participant {
+    Visitor(Visitor),
+    Agent(User),
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Misses in a row before the bot hands the customer to a person.
+    pub bot_miss_limit: i64,
+    /// Longest the customer waits for the bot before a person is called.
+    pub bot_timeout: Duration,
+    /// An agent's presence counts while refreshed within this time.
+    pub presence_fresh: Duration,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            bot_miss_limit: 2,
+            bot_timeout: Duration::from_secs(5),
+            presence_fresh: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Why a conversation goes to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffReason {
+    CustomerAsked,
+    BotHandedOff,
+    BotMissed,
+    BotFailed,
+}
+
+/// The result of a send: the stored message, and whether it was a retry.
+pub struct Sent {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+pub struct Chat {
+    store: Store,
+    bus: Arc<dyn Bus>,
+    bot: Arc<dyn Bot>,
+    config: ChatConfig,
+    /// Visitors with an open socket on this instance, by visitor id.
+    online_visitors: Mutex<HashMap<i64, usize>>,
+    /// When each conversation last emailed its customer (to coalesce bursts).
+    emailed: Mutex<HashMap<i64, Instant>>,
+}
+
+/// At most one "you have a reply" email per conversation in this window.
+const EMAIL_COALESCE: Duration = Duration::from_secs(600);
+
+/// How many messages a resume sends per database read.
+const REPLAY_PAGE: i64 = 200;
+
+impl Chat {
+    pub fn new(store: Store, bus: Arc<dyn Bus>, bot: Arc<dyn Bot>, config: ChatConfig) -> Chat {
+        Chat {
+            store,
+            bus,
+            bot,
+            config,
+            online_visitors: Mutex::new(HashMap::new()),
+            emailed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    pub fn bot(&self) -> &Arc<dyn Bot> {
+        &self.bot
+    }
+
+    fn presence_fresh_ms(&self) -> i64 {
+        self.config.presence_fresh.as_millis() as i64
+    }
+
+    // ----- who may see what -----
+
+    /// The conversation if it belongs to `visitor`; "not found" otherwise,
+    /// whether or not it exists.
+    pub async fn visitor_conversation(&self, visitor: &Visitor, id: i64) -> DomainResult<Conversation> {
+        match self.store.conversation(id).await? {
+            Some(c) if c.visitor_id == visitor.id => Ok(c),
+            _ => Err(DomainError::NotFound),
+        }
+    }
+
+    /// Any conversation, for staff.
+    pub async fn staff_conversation(&self, agent: &User, id: i64) -> DomainResult<Conversation> {
+        if !agent.role.is_staff() {
+            return Err(DomainError::NotFound);
+        }
+        self.store.conversation(id).await?.ok_or(DomainError::NotFound)
+    }
+
+    pub async fn conversation_for(&self, who: &Participant, id: i64) -> DomainResult<Conversation> {
+        match who {
+            Participant::Visitor(v) => self.visitor_conversation(v, id).await,
+            Participant::Agent(a) => self.staff_conversation(a, id).await,
+        }
+    }
+
+    // ----- frames -----
+
+    pub fn conversation_frame(&self, c: &Conversation, audience: Audience) -> ConversationFrame {
+        let staff = audience == Audience::Staff;
+        ConversationFrame {
+            id: c.id.to_string(),
+            status: c.status.as_str(),
+            assignee: c.assignee_id.map(|id| Assignee {
+                id: staff.then(|| id.to_string()),
+                name: c.assignee_name.clone().unwrap_or_default(),
+            }),
+            ticket_number: c.ticket_number,
+            last_seq: if staff { c.last_seq } else { c.last_public_seq },
+            customer: staff.then(|| Customer {
+                name: c.customer_name.clone(),
+                email: c.customer_email.clone(),
+            }),
+            unread: staff.then(|| (c.last_seq - c.agent_read_seq).max(0)),
+        }
+    }
+
+    /// The frame for `message` as `audience` sees it; `None` when that
+    /// audience must not see it (a private note for a visitor).
+    pub fn message_frame(&self, message: &Message, audience: Audience) -> Option<ServerFrame> {
+        let staff = audience == Audience::Staff;
+        let seq = if staff { Some(message.seq) } else { message.public_seq }?;
+        let sender_id = match message.sender_kind {
+            SenderKind::Agent if staff => message.sender_user_id.map(|id| id.to_string()),
+            _ => None,
+        };
+        Some(ServerFrame::Message(MessageFrame {
+            conversation_id: message.conversation_id.to_string(),
+            seq,
+            id: message.id.to_string(),
+            sender: Sender {
+                kind: message.sender_kind.as_str(),
+                id: sender_id,
+                name: message.sender_name.clone(),
+            },
+            body: message.body.clone(),
+            private: message.private,
+            options: Vec::new(),
+            client_msg_id: message.client_msg_id.clone(),
+            at: protocol::rfc3339(message.created_at),
+        }))
+    }
+
+    /// Messages after `after_seq` (in the audience's numbering), in order,
+    /// read from the database page by page.
+    pub async fn replay(&self, c: &Conversation, audience: Audience, after_seq: i64, mut each: impl FnMut(ServerFrame)) -> DomainResult<i64> {
+        let staff = audience == Audience::Staff;
+        let mut cursor_staff_seq = if staff {
+            after_seq
+        } else {
+            // Find the staff seq of the visitor's last public message.
+            self.staff_seq_of_public(c.id, after_seq).await?
+        };
+        let mut last = after_seq;
+        loop {
+            let page = self.store.messages_after(c.id, cursor_staff_seq, staff, REPLAY_PAGE).await?;
+            let done = (page.len() as i64) < REPLAY_PAGE;
+            for message in &page {
+                cursor_staff_seq = message.seq;
+                if let Some(frame) = self.message_frame(message, audience) {
+                    last = if staff { message.seq } else { message.public_seq.unwrap_or(last) };
+                    each(frame);
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(last.max(after_seq))
+    }
+
+    async fn staff_seq_of_public(&self, conversation_id: i64, public_seq: i64) -> DomainResult<i64> {
+        if public_seq <= 0 {
+            return Ok(0);
+        }
+        Ok(self.store.staff_seq_for_public(conversation_id, public_seq).await?)
+    }
+
+    async fn publish(&self, topic: &str, frame: &ServerFrame) {
+        if let Err(e) = self.bus.publish(topic, frame.to_text()).await {
+            // The message is committed; subscribers will be told to resume.
+            tracing::warn!(topic, error = %e, "publish failed");
+        }
+    }
+
+    async fn publish_message(&self, message: &Message) {
+        if let Some(frame) = self.message_frame(message, Audience::Staff) {
+            self.publish(&staff_topic(message.conversation_id), &frame).await;
+        }
+        if let Some(frame) = self.message_frame(message, Audience::Visitor) {
+            self.publish(&public_topic(message.conversation_id), &frame).await;
+        }
+    }
+
+    /// Tells both audiences (and the assignee) where a conversation stands.
+    pub async fn publish_conversation(&self, id: i64) -> DomainResult<Option<Conversation>> {
+        let Some(c) = self.store.conversation(id).await? else {
+            return Ok(None);
+        };
+        let staff = ServerFrame::Conversation(self.conversation_frame(&c, Audience::Staff));
+        self.publish(&staff_topic(id), &staff).await;
+        if let Some(agent) = c.assignee_id {
+            self.publish(&agent_topic(agent), &staff).await;
+        }
+        let visitor = ServerFrame::Conversation(self.conversation_frame(&c, Audience::Visitor));
+        self.publish(&public_topic(id), &visitor).await;
+        Ok(Some(c))
+    }
+
+    pub async fn queue_frame(&self) -> DomainResult<ServerFrame> {
+        let waiting = self
+            .store
+            .queue()
+            .await?
+            .into_iter()
+            .map(|q| QueueItem {
+                conversation_id: q.conversation_id.to_string(),
+                ticket_number: q.ticket_number,
+                customer: if q.customer_name.is_empty() { q.customer_email } else { q.customer_name },
+                waiting_since: protocol::rfc3339(q.waiting_since),
+                preview: q.preview.chars().take(140).collect(),
+            })
+            .collect();
+        Ok(ServerFrame::Queue { waiting })
+    }
+
+    async fn publish_queue(&self) {
+        match self.queue_frame().await {
+            Ok(frame) => self.publish(QUEUE_TOPIC, &frame).await,
+            Err(e) => tracing::warn!(error = %e, "could not read the queue"),
+        }
+    }
+
+    // ----- visitors -----
+
+    pub fn visitor_connected(&self, visitor_id: i64) {
+        *self.online_visitors.lock().expect("online lock").entry(visitor_id).or_default() += 1;
+    }
+
+    pub fn visitor_disconnected(&self, visitor_id: i64) {
+        let mut online = self.online_visitors.lock().expect("online lock");
+        if let Some(count) = online.get_mut(&visitor_id) {
+            *count -= 1;
+            if *count == 0 {
+                online.remove(&visitor_id);
+            }
+        }
+    }
+
+    fn visitor_online(&self, visitor_id: i64) -> bool {
+        self.online_visitors.lock().expect("online lock").contains_key(&visitor_id)
+    }
+
+    /// A new conversation with the bot.
+    pub async fn start(&self, visitor: &Visitor) -> DomainResult<Conversation> {
+        Ok(self.store.create_conversation(visitor.site_id, visitor.id).await?)
+    }
+
+    /// The visitor writes. A conversation that was resolved or closed
+    /// reopens; one with the bot gets the bot's answer (spawned, so the
+    /// sender's ack is not held up by the bot).
+    pub async fn send_as_visitor(
+        self: &Arc<Self>,
+        visitor: &Visitor,
+        conversation_id: i64,
+        client_msg_id: &str,
+        body: &str,
+    ) -> DomainResult<Sent> {
+        let body = parse_body(body)?;
+        let client_msg_id = parse_client_msg_id(client_msg_id)?;
+        let c = self.visitor_conversation(visitor, conversation_id).await?;
+        let appended = self
+            .store
+            .append_message(
+                c.id,
+                NewChatMessage {
+                    sender_kind: SenderKind::Customer,
+                    sender_user_id: visitor.user_id,
+                    sender_name: &visitor.display_name(),
+                    body: &body,
+                    private: false,
+                    client_msg_id: &client_msg_id,
+                    only_in: None,
+                },
+            )
+            .await?;
+        let sent = match appended {
+            Appended::Duplicate(message) => return Ok(Sent { message, duplicate: true }),
+            Appended::New(message) => message,
+            Appended::Refused => return Err(DomainError::Conflict("the conversation does not take messages now".into())),
+        };
+        self.publish_message(&sent).await;
+        match c.status {
+            ConversationStatus::Bot => {
+                let chat = self.clone();
+                let message = sent.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = chat.bot_turn(&message).await {
+                        tracing::warn!(conversation = message.conversation_id, error = %e, "bot turn failed");
+                    }
+                });
+            }
+            ConversationStatus::Resolved | ConversationStatus::Closed => {
+                if self.store.reopen(c.id, &visitor.display_name()).await? {
+                    self.publish_conversation(c.id).await?;
+                    self.publish_queue().await;
+                }
+            }
+            ConversationStatus::Waiting | ConversationStatus::Live => {}
+        }
+        Ok(Sent { message: sent, duplicate: false })
+    }
+
+    /// One bot turn for a customer message: answer, count a miss, or hand
+    /// off. A bot that errs or is slower than the timeout hands off too.
+    async fn bot_turn(self: &Arc<Self>, message: &Message) -> DomainResult<()> {
+        let conversation_id = message.conversation_id;
+        if asks_for_a_person(&message.body) {
+            return self.handoff(conversation_id, HandoffReason::CustomerAsked).await;
+        }
+        let turn = BotTurn {
+            conversation_id,
+            text: &message.body,
+        };
+        let started = Instant::now();
+        let reply = tokio::time::timeout(self.config.bot_timeout, self.bot.reply(turn)).await;
+        tracing::debug!(bot = self.bot.name(), ms = started.elapsed().as_millis() as u64, "bot answered");
+        let bot_msg_id = format!("bot:{}", message.client_msg_id);
+        match reply {
+            Ok(Ok(BotReply::Answer { text, options })) => {
+                self.store.reset_bot_misses(conversation_id).await?;
+                self.bot_says(conversation_id, &bot_msg_id, &text, options).await
+            }
+            Ok(Ok(BotReply::NotUnderstood { text })) => {
+                let misses = self.store.count_bot_miss(conversation_id).await?;
+                if misses >= self.config.bot_miss_limit {
+                    self.handoff(conversation_id, HandoffReason::BotMissed).await
+                } else {
+                    self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new()).await
+                }
+            }
+            Ok(Ok(BotReply::Handoff { text, note: _ })) => {
+                self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new()).await?;
+                self.handoff(conversation_id, HandoffReason::BotHandedOff).await
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(conversation = conversation_id, error = %e, "bot failed; handing off");
+                self.handoff(conversation_id, HandoffReason::BotFailed).await
+            }
+            Err(_) => {
+                tracing::warn!(conversation = conversation_id, "bot timed out; handing off");
+                self.handoff(conversation_id, HandoffReason::BotFailed).await
+            }
+        }
+    }
+
+    /// A bot message; refused by the store once a person is involved.
+    async fn bot_says(&self, conversation_id: i64, client_msg_id: &str, text: &str, options: Vec<String>) -> DomainResult<()> {
+        let appended = self
+            .store
+            .append_message(
+                conversation_id,
+                NewChatMessage {
+                    sender_kind: SenderKind::Bot,
+                    sender_user_id: None,
+                    sender_name: "Assistant",
+                    body: text,
+                    private: false,
+                    client_msg_id,
+                    only_in: Some(&[ConversationStatus::Bot]),
+                },
+            )
+            .await?;
+        if let Appended::New(message) = appended {
+            for audience in [Audience::Staff, Audience::Visitor] {
+                if let Some(ServerFrame::Message(mut frame)) = self.message_frame(&message, audience) {
+                    frame.options = options.clone();
+                    let topic = match audience {
+                        Audience::Staff => staff_topic(conversation_id),
+                        Audience::Visitor => public_topic(conversation_id),
+                    };
+                    self.publish(&topic, &ServerFrame::Message(frame)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn system_says(&self, conversation_id: i64, client_msg_id: &str, text: &str) -> DomainResult<()> {
+        let appended = self
+            .store
+            .append_message(
+                conversation_id,
+                NewChatMessage {
+                    sender_kind: SenderKind::System,
+                    sender_user_id: None,
+                    sender_name: "Careline",
+                    body: text,
+                    private: false,
+                    client_msg_id,
+                    only_in: None,
+                },
+            )
+            .await?;
+        if let Appended::New(message) = appended {
+            self.publish_message(&message).await;
+        }
+        Ok(())
+    }
+
+    /// Sends the conversation to a person: it leaves the bot, gets a ticket
+    /// with the transcript so far, and goes to an available agent or the queue.
+    pub async fn handoff(&self, conversation_id: i64, reason: HandoffReason) -> DomainResult<()> {
+        let c = self.store.conversation(conversation_id).await?.ok_or(DomainError::NotFound)?;
+        if c.status != ConversationStatus::Bot {
+            return Ok(());
+        }
+        let first = self
+            .store
+            .messages_after(c.id, 0, false, 20)
+            .await?
+            .into_iter()
+            .find(|m| m.sender_kind == SenderKind::Customer)
+            .map(|m| m.body);
+        let subject = subject_from(first.as_deref(), &c.customer_name);
+        if !self.store.escalate(c.id, &subject, "Careline").await? {
+            return Ok(());
+        }
+        tracing::info!(conversation = c.id, ?reason, "handed off to a person");
+        let someone_online = self.store.any_agent_online(self.presence_fresh_ms()).await?;
+        let text = if someone_online {
+            "Connecting you with a person. You can keep writing here."
+        } else {
+            "No one from our team is online right now. Leave your email and we will reply by email; you will also see the answer here."
+        };
+        self.system_says(c.id, &format!("handoff:{}", c.last_seq), text).await?;
+        self.publish_conversation(c.id).await?;
+        self.route(c.id).await?;
+        self.publish_queue().await;
+        Ok(())
+    }
+
+    /// Gives a waiting conversation to the least busy available agent, if any.
+    async fn route(&self, conversation_id: i64) -> DomainResult<bool> {
+        for agent in self.store.available_agents(self.presence_fresh_ms()).await? {
+            if self.store.claim(conversation_id, &agent).await? {
+                self.publish_conversation(conversation_id).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The visitor asks for a person (the button).
+    pub async fn visitor_handoff(&self, visitor: &Visitor, conversation_id: i64) -> DomainResult<Conversation> {
+        let c = self.visitor_conversation(visitor, conversation_id).await?;
+        self.handoff(c.id, HandoffReason::CustomerAsked).await?;
+        self.visitor_conversation(visitor, conversation_id).await
+    }
+
+    pub async fn contact(&self, visitor: &Visitor, name: Option<&str>, email: Option<&str>) -> DomainResult<Visitor> {
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => super::parse_name(n)?,
+            None => String::new(),
+        };
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) => super::Email::parse(e)?.as_str().to_string(),
+            None => String::new(),
+        };
+        self.store.update_visitor_contact(visitor.id, &name, &email).await?;
+        self.store.visitor(visitor.id).await?.ok_or(DomainError::NotFound)
+    }
+
+    pub async fn rate(&self, visitor: &Visitor, conversation_id: i64, score: i64, comment: Option<&str>) -> DomainResult<Conversation> {
+        let c = self.visitor_conversation(visitor, conversation_id).await?;
+        if !(1..=5).contains(&score) {
+            return Err(invalid("score", "score must be 1 to 5"));
+        }
+        if !matches!(c.status, ConversationStatus::Resolved | ConversationStatus::Closed) {
+            return Err(DomainError::Conflict("rate a conversation once it is resolved".into()));
+        }
+        let comment: String = comment.unwrap_or("").trim().chars().take(2000).collect();
+        self.store.rate(c.id, score, &comment, &visitor.display_name()).await?;
+        Ok(c)
+    }
+
+    // ----- agents -----
+
+    /// An agent writes (a reply, or a private note). Writing to a waiting
+    /// conversation claims it; one owned by someone else is refused.
+    pub async fn send_as_agent(
+        &self,
+        agent: &User,
+        conversation_id: i64,
+        client_msg_id: &str,
+        body: &str,
+        private: bool,
+    ) -> DomainResult<Sent> {
+        let field = if private { "note" } else { "body" };
+        let body = parse_body(body).map_err(|e| match e {
+            DomainError::Invalid { message, .. } => invalid(field, message),
+            other => other,
+        })?;
+        let client_msg_id = parse_client_msg_id(client_msg_id)?;
+        let mut c = self.staff_conversation(agent, conversation_id).await?;
+        if !private {
+            if c.status == ConversationStatus::Waiting && c.assignee_id.is_none() {
+                if self.store.claim(c.id, agent).await? {
+                    self.publish_conversation(c.id).await?;
+                    self.publish_queue().await;
+                }
+                c = self.staff_conversation(agent, conversation_id).await?;
+            }
+            if let Some(owner) = c.assignee_id
+                && owner != agent.id
+            {
+                return Err(DomainError::Conflict(format!(
+                    "{} owns this conversation; ask them to transfer it",
+                    c.assignee_name.clone().unwrap_or_default()
+                )));
+            }
+        }
+        let appended = self
+            .store
+            .append_message(
+                c.id,
+                NewChatMessage {
+                    sender_kind: SenderKind::Agent,
+                    sender_user_id: Some(agent.id.0),
+                    sender_name: &agent.name,
+                    body: &body,
+                    private,
+                    client_msg_id: &client_msg_id,
+                    only_in: None,
+                },
+            )
+            .await?;
+        let message = match appended {
+            Appended::Duplicate(message) => return Ok(Sent { message, duplicate: true }),
+            Appended::New(message) => message,
+            Appended::Refused => return Err(DomainError::Conflict("the conversation does not take messages now".into())),
+        };
+        self.publish_message(&message).await;
+        if !private {
+            self.store.note_first_response(c.id).await?;
+            self.email_if_away(&c, agent, &message).await?;
+        }
+        Ok(Sent { message, duplicate: false })
+    }
+
+    /// Queues an email for a customer who is not connected, so a reply is
+    /// never missed; bursts of replies make one email.
+    async fn email_if_away(&self, c: &Conversation, agent: &User, message: &Message) -> DomainResult<()> {
+        if c.customer_email.is_empty() || self.visitor_online(c.visitor_id) {
+            return Ok(());
+        }
+        {
+            let mut emailed = self.emailed.lock().expect("emailed lock");
+            if emailed.get(&c.id).is_some_and(|at| at.elapsed() < EMAIL_COALESCE) {
+                return Ok(());
+            }
+            emailed.insert(c.id, Instant::now());
+        }
+        let payload = serde_json::json!({
+            "conversation_id": c.id,
+            "ticket_number": c.ticket_number,
+            "agent": agent.name,
+            "body": message.body,
+        });
+        self.store.enqueue_email(&c.customer_email, "agent_reply", &payload).await?;
+        Ok(())
+    }
+
+    pub async fn claim(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
+        let c = self.staff_conversation(agent, conversation_id).await?;
+        if c.assignee_id == Some(agent.id) {
+            return Ok(c);
+        }
+        if !self.store.claim(c.id, agent).await? {
+            return Err(DomainError::Conflict(match c.assignee_name {
+                Some(name) => format!("{name} already took this conversation"),
+                None => "this conversation is not waiting for an agent".into(),
+            }));
+        }
+        self.publish_queue().await;
+        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+    }
+
+    pub async fn transfer(&self, agent: &User, conversation_id: i64, to: UserId) -> DomainResult<Conversation> {
+        let c = self.staff_conversation(agent, conversation_id).await?;
+        let target = self
+            .store
+            .user(to)
+            .await?
+            .filter(|u| u.role.is_staff())
+            .ok_or_else(|| invalid("agent_id", "no agent with that id"))?;
+        let from = c
+            .assignee_id
+            .ok_or_else(|| DomainError::Conflict("claim the conversation before transferring it".into()))?;
+        if from != agent.id && agent.role != super::Role::Admin {
+            return Err(DomainError::Conflict("only the agent who owns it (or an admin) can transfer it".into()));
+        }
+        if !self.store.transfer(c.id, agent, from, &target).await? {
+            return Err(DomainError::Conflict("the conversation changed hands meanwhile; reload".into()));
+        }
+        self.system_says(c.id, &format!("transfer:{}:{}", c.last_seq, target.id), &format!("{} will take it from here.", target.name))
+            .await?;
+        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+    }
+
+    pub async fn resolve(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
+        let c = self.staff_conversation(agent, conversation_id).await?;
+        if !self.store.resolve(c.id, agent).await? {
+            return Err(DomainError::Conflict("the conversation is already resolved".into()));
+        }
+        if c.status == ConversationStatus::Waiting {
+            self.publish_queue().await;
+        }
+        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+    }
+
+    /// An agent's console says online or away. Coming online picks up
+    /// whatever is waiting, up to the agent's capacity.
+    pub async fn presence(&self, agent: &User, online: bool) -> DomainResult<()> {
+        self.store.set_presence(agent.id, online).await?;
+        if online {
+            for entry in self.store.queue().await? {
+                let available = self.store.available_agents(self.presence_fresh_ms()).await?;
+                if !available.iter().any(|a| a.id == agent.id) {
+                    break;
+                }
+                if self.store.claim(entry.conversation_id, agent).await? {
+                    self.publish_conversation(entry.conversation_id).await?;
+                }
+            }
+            self.publish_queue().await;
+        }
+        Ok(())
+    }
+
+    pub async fn my_conversations(&self, agent: &User) -> DomainResult<Vec<Conversation>> {
+        Ok(self.store.agent_conversations(agent.id).await?)
+    }
+
+    // ----- ephemeral signals -----
+
+    fn sender_of(who: &Participant, audience: Audience) -> Sender {
+        match who {
+            Participant::Visitor(v) => Sender {
+                kind: "customer",
+                id: None,
+                name: v.display_name(),
+            },
+            Participant::Agent(a) => Sender {
+                kind: "agent",
+                id: (audience == Audience::Staff).then(|| a.id.to_string()),
+                name: a.name.clone(),
+            },
+        }
+    }
+
+    pub async fn typing(&self, who: &Participant, conversation_id: i64) -> DomainResult<()> {
+        let c = self.conversation_for(who, conversation_id).await?;
+        for (audience, topic) in [(Audience::Staff, staff_topic(c.id)), (Audience::Visitor, public_topic(c.id))] {
+            let frame = ServerFrame::Typing {
+                conversation_id: c.id.to_string(),
+                sender: Self::sender_of(who, audience),
+            };
+            self.publish(&topic, &frame).await;
+        }
+        Ok(())
+    }
+
+    /// A read marker, in the reader's own numbering; each audience is told
+    /// in its own.
+    pub async fn read(&self, who: &Participant, conversation_id: i64, seq: i64) -> DomainResult<()> {
+        let c = self.conversation_for(who, conversation_id).await?;
+        let (staff_seq, public_seq) = match who {
+            Participant::Agent(_) => {
+                let seq = seq.clamp(0, c.last_seq);
+                (seq, self.store.public_seq_at(c.id, seq).await?)
+            }
+            Participant::Visitor(_) => {
+                let seq = seq.clamp(0, c.last_public_seq);
+                (self.staff_seq_of_public(c.id, seq).await?, seq)
+            }
+        };
+        self.store
+            .mark_read(c.id, matches!(who, Participant::Agent(_)), match who {
+                Participant::Agent(_) => staff_seq,
+                Participant::Visitor(_) => public_seq,
+            })
+            .await?;
+        for (audience, topic, seq) in [
+            (Audience::Staff, staff_topic(c.id), staff_seq),
+            (Audience::Visitor, public_topic(c.id), public_seq),
+        ] {
+            let frame = ServerFrame::Read {
+                conversation_id: c.id.to_string(),
+                seq,
+                sender: Self::sender_of(who, audience),
+            };
+            self.publish(&topic, &frame).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,664 @@
+//! Conversations and their messages: the delivery contract's storage side.
+//!
+//! - Every message gets the next `seq` of its conversation in the same
+//!   transaction as its insert (gap-free, increasing).
+//! - A retried send with the same `client_msg_id` returns the stored message.
+//! - State changes that two people may race for (claiming, transferring) are
+//!   conditional updates: exactly one wins.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::rows::{self, MESSAGE_COLUMNS, text_enum};
+use super::tickets::TicketActivity;
+use super::{Store, StoreError, StoreResult, now_ms};
+use crate::domain::chat::{Conversation, QueueEntry, Visitor};
+use crate::domain::tickets::{EventKind, Message};
+use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+
+/// A message to append to a conversation.
+pub struct NewChatMessage<'a> {
+    pub sender_kind: SenderKind,
+    pub sender_user_id: Option<i64>,
+    pub sender_name: &'a str,
+    pub body: &'a str,
+    pub private: bool,
+    pub client_msg_id: &'a str,
+    /// The message is stored only while the conversation is in one of these
+    /// states (the bot may speak only while the conversation is `bot`).
+    pub only_in: Option<&'a [ConversationStatus]>,
+}
+
+pub enum Appended {
+    New(Message),
+    /// The same `client_msg_id` was sent before: this is that message.
+    Duplicate(Message),
+    /// The conversation is not in a state that allows this message.
+    Refused,
+}
+
+const CONVERSATION_SELECT: &str = "
+SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
+       c.agent_read_seq, c.customer_read_seq, c.waiting_since, c.created_at, c.updated_at,
+       t.number AS ticket_number, t.id AS ticket_id,
+       a.name AS assignee_name,
+       COALESCE(cu.name, v.name) AS customer_name,
+       COALESCE(cu.email, v.email) AS customer_email
+FROM conversations c
+JOIN visitors v ON v.id = c.visitor_id
+LEFT JOIN users cu ON cu.id = v.user_id
+LEFT JOIN tickets t ON t.conversation_id = c.id
+LEFT JOIN users a ON a.id = c.assignee_id";
+
+fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        visitor_id: row.try_get("visitor_id")?,
+        status: text_enum(row, "status", ConversationStatus::parse)?,
+        assignee_id: row.try_get::<Option<i64>, _>("assignee_id")?.map(UserId),
+        assignee_name: row.try_get("assignee_name")?,
+        last_seq: row.try_get("last_seq")?,
+        last_public_seq: row.try_get("last_public_seq")?,
+        bot_misses: row.try_get("bot_misses")?,
+        agent_read_seq: row.try_get("agent_read_seq")?,
+        customer_read_seq: row.try_get("customer_read_seq")?,
+        waiting_since: row.try_get("waiting_since")?,
+        ticket_number: row.try_get("ticket_number")?,
+        ticket_id: row.try_get("ticket_id")?,
+        customer_name: row.try_get("customer_name")?,
+        customer_email: row.try_get("customer_email")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
+    Ok(Visitor {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+    })
+}
+
+impl Store {
+    pub async fn create_visitor(&self, site_id: i64, token_hash: &str, name: &str, email: &str) -> StoreResult<Visitor> {
+        let now = now_ms();
+        let row = sqlx::query(self.sql(
+            "INSERT INTO visitors (site_id, token_hash, name, email, created_at, last_seen_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, site_id, user_id, name, email",
+        ))
+        .bind(site_id)
+        .bind(token_hash)
+        .bind(name)
+        .bind(email)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(visitor(&row)?)
+    }
+
+    /// The visitor holding this token on this site, if any.
+    pub async fn visitor_by_token(&self, site_id: i64, token_hash: &str) -> StoreResult<Option<Visitor>> {
+        let row = sqlx::query(self.sql(
+            "SELECT id, site_id, user_id, name, email FROM visitors WHERE site_id = ? AND token_hash = ?",
+        ))
+        .bind(site_id)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(visitor).transpose()?)
+    }
+
+    pub async fn visitor(&self, id: i64) -> StoreResult<Option<Visitor>> {
+        let row = sqlx::query(self.sql("SELECT id, site_id, user_id, name, email FROM visitors WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(visitor).transpose()?)
+    }
+
+    /// Updates what the visitor told us about themselves; empty keeps the old value.
+    pub async fn update_visitor_contact(&self, id: i64, name: &str, email: &str) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "UPDATE visitors SET name = CASE WHEN ? = '' THEN name ELSE ? END,
+                                 email = CASE WHEN ? = '' THEN email ELSE ? END,
+                                 last_seen_at = ?
+             WHERE id = ?",
+        ))
+        .bind(name)
+        .bind(name)
+        .bind(email)
+        .bind(email)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn create_conversation(&self, site_id: i64, visitor_id: i64) -> StoreResult<Conversation> {
+        let now = now_ms();
+        let id: i64 = sqlx::query(self.sql(
+            "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
+             VALUES (?, ?, 'bot', 0, ?, ?) RETURNING id",
+        ))
+        .bind(site_id)
+        .bind(visitor_id)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?;
+        self.conversation(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn conversation(&self, id: i64) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(self.sql(&format!("{CONVERSATION_SELECT} WHERE c.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(conversation).transpose()?)
+    }
+
+    /// A visitor's conversations, newest first (bounded: the widget shows recent ones).
+    pub async fn visitor_conversations(&self, visitor_id: i64) -> StoreResult<Vec<Conversation>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? ORDER BY c.id DESC LIMIT 20"
+        )))
+        .bind(visitor_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
+    }
+
+    /// Conversations an agent owns that are not finished, oldest activity first.
+    pub async fn agent_conversations(&self, agent: UserId) -> StoreResult<Vec<Conversation>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "{CONVERSATION_SELECT} WHERE c.assignee_id = ? AND c.status = 'live' ORDER BY c.updated_at DESC"
+        )))
+        .bind(agent.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
+    }
+
+    /// Appends a message under the delivery contract (see the module docs).
+    pub async fn append_message(&self, conversation_id: i64, message: NewChatMessage<'_>) -> StoreResult<Appended> {
+        if let Some(existing) = self.message_by_client_id(conversation_id, message.client_msg_id).await? {
+            return Ok(Appended::Duplicate(existing));
+        }
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        // The status condition is part of the seq update itself, so it holds
+        // at the moment of the write on every backend.
+        let Some(seqs) = self
+            .next_seqs_if(&mut tx, conversation_id, message.private, now, message.only_in)
+            .await?
+        else {
+            return Ok(Appended::Refused);
+        };
+        let inserted = sqlx::query(self.sql(&format!(
+            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+        )))
+        .bind(conversation_id)
+        .bind(seqs.0)
+        .bind(seqs.1)
+        .bind(message.sender_kind.as_str())
+        .bind(message.sender_user_id)
+        .bind(message.sender_name)
+        .bind(message.body)
+        .bind(i64::from(message.private))
+        .bind(message.client_msg_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        match inserted {
+            Ok(row) => {
+                let stored = rows::message(&row)?;
+                tx.commit().await?;
+                Ok(Appended::New(stored))
+            }
+            // A concurrent retry with the same client_msg_id won the race:
+            // roll back (the seq too, so no gap) and return its message.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                tx.rollback().await?;
+                match self.message_by_client_id(conversation_id, message.client_msg_id).await? {
+                    Some(existing) => Ok(Appended::Duplicate(existing)),
+                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn message_by_client_id(&self, conversation_id: i64, client_msg_id: &str) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND client_msg_id = ?"
+        )))
+        .bind(conversation_id)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(rows::message).transpose()?)
+    }
+
+    /// Messages with `seq > after_seq`, in order, at most `limit`.
+    pub async fn messages_after(
+        &self,
+        conversation_id: i64,
+        after_seq: i64,
+        include_private: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
+        let private = if include_private { "" } else { " AND private = 0" };
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ?{private} ORDER BY seq LIMIT ?"
+        )))
+        .bind(conversation_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(rows::message).collect::<Result<_, _>>()?)
+    }
+
+    /// The staff `seq` of the message the customer numbers `public_seq`
+    /// (0 when there is none).
+    pub async fn staff_seq_for_public(&self, conversation_id: i64, public_seq: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.sql(
+            "SELECT seq FROM messages WHERE conversation_id = ? AND public_seq = ?",
+        ))
+        .bind(conversation_id)
+        .bind(public_seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("seq")).transpose()?.unwrap_or(0))
+    }
+
+    /// The customer's numbering of the last public message at or before the
+    /// staff `seq` (0 when there is none).
+    pub async fn public_seq_at(&self, conversation_id: i64, seq: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.sql(
+            "SELECT MAX(public_seq) AS p FROM messages WHERE conversation_id = ? AND seq <= ?",
+        ))
+        .bind(conversation_id)
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("p")?.unwrap_or(0))
+    }
+
+    /// Counts a bot miss; returns the misses in a row so far.
+    pub async fn count_bot_miss(&self, conversation_id: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.sql(
+            "UPDATE conversations SET bot_misses = bot_misses + 1 WHERE id = ? RETURNING bot_misses",
+        ))
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("bot_misses")?)
+    }
+
+    pub async fn reset_bot_misses(&self, conversation_id: i64) -> StoreResult<()> {
+        sqlx::query(self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"))
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a conversation from the bot to the queue and opens its ticket
+    /// (or reopens the one it has). Returns false when the conversation was
+    /// not with the bot (someone else escalated it first).
+    pub async fn escalate(&self, conversation_id: i64, subject: &str, actor_name: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(self.sql(
+            "UPDATE conversations SET status = 'waiting', waiting_since = ?, updated_at = ?
+             WHERE id = ? AND status = 'bot'",
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(false);
+        }
+        let existing: Option<i64> = sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?;
+        match existing {
+            Some(ticket_id) => {
+                let mut activity = TicketActivity::system(actor_name);
+                activity.status = Some(TicketStatus::Open);
+                activity.assignee = Some(None);
+                activity.event(EventKind::Status, None, Some(TicketStatus::Open.to_string()), false);
+                self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
+                    .await?;
+            }
+            None => {
+                let visitor_id: i64 = sqlx::query(self.sql("SELECT visitor_id FROM conversations WHERE id = ?"))
+                    .bind(conversation_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("visitor_id")?;
+                let (ticket_id, _number) = self
+                    .insert_ticket(&mut tx, conversation_id, visitor_id, subject, Priority::Normal, now)
+                    .await?;
+                let opened = TicketActivity::system(actor_name).with_event(EventKind::Opened);
+                self.insert_activity_events(&mut tx, ticket_id, &opened, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
+    /// agents claiming at once (on any instance), exactly one gets `true`.
+    pub async fn claim(&self, conversation_id: i64, agent: &User) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let won = sqlx::query(self.sql(
+            "UPDATE conversations SET assignee_id = ?, status = 'live', updated_at = ?
+             WHERE id = ? AND status = 'waiting' AND assignee_id IS NULL",
+        ))
+        .bind(agent.id.0)
+        .bind(now_ms())
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        self.ticket_follows(&mut tx, conversation_id, agent, |activity| {
+            activity.assignee = Some(Some(agent.id));
+            activity.event(EventKind::Assigned, None, Some(agent.name.clone()), false);
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Hands a live conversation from its current owner to `to`. Only the
+    /// owner (or staff acting for them, `from`) may; returns false otherwise.
+    pub async fn transfer(&self, conversation_id: i64, actor: &User, from: UserId, to: &User) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(self.sql(
+            "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND assignee_id = ? AND status = 'live'",
+        ))
+        .bind(to.id.0)
+        .bind(now_ms())
+        .bind(conversation_id)
+        .bind(from.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !moved {
+            return Ok(false);
+        }
+        self.ticket_follows(&mut tx, conversation_id, actor, |activity| {
+            activity.assignee = Some(Some(to.id));
+            activity.event(EventKind::Assigned, None, Some(to.name.clone()), false);
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Resolves a conversation (and its ticket).
+    pub async fn resolve(&self, conversation_id: i64, actor: &User) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(self.sql(
+            "UPDATE conversations SET status = 'resolved', updated_at = ? WHERE id = ? AND status IN ('bot', 'waiting', 'live')",
+        ))
+        .bind(now_ms())
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        self.ticket_follows(&mut tx, conversation_id, actor, |activity| {
+            activity.status = Some(TicketStatus::Resolved);
+            activity.event(EventKind::Status, None, Some(TicketStatus::Resolved.to_string()), false);
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The customer wrote again after resolution: back to the agent who had
+    /// it (or the queue), and the ticket reopens.
+    pub async fn reopen(&self, conversation_id: i64, actor_name: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(self.sql(
+            "UPDATE conversations
+             SET status = CASE WHEN assignee_id IS NULL THEN 'waiting' ELSE 'live' END,
+                 waiting_since = CASE WHEN assignee_id IS NULL THEN ? ELSE waiting_since END,
+                 updated_at = ?
+             WHERE id = ? AND status IN ('resolved', 'closed')",
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        let ticket_id = self.ticket_id_of(&mut tx, conversation_id).await?;
+        if let Some(ticket_id) = ticket_id {
+            let mut activity = TicketActivity::system(actor_name);
+            activity.status = Some(TicketStatus::Open);
+            activity.event(EventKind::Status, None, Some(TicketStatus::Open.to_string()), false);
+            self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn ticket_id_of(&self, tx: &mut Transaction<'static, Any>, conversation_id: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
+            .bind(conversation_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?)
+    }
+
+    /// Applies a change to the conversation's ticket, if it has one, in `tx`.
+    async fn ticket_follows(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        actor: &User,
+        change: impl FnOnce(&mut TicketActivity),
+    ) -> StoreResult<()> {
+        if let Some(ticket_id) = self.ticket_id_of(tx, conversation_id).await? {
+            let mut activity = TicketActivity::new(actor);
+            change(&mut activity);
+            self.apply_ticket_activity(tx, ticket_id, conversation_id, activity).await?;
+        }
+        Ok(())
+    }
+
+    /// Stamps the ticket's first response time if it has none yet.
+    pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "UPDATE tickets SET first_response_at = ?, updated_at = ? WHERE conversation_id = ? AND first_response_at IS NULL",
+        ))
+        .bind(now_ms())
+        .bind(now_ms())
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live queue: waiting, unassigned conversations, longest waiting first.
+    pub async fn queue(&self) -> StoreResult<Vec<QueueEntry>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT c.id, c.waiting_since, c.created_at, t.number AS ticket_number,
+                    COALESCE(cu.name, v.name) AS customer_name,
+                    COALESCE(cu.email, v.email) AS customer_email,
+                    (SELECT m.body FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'customer'
+                     ORDER BY m.seq DESC LIMIT 1) AS preview
+             FROM conversations c
+             JOIN visitors v ON v.id = c.visitor_id
+             LEFT JOIN users cu ON cu.id = v.user_id
+             LEFT JOIN tickets t ON t.conversation_id = c.id
+             WHERE c.status = 'waiting' AND c.assignee_id IS NULL
+             ORDER BY COALESCE(c.waiting_since, c.created_at), c.id
+             LIMIT 200",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let waiting_since: Option<i64> = row.try_get("waiting_since")?;
+                Ok(QueueEntry {
+                    conversation_id: row.try_get("id")?,
+                    ticket_number: row.try_get("ticket_number")?,
+                    customer_name: row.try_get("customer_name")?,
+                    customer_email: row.try_get("customer_email")?,
+                    waiting_since: waiting_since.unwrap_or(row.try_get("created_at")?),
+                    preview: row.try_get::<Option<String>, _>("preview")?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Records an agent's presence (a heartbeat while their console is open).
+    pub async fn set_presence(&self, agent: UserId, online: bool) -> StoreResult<()> {
+        let status = if online { "online" } else { "away" };
+        sqlx::query(self.sql(
+            "INSERT INTO agent_presence (user_id, status, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+        ))
+        .bind(agent.0)
+        .bind(status)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Online agents with room for another conversation, least busy first.
+    /// Presence older than `fresh_ms` counts as away (a crashed console).
+    pub async fn available_agents(&self, fresh_ms: i64) -> StoreResult<Vec<User>> {
+        let cols = rows::USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {cols},
+                    (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = u.id AND c.status = 'live') AS active
+             FROM users u JOIN agent_presence p ON p.user_id = u.id
+             WHERE p.status = 'online' AND p.updated_at > ? AND u.role IN ('agent', 'admin')
+             ORDER BY active, u.id"
+        )))
+        .bind(now_ms() - fresh_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let capacity_rows = sqlx::query(self.sql("SELECT id, capacity FROM users WHERE role IN ('agent', 'admin')"))
+            .fetch_all(&self.pool)
+            .await?;
+        let capacity = |id: i64| {
+            capacity_rows
+                .iter()
+                .find(|r| r.try_get::<i64, _>("id").ok() == Some(id))
+                .and_then(|r| r.try_get::<i64, _>("capacity").ok())
+                .unwrap_or(0)
+        };
+        let mut out = Vec::new();
+        for row in &rows {
+            let user = rows::user(row)?;
+            let active: i64 = row.try_get("active")?;
+            if active < capacity(user.id.0) {
+                out.push(user);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn any_agent_online(&self, fresh_ms: i64) -> StoreResult<bool> {
+        let row = sqlx::query(self.sql(
+            "SELECT COUNT(*) AS n FROM agent_presence WHERE status = 'online' AND updated_at > ?",
+        ))
+        .bind(now_ms() - fresh_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Remembers how far one side has read, in that side's numbering.
+    pub async fn mark_read(&self, conversation_id: i64, by_agent: bool, seq: i64) -> StoreResult<()> {
+        let (column, bound) = if by_agent {
+            ("agent_read_seq", "last_seq")
+        } else {
+            ("customer_read_seq", "last_public_seq")
+        };
+        sqlx::query(self.sql(&format!(
+            "UPDATE conversations SET {column} = ? WHERE id = ? AND {column} < ? AND ? <= {bound}"
+        )))
+        .bind(seq)
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the customer's rating; a second rating replaces the first.
+    pub async fn rate(&self, conversation_id: i64, score: i64, comment: &str, actor_name: &str) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(self.sql(
+            "INSERT INTO csat_ratings (conversation_id, score, comment, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (conversation_id) DO UPDATE SET score = excluded.score, comment = excluded.comment, created_at = excluded.created_at",
+        ))
+        .bind(conversation_id)
+        .bind(score)
+        .bind(comment)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(ticket_id) = self.ticket_id_of(&mut tx, conversation_id).await? {
+            let mut activity = TicketActivity::system(actor_name);
+            activity.event(EventKind::Rated, None, Some(format!("{score}/5")), false);
+            self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rating(&self, conversation_id: i64) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query(self.sql("SELECT score, comment FROM csat_ratings WHERE conversation_id = ?"))
+            .bind(conversation_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("score")?, r.try_get("comment")?))).transpose()
+    }
+}

@@ -1,0 +1,273 @@
+//! The hub: this instance's open sockets and the bus topics they listen
+//! to. The bus delivers each event once per instance; the hub hands the same
+//! serialized frame to every local socket on that topic through its bounded
+//! queue. A socket whose queue is full is closed (4000) rather than allowed
+//! to slow anyone else down; its client resumes from the database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::bus::{Bus, BusEvent};
+use crate::domain::UserId;
+use crate::protocol::ServerFrame;
+
+pub type SocketId = u64;
+
+/// Close codes the server uses (see docs/protocol.md).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const TOO_SLOW: u16 = 4000;
+    pub const SESSION_ENDED: u16 = 4401;
+}
+
+/// Closes one socket from anywhere (hub, shutdown, its own reader).
+#[derive(Default)]
+pub struct KillSwitch {
+    notify: Notify,
+    code: AtomicU16,
+}
+
+impl KillSwitch {
+    /// The first code wins; later calls do not change it.
+    pub fn fire(&self, code: u16) {
+        if self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn code(&self) -> Option<u16> {
+        match self.code.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
+        }
+    }
+
+    pub async fn fired(&self) -> u16 {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(code) = self.code() {
+                return code;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct SocketEntry {
+    tx: mpsc::Sender<Utf8Bytes>,
+    kill: Arc<KillSwitch>,
+    topics: HashSet<Arc<str>>,
+    agent: Option<UserId>,
+}
+
+#[derive(Default)]
+struct HubState {
+    sockets: HashMap<SocketId, SocketEntry>,
+    topics: HashMap<Arc<str>, HashSet<SocketId>>,
+}
+
+pub struct Hub {
+    bus: Arc<dyn Bus>,
+    state: Mutex<HubState>,
+    next_id: AtomicU64,
+    slow_closes: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(bus: Arc<dyn Bus>) -> Arc<Hub> {
+        let hub = Arc::new(Hub {
+            bus,
+            state: Mutex::new(HubState::default()),
+            next_id: AtomicU64::new(1),
+            slow_closes: AtomicU64::new(0),
+        });
+        if let Some(events) = hub.bus.events() {
+            tokio::spawn(dispatch(Arc::downgrade(&hub), events));
+        }
+        hub
+    }
+
+    pub fn register(&self, tx: mpsc::Sender<Utf8Bytes>, agent: Option<UserId>) -> (SocketId, Arc<KillSwitch>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kill = Arc::new(KillSwitch::default());
+        let entry = SocketEntry {
+            tx,
+            kill: kill.clone(),
+            topics: HashSet::new(),
+            agent,
+        };
+        self.state.lock().expect("hub lock").sockets.insert(id, entry);
+        (id, kill)
+    }
+
+    /// Starts delivering `topic` to socket `id` (subscribing this instance on
+    /// the bus when it is the first local listener).
+    pub async fn subscribe(&self, id: SocketId, topic: &str) -> Result<(), crate::bus::BusError> {
+        let first = {
+            let mut state = self.state.lock().expect("hub lock");
+            let topic: Arc<str> = Arc::from(topic);
+            let Some(entry) = state.sockets.get_mut(&id) else { return Ok(()) };
+            if !entry.topics.insert(topic.clone()) {
+                return Ok(());
+            }
+            let listeners = state.topics.entry(topic).or_default();
+            listeners.insert(id);
+            listeners.len() == 1
+        };
+        if first {
+            self.bus.subscribe(topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a socket; unsubscribes topics nobody here listens to any more.
+    pub async fn unregister(&self, id: SocketId) {
+        let orphaned: Vec<Arc<str>> = {
+            let mut state = self.state.lock().expect("hub lock");
+            let Some(entry) = state.sockets.remove(&id) else { return };
+            entry
+                .topics
+                .into_iter()
+                .filter(|topic| {
+                    let listeners = state.topics.get_mut(topic);
+                    match listeners {
+                        Some(l) => {
+                            l.remove(&id);
+                            if l.is_empty() {
+                                state.topics.remove(topic);
+                                true
+                            } else {
+                                false
+                            }
+                        }
+                        None => false,
+                    }
+                })
+                .collect()
+        };
+        for topic in orphaned {
+            if let Err(e) = self.bus.unsubscribe(&topic).await {
+                tracing::warn!(%topic, error = %e, "unsubscribe failed");
+            }
+        }
+    }
+
+    /// Closes socket `id` with `code` (its reader and writer both stop).
+    pub fn kill(&self, id: SocketId, code: u16) {
+        if let Some(entry) = self.state.lock().expect("hub lock").sockets.get(&id) {
+            entry.kill.fire(code);
+        }
+    }
+
+    pub fn agent_sockets(&self, agent: UserId) -> usize {
+        let state = self.state.lock().expect("hub lock");
+        state.sockets.values().filter(|s| s.agent == Some(agent)).count()
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.state.lock().expect("hub lock").sockets.len()
+    }
+
+    /// Sockets closed because they could not keep up.
+    pub fn slow_closes(&self) -> u64 {
+        self.slow_closes.load(Ordering::Relaxed)
+    }
+
+    /// Shutdown: every socket is closed with `code`; waits up to `grace`
+    /// for them to finish.
+    pub async fn close_all(&self, code: u16, grace: Duration) {
+        {
+            let state = self.state.lock().expect("hub lock");
+            for entry in state.sockets.values() {
+                entry.kill.fire(code);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.socket_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn deliver(&self, topic: &str, frame: Utf8Bytes) -> Vec<(SocketId, i64)> {
+        let state = self.state.lock().expect("hub lock");
+        let Some(listeners) = state.topics.get(topic) else { return Vec::new() };
+        let assignment = topic.starts_with("a:").then(|| assigned_conversation(&frame)).flatten();
+        let mut follow = Vec::new();
+        for id in listeners {
+            let Some(entry) = state.sockets.get(id) else { continue };
+            match entry.tx.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if entry.kill.code().is_none() {
+                        self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(socket = id, "socket too slow; closing it (4000)");
+                    }
+                    entry.kill.fire(close::TOO_SLOW);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+            if let Some(conversation) = assignment {
+                follow.push((*id, conversation));
+            }
+        }
+        follow
+    }
+
+    fn resync(&self, topics: &[Arc<str>]) {
+        let state = self.state.lock().expect("hub lock");
+        for topic in topics {
+            let Some(conversation) = topic.get(2..).filter(|_| topic.starts_with("c:") || topic.starts_with("s:")) else {
+                continue;
+            };
+            let frame: Utf8Bytes = ServerFrame::ResumeRequired {
+                conversation_id: conversation.to_string(),
+            }
+            .to_text()
+            .as_ref()
+            .into();
+            for id in state.topics.get(topic).into_iter().flatten() {
+                if let Some(entry) = state.sockets.get(id)
+                    && entry.tx.try_send(frame.clone()).is_err()
+                {
+                    entry.kill.fire(close::TOO_SLOW);
+                }
+            }
+        }
+    }
+}
+
+/// The conversation id in a `conversation` frame sent to an agent's topic.
+fn assigned_conversation(frame: &str) -> Option<i64> {
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    (value.get("type")?.as_str()? == "conversation")
+        .then(|| value.get("id")?.as_str()?.parse().ok())
+        .flatten()
+}
+
+async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(hub) = hub.upgrade() else { break };
+        match event {
+            BusEvent::Message { topic, payload } => {
+                // One copy per event, shared (reference counted) by every socket.
+                let frame: Utf8Bytes = payload.as_ref().into();
+                for (socket, conversation) in hub.deliver(&topic, frame) {
+                    // A conversation given to an agent: their sockets follow it.
+                    let topic = crate::domain::conversations::staff_topic(conversation);
+                    if let Err(e) = hub.subscribe(socket, &topic).await {
+                        tracing::warn!(%topic, error = %e, "could not follow an assigned conversation");
+                    }
+                }
+            }
+            BusEvent::Resync { topics } => hub.resync(&topics),
+        }
+    }
+}

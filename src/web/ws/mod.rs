@@ -1,0 +1,222 @@
+//! `/ws`: the one socket endpoint for visitors (widget) and agents
+//! (console). The `Origin` is checked before the upgrade: visitors' against
+//! their site's allowed origins (`?site=KEY`), agents' against Careline's own
+//! origin, with their session cookie. Each socket has a reader (this task)
+//! and a writer fed by a bounded queue.
+
+pub mod hub;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::{Duration, timeout};
+
+use super::AppState;
+use super::session::session_token;
+use crate::domain::{User, accounts};
+use crate::protocol::MAX_FRAME_BYTES;
+use crate::store::Site;
+use hub::{KillSwitch, close};
+
+/// Frames waiting for one socket before it counts as too slow.
+pub const OUTBOUND_QUEUE: usize = 256;
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A socket that sends nothing (not even a pong) for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Visitors must say `hello` within this time.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    site: Option<String>,
+}
+
+/// Who the socket will be, as far as the upgrade request tells.
+pub(crate) enum PreAuth {
+    /// A widget on one of the site's pages; the visitor token comes in `hello`.
+    Visitor(Site),
+    /// An agent's console, logged in with the session cookie.
+    Agent(User, String),
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Response {
+    tracing::info!(why, "websocket upgrade refused");
+    (status, why).into_response()
+}
+
+/// The origin (`scheme://host[:port]`) of a URL like `public_url`.
+pub(crate) fn origin_of(url: &str) -> &str {
+    match url.find("://") {
+        Some(scheme_end) => match url[scheme_end + 3..].find('/') {
+            Some(path) => &url[..scheme_end + 3 + path],
+            None => url,
+        },
+        None => url,
+    }
+}
+
+/// Whether a page at `origin` may run the widget of `site`.
+pub(crate) fn origin_allowed(state: &AppState, site: &Site, origin: &str) -> bool {
+    origin == origin_of(&state.config().public_url) || site.allowed_origins.iter().any(|o| o == origin)
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return refuse(StatusCode::FORBIDDEN, "an Origin header is required");
+    };
+    let auth = match query.site {
+        Some(key) => {
+            let site = match state.store().site_by_key(&key).await {
+                Ok(Some(site)) => site,
+                Ok(None) => return refuse(StatusCode::FORBIDDEN, "unknown site"),
+                Err(e) => {
+                    tracing::error!(error = %e, "site lookup failed");
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
+                }
+            };
+            if !origin_allowed(&state, &site, origin) {
+                return refuse(StatusCode::FORBIDDEN, "this origin may not open the chat of that site");
+            }
+            PreAuth::Visitor(site)
+        }
+        None => {
+            if origin != origin_of(&state.config().public_url) {
+                return refuse(StatusCode::FORBIDDEN, "the console must be opened from Careline itself");
+            }
+            let Some(token) = session_token(&state, &headers) else {
+                return refuse(StatusCode::FORBIDDEN, "log in first");
+            };
+            match accounts::session_user(state.store(), &token).await {
+                Ok(Some(user)) if user.role.is_staff() => PreAuth::Agent(user, token),
+                Ok(_) => return refuse(StatusCode::FORBIDDEN, "an agent session is required"),
+                Err(e) => {
+                    tracing::error!(error = %e, "session lookup failed");
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
+                }
+            }
+        }
+    };
+    // tungstenite's default 128 KiB read buffer per socket would dominate
+    // the memory of idle sockets; a few KiB is plenty for chat frames.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| run(socket, state, auth))
+}
+
+async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(OUTBOUND_QUEUE);
+    let agent = match &auth {
+        PreAuth::Agent(user, _) => Some(user.id),
+        PreAuth::Visitor(_) => None,
+    };
+    let hub = state.hub().clone();
+    let (id, kill) = hub.register(tx.clone(), agent);
+    let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
+
+    let mut session = session::Session::new(state.clone(), id, tx, auth);
+    let mut deadline = if session.needs_hello() { HELLO_TIMEOUT } else { IDLE_TIMEOUT };
+    loop {
+        let next = tokio::select! {
+            _ = kill.fired() => break,
+            next = timeout(deadline, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) if session.needs_hello() => {
+                kill.fire(close::POLICY);
+                break;
+            }
+            Err(_) => {
+                kill.fire(close::GOING_AWAY);
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                // Over-long frames end here (tungstenite refuses to read them).
+                let too_big = e.to_string().to_lowercase().contains("too long")
+                    || e.to_string().to_lowercase().contains("capacity");
+                kill.fire(if too_big { close::TOO_BIG } else { close::NORMAL });
+                break;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                if !session.handle_text(text.as_str()).await {
+                    break;
+                }
+                deadline = if session.needs_hello() { HELLO_TIMEOUT } else { IDLE_TIMEOUT };
+            }
+            Message::Binary(_) => session.refuse_binary().await,
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => break,
+        }
+    }
+    kill.fire(close::NORMAL);
+    session.finish().await;
+    hub.unregister(id).await;
+    let _ = writer.await;
+}
+
+/// Sends queued frames and pings until the socket is killed, then closes it
+/// with the kill code. A blocked send is abandoned when the kill fires.
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    kill: Arc<KillSwitch>,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        let outgoing = tokio::select! {
+            biased;
+            _ = kill.fired() => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => Message::Text(frame),
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        tokio::select! {
+            sent = sink.send(outgoing) => if sent.is_err() { break },
+            _ = kill.fired() => break,
+        }
+    }
+    let code = kill.code().unwrap_or(close::NORMAL);
+    let reason: &'static str = match code {
+        close::GOING_AWAY => "server going away; reconnect and resume",
+        close::POLICY => "policy violation",
+        close::TOO_BIG => "frame too big",
+        close::TOO_SLOW => "too slow: reconnect and resume",
+        close::SESSION_ENDED => "session ended; log in again",
+        _ => "",
+    };
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    // The peer may not be reading at all (that may be why it is closed).
+    let _ = timeout(Duration::from_secs(1), sink.send(close)).await;
+    let _ = timeout(Duration::from_secs(1), sink.close()).await;
+}

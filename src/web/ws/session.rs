@@ -1,0 +1,423 @@
+//! One socket's conversation with the server: authentication by `hello`,
+//! a per-socket rate limit, and each client frame turned into a call to the
+//! chat service. Errors become `error` frames; the socket stays open.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::PreAuth;
+use super::hub::{SocketId, close};
+use crate::auth::hash_token;
+use crate::domain::conversations::{Audience, Participant, QUEUE_TOPIC, agent_topic, public_topic, staff_topic};
+use crate::domain::{ConversationStatus, DomainError, User, UserId, accounts};
+use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
+use crate::store::Site;
+use crate::web::AppState;
+
+/// Frames a socket may send in a burst, and refilled per second.
+const BURST: f64 = 30.0;
+const REFILL_PER_SECOND: f64 = 10.0;
+/// Refused frames in a row before the socket is closed (1008).
+const MAX_STRIKES: u32 = 30;
+/// How often an agent's presence is refreshed and their session re-checked.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * REFILL_PER_SECOND).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(super) struct Session {
+    state: AppState,
+    id: SocketId,
+    tx: mpsc::Sender<Utf8Bytes>,
+    site: Option<Site>,
+    pending_agent: Option<(User, String)>,
+    who: Option<Participant>,
+    bucket: Bucket,
+    strikes: u32,
+    agent_online: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+type Reply = Result<(), DomainError>;
+
+impl Session {
+    pub(super) fn new(state: AppState, id: SocketId, tx: mpsc::Sender<Utf8Bytes>, auth: PreAuth) -> Session {
+        let (site, pending_agent) = match auth {
+            PreAuth::Visitor(site) => (Some(site), None),
+            PreAuth::Agent(user, token) => (None, Some((user, token))),
+        };
+        Session {
+            state,
+            id,
+            tx,
+            site,
+            pending_agent,
+            who: None,
+            bucket: Bucket { tokens: BURST, at: Instant::now() },
+            strikes: 0,
+            agent_online: Arc::new(AtomicBool::new(false)),
+            heartbeat: None,
+        }
+    }
+
+    pub(super) fn needs_hello(&self) -> bool {
+        self.who.is_none()
+    }
+
+    async fn send(&self, frame: ServerFrame) {
+        let text: Utf8Bytes = frame.to_text().as_ref().into();
+        // Waiting here only slows this socket's own reader.
+        let _ = self.tx.send(text).await;
+    }
+
+    async fn error(&self, code: &'static str, message: String, reference: Option<Value>) {
+        self.send(ServerFrame::Error { code, message, reference }).await;
+    }
+
+    pub(super) async fn refuse_binary(&self) {
+        self.error("bad_frame", "binary frames are not accepted; send JSON text".into(), None)
+            .await;
+    }
+
+    /// Handles one text frame; false means the socket must close.
+    pub(super) async fn handle_text(&mut self, text: &str) -> bool {
+        if !self.bucket.take() {
+            self.strikes += 1;
+            if self.strikes > MAX_STRIKES {
+                self.kill(close::POLICY);
+                return false;
+            }
+            self.error("rate_limited", "too many frames; slow down".into(), None).await;
+            return true;
+        }
+        self.strikes = 0;
+        let (frame, reference) = match parse_client_frame(text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.error(e.code, e.message, e.reference).await;
+                return true;
+            }
+        };
+        let result = self.dispatch(frame, reference.clone()).await;
+        if let Err(error) = result {
+            let (code, message) = match error {
+                DomainError::Invalid { field, message } => ("invalid", format!("{field}: {message}")),
+                DomainError::NotFound => ("not_found", "no such conversation".to_string()),
+                DomainError::Conflict(message) => ("conflict", message),
+                DomainError::Forbidden(message) => ("unknown_type", message.to_string()),
+                DomainError::BadCredentials | DomainError::Unauthenticated => {
+                    self.kill(close::SESSION_ENDED);
+                    return false;
+                }
+                other => {
+                    let reference = crate::auth::random_token(6);
+                    tracing::error!(%reference, error = %other, "socket frame failed");
+                    ("internal", format!("something went wrong on our side (reference {reference}); try again"))
+                }
+            };
+            self.error(code, message, reference).await;
+        }
+        true
+    }
+
+    fn kill(&self, code: u16) {
+        // The hub owns the kill switch; reach it through our registration.
+        self.state.hub().kill(self.id, code);
+    }
+
+    async fn subscribe(&self, topic: &str) -> Reply {
+        self.state
+            .hub()
+            .subscribe(self.id, topic)
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))
+    }
+
+    fn audience(&self) -> Audience {
+        match self.who {
+            Some(Participant::Agent(_)) => Audience::Staff,
+            _ => Audience::Visitor,
+        }
+    }
+
+    fn conversation_topic(&self, id: i64) -> String {
+        match self.audience() {
+            Audience::Staff => staff_topic(id),
+            Audience::Visitor => public_topic(id),
+        }
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame, reference: Option<Value>) -> Reply {
+        let chat = self.state.chat().clone();
+        let kind = frame.type_name();
+        if let ClientFrame::Hello { visitor_token, .. } = frame {
+            return self.hello(visitor_token, reference).await;
+        }
+        let Some(who) = self.who.clone() else {
+            return Err(crate::domain::invalid("type", "say hello first"));
+        };
+        match (who, frame) {
+            (Participant::Visitor(visitor), ClientFrame::Start { client_msg_id, body, .. }) => {
+                let c = chat.start(&visitor).await?;
+                self.subscribe(&public_topic(c.id)).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
+                    .await;
+                if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
+                    let client_msg_id = client_msg_id.unwrap_or_else(|| format!("start-{}", c.id));
+                    let sent = chat.send_as_visitor(&visitor, c.id, &client_msg_id, &body).await?;
+                    self.ack(&sent.message.client_msg_id, c.id, sent.message.public_seq.unwrap_or(0), sent.message.id, reference)
+                        .await;
+                }
+                Ok(())
+            }
+            (Participant::Visitor(visitor), ClientFrame::Send { conversation_id, client_msg_id, body, .. }) => {
+                self.subscribe(&public_topic(conversation_id)).await.ok();
+                let sent = chat.send_as_visitor(&visitor, conversation_id, &client_msg_id, &body).await?;
+                self.ack(&client_msg_id, conversation_id, sent.message.public_seq.unwrap_or(0), sent.message.id, reference)
+                    .await;
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Send { conversation_id, client_msg_id, body, .. }) => {
+                let sent = chat.send_as_agent(&agent, conversation_id, &client_msg_id, &body, false).await?;
+                self.subscribe(&staff_topic(conversation_id)).await?;
+                self.ack(&client_msg_id, conversation_id, sent.message.seq, sent.message.id, reference)
+                    .await;
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Note { conversation_id, client_msg_id, body, .. }) => {
+                let sent = chat.send_as_agent(&agent, conversation_id, &client_msg_id, &body, true).await?;
+                self.subscribe(&staff_topic(conversation_id)).await?;
+                self.ack(&client_msg_id, conversation_id, sent.message.seq, sent.message.id, reference)
+                    .await;
+                Ok(())
+            }
+            (who, ClientFrame::Resume { conversation_id, after_seq, .. }) => {
+                let c = chat.conversation_for(&who, conversation_id).await?;
+                // Subscribe first, then read: a message committed meanwhile
+                // arrives live, from the database, or both (clients drop
+                // the seq they already hold), never neither.
+                self.subscribe(&self.conversation_topic(c.id)).await?;
+                let audience = self.audience();
+                let mut frames = Vec::new();
+                let last = chat
+                    .replay(&c, audience, after_seq.max(0), |frame| frames.push(frame))
+                    .await?;
+                for frame in frames {
+                    self.send(frame).await;
+                }
+                let fresh = chat.conversation_for(&who, conversation_id).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&fresh, audience)))
+                    .await;
+                self.send(ServerFrame::Resumed {
+                    conversation_id: c.id.to_string(),
+                    last_seq: last,
+                    reference,
+                })
+                .await;
+                Ok(())
+            }
+            (who, ClientFrame::Typing { conversation_id, .. }) => chat.typing(&who, conversation_id).await,
+            (who, ClientFrame::Read { conversation_id, seq, .. }) => chat.read(&who, conversation_id, seq).await,
+            (Participant::Visitor(visitor), ClientFrame::Handoff { conversation_id, .. }) => {
+                let c = chat.visitor_handoff(&visitor, conversation_id).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
+                    .await;
+                Ok(())
+            }
+            (Participant::Visitor(visitor), ClientFrame::Rate { conversation_id, score, comment, .. }) => {
+                let c = chat.rate(&visitor, conversation_id, score, comment.as_deref()).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
+                    .await;
+                Ok(())
+            }
+            (Participant::Visitor(visitor), ClientFrame::Contact { name, email, .. }) => {
+                let visitor = chat.contact(&visitor, name.as_deref(), email.as_deref()).await?;
+                self.send(ServerFrame::Welcome {
+                    role: "visitor",
+                    user: UserRef {
+                        id: visitor.id.to_string(),
+                        name: visitor.display_name(),
+                    },
+                    conversations: Vec::new(),
+                })
+                .await;
+                self.who = Some(Participant::Visitor(visitor));
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Presence { status, .. }) => {
+                let online = match status.as_str() {
+                    "online" => true,
+                    "away" => false,
+                    _ => return Err(crate::domain::invalid("status", "status must be online or away")),
+                };
+                self.agent_online.store(online, Ordering::Release);
+                chat.presence(&agent, online).await
+            }
+            (Participant::Agent(_), ClientFrame::WatchQueue { .. }) => {
+                self.subscribe(QUEUE_TOPIC).await?;
+                self.send(chat.queue_frame().await?).await;
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Claim { conversation_id, .. }) => {
+                self.subscribe(&staff_topic(conversation_id)).await?;
+                let c = chat.claim(&agent, conversation_id).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
+                    .await;
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Transfer { conversation_id, agent_id, .. }) => {
+                let c = chat.transfer(&agent, conversation_id, UserId(agent_id)).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
+                    .await;
+                Ok(())
+            }
+            (Participant::Agent(agent), ClientFrame::Resolve { conversation_id, .. }) => {
+                let c = chat.resolve(&agent, conversation_id).await?;
+                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
+                    .await;
+                Ok(())
+            }
+            (Participant::Visitor(_), _) => Err(DomainError::Forbidden(match kind {
+                "presence" | "watch_queue" | "claim" | "transfer" | "note" | "resolve" => "this frame is for agents",
+                _ => "this frame is not available",
+            })),
+            (Participant::Agent(_), _) => Err(DomainError::Forbidden(match kind {
+                "start" | "handoff" | "rate" | "contact" => "this frame is for visitors",
+                _ => "this frame is not available",
+            })),
+        }
+    }
+
+    async fn ack(&self, client_msg_id: &str, conversation_id: i64, seq: i64, id: i64, reference: Option<Value>) {
+        self.send(ServerFrame::Ack {
+            client_msg_id: client_msg_id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            seq,
+            id: id.to_string(),
+            reference,
+        })
+        .await;
+    }
+
+    async fn hello(&mut self, visitor_token: Option<String>, _reference: Option<Value>) -> Reply {
+        if self.who.is_some() {
+            return Err(DomainError::Conflict("already said hello".into()));
+        }
+        let chat = self.state.chat().clone();
+        if let Some((agent, token)) = self.pending_agent.take() {
+            self.subscribe(&agent_topic(agent.id)).await?;
+            let mine = chat.my_conversations(&agent).await?;
+            for c in &mine {
+                self.subscribe(&staff_topic(c.id)).await?;
+            }
+            self.send(ServerFrame::Welcome {
+                role: if agent.role == crate::domain::Role::Admin { "admin" } else { "agent" },
+                user: UserRef {
+                    id: agent.id.to_string(),
+                    name: agent.name.clone(),
+                },
+                conversations: mine.iter().map(|c| chat.conversation_frame(c, Audience::Staff)).collect(),
+            })
+            .await;
+            self.heartbeat = Some(self.spawn_heartbeat(agent.clone(), token));
+            self.who = Some(Participant::Agent(agent));
+            return Ok(());
+        }
+        let site = self.site.clone().ok_or(DomainError::NotFound)?;
+        let token = visitor_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| crate::domain::invalid("visitor_token", "visitor_token is required; get one from /api/widget/v1/session"))?;
+        let Some(visitor) = self.state.store().visitor_by_token(site.id, &hash_token(&token)).await? else {
+            self.kill(close::POLICY);
+            return Err(crate::domain::invalid("visitor_token", "unknown visitor token"));
+        };
+        chat.visitor_connected(visitor.id);
+        let conversations = self.state.store().visitor_conversations(visitor.id).await?;
+        for c in conversations.iter().filter(|c| c.status != ConversationStatus::Closed) {
+            self.subscribe(&public_topic(c.id)).await?;
+        }
+        self.send(ServerFrame::Welcome {
+            role: "visitor",
+            user: UserRef {
+                id: visitor.id.to_string(),
+                name: visitor.display_name(),
+            },
+            conversations: conversations
+                .iter()
+                .map(|c| chat.conversation_frame(c, Audience::Visitor))
+                .collect(),
+        })
+        .await;
+        self.who = Some(Participant::Visitor(visitor));
+        Ok(())
+    }
+
+    /// While an agent's socket is open: refresh presence, and close the
+    /// socket (4401) when the session ends (logout, password change).
+    fn spawn_heartbeat(&self, agent: User, token: String) -> JoinHandle<()> {
+        let state = self.state.clone();
+        let online = self.agent_online.clone();
+        let id = self.id;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match accounts::session_user(state.store(), &token).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        state.hub().kill(id, close::SESSION_ENDED);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "session check failed"),
+                }
+                if online.load(Ordering::Acquire)
+                    && let Err(e) = state.store().set_presence(agent.id, true).await
+                {
+                    tracing::warn!(error = %e, "presence heartbeat failed");
+                }
+            }
+        })
+    }
+
+    /// The socket is gone: visitor offline; an agent with no other socket
+    /// here goes away so that nothing new is routed to a closed console.
+    pub(super) async fn finish(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
+        match &self.who {
+            Some(Participant::Visitor(visitor)) => self.state.chat().visitor_disconnected(visitor.id),
+            Some(Participant::Agent(agent)) => {
+                if self.agent_online.load(Ordering::Acquire) && self.state.hub().agent_sockets(agent.id) <= 1 {
+                    if let Err(e) = self.state.store().set_presence(agent.id, false).await {
+                        tracing::warn!(error = %e, "could not mark agent away");
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
