@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    pub ws_frames_per_second: u32,
+    pub ws_frame_burst: u32,
+    pub ws_outbound_queue: usize,
     pub bot_miss_limit: i64,
     pub bot_timeout_ms: u64,
     pub faq_threshold: f64,
@@ -42,6 +45,9 @@ impl Default for RawConfig {
             session_ttl_hours: 24 * 14,
             auth_rate_limit_per_minute: 10,
             auth_rate_limit_burst: 10,
+            ws_frames_per_second: 10,
+            ws_frame_burst: 30,
+            ws_outbound_queue: 256,
             bot_miss_limit: 2,
             bot_timeout_ms: 5000,
             faq_threshold: 0.45,
@@ -65,6 +71,10 @@ pub struct Config {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    pub ws_frames_per_second: u32,
+    pub ws_frame_burst: u32,
+    /// Frames waiting for one socket before it counts as too slow (4000).
+    pub ws_outbound_queue: usize,
     pub bot_miss_limit: i64,
     pub bot_timeout: std::time::Duration,
     pub faq_threshold: f64,
@@ -185,11 +195,26 @@ impl RawConfig {
         if self.auth_rate_limit_burst == 0 {
             return Err(invalid("auth_rate_limit_burst", "must be at least 1"));
         }
+        if self.ws_frames_per_second == 0 || self.ws_frame_burst == 0 {
+            return Err(invalid(
+                "ws_frames_per_second",
+                "socket rate limits must be at least 1 (rate and burst)",
+            ));
+        }
+        if !(8..=100_000).contains(&self.ws_outbound_queue) {
+            return Err(invalid(
+                "ws_outbound_queue",
+                "must be between 8 and 100000 frames",
+            ));
+        }
         if self.bot_miss_limit < 1 {
             return Err(invalid("bot_miss_limit", "must be at least 1"));
         }
         if !(100..=60_000).contains(&self.bot_timeout_ms) {
-            return Err(invalid("bot_timeout_ms", "must be between 100 and 60000 milliseconds"));
+            return Err(invalid(
+                "bot_timeout_ms",
+                "must be between 100 and 60000 milliseconds",
+            ));
         }
         if !(0.0..=1.0).contains(&self.faq_threshold) {
             return Err(invalid("faq_threshold", "must be between 0 and 1"));
@@ -205,6 +230,9 @@ impl RawConfig {
             session_ttl_hours: self.session_ttl_hours,
             auth_rate_limit_per_minute: self.auth_rate_limit_per_minute,
             auth_rate_limit_burst: self.auth_rate_limit_burst,
+            ws_frames_per_second: self.ws_frames_per_second,
+            ws_frame_burst: self.ws_frame_burst,
+            ws_outbound_queue: self.ws_outbound_queue,
             bot_miss_limit: self.bot_miss_limit,
             bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
             faq_threshold: self.faq_threshold,

@@ -20,10 +20,17 @@ use crate::auth::Secret;
 use crate::bot::Bot;
 use crate::bot::faq::FaqBot;
 use crate::bus::{Bus, LocalBus};
-use crate::domain::conversations::{Chat, ChatConfig};
 use crate::config::Config;
+use crate::domain::conversations::{Chat, ChatConfig};
 use crate::store::Store;
 use crate::web::AppState;
+
+/// Seams chosen by the caller instead of by configuration.
+#[derive(Default)]
+pub struct Adapters {
+    pub bus: Option<Arc<dyn Bus>>,
+    pub bot: Option<Arc<dyn Bot>>,
+}
 
 /// A configured application, ready to serve.
 pub struct App {
@@ -34,6 +41,12 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        App::build_with(config, Adapters::default()).await
+    }
+
+    /// Builds with some seams replaced (tests use it for a failing bot, or
+    /// to give several instances one shared bus).
+    pub async fn build_with(config: Config, adapters: Adapters) -> anyhow::Result<App> {
         let store = Store::open(&config.database_url, config.database_max_connections).await?;
         let secret = match &config.secret_key {
             Some(key) => Secret::new(key),
@@ -50,8 +63,14 @@ impl App {
         } else {
             Some(auth::random_token(18))
         };
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::standalone());
-        let bot: Arc<dyn Bot> = Arc::new(FaqBot::new(store.clone(), config.faq_threshold));
+        let bus: Arc<dyn Bus> = match adapters.bus {
+            Some(bus) => bus,
+            None => Arc::new(LocalBus::standalone()),
+        };
+        let bot: Arc<dyn Bot> = match adapters.bot {
+            Some(bot) => bot,
+            None => Arc::new(FaqBot::new(store.clone(), config.faq_threshold)),
+        };
         let chat_config = ChatConfig {
             bot_miss_limit: config.bot_miss_limit,
             bot_timeout: config.bot_timeout,

@@ -12,9 +12,16 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Ids travel as strings; clients may send numbers too.
 fn de_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     match Value::deserialize(deserializer)? {
-        Value::String(s) => s.trim().parse().map_err(|_| de::Error::custom("an id must be a number or a string of digits")),
-        Value::Number(n) => n.as_i64().ok_or_else(|| de::Error::custom("an id must be an integer")),
-        _ => Err(de::Error::custom("an id must be a number or a string of digits")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom("an id must be a number or a string of digits")),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| de::Error::custom("an id must be an integer")),
+        _ => Err(de::Error::custom(
+            "an id must be a number or a string of digits",
+        )),
     }
 }
 
@@ -131,8 +138,21 @@ pub enum ClientFrame {
 
 /// Every frame type a client may send, for telling "unknown" from "invalid".
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "start", "send", "resume", "typing", "read", "handoff", "rate", "contact", "presence",
-    "watch_queue", "claim", "transfer", "note", "resolve",
+    "hello",
+    "start",
+    "send",
+    "resume",
+    "typing",
+    "read",
+    "handoff",
+    "rate",
+    "contact",
+    "presence",
+    "watch_queue",
+    "claim",
+    "transfer",
+    "note",
+    "resolve",
 ];
 
 impl ClientFrame {
@@ -335,7 +355,10 @@ impl ServerFrame {
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -345,12 +368,28 @@ mod tests {
 
     #[test]
     fn frames_parse_with_string_or_number_ids_and_keep_ref() {
-        let (frame, reference) =
-            parse_client_frame(r#"{"type":"send","conversation_id":"12","client_msg_id":"c1","body":"hi","ref":7}"#).unwrap();
+        let (frame, reference) = parse_client_frame(
+            r#"{"type":"send","conversation_id":"12","client_msg_id":"c1","body":"hi","ref":7}"#,
+        )
+        .unwrap();
         assert_eq!(reference, Some(Value::from(7)));
-        assert!(matches!(frame, ClientFrame::Send { conversation_id: 12, .. }));
-        let (frame, _) = parse_client_frame(r#"{"type":"resume","conversation_id":12,"after_seq":3}"#).unwrap();
-        assert!(matches!(frame, ClientFrame::Resume { conversation_id: 12, after_seq: 3, .. }));
+        assert!(matches!(
+            frame,
+            ClientFrame::Send {
+                conversation_id: 12,
+                ..
+            }
+        ));
+        let (frame, _) =
+            parse_client_frame(r#"{"type":"resume","conversation_id":12,"after_seq":3}"#).unwrap();
+        assert!(matches!(
+            frame,
+            ClientFrame::Resume {
+                conversation_id: 12,
+                after_seq: 3,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -360,16 +399,31 @@ mod tests {
         assert_eq!(code("[1,2]"), "bad_frame");
         assert_eq!(code(r#"{"no":"type"}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"explode"}"#), "unknown_type");
-        assert_eq!(code(r#"{"type":"send","conversation_id":"x","client_msg_id":"c","body":"b"}"#), "invalid");
-        let missing = parse_client_frame(r#"{"type":"send","conversation_id":1,"body":"b","ref":"r"}"#).unwrap_err();
+        assert_eq!(
+            code(r#"{"type":"send","conversation_id":"x","client_msg_id":"c","body":"b"}"#),
+            "invalid"
+        );
+        let missing =
+            parse_client_frame(r#"{"type":"send","conversation_id":1,"body":"b","ref":"r"}"#)
+                .unwrap_err();
         assert_eq!(missing.code, "invalid");
-        assert!(missing.message.contains("client_msg_id"), "{}", missing.message);
+        assert!(
+            missing.message.contains("client_msg_id"),
+            "{}",
+            missing.message
+        );
         assert_eq!(missing.reference, Some(Value::from("r")));
     }
 
     #[test]
     fn server_frames_have_their_type() {
-        let text = ServerFrame::ResumeRequired { conversation_id: "4".into() }.to_text();
-        assert_eq!(&*text, r#"{"type":"resume_required","conversation_id":"4"}"#);
+        let text = ServerFrame::ResumeRequired {
+            conversation_id: "4".into(),
+        }
+        .to_text();
+        assert_eq!(
+            &*text,
+            r#"{"type":"resume_required","conversation_id":"4"}"#
+        );
     }
 }

@@ -3,11 +3,14 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use careline::Adapters;
+use careline::bot::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use serde_json::json;
 use support::databases::backends;
-use support::ws::{Ended, SHOP_ORIGIN};
+use support::ws::WsClient;
 use support::{Database, TestApp};
 
 #[tokio::test]
@@ -16,7 +19,9 @@ async fn customer_bot_handoff_agent_reply_resolve_and_rating() {
         let app = TestApp::spawn(db).await;
         let site = app.allow_shop().await;
         let mut admin_browser = app.admin().await;
-        let agent_browser = app.agent(&mut admin_browser, "Alan Agent", "alan@example.com").await;
+        let agent_browser = app
+            .agent(&mut admin_browser, "Alan Agent", "alan@example.com")
+            .await;
 
         // The agent opens the console and watches the queue.
         let mut agent = app.agent_socket(&agent_browser).await;
@@ -26,36 +31,67 @@ async fn customer_bot_handoff_agent_reply_resolve_and_rating() {
 
         // A visitor starts a chat; the FAQ bot answers a known question.
         let mut visitor = app.visitor(&site).await;
-        visitor.send(json!({"type": "start", "client_msg_id": "v1", "body": "When are you open?"})).await;
+        visitor
+            .send(json!({"type": "start", "client_msg_id": "v1", "body": "When are you open?"}))
+            .await;
         let conversation = visitor.expect_type("conversation").await;
         assert_eq!(conversation["status"], "bot");
         let id = conversation["id"].as_str().unwrap().to_string();
         let ack = visitor.expect_type("ack").await;
         assert_eq!(ack["seq"], 1);
-        let answer = visitor.expect(|f| f["type"] == "message" && f["sender"]["kind"] == "bot").await;
-        assert!(answer["body"].as_str().unwrap().contains("Monday to Friday"), "{answer}");
+        let answer = visitor
+            .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "bot")
+            .await;
+        assert!(
+            answer["body"]
+                .as_str()
+                .unwrap()
+                .contains("Monday to Friday"),
+            "{answer}"
+        );
         assert_eq!(answer["seq"], 2);
 
         // "Talk to a person": the conversation waits with a ticket, and the
         // agent's queue shows it live.
-        visitor.send(json!({"type": "handoff", "conversation_id": id})).await;
-        let waiting = visitor.expect(|f| f["type"] == "conversation" && f["status"] == "waiting").await;
-        let ticket_number = waiting["ticket_number"].as_i64().expect("a ticket was opened");
-        let queue = agent.expect(|f| f["type"] == "queue" && !f["waiting"].as_array().unwrap().is_empty()).await;
+        visitor
+            .send(json!({"type": "handoff", "conversation_id": id}))
+            .await;
+        let waiting = visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+            .await;
+        let ticket_number = waiting["ticket_number"]
+            .as_i64()
+            .expect("a ticket was opened");
+        let queue = agent
+            .expect(|f| f["type"] == "queue" && !f["waiting"].as_array().unwrap().is_empty())
+            .await;
         assert_eq!(queue["waiting"][0]["conversation_id"], id.as_str());
         assert_eq!(queue["waiting"][0]["ticket_number"], ticket_number);
 
         // The agent claims it and replies; the visitor sees the reply.
-        agent.send(json!({"type": "claim", "conversation_id": id})).await;
-        let claimed = agent.expect(|f| f["type"] == "conversation" && f["status"] == "live").await;
+        agent
+            .send(json!({"type": "claim", "conversation_id": id}))
+            .await;
+        let claimed = agent
+            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+            .await;
         assert_eq!(claimed["assignee"]["name"], "Alan Agent");
-        agent.send(json!({"type": "resume", "conversation_id": id, "after_seq": 0})).await;
+        agent
+            .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+            .await;
         agent.expect_type("resumed").await;
         agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "body": "Hi, I'm Alan. How can I help?"})).await;
-        agent.expect(|f| f["type"] == "ack" && f["client_msg_id"] == "a1").await;
-        let reply = visitor.expect_message("Hi, I'm Alan. How can I help?").await;
+        agent
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "a1")
+            .await;
+        let reply = visitor
+            .expect_message("Hi, I'm Alan. How can I help?")
+            .await;
         assert_eq!(reply["sender"]["kind"], "agent");
-        assert!(reply["sender"].get("id").is_none(), "visitors do not learn agent ids");
+        assert!(
+            reply["sender"].get("id").is_none(),
+            "visitors do not learn agent ids"
+        );
 
         // A private note reaches the agent only.
         agent.send(json!({"type": "note", "conversation_id": id, "client_msg_id": "n1", "body": "VIP customer"})).await;
@@ -63,29 +99,305 @@ async fn customer_bot_handoff_agent_reply_resolve_and_rating() {
         visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "v2", "body": "My order is late"})).await;
         let customer_msg = agent.expect_message("My order is late").await;
         let visitor_view = visitor.expect_message("My order is late").await;
-        assert!(visitor.log.iter().all(|f| f["body"] != "VIP customer"), "notes never reach a visitor");
+        assert!(
+            visitor.log.iter().all(|f| f["body"] != "VIP customer"),
+            "notes never reach a visitor"
+        );
         // Each side numbers without gaps: the visitor never saw the note's number.
-        assert_eq!(visitor_view["seq"].as_i64().unwrap() + 1, customer_msg["seq"].as_i64().unwrap());
+        assert_eq!(
+            visitor_view["seq"].as_i64().unwrap() + 1,
+            customer_msg["seq"].as_i64().unwrap()
+        );
 
         // Typing reaches the other side.
-        visitor.send(json!({"type": "typing", "conversation_id": id})).await;
-        agent.expect(|f| f["type"] == "typing" && f["sender"]["kind"] == "customer").await;
+        visitor
+            .send(json!({"type": "typing", "conversation_id": id}))
+            .await;
+        agent
+            .expect(|f| f["type"] == "typing" && f["sender"]["kind"] == "customer")
+            .await;
 
         // Resolve, then the visitor rates; the rating lands on the ticket.
-        agent.send(json!({"type": "resolve", "conversation_id": id})).await;
-        visitor.expect(|f| f["type"] == "conversation" && f["status"] == "resolved").await;
+        agent
+            .send(json!({"type": "resolve", "conversation_id": id}))
+            .await;
+        visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "resolved")
+            .await;
         visitor.send(json!({"type": "rate", "conversation_id": id, "score": 5, "comment": "Quick and kind"})).await;
-        visitor.expect(|f| f["type"] == "conversation" && f["status"] == "resolved").await;
+        visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "resolved")
+            .await;
         let number = ticket_number;
-        let admin_view = admin_browser.get(&format!("/console/tickets/{number}")).await.expect_status(200);
-        assert!(admin_view.contains("When are you open?"), "the transcript is on the ticket");
+        let admin_view = admin_browser
+            .get(&format!("/console/tickets/{number}"))
+            .await
+            .expect_status(200);
+        assert!(
+            admin_view.contains("When are you open?"),
+            "the transcript is on the ticket"
+        );
         assert!(admin_view.contains("Customer rated the help 5/5"));
-        assert!(admin_view.contains("Status changed from open to resolved") || admin_view.contains("to resolved"));
+        assert!(
+            admin_view.contains("Status changed from open to resolved")
+                || admin_view.contains("to resolved")
+        );
 
         // Writing again reopens it, back to Alan.
         visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "v3", "body": "One more thing"})).await;
-        visitor.expect(|f| f["type"] == "conversation" && f["status"] == "live").await;
+        visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+            .await;
         agent.expect_message("One more thing").await;
         eprintln!("chat story passed on {db:?}");
     }
+}
+
+/// A visitor who has started a conversation and said `first`.
+async fn started(app: &TestApp, site: &str, first: &str) -> (WsClient, String) {
+    let mut visitor = app.visitor(site).await;
+    visitor
+        .send(json!({"type": "start", "client_msg_id": "first", "body": first}))
+        .await;
+    let id = visitor.expect_type("conversation").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (visitor, id)
+}
+
+#[tokio::test]
+async fn the_bot_hands_off_after_misses_in_a_row() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| c.bot_miss_limit = 2).await;
+    let site = app.allow_shop().await;
+    let (mut visitor, id) = started(&app, &site, "zorbled my flux capacitor").await;
+    let miss = visitor
+        .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "bot")
+        .await;
+    assert!(
+        miss["body"]
+            .as_str()
+            .unwrap()
+            .contains("did not understand"),
+        "{miss}"
+    );
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "m2", "body": "quantum banana"})).await;
+    visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    let told = visitor
+        .seen("message")
+        .into_iter()
+        .find(|f| f["sender"]["kind"] == "system")
+        .cloned();
+    let told = told.expect("the customer is told what happens next");
+    assert!(
+        told["body"]
+            .as_str()
+            .unwrap()
+            .contains("No one from our team is online"),
+        "{told}"
+    );
+}
+
+#[tokio::test]
+async fn asking_for_a_person_in_words_hands_off_at_once() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let (mut visitor, _id) = started(&app, &site, "I want to talk to a person").await;
+    let waiting = visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    assert!(waiting["ticket_number"].as_i64().is_some());
+    assert!(
+        visitor
+            .seen("message")
+            .iter()
+            .all(|f| f["sender"]["kind"] != "bot"),
+        "the bot stays quiet"
+    );
+}
+
+struct FailingBot;
+
+impl Bot for FailingBot {
+    fn reply<'a>(&'a self, _turn: BotTurn<'a>) -> BoxFuture<'a, Result<BotReply, BotError>> {
+        Box::pin(async { Err(BotError::Unavailable("upstream returned 500".into())) })
+    }
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+}
+
+struct SlowBot;
+
+impl Bot for SlowBot {
+    fn reply<'a>(&'a self, _turn: BotTurn<'a>) -> BoxFuture<'a, Result<BotReply, BotError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(BotReply::Answer {
+                text: "too late".into(),
+                options: vec![],
+            })
+        })
+    }
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_bot_hands_the_customer_to_a_person() {
+    let bots: [(Arc<dyn Bot>, &str); 2] = [
+        (Arc::new(FailingBot), "failing"),
+        (Arc::new(SlowBot), "slow"),
+    ];
+    for (bot, name) in bots {
+        let adapters = Adapters {
+            bot: Some(bot),
+            ..Adapters::default()
+        };
+        let app = TestApp::spawn_full(Database::Sqlite, |c| c.bot_timeout_ms = 300, adapters).await;
+        let site = app.allow_shop().await;
+        let (mut visitor, _id) = started(&app, &site, "where is my order").await;
+        let waiting = visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+            .await;
+        assert!(
+            waiting["ticket_number"].is_i64(),
+            "{name} bot: a ticket was opened"
+        );
+        assert!(
+            visitor
+                .seen("message")
+                .iter()
+                .all(|f| f["body"] != "too late"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_online_agent_is_given_new_conversations_automatically() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut console = app.agent_socket(&alan).await;
+    console
+        .send(json!({"type": "presence", "status": "online"}))
+        .await;
+    // Presence is written before the next frame is handled.
+    console.send(json!({"type": "watch_queue"})).await;
+    console.expect_type("queue").await;
+
+    let (mut visitor, id) = started(&app, &site, "talk to a person please").await;
+    let assigned = console
+        .expect(|f| f["type"] == "conversation" && f["id"] == id.as_str() && f["status"] == "live")
+        .await;
+    assert_eq!(assigned["assignee"]["name"], "Alan");
+    let told = visitor
+        .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "system")
+        .await;
+    assert!(
+        told["body"]
+            .as_str()
+            .unwrap()
+            .contains("Connecting you with a person")
+    );
+    // The console follows the conversation without claiming it.
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "q", "body": "hello Alan"})).await;
+    console.expect_message("hello Alan").await;
+}
+
+#[tokio::test]
+async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut admin = app.admin().await;
+    let (mut visitor, id) = started(&app, &site, "talk to a person").await;
+    visitor
+        .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "system")
+        .await;
+    visitor
+        .send(json!({"type": "contact", "name": "Grace", "email": "grace@example.com"}))
+        .await;
+    visitor
+        .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
+        .await;
+    visitor.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut console = app.agent_socket(&alan).await;
+    console
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    console
+        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+        .await;
+    console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r1", "body": "Here is your answer"})).await;
+    console.expect_type("ack").await;
+    let outbox = app.store.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0].to_email, "grace@example.com");
+    assert_eq!(outbox[0].template, "agent_reply");
+    assert!(outbox[0].payload.contains("Here is your answer"));
+    // A burst of replies makes one email, not one per message.
+    console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r2", "body": "And one more thing"})).await;
+    console
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r2")
+        .await;
+    assert_eq!(app.store.outbox(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_agent_transfers_a_conversation_to_a_colleague() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let bea = app.agent(&mut admin, "Bea", "bea@example.com").await;
+    let mut a = app.agent_socket(&alan).await;
+    let mut b = app.agent_socket(&bea).await;
+    let (mut visitor, id) = started(&app, &site, "talk to a person").await;
+    visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    a.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    a.expect(|f| f["type"] == "conversation" && f["status"] == "live")
+        .await;
+    // Bea cannot write in Alan's conversation…
+    b.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "b0", "body": "hi", "ref": "early"})).await;
+    assert_eq!(b.expect(|f| f["ref"] == "early").await["code"], "conflict");
+    // …until Alan hands it over.
+    let bea_id = app
+        .store
+        .staff()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == "Bea")
+        .unwrap()
+        .id
+        .0;
+    a.send(json!({"type": "transfer", "conversation_id": id, "agent_id": bea_id}))
+        .await;
+    a.expect(|f| f["type"] == "conversation" && f["assignee"]["name"] == "Bea")
+        .await;
+    b.expect(|f| {
+        f["type"] == "conversation" && f["id"] == id.as_str() && f["assignee"]["name"] == "Bea"
+    })
+    .await;
+    visitor
+        .expect(|f| f["type"] == "message" && f["body"] == "Bea will take it from here.")
+        .await;
+    b.send(
+        json!({"type": "send", "conversation_id": id, "client_msg_id": "b1", "body": "Bea here"}),
+    )
+    .await;
+    b.expect(|f| f["type"] == "ack" && f["client_msg_id"] == "b1")
+        .await;
+    visitor.expect_message("Bea here").await;
 }

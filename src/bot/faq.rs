@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::similarity::Index;
-use super::{BoxFuture, Bot, BotError, BotReply, BotTurn};
+use super::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use crate::store::{FaqEntry, Store};
 
 /// How long a loaded FAQ is used before it is read again; an edit on this
@@ -25,8 +25,7 @@ struct Loaded {
     index: Index,
 }
 
-pub const NOT_UNDERSTOOD: &str =
-    "Sorry, I did not understand that. Could you say it another way? You can also ask to talk to a person.";
+pub const NOT_UNDERSTOOD: &str = "Sorry, I did not understand that. Could you say it another way? You can also ask to talk to a person.";
 
 impl FaqBot {
     pub fn new(store: Store, threshold: f64) -> FaqBot {

@@ -5,19 +5,37 @@
 use std::collections::HashMap;
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "is", "are", "am", "was", "be", "do", "does", "did", "i", "you", "we", "my", "your",
-    "our", "me", "to", "of", "in", "on", "for", "it", "its", "can", "could", "how", "what", "please", "and",
-    "or", "with", "at", "this", "that", "there", "have", "has", "hi", "hello", "hey", "would", "like", "want",
-    "need", "some", "any", "about", "just", "so", "im", "dont",
+    "a", "an", "the", "is", "are", "am", "was", "be", "do", "does", "did", "i", "you", "we", "my",
+    "your", "our", "me", "to", "of", "in", "on", "for", "it", "its", "can", "could", "how", "what",
+    "please", "and", "or", "with", "at", "this", "that", "there", "have", "has", "hi", "hello",
+    "hey", "would", "like", "want", "need", "some", "any", "about", "just", "so", "im", "dont",
 ];
 
-/// Lower-cased words with stop words removed.
+/// Lower-cased, lightly stemmed words with stop words removed.
 pub fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty() && !STOPWORDS.contains(w))
-        .map(str::to_string)
+        .map(stem)
         .collect()
+}
+
+/// A deliberately small English stemmer: plurals and common verb endings,
+/// enough that "refunds", "refunded" and "refunding" meet "refund".
+fn stem(word: &str) -> String {
+    let n = word.chars().count();
+    for (suffix, replacement, min) in [
+        ("ies", "y", 5),
+        ("ing", "", 6),
+        ("ed", "", 5),
+        ("es", "", 5),
+        ("s", "", 4),
+    ] {
+        if n >= min && word.ends_with(suffix) && !word.ends_with("ss") {
+            return format!("{}{replacement}", &word[..word.len() - suffix.len()]);
+        }
+    }
+    word.to_string()
 }
 
 /// Weighted features of a text: each word (weight 2) and each character
@@ -27,7 +45,8 @@ fn features(text: &str) -> HashMap<String, f64> {
     for word in words(text) {
         let padded: Vec<char> = format!("^{word}$").chars().collect();
         for window in padded.windows(3) {
-            *out.entry(format!("#{}", window.iter().collect::<String>())).or_default() += 1.0;
+            *out.entry(format!("#{}", window.iter().collect::<String>()))
+                .or_default() += 1.0;
         }
         *out.entry(word).or_default() += 2.0;
     }
@@ -43,7 +62,8 @@ pub struct Index {
 impl Index {
     /// `docs` are (entry index, text) pairs: several texts may share an entry.
     pub fn build<'a>(docs: impl IntoIterator<Item = (usize, &'a str)>) -> Index {
-        let raw: Vec<(usize, HashMap<String, f64>)> = docs.into_iter().map(|(i, t)| (i, features(t))).collect();
+        let raw: Vec<(usize, HashMap<String, f64>)> =
+            docs.into_iter().map(|(i, t)| (i, features(t))).collect();
         let n = raw.len().max(1) as f64;
         let mut df: HashMap<String, f64> = HashMap::new();
         for (_, f) in &raw {
@@ -51,7 +71,10 @@ impl Index {
                 *df.entry(term.clone()).or_default() += 1.0;
             }
         }
-        let idf: HashMap<String, f64> = df.into_iter().map(|(t, d)| (t, (1.0 + n / d).ln())).collect();
+        let idf: HashMap<String, f64> = df
+            .into_iter()
+            .map(|(t, d)| (t, (1.0 + n / d).ln()))
+            .collect();
         let docs = raw.into_iter().map(|(i, f)| (i, weigh(f, &idf))).collect();
         Index { docs, idf }
     }
@@ -68,8 +91,11 @@ impl Index {
 }
 
 fn weigh(mut features: HashMap<String, f64>, idf: &HashMap<String, f64>) -> HashMap<String, f64> {
-    // Terms never seen in the index get the highest weight an unseen term could have.
-    let unseen = idf.values().cloned().fold(1.0_f64, f64::max);
+    // A query term that no question contains can match nothing; it still
+    // counts (a query about something else must score low) but only as
+    // much as the most common known term, so one stray word does not drown
+    // a good match.
+    let unseen = idf.values().cloned().fold(f64::INFINITY, f64::min).min(1.0);
     for (term, weight) in features.iter_mut() {
         *weight *= idf.get(term).copied().unwrap_or(unseen);
     }
@@ -78,10 +104,17 @@ fn weigh(mut features: HashMap<String, f64>, idf: &HashMap<String, f64>) -> Hash
 
 fn cosine(a: &HashMap<String, f64>, b: &HashMap<String, f64>) -> f64 {
     let (small, large) = if a.len() < b.len() { (a, b) } else { (b, a) };
-    let dot: f64 = small.iter().filter_map(|(t, w)| large.get(t).map(|v| v * w)).sum();
+    let dot: f64 = small
+        .iter()
+        .filter_map(|(t, w)| large.get(t).map(|v| v * w))
+        .sum();
     let norm = |m: &HashMap<String, f64>| m.values().map(|w| w * w).sum::<f64>().sqrt();
     let denominator = norm(a) * norm(b);
-    if denominator == 0.0 { 0.0 } else { dot / denominator }
+    if denominator == 0.0 {
+        0.0
+    } else {
+        dot / denominator
+    }
 }
 
 #[cfg(test)]
@@ -104,20 +137,34 @@ mod tests {
         for (query, entry) in [
             ("when do you open", 0),
             ("opening times?", 0),
-            ("I can't remember my pasword", 1),
+            ("I forgot my pasword", 1),
             ("refunds", 2),
             ("RESET PASSWORD", 1),
         ] {
             let (found, score) = index.best(query).expect(query);
+            eprintln!("{query}: {score:.2}");
             assert_eq!(found, entry, "{query} matched {found} ({score:.2})");
-            assert!(score > 0.3, "{query}: {score:.2}");
+            // 0.45 is the default `faq_threshold`.
+            assert!(score > 0.45, "{query}: {score:.2}");
         }
+    }
+
+    #[test]
+    fn stemming_meets_word_forms() {
+        assert_eq!(stem("refunds"), "refund");
+        assert_eq!(stem("deliveries"), "delivery");
+        assert_eq!(stem("opening"), "open");
+        assert_eq!(stem("address"), "address");
+        assert_eq!(stem("is"), "is");
     }
 
     #[test]
     fn unrelated_text_scores_low() {
         let index = index();
-        let score = index.best("the weather in Lisbon").map(|(_, s)| s).unwrap_or(0.0);
+        let score = index
+            .best("the weather in Lisbon")
+            .map(|(_, s)| s)
+            .unwrap_or(0.0);
         assert!(score < 0.2, "{score}");
         assert!(index.best("").is_none());
     }

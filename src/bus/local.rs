@@ -73,7 +73,11 @@ impl Drop for LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish<'a>(&'a self, topic: &'a str, payload: Arc<str>) -> BoxFuture<'a, Result<(), BusError>> {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        payload: Arc<str>,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let state = self.broker.state.lock().expect("broker lock");
             let Some(subscribers) = state.topics.get(topic) else {
@@ -81,7 +85,9 @@ impl Bus for LocalBus {
             };
             let topic: Arc<str> = Arc::from(topic);
             for id in subscribers {
-                let Some(tx) = state.instances.get(id) else { continue };
+                let Some(tx) = state.instances.get(id) else {
+                    continue;
+                };
                 let event = BusEvent::Message {
                     topic: topic.clone(),
                     payload: payload.clone(),
@@ -90,7 +96,9 @@ impl Bus for LocalBus {
                     // The instance is not keeping up. Dropping is allowed by
                     // the contract; it must then resume from the database.
                     tracing::warn!(instance = id, "bus instance lagging; it will resync");
-                    let _ = tx.try_send(BusEvent::Resync { topics: vec![topic.clone()] });
+                    let _ = tx.try_send(BusEvent::Resync {
+                        topics: vec![topic.clone()],
+                    });
                 }
             }
             Ok(())
@@ -100,7 +108,11 @@ impl Bus for LocalBus {
     fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let mut state = self.broker.state.lock().expect("broker lock");
-            state.topics.entry(Arc::from(topic)).or_default().insert(self.id);
+            state
+                .topics
+                .entry(Arc::from(topic))
+                .or_default()
+                .insert(self.id);
             Ok(())
         })
     }

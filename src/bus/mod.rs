@@ -38,7 +38,11 @@ pub enum BusError {
 /// once and reads everything it subscribed to from that one stream.
 pub trait Bus: Send + Sync + 'static {
     /// Publishes `payload` to every instance subscribed to `topic`.
-    fn publish<'a>(&'a self, topic: &'a str, payload: Arc<str>) -> BoxFuture<'a, Result<(), BusError>>;
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        payload: Arc<str>,
+    ) -> BoxFuture<'a, Result<(), BusError>>;
 
     /// Starts delivering `topic` to this instance. Idempotent.
     fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>>;

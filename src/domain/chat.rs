@@ -7,7 +7,7 @@
 //! - a visitor reaches only their own conversations; private notes and
 //!   staff-side numbering never reach a visitor.
 
-use super::{ConversationStatus, DomainResult, UserId, invalid};
+use super::{ConversationStatus, DomainError, DomainResult, UserId, invalid};
 
 pub const MAX_BODY: usize = 8000;
 pub const MAX_CLIENT_MSG_ID: usize = 100;
@@ -73,7 +73,10 @@ pub fn parse_body(body: &str) -> DomainResult<String> {
         return Err(invalid("body", "body is empty"));
     }
     if body.chars().count() > MAX_BODY {
-        return Err(invalid("body", format!("body is longer than {MAX_BODY} characters")));
+        return Err(DomainError::TooLarge {
+            field: "body",
+            message: format!("body is longer than {MAX_BODY} characters"),
+        });
     }
     Ok(body.to_string())
 }
@@ -136,9 +139,15 @@ mod tests {
 
     #[test]
     fn subjects_are_the_first_line_shortened() {
-        assert_eq!(subject_from(Some("Printer broken\nmore"), "Ada"), "Printer broken");
+        assert_eq!(
+            subject_from(Some("Printer broken\nmore"), "Ada"),
+            "Printer broken"
+        );
         assert_eq!(subject_from(None, "Ada"), "Chat with Ada");
-        assert_eq!(subject_from(Some(&"x".repeat(100)), "Ada").chars().count(), 81);
+        assert_eq!(
+            subject_from(Some(&"x".repeat(100)), "Ada").chars().count(),
+            81
+        );
     }
 
     #[test]

@@ -11,12 +11,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::chat::{Conversation, Visitor, asks_for_a_person, parse_body, parse_client_msg_id, subject_from};
+use super::chat::{
+    Conversation, Visitor, asks_for_a_person, parse_body, parse_client_msg_id, subject_from,
+};
 use super::tickets::Message;
 use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
 use crate::bot::{Bot, BotReply, BotTurn};
 use crate::bus::Bus;
-use crate::protocol::{self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame};
+use crate::protocol::{
+    self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame,
+};
 use crate::store::{Appended, NewChatMessage, Store};
 
 pub fn public_topic(conversation_id: i64) -> String {
@@ -131,7 +135,11 @@ impl Chat {
 
     /// The conversation if it belongs to `visitor`; "not found" otherwise,
     /// whether or not it exists.
-    pub async fn visitor_conversation(&self, visitor: &Visitor, id: i64) -> DomainResult<Conversation> {
+    pub async fn visitor_conversation(
+        &self,
+        visitor: &Visitor,
+        id: i64,
+    ) -> DomainResult<Conversation> {
         match self.store.conversation(id).await? {
             Some(c) if c.visitor_id == visitor.id => Ok(c),
             _ => Err(DomainError::NotFound),
@@ -143,7 +151,10 @@ impl Chat {
         if !agent.role.is_staff() {
             return Err(DomainError::NotFound);
         }
-        self.store.conversation(id).await?.ok_or(DomainError::NotFound)
+        self.store
+            .conversation(id)
+            .await?
+            .ok_or(DomainError::NotFound)
     }
 
     pub async fn conversation_for(&self, who: &Participant, id: i64) -> DomainResult<Conversation> {
@@ -178,7 +189,11 @@ impl Chat {
     /// audience must not see it (a private note for a visitor).
     pub fn message_frame(&self, message: &Message, audience: Audience) -> Option<ServerFrame> {
         let staff = audience == Audience::Staff;
-        let seq = if staff { Some(message.seq) } else { message.public_seq }?;
+        let seq = if staff {
+            Some(message.seq)
+        } else {
+            message.public_seq
+        }?;
         let sender_id = match message.sender_kind {
             SenderKind::Agent if staff => message.sender_user_id.map(|id| id.to_string()),
             _ => None,
@@ -202,7 +217,13 @@ impl Chat {
 
     /// Messages after `after_seq` (in the audience's numbering), in order,
     /// read from the database page by page.
-    pub async fn replay(&self, c: &Conversation, audience: Audience, after_seq: i64, mut each: impl FnMut(ServerFrame)) -> DomainResult<i64> {
+    pub async fn replay(
+        &self,
+        c: &Conversation,
+        audience: Audience,
+        after_seq: i64,
+        mut each: impl FnMut(ServerFrame),
+    ) -> DomainResult<i64> {
         let staff = audience == Audience::Staff;
         let mut cursor_staff_seq = if staff {
             after_seq
@@ -212,12 +233,19 @@ impl Chat {
         };
         let mut last = after_seq;
         loop {
-            let page = self.store.messages_after(c.id, cursor_staff_seq, staff, REPLAY_PAGE).await?;
+            let page = self
+                .store
+                .messages_after(c.id, cursor_staff_seq, staff, REPLAY_PAGE)
+                .await?;
             let done = (page.len() as i64) < REPLAY_PAGE;
             for message in &page {
                 cursor_staff_seq = message.seq;
                 if let Some(frame) = self.message_frame(message, audience) {
-                    last = if staff { message.seq } else { message.public_seq.unwrap_or(last) };
+                    last = if staff {
+                        message.seq
+                    } else {
+                        message.public_seq.unwrap_or(last)
+                    };
                     each(frame);
                 }
             }
@@ -228,11 +256,18 @@ impl Chat {
         Ok(last.max(after_seq))
     }
 
-    async fn staff_seq_of_public(&self, conversation_id: i64, public_seq: i64) -> DomainResult<i64> {
+    async fn staff_seq_of_public(
+        &self,
+        conversation_id: i64,
+        public_seq: i64,
+    ) -> DomainResult<i64> {
         if public_seq <= 0 {
             return Ok(0);
         }
-        Ok(self.store.staff_seq_for_public(conversation_id, public_seq).await?)
+        Ok(self
+            .store
+            .staff_seq_for_public(conversation_id, public_seq)
+            .await?)
     }
 
     async fn publish(&self, topic: &str, frame: &ServerFrame) {
@@ -244,10 +279,12 @@ impl Chat {
 
     async fn publish_message(&self, message: &Message) {
         if let Some(frame) = self.message_frame(message, Audience::Staff) {
-            self.publish(&staff_topic(message.conversation_id), &frame).await;
+            self.publish(&staff_topic(message.conversation_id), &frame)
+                .await;
         }
         if let Some(frame) = self.message_frame(message, Audience::Visitor) {
-            self.publish(&public_topic(message.conversation_id), &frame).await;
+            self.publish(&public_topic(message.conversation_id), &frame)
+                .await;
         }
     }
 
@@ -275,7 +312,11 @@ impl Chat {
             .map(|q| QueueItem {
                 conversation_id: q.conversation_id.to_string(),
                 ticket_number: q.ticket_number,
-                customer: if q.customer_name.is_empty() { q.customer_email } else { q.customer_name },
+                customer: if q.customer_name.is_empty() {
+                    q.customer_email
+                } else {
+                    q.customer_name
+                },
                 waiting_since: protocol::rfc3339(q.waiting_since),
                 preview: q.preview.chars().take(140).collect(),
             })
@@ -293,7 +334,12 @@ impl Chat {
     // ----- visitors -----
 
     pub fn visitor_connected(&self, visitor_id: i64) {
-        *self.online_visitors.lock().expect("online lock").entry(visitor_id).or_default() += 1;
+        *self
+            .online_visitors
+            .lock()
+            .expect("online lock")
+            .entry(visitor_id)
+            .or_default() += 1;
     }
 
     pub fn visitor_disconnected(&self, visitor_id: i64) {
@@ -307,12 +353,18 @@ impl Chat {
     }
 
     fn visitor_online(&self, visitor_id: i64) -> bool {
-        self.online_visitors.lock().expect("online lock").contains_key(&visitor_id)
+        self.online_visitors
+            .lock()
+            .expect("online lock")
+            .contains_key(&visitor_id)
     }
 
     /// A new conversation with the bot.
     pub async fn start(&self, visitor: &Visitor) -> DomainResult<Conversation> {
-        Ok(self.store.create_conversation(visitor.site_id, visitor.id).await?)
+        Ok(self
+            .store
+            .create_conversation(visitor.site_id, visitor.id)
+            .await?)
     }
 
     /// The visitor writes. A conversation that was resolved or closed
@@ -344,9 +396,18 @@ impl Chat {
             )
             .await?;
         let sent = match appended {
-            Appended::Duplicate(message) => return Ok(Sent { message, duplicate: true }),
+            Appended::Duplicate(message) => {
+                return Ok(Sent {
+                    message,
+                    duplicate: true,
+                });
+            }
             Appended::New(message) => message,
-            Appended::Refused => return Err(DomainError::Conflict("the conversation does not take messages now".into())),
+            Appended::Refused => {
+                return Err(DomainError::Conflict(
+                    "the conversation does not take messages now".into(),
+                ));
+            }
         };
         self.publish_message(&sent).await;
         match c.status {
@@ -367,7 +428,10 @@ impl Chat {
             }
             ConversationStatus::Waiting | ConversationStatus::Live => {}
         }
-        Ok(Sent { message: sent, duplicate: false })
+        Ok(Sent {
+            message: sent,
+            duplicate: false,
+        })
     }
 
     /// One bot turn for a customer message: answer, count a miss, or hand
@@ -375,7 +439,9 @@ impl Chat {
     async fn bot_turn(self: &Arc<Self>, message: &Message) -> DomainResult<()> {
         let conversation_id = message.conversation_id;
         if asks_for_a_person(&message.body) {
-            return self.handoff(conversation_id, HandoffReason::CustomerAsked).await;
+            return self
+                .handoff(conversation_id, HandoffReason::CustomerAsked)
+                .await;
         }
         let turn = BotTurn {
             conversation_id,
@@ -383,38 +449,55 @@ impl Chat {
         };
         let started = Instant::now();
         let reply = tokio::time::timeout(self.config.bot_timeout, self.bot.reply(turn)).await;
-        tracing::debug!(bot = self.bot.name(), ms = started.elapsed().as_millis() as u64, "bot answered");
+        tracing::debug!(
+            bot = self.bot.name(),
+            ms = started.elapsed().as_millis() as u64,
+            "bot answered"
+        );
         let bot_msg_id = format!("bot:{}", message.client_msg_id);
         match reply {
             Ok(Ok(BotReply::Answer { text, options })) => {
                 self.store.reset_bot_misses(conversation_id).await?;
-                self.bot_says(conversation_id, &bot_msg_id, &text, options).await
+                self.bot_says(conversation_id, &bot_msg_id, &text, options)
+                    .await
             }
             Ok(Ok(BotReply::NotUnderstood { text })) => {
                 let misses = self.store.count_bot_miss(conversation_id).await?;
                 if misses >= self.config.bot_miss_limit {
-                    self.handoff(conversation_id, HandoffReason::BotMissed).await
+                    self.handoff(conversation_id, HandoffReason::BotMissed)
+                        .await
                 } else {
-                    self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new()).await
+                    self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new())
+                        .await
                 }
             }
             Ok(Ok(BotReply::Handoff { text, note: _ })) => {
-                self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new()).await?;
-                self.handoff(conversation_id, HandoffReason::BotHandedOff).await
+                self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new())
+                    .await?;
+                self.handoff(conversation_id, HandoffReason::BotHandedOff)
+                    .await
             }
             Ok(Err(e)) => {
                 tracing::warn!(conversation = conversation_id, error = %e, "bot failed; handing off");
-                self.handoff(conversation_id, HandoffReason::BotFailed).await
+                self.handoff(conversation_id, HandoffReason::BotFailed)
+                    .await
             }
             Err(_) => {
                 tracing::warn!(conversation = conversation_id, "bot timed out; handing off");
-                self.handoff(conversation_id, HandoffReason::BotFailed).await
+                self.handoff(conversation_id, HandoffReason::BotFailed)
+                    .await
             }
         }
     }
 
     /// A bot message; refused by the store once a person is involved.
-    async fn bot_says(&self, conversation_id: i64, client_msg_id: &str, text: &str, options: Vec<String>) -> DomainResult<()> {
+    async fn bot_says(
+        &self,
+        conversation_id: i64,
+        client_msg_id: &str,
+        text: &str,
+        options: Vec<String>,
+    ) -> DomainResult<()> {
         let appended = self
             .store
             .append_message(
@@ -432,7 +515,9 @@ impl Chat {
             .await?;
         if let Appended::New(message) = appended {
             for audience in [Audience::Staff, Audience::Visitor] {
-                if let Some(ServerFrame::Message(mut frame)) = self.message_frame(&message, audience) {
+                if let Some(ServerFrame::Message(mut frame)) =
+                    self.message_frame(&message, audience)
+                {
                     frame.options = options.clone();
                     let topic = match audience {
                         Audience::Staff => staff_topic(conversation_id),
@@ -445,7 +530,12 @@ impl Chat {
         Ok(())
     }
 
-    async fn system_says(&self, conversation_id: i64, client_msg_id: &str, text: &str) -> DomainResult<()> {
+    async fn system_says(
+        &self,
+        conversation_id: i64,
+        client_msg_id: &str,
+        text: &str,
+    ) -> DomainResult<()> {
         let appended = self
             .store
             .append_message(
@@ -470,7 +560,11 @@ impl Chat {
     /// Sends the conversation to a person: it leaves the bot, gets a ticket
     /// with the transcript so far, and goes to an available agent or the queue.
     pub async fn handoff(&self, conversation_id: i64, reason: HandoffReason) -> DomainResult<()> {
-        let c = self.store.conversation(conversation_id).await?.ok_or(DomainError::NotFound)?;
+        let c = self
+            .store
+            .conversation(conversation_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
         if c.status != ConversationStatus::Bot {
             return Ok(());
         }
@@ -486,13 +580,17 @@ impl Chat {
             return Ok(());
         }
         tracing::info!(conversation = c.id, ?reason, "handed off to a person");
-        let someone_online = self.store.any_agent_online(self.presence_fresh_ms()).await?;
+        let someone_online = self
+            .store
+            .any_agent_online(self.presence_fresh_ms())
+            .await?;
         let text = if someone_online {
             "Connecting you with a person. You can keep writing here."
         } else {
             "No one from our team is online right now. Leave your email and we will reply by email; you will also see the answer here."
         };
-        self.system_says(c.id, &format!("handoff:{}", c.last_seq), text).await?;
+        self.system_says(c.id, &format!("handoff:{}", c.last_seq), text)
+            .await?;
         self.publish_conversation(c.id).await?;
         self.route(c.id).await?;
         self.publish_queue().await;
@@ -501,7 +599,11 @@ impl Chat {
 
     /// Gives a waiting conversation to the least busy available agent, if any.
     async fn route(&self, conversation_id: i64) -> DomainResult<bool> {
-        for agent in self.store.available_agents(self.presence_fresh_ms()).await? {
+        for agent in self
+            .store
+            .available_agents(self.presence_fresh_ms())
+            .await?
+        {
             if self.store.claim(conversation_id, &agent).await? {
                 self.publish_conversation(conversation_id).await?;
                 return Ok(true);
@@ -511,13 +613,22 @@ impl Chat {
     }
 
     /// The visitor asks for a person (the button).
-    pub async fn visitor_handoff(&self, visitor: &Visitor, conversation_id: i64) -> DomainResult<Conversation> {
+    pub async fn visitor_handoff(
+        &self,
+        visitor: &Visitor,
+        conversation_id: i64,
+    ) -> DomainResult<Conversation> {
         let c = self.visitor_conversation(visitor, conversation_id).await?;
         self.handoff(c.id, HandoffReason::CustomerAsked).await?;
         self.visitor_conversation(visitor, conversation_id).await
     }
 
-    pub async fn contact(&self, visitor: &Visitor, name: Option<&str>, email: Option<&str>) -> DomainResult<Visitor> {
+    pub async fn contact(
+        &self,
+        visitor: &Visitor,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> DomainResult<Visitor> {
         let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => super::parse_name(n)?,
             None => String::new(),
@@ -526,20 +637,38 @@ impl Chat {
             Some(e) => super::Email::parse(e)?.as_str().to_string(),
             None => String::new(),
         };
-        self.store.update_visitor_contact(visitor.id, &name, &email).await?;
-        self.store.visitor(visitor.id).await?.ok_or(DomainError::NotFound)
+        self.store
+            .update_visitor_contact(visitor.id, &name, &email)
+            .await?;
+        self.store
+            .visitor(visitor.id)
+            .await?
+            .ok_or(DomainError::NotFound)
     }
 
-    pub async fn rate(&self, visitor: &Visitor, conversation_id: i64, score: i64, comment: Option<&str>) -> DomainResult<Conversation> {
+    pub async fn rate(
+        &self,
+        visitor: &Visitor,
+        conversation_id: i64,
+        score: i64,
+        comment: Option<&str>,
+    ) -> DomainResult<Conversation> {
         let c = self.visitor_conversation(visitor, conversation_id).await?;
         if !(1..=5).contains(&score) {
             return Err(invalid("score", "score must be 1 to 5"));
         }
-        if !matches!(c.status, ConversationStatus::Resolved | ConversationStatus::Closed) {
-            return Err(DomainError::Conflict("rate a conversation once it is resolved".into()));
+        if !matches!(
+            c.status,
+            ConversationStatus::Resolved | ConversationStatus::Closed
+        ) {
+            return Err(DomainError::Conflict(
+                "rate a conversation once it is resolved".into(),
+            ));
         }
         let comment: String = comment.unwrap_or("").trim().chars().take(2000).collect();
-        self.store.rate(c.id, score, &comment, &visitor.display_name()).await?;
+        self.store
+            .rate(c.id, score, &comment, &visitor.display_name())
+            .await?;
         Ok(c)
     }
 
@@ -595,27 +724,47 @@ impl Chat {
             )
             .await?;
         let message = match appended {
-            Appended::Duplicate(message) => return Ok(Sent { message, duplicate: true }),
+            Appended::Duplicate(message) => {
+                return Ok(Sent {
+                    message,
+                    duplicate: true,
+                });
+            }
             Appended::New(message) => message,
-            Appended::Refused => return Err(DomainError::Conflict("the conversation does not take messages now".into())),
+            Appended::Refused => {
+                return Err(DomainError::Conflict(
+                    "the conversation does not take messages now".into(),
+                ));
+            }
         };
         self.publish_message(&message).await;
         if !private {
             self.store.note_first_response(c.id).await?;
             self.email_if_away(&c, agent, &message).await?;
         }
-        Ok(Sent { message, duplicate: false })
+        Ok(Sent {
+            message,
+            duplicate: false,
+        })
     }
 
     /// Queues an email for a customer who is not connected, so a reply is
     /// never missed; bursts of replies make one email.
-    async fn email_if_away(&self, c: &Conversation, agent: &User, message: &Message) -> DomainResult<()> {
+    async fn email_if_away(
+        &self,
+        c: &Conversation,
+        agent: &User,
+        message: &Message,
+    ) -> DomainResult<()> {
         if c.customer_email.is_empty() || self.visitor_online(c.visitor_id) {
             return Ok(());
         }
         {
             let mut emailed = self.emailed.lock().expect("emailed lock");
-            if emailed.get(&c.id).is_some_and(|at| at.elapsed() < EMAIL_COALESCE) {
+            if emailed
+                .get(&c.id)
+                .is_some_and(|at| at.elapsed() < EMAIL_COALESCE)
+            {
                 return Ok(());
             }
             emailed.insert(c.id, Instant::now());
@@ -626,7 +775,9 @@ impl Chat {
             "agent": agent.name,
             "body": message.body,
         });
-        self.store.enqueue_email(&c.customer_email, "agent_reply", &payload).await?;
+        self.store
+            .enqueue_email(&c.customer_email, "agent_reply", &payload)
+            .await?;
         Ok(())
     }
 
@@ -642,10 +793,17 @@ impl Chat {
             }));
         }
         self.publish_queue().await;
-        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+        self.publish_conversation(c.id)
+            .await?
+            .ok_or(DomainError::NotFound)
     }
 
-    pub async fn transfer(&self, agent: &User, conversation_id: i64, to: UserId) -> DomainResult<Conversation> {
+    pub async fn transfer(
+        &self,
+        agent: &User,
+        conversation_id: i64,
+        to: UserId,
+    ) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
         let target = self
             .store
@@ -653,29 +811,43 @@ impl Chat {
             .await?
             .filter(|u| u.role.is_staff())
             .ok_or_else(|| invalid("agent_id", "no agent with that id"))?;
-        let from = c
-            .assignee_id
-            .ok_or_else(|| DomainError::Conflict("claim the conversation before transferring it".into()))?;
+        let from = c.assignee_id.ok_or_else(|| {
+            DomainError::Conflict("claim the conversation before transferring it".into())
+        })?;
         if from != agent.id && agent.role != super::Role::Admin {
-            return Err(DomainError::Conflict("only the agent who owns it (or an admin) can transfer it".into()));
+            return Err(DomainError::Conflict(
+                "only the agent who owns it (or an admin) can transfer it".into(),
+            ));
         }
         if !self.store.transfer(c.id, agent, from, &target).await? {
-            return Err(DomainError::Conflict("the conversation changed hands meanwhile; reload".into()));
+            return Err(DomainError::Conflict(
+                "the conversation changed hands meanwhile; reload".into(),
+            ));
         }
-        self.system_says(c.id, &format!("transfer:{}:{}", c.last_seq, target.id), &format!("{} will take it from here.", target.name))
-            .await?;
-        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+        self.system_says(
+            c.id,
+            &format!("transfer:{}:{}", c.last_seq, target.id),
+            &format!("{} will take it from here.", target.name),
+        )
+        .await?;
+        self.publish_conversation(c.id)
+            .await?
+            .ok_or(DomainError::NotFound)
     }
 
     pub async fn resolve(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
         if !self.store.resolve(c.id, agent).await? {
-            return Err(DomainError::Conflict("the conversation is already resolved".into()));
+            return Err(DomainError::Conflict(
+                "the conversation is already resolved".into(),
+            ));
         }
         if c.status == ConversationStatus::Waiting {
             self.publish_queue().await;
         }
-        self.publish_conversation(c.id).await?.ok_or(DomainError::NotFound)
+        self.publish_conversation(c.id)
+            .await?
+            .ok_or(DomainError::NotFound)
     }
 
     /// An agent's console says online or away. Coming online picks up
@@ -684,7 +856,10 @@ impl Chat {
         self.store.set_presence(agent.id, online).await?;
         if online {
             for entry in self.store.queue().await? {
-                let available = self.store.available_agents(self.presence_fresh_ms()).await?;
+                let available = self
+                    .store
+                    .available_agents(self.presence_fresh_ms())
+                    .await?;
                 if !available.iter().any(|a| a.id == agent.id) {
                     break;
                 }
@@ -720,7 +895,10 @@ impl Chat {
 
     pub async fn typing(&self, who: &Participant, conversation_id: i64) -> DomainResult<()> {
         let c = self.conversation_for(who, conversation_id).await?;
-        for (audience, topic) in [(Audience::Staff, staff_topic(c.id)), (Audience::Visitor, public_topic(c.id))] {
+        for (audience, topic) in [
+            (Audience::Staff, staff_topic(c.id)),
+            (Audience::Visitor, public_topic(c.id)),
+        ] {
             let frame = ServerFrame::Typing {
                 conversation_id: c.id.to_string(),
                 sender: Self::sender_of(who, audience),
@@ -732,7 +910,12 @@ impl Chat {
 
     /// A read marker, in the reader's own numbering; each audience is told
     /// in its own.
-    pub async fn read(&self, who: &Participant, conversation_id: i64, seq: i64) -> DomainResult<()> {
+    pub async fn read(
+        &self,
+        who: &Participant,
+        conversation_id: i64,
+        seq: i64,
+    ) -> DomainResult<()> {
         let c = self.conversation_for(who, conversation_id).await?;
         let (staff_seq, public_seq) = match who {
             Participant::Agent(_) => {
@@ -745,10 +928,14 @@ impl Chat {
             }
         };
         self.store
-            .mark_read(c.id, matches!(who, Participant::Agent(_)), match who {
-                Participant::Agent(_) => staff_seq,
-                Participant::Visitor(_) => public_seq,
-            })
+            .mark_read(
+                c.id,
+                matches!(who, Participant::Agent(_)),
+                match who {
+                    Participant::Agent(_) => staff_seq,
+                    Participant::Visitor(_) => public_seq,
+                },
+            )
             .await?;
         for (audience, topic, seq) in [
             (Audience::Staff, staff_topic(c.id), staff_seq),

@@ -16,6 +16,12 @@ pub enum DomainError {
         field: &'static str,
         message: String,
     },
+    /// A field is over its size limit.
+    #[error("{message}")]
+    TooLarge {
+        field: &'static str,
+        message: String,
+    },
     /// The thing does not exist, or the caller may not see it (same answer).
     #[error("not found")]
     NotFound,

@@ -84,7 +84,13 @@ fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn create_visitor(&self, site_id: i64, token_hash: &str, name: &str, email: &str) -> StoreResult<Visitor> {
+    pub async fn create_visitor(
+        &self,
+        site_id: i64,
+        token_hash: &str,
+        name: &str,
+        email: &str,
+    ) -> StoreResult<Visitor> {
         let now = now_ms();
         let row = sqlx::query(self.sql(
             "INSERT INTO visitors (site_id, token_hash, name, email, created_at, last_seen_at)
@@ -102,7 +108,11 @@ impl Store {
     }
 
     /// The visitor holding this token on this site, if any.
-    pub async fn visitor_by_token(&self, site_id: i64, token_hash: &str) -> StoreResult<Option<Visitor>> {
+    pub async fn visitor_by_token(
+        &self,
+        site_id: i64,
+        token_hash: &str,
+    ) -> StoreResult<Option<Visitor>> {
         let row = sqlx::query(self.sql(
             "SELECT id, site_id, user_id, name, email FROM visitors WHERE site_id = ? AND token_hash = ?",
         ))
@@ -114,15 +124,22 @@ impl Store {
     }
 
     pub async fn visitor(&self, id: i64) -> StoreResult<Option<Visitor>> {
-        let row = sqlx::query(self.sql("SELECT id, site_id, user_id, name, email FROM visitors WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            self.sql("SELECT id, site_id, user_id, name, email FROM visitors WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(visitor).transpose()?)
     }
 
     /// Updates what the visitor told us about themselves; empty keeps the old value.
-    pub async fn update_visitor_contact(&self, id: i64, name: &str, email: &str) -> StoreResult<()> {
+    pub async fn update_visitor_contact(
+        &self,
+        id: i64,
+        name: &str,
+        email: &str,
+    ) -> StoreResult<()> {
         sqlx::query(self.sql(
             "UPDATE visitors SET name = CASE WHEN ? = '' THEN name ELSE ? END,
                                  email = CASE WHEN ? = '' THEN email ELSE ? END,
@@ -140,7 +157,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn create_conversation(&self, site_id: i64, visitor_id: i64) -> StoreResult<Conversation> {
+    pub async fn create_conversation(
+        &self,
+        site_id: i64,
+        visitor_id: i64,
+    ) -> StoreResult<Conversation> {
         let now = now_ms();
         let id: i64 = sqlx::query(self.sql(
             "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
@@ -187,8 +208,15 @@ impl Store {
     }
 
     /// Appends a message under the delivery contract (see the module docs).
-    pub async fn append_message(&self, conversation_id: i64, message: NewChatMessage<'_>) -> StoreResult<Appended> {
-        if let Some(existing) = self.message_by_client_id(conversation_id, message.client_msg_id).await? {
+    pub async fn append_message(
+        &self,
+        conversation_id: i64,
+        message: NewChatMessage<'_>,
+    ) -> StoreResult<Appended> {
+        if let Some(existing) = self
+            .message_by_client_id(conversation_id, message.client_msg_id)
+            .await?
+        {
             return Ok(Appended::Duplicate(existing));
         }
         let now = now_ms();
@@ -196,7 +224,13 @@ impl Store {
         // The status condition is part of the seq update itself, so it holds
         // at the moment of the write on every backend.
         let Some(seqs) = self
-            .next_seqs_if(&mut tx, conversation_id, message.private, now, message.only_in)
+            .next_seqs_if(
+                &mut tx,
+                conversation_id,
+                message.private,
+                now,
+                message.only_in,
+            )
             .await?
         else {
             return Ok(Appended::Refused);
@@ -227,7 +261,10 @@ impl Store {
             // roll back (the seq too, so no gap) and return its message.
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 tx.rollback().await?;
-                match self.message_by_client_id(conversation_id, message.client_msg_id).await? {
+                match self
+                    .message_by_client_id(conversation_id, message.client_msg_id)
+                    .await?
+                {
                     Some(existing) => Ok(Appended::Duplicate(existing)),
                     None => Err(StoreError::Database(sqlx::Error::Database(db))),
                 }
@@ -236,7 +273,11 @@ impl Store {
         }
     }
 
-    async fn message_by_client_id(&self, conversation_id: i64, client_msg_id: &str) -> StoreResult<Option<Message>> {
+    async fn message_by_client_id(
+        &self,
+        conversation_id: i64,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Message>> {
         let row = sqlx::query(self.sql(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND client_msg_id = ?"
         )))
@@ -255,7 +296,11 @@ impl Store {
         include_private: bool,
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
-        let private = if include_private { "" } else { " AND private = 0" };
+        let private = if include_private {
+            ""
+        } else {
+            " AND private = 0"
+        };
         let rows = sqlx::query(self.sql(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ?{private} ORDER BY seq LIMIT ?"
         )))
@@ -269,10 +314,14 @@ impl Store {
 
     /// The staff `seq` of the message the customer numbers `public_seq`
     /// (0 when there is none).
-    pub async fn staff_seq_for_public(&self, conversation_id: i64, public_seq: i64) -> StoreResult<i64> {
-        let row = sqlx::query(self.sql(
-            "SELECT seq FROM messages WHERE conversation_id = ? AND public_seq = ?",
-        ))
+    pub async fn staff_seq_for_public(
+        &self,
+        conversation_id: i64,
+        public_seq: i64,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            self.sql("SELECT seq FROM messages WHERE conversation_id = ? AND public_seq = ?"),
+        )
         .bind(conversation_id)
         .bind(public_seq)
         .fetch_optional(&self.pool)
@@ -305,17 +354,24 @@ impl Store {
     }
 
     pub async fn reset_bot_misses(&self, conversation_id: i64) -> StoreResult<()> {
-        sqlx::query(self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"))
-            .bind(conversation_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"),
+        )
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Moves a conversation from the bot to the queue and opens its ticket
     /// (or reopens the one it has). Returns false when the conversation was
     /// not with the bot (someone else escalated it first).
-    pub async fn escalate(&self, conversation_id: i64, subject: &str, actor_name: &str) -> StoreResult<bool> {
+    pub async fn escalate(
+        &self,
+        conversation_id: i64,
+        subject: &str,
+        actor_name: &str,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let moved = sqlx::query(self.sql(
@@ -331,32 +387,47 @@ impl Store {
         if moved == 0 {
             return Ok(false);
         }
-        let existing: Option<i64> = sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
-            .bind(conversation_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()?;
+        let existing: Option<i64> =
+            sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
+                .bind(conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?;
         match existing {
             Some(ticket_id) => {
                 let mut activity = TicketActivity::system(actor_name);
                 activity.status = Some(TicketStatus::Open);
                 activity.assignee = Some(None);
-                activity.event(EventKind::Status, None, Some(TicketStatus::Open.to_string()), false);
+                activity.event(
+                    EventKind::Status,
+                    None,
+                    Some(TicketStatus::Open.to_string()),
+                    false,
+                );
                 self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
                     .await?;
             }
             None => {
-                let visitor_id: i64 = sqlx::query(self.sql("SELECT visitor_id FROM conversations WHERE id = ?"))
-                    .bind(conversation_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("visitor_id")?;
+                let visitor_id: i64 =
+                    sqlx::query(self.sql("SELECT visitor_id FROM conversations WHERE id = ?"))
+                        .bind(conversation_id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("visitor_id")?;
                 let (ticket_id, _number) = self
-                    .insert_ticket(&mut tx, conversation_id, visitor_id, subject, Priority::Normal, now)
+                    .insert_ticket(
+                        &mut tx,
+                        conversation_id,
+                        visitor_id,
+                        subject,
+                        Priority::Normal,
+                        now,
+                    )
                     .await?;
                 let opened = TicketActivity::system(actor_name).with_event(EventKind::Opened);
-                self.insert_activity_events(&mut tx, ticket_id, &opened, now).await?;
+                self.insert_activity_events(&mut tx, ticket_id, &opened, now)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -392,7 +463,13 @@ impl Store {
 
     /// Hands a live conversation from its current owner to `to`. Only the
     /// owner (or staff acting for them, `from`) may; returns false otherwise.
-    pub async fn transfer(&self, conversation_id: i64, actor: &User, from: UserId, to: &User) -> StoreResult<bool> {
+    pub async fn transfer(
+        &self,
+        conversation_id: i64,
+        actor: &User,
+        from: UserId,
+        to: &User,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let moved = sqlx::query(self.sql(
             "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND assignee_id = ? AND status = 'live'",
@@ -434,7 +511,12 @@ impl Store {
         }
         self.ticket_follows(&mut tx, conversation_id, actor, |activity| {
             activity.status = Some(TicketStatus::Resolved);
-            activity.event(EventKind::Status, None, Some(TicketStatus::Resolved.to_string()), false);
+            activity.event(
+                EventKind::Status,
+                None,
+                Some(TicketStatus::Resolved.to_string()),
+                false,
+            );
         })
         .await?;
         tx.commit().await?;
@@ -467,7 +549,12 @@ impl Store {
         if let Some(ticket_id) = ticket_id {
             let mut activity = TicketActivity::system(actor_name);
             activity.status = Some(TicketStatus::Open);
-            activity.event(EventKind::Status, None, Some(TicketStatus::Open.to_string()), false);
+            activity.event(
+                EventKind::Status,
+                None,
+                Some(TicketStatus::Open.to_string()),
+                false,
+            );
             self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
                 .await?;
         }
@@ -475,13 +562,19 @@ impl Store {
         Ok(true)
     }
 
-    async fn ticket_id_of(&self, tx: &mut Transaction<'static, Any>, conversation_id: i64) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
-            .bind(conversation_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()?)
+    async fn ticket_id_of(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+    ) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
+                .bind(conversation_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?,
+        )
     }
 
     /// Applies a change to the conversation's ticket, if it has one, in `tx`.
@@ -495,7 +588,8 @@ impl Store {
         if let Some(ticket_id) = self.ticket_id_of(tx, conversation_id).await? {
             let mut activity = TicketActivity::new(actor);
             change(&mut activity);
-            self.apply_ticket_activity(tx, ticket_id, conversation_id, activity).await?;
+            self.apply_ticket_activity(tx, ticket_id, conversation_id, activity)
+                .await?;
         }
         Ok(())
     }
@@ -540,7 +634,9 @@ impl Store {
                     customer_name: row.try_get("customer_name")?,
                     customer_email: row.try_get("customer_email")?,
                     waiting_since: waiting_since.unwrap_or(row.try_get("created_at")?),
-                    preview: row.try_get::<Option<String>, _>("preview")?.unwrap_or_default(),
+                    preview: row
+                        .try_get::<Option<String>, _>("preview")?
+                        .unwrap_or_default(),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -580,9 +676,11 @@ impl Store {
         .bind(now_ms() - fresh_ms)
         .fetch_all(&self.pool)
         .await?;
-        let capacity_rows = sqlx::query(self.sql("SELECT id, capacity FROM users WHERE role IN ('agent', 'admin')"))
-            .fetch_all(&self.pool)
-            .await?;
+        let capacity_rows = sqlx::query(
+            self.sql("SELECT id, capacity FROM users WHERE role IN ('agent', 'admin')"),
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let capacity = |id: i64| {
             capacity_rows
                 .iter()
@@ -612,7 +710,12 @@ impl Store {
     }
 
     /// Remembers how far one side has read, in that side's numbering.
-    pub async fn mark_read(&self, conversation_id: i64, by_agent: bool, seq: i64) -> StoreResult<()> {
+    pub async fn mark_read(
+        &self,
+        conversation_id: i64,
+        by_agent: bool,
+        seq: i64,
+    ) -> StoreResult<()> {
         let (column, bound) = if by_agent {
             ("agent_read_seq", "last_seq")
         } else {
@@ -631,7 +734,13 @@ impl Store {
     }
 
     /// Stores the customer's rating; a second rating replaces the first.
-    pub async fn rate(&self, conversation_id: i64, score: i64, comment: &str, actor_name: &str) -> StoreResult<()> {
+    pub async fn rate(
+        &self,
+        conversation_id: i64,
+        score: i64,
+        comment: &str,
+        actor_name: &str,
+    ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         sqlx::query(self.sql(
@@ -655,10 +764,13 @@ impl Store {
     }
 
     pub async fn rating(&self, conversation_id: i64) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query(self.sql("SELECT score, comment FROM csat_ratings WHERE conversation_id = ?"))
-            .bind(conversation_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get("score")?, r.try_get("comment")?))).transpose()
+        let row = sqlx::query(
+            self.sql("SELECT score, comment FROM csat_ratings WHERE conversation_id = ?"),
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("score")?, r.try_get("comment")?)))
+            .transpose()
     }
 }

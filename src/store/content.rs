@@ -22,9 +22,10 @@ pub struct CannedReply {
 
 impl Store {
     pub async fn faq_entries(&self) -> StoreResult<Vec<FaqEntry>> {
-        let rows = sqlx::query(self.sql("SELECT id, questions, answer FROM faq_entries ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(self.sql("SELECT id, questions, answer FROM faq_entries ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(FaqEntry {
@@ -37,7 +38,12 @@ impl Store {
     }
 
     /// Adds an entry (`id` None) or replaces one.
-    pub async fn save_faq_entry(&self, id: Option<i64>, questions: &str, answer: &str) -> StoreResult<()> {
+    pub async fn save_faq_entry(
+        &self,
+        id: Option<i64>,
+        questions: &str,
+        answer: &str,
+    ) -> StoreResult<()> {
         let now = now_ms();
         match id {
             None => {
@@ -78,9 +84,10 @@ impl Store {
     }
 
     pub async fn canned_replies(&self) -> StoreResult<Vec<CannedReply>> {
-        let rows = sqlx::query(self.sql("SELECT id, title, body FROM canned_replies ORDER BY title, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(self.sql("SELECT id, title, body FROM canned_replies ORDER BY title, id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(CannedReply {
@@ -93,12 +100,14 @@ impl Store {
     }
 
     pub async fn add_canned_reply(&self, title: &str, body: &str) -> StoreResult<()> {
-        sqlx::query(self.sql("INSERT INTO canned_replies (title, body, created_at) VALUES (?, ?, ?)"))
-            .bind(title)
-            .bind(body)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            self.sql("INSERT INTO canned_replies (title, body, created_at) VALUES (?, ?, ?)"),
+        )
+        .bind(title)
+        .bind(body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

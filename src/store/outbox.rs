@@ -18,7 +18,12 @@ pub struct OutboxEmail {
 }
 
 impl Store {
-    pub async fn enqueue_email(&self, to_email: &str, template: &str, payload: &serde_json::Value) -> StoreResult<()> {
+    pub async fn enqueue_email(
+        &self,
+        to_email: &str,
+        template: &str,
+        payload: &serde_json::Value,
+    ) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(self.sql(
             "INSERT INTO email_outbox (to_email, template, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -49,7 +49,8 @@ fn site(row: &AnyRow) -> Result<Site, sqlx::Error> {
     })
 }
 
-pub const DEFAULT_GREETING: &str = "Hi! Ask us anything — our assistant answers right away, and a person is one click away.";
+pub const DEFAULT_GREETING: &str =
+    "Hi! Ask us anything — our assistant answers right away, and a person is one click away.";
 
 impl Store {
     /// The first site, created on first use with a random key.
@@ -69,23 +70,25 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        self.first_site()
-            .await?
-            .ok_or(super::StoreError::NotFound)
+        self.first_site().await?.ok_or(super::StoreError::NotFound)
     }
 
     async fn first_site(&self) -> StoreResult<Option<Site>> {
-        let row = sqlx::query(self.sql(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id LIMIT 1")))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {SITE_COLUMNS} FROM sites ORDER BY id LIMIT 1"
+        )))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(site).transpose()?)
     }
 
     pub async fn site_by_key(&self, key: &str) -> StoreResult<Option<Site>> {
-        let row = sqlx::query(self.sql(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE site_key = ?")))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {SITE_COLUMNS} FROM sites WHERE site_key = ?"
+        )))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(site).transpose()?)
     }
 

@@ -607,7 +607,10 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let public: i64 = row.try_get("last_public_seq")?;
-        Ok(Some((row.try_get("last_seq")?, (!private).then_some(public))))
+        Ok(Some((
+            row.try_get("last_seq")?,
+            (!private).then_some(public),
+        )))
     }
 
     async fn insert_message(
@@ -647,8 +650,15 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         for event in &activity.events {
-            self.insert_event(tx, ticket_id, activity.actor, &activity.actor_name, event, now)
-                .await?;
+            self.insert_event(
+                tx,
+                ticket_id,
+                activity.actor,
+                &activity.actor_name,
+                event,
+                now,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::domain::DomainError;
 fn status_of(error: &DomainError) -> StatusCode {
     match error {
         DomainError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         DomainError::NotFound => StatusCode::NOT_FOUND,
         DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
         DomainError::Conflict(_) => StatusCode::CONFLICT,
@@ -68,6 +69,7 @@ impl IntoResponse for ApiError {
         let status = status_of(&self.0);
         let code = match &self.0 {
             DomainError::Invalid { .. } => "invalid",
+            DomainError::TooLarge { .. } => "too_large",
             DomainError::NotFound => "not_found",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Conflict(_) => "conflict",
@@ -75,7 +77,9 @@ impl IntoResponse for ApiError {
             DomainError::Store(_) | DomainError::Internal(_) => "internal",
         };
         let field = match &self.0 {
-            DomainError::Invalid { field, .. } => Some(*field),
+            DomainError::Invalid { field, .. } | DomainError::TooLarge { field, .. } => {
+                Some(*field)
+            }
             _ => None,
         };
         let body =

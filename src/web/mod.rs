@@ -4,8 +4,6 @@
 
 mod api;
 mod assets;
-mod widget;
-pub mod ws;
 mod client_ip;
 mod csrf;
 mod error;
@@ -13,6 +11,8 @@ mod health;
 mod pages;
 mod security_headers;
 mod session;
+mod widget;
+pub mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -45,27 +45,57 @@ fn cors(mut response: Response, origin: &str) -> Response {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 /// Preflight: the body (and so the site) is not known yet, so any origin
 /// that some site allows gets through; the POST itself checks its site.
 async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return error(StatusCode::FORBIDDEN, "forbidden", "an Origin header is required");
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "an Origin header is required",
+        );
     };
     let sites = match state.store().sites().await {
         Ok(sites) => sites,
-        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again shortly"),
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again shortly",
+            );
+        }
     };
-    if !sites.iter().any(|site| origin_allowed(&state, site, origin)) {
-        return error(StatusCode::FORBIDDEN, "forbidden", "this origin may not use the chat");
+    if !sites
+        .iter()
+        .any(|site| origin_allowed(&state, site, origin))
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this origin may not use the chat",
+        );
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     let _ = Method::POST;
     cors(response, origin)
 }
@@ -98,52 +128,109 @@ struct SessionResponse {
     conversations: Vec<ConversationFrame>,
 }
 
-async fn session(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string) else {
-        return error(StatusCode::FORBIDDEN, "forbidden", "an Origin header is required");
+async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string)
+    else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "an Origin header is required",
+        );
     };
     let request: SessionRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(e) => return cors(error(StatusCode::BAD_REQUEST, "invalid", &format!("bad request body: {e}")), &origin),
+        Err(e) => {
+            return cors(
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    &format!("bad request body: {e}"),
+                ),
+                &origin,
+            );
+        }
     };
     let site = match state.store().site_by_key(&request.site_key).await {
         Ok(Some(site)) => site,
         Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", "unknown site_key"),
         Err(e) => {
             tracing::error!(error = %e, "site lookup failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again shortly");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again shortly",
+            );
         }
     };
     if !origin_allowed(&state, &site, &origin) {
-        return error(StatusCode::FORBIDDEN, "forbidden", "this origin may not use this site's chat");
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this origin may not use this site's chat",
+        );
     }
     match bootstrap(&state, &site, request).await {
         Ok(response) => cors(Json(response).into_response(), &origin),
         Err(DomainError::Invalid { field, message }) => cors(
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": {"code": "invalid", "field": field, "message": message}})))
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": {"code": "invalid", "field": field, "message": message}})),
+            )
                 .into_response(),
             &origin,
         ),
         Err(e) => {
             tracing::error!(error = %e, "widget session failed");
-            cors(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong; try again"), &origin)
+            cors(
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong; try again",
+                ),
+                &origin,
+            )
         }
     }
 }
 
 /// Finds the visitor by token, or makes a fresh one. An unknown token never
 /// leads to someone else's visitor: it gets a new one.
-async fn bootstrap(state: &AppState, site: &crate::store::Site, request: SessionRequest) -> Result<SessionResponse, DomainError> {
-    let name = match request.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+async fn bootstrap(
+    state: &AppState,
+    site: &crate::store::Site,
+    request: SessionRequest,
+) -> Result<SessionResponse, DomainError> {
+    let name = match request
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         Some(n) => parse_name(n)?,
         None => String::new(),
     };
-    let email = match request.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+    let email = match request
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         Some(e) => Email::parse(e)?.as_str().to_string(),
         None => String::new(),
     };
     let store = state.store();
-    let known = match request.visitor_token.as_deref().filter(|t| !t.is_empty() && t.len() <= 100) {
+    let known = match request
+        .visitor_token
+        .as_deref()
+        .filter(|t| !t.is_empty() && t.len() <= 100)
+    {
         Some(token) => store
             .visitor_by_token(site.id, &hash_token(token))
             .await?
@@ -153,13 +240,20 @@ async fn bootstrap(state: &AppState, site: &crate::store::Site, request: Session
     let (visitor, token) = match known {
         Some((visitor, token)) => {
             if !name.is_empty() || !email.is_empty() {
-                store.update_visitor_contact(visitor.id, &name, &email).await?;
+                store
+                    .update_visitor_contact(visitor.id, &name, &email)
+                    .await?;
             }
             (visitor, token)
         }
         None => {
             let token = random_token(32);
-            (store.create_visitor(site.id, &hash_token(&token), &name, &email).await?, token)
+            (
+                store
+                    .create_visitor(site.id, &hash_token(&token), &name, &email)
+                    .await?,
+                token,
+            )
         }
     };
     let chat = state.chat();

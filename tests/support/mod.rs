@@ -9,9 +9,9 @@ pub mod ws;
 
 use std::net::SocketAddr;
 
-use careline::App;
 use careline::config::RawConfig;
 use careline::store::Store;
+use careline::{Adapters, App};
 use tokio::sync::oneshot;
 
 pub use browser::{Browser, Page};
@@ -24,6 +24,7 @@ pub struct TestApp {
     pub setup_token: Option<String>,
     pub store: Store,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
     _data: tempfile::TempDir,
     _db: TestDb,
 }
@@ -35,6 +36,15 @@ impl TestApp {
 
     /// Spawns with configuration changes applied on top of the test defaults.
     pub async fn spawn_with(db: Database, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+        Self::spawn_full(db, tweak, Adapters::default()).await
+    }
+
+    /// Spawns with configuration changes and replaced seams.
+    pub async fn spawn_full(
+        db: Database,
+        tweak: impl FnOnce(&mut RawConfig),
+        adapters: Adapters,
+    ) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let test_db = TestDb::create(db, data.path()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -53,11 +63,11 @@ impl TestApp {
         };
         tweak(&mut raw);
         let config = raw.validate().expect("test config is valid");
-        let app = App::build(config).await.expect("app builds");
+        let app = App::build_with(config, adapters).await.expect("app builds");
         let setup_token = app.setup_token.clone();
         let store = app.state.store().clone();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             app.serve(listener, async {
                 let _ = rx.await;
             })
@@ -70,8 +80,19 @@ impl TestApp {
             setup_token,
             store,
             shutdown: Some(tx),
+            server: Some(server),
             _data: data,
             _db: test_db,
+        }
+    }
+
+    /// Shuts the server down gracefully and waits until it has drained.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
         }
     }
 

@@ -59,7 +59,9 @@ impl TestApp {
 
     /// A new widget visitor on the shop's page, connected and welcomed.
     pub async fn visitor(&self, site_key: &str) -> WsClient {
-        let response = self.widget_session(SHOP_ORIGIN, json!({"site_key": site_key})).await;
+        let response = self
+            .widget_session(SHOP_ORIGIN, json!({"site_key": site_key}))
+            .await;
         assert_eq!(response.status(), 200);
         let session: Value = response.json().await.unwrap();
         let token = session["visitor_token"].as_str().unwrap().to_string();
@@ -67,29 +69,51 @@ impl TestApp {
     }
 
     pub async fn visitor_with_token(&self, site_key: &str, token: &str) -> WsClient {
-        let mut client = self.connect_ws(&format!("/ws?site={site_key}"), SHOP_ORIGIN, None).await.expect("upgrade");
+        let mut client = self
+            .connect_ws(&format!("/ws?site={site_key}"), SHOP_ORIGIN, None)
+            .await
+            .expect("upgrade");
         client.token = Some(token.to_string());
-        client.send(json!({"type": "hello", "visitor_token": token})).await;
+        client
+            .send(json!({"type": "hello", "visitor_token": token}))
+            .await;
         client.expect_type("welcome").await;
         client
     }
 
     /// An agent's console socket, authenticated by the browser's session cookie.
     pub async fn agent_socket(&self, browser: &Browser) -> WsClient {
-        let cookie = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-        let mut client = self.connect_ws("/ws", &self.base, Some(&cookie)).await.expect("upgrade");
+        let cookie = browser
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut client = self
+            .connect_ws("/ws", &self.base, Some(&cookie))
+            .await
+            .expect("upgrade");
         client.send(json!({"type": "hello"})).await;
         client.expect_type("welcome").await;
         client
     }
 
     /// Opens a socket; Err carries the HTTP status of a refused upgrade.
-    pub async fn connect_ws(&self, path: &str, origin: &str, cookie: Option<&str>) -> Result<WsClient, u16> {
+    pub async fn connect_ws(
+        &self,
+        path: &str,
+        origin: &str,
+        cookie: Option<&str>,
+    ) -> Result<WsClient, u16> {
         let url = format!("ws://{}{path}", self.addr);
         let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert("Origin", HeaderValue::from_str(origin).unwrap());
+        request
+            .headers_mut()
+            .insert("Origin", HeaderValue::from_str(origin).unwrap());
         if let Some(cookie) = cookie {
-            request.headers_mut().insert("Cookie", HeaderValue::from_str(cookie).unwrap());
+            request
+                .headers_mut()
+                .insert("Cookie", HeaderValue::from_str(cookie).unwrap());
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((stream, _)) => Ok(WsClient {
@@ -106,7 +130,10 @@ impl TestApp {
 
 impl WsClient {
     pub async fn send(&mut self, frame: Value) {
-        self.stream.send(Message::Text(frame.to_string().into())).await.expect("send frame");
+        self.stream
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send frame");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -115,7 +142,9 @@ impl WsClient {
 
     /// The next frame not yet looked at (waits up to 10 s).
     pub async fn next(&mut self) -> Value {
-        self.try_next(Duration::from_secs(10)).await.expect("a frame within 10 s")
+        self.try_next(Duration::from_secs(10))
+            .await
+            .expect("a frame within 10 s")
     }
 
     pub async fn try_next(&mut self, wait: Duration) -> Option<Value> {
@@ -125,7 +154,9 @@ impl WsClient {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
             match message {
                 Ok(Message::Text(text)) => {
                     let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
@@ -145,7 +176,10 @@ impl WsClient {
             match self.try_next(Duration::from_secs(10)).await {
                 Some(frame) if pred(&frame) => return frame,
                 Some(_) => continue,
-                None => panic!("socket ended or 10 s passed waiting for {what}; got {:#?}", self.log),
+                None => panic!(
+                    "socket ended or 10 s passed waiting for {what}; got {:#?}",
+                    self.log
+                ),
             }
         }
     }
@@ -161,8 +195,10 @@ impl WsClient {
 
     /// The next message frame with this body.
     pub async fn expect_message(&mut self, body: &str) -> Value {
-        self.expect_named(&format!("message {body:?}"), |f| f["type"] == "message" && f["body"] == body)
-            .await
+        self.expect_named(&format!("message {body:?}"), |f| {
+            f["type"] == "message" && f["body"] == body
+        })
+        .await
     }
 
     /// Frames of type `kind` received so far.

@@ -40,7 +40,9 @@ impl FormErrors {
     /// not about the input (not found, internal…).
     pub fn from_domain(error: DomainError) -> Result<FormErrors, DomainError> {
         match error {
-            DomainError::Invalid { field, message } => Ok(FormErrors::one(field, message)),
+            DomainError::Invalid { field, message } | DomainError::TooLarge { field, message } => {
+                Ok(FormErrors::one(field, message))
+            }
             DomainError::Conflict(message) => Ok(FormErrors::one("form", message)),
             DomainError::BadCredentials => Ok(FormErrors::one("form", error.to_string())),
             other => Err(other),

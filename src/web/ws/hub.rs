@@ -38,7 +38,11 @@ pub struct KillSwitch {
 impl KillSwitch {
     /// The first code wins; later calls do not change it.
     pub fn fire(&self, code: u16) {
-        if self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             self.notify.notify_waiters();
         }
     }
@@ -95,7 +99,11 @@ impl Hub {
         hub
     }
 
-    pub fn register(&self, tx: mpsc::Sender<Utf8Bytes>, agent: Option<UserId>) -> (SocketId, Arc<KillSwitch>) {
+    pub fn register(
+        &self,
+        tx: mpsc::Sender<Utf8Bytes>,
+        agent: Option<UserId>,
+    ) -> (SocketId, Arc<KillSwitch>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(KillSwitch::default());
         let entry = SocketEntry {
@@ -104,7 +112,11 @@ impl Hub {
             topics: HashSet::new(),
             agent,
         };
-        self.state.lock().expect("hub lock").sockets.insert(id, entry);
+        self.state
+            .lock()
+            .expect("hub lock")
+            .sockets
+            .insert(id, entry);
         (id, kill)
     }
 
@@ -114,7 +126,9 @@ impl Hub {
         let first = {
             let mut state = self.state.lock().expect("hub lock");
             let topic: Arc<str> = Arc::from(topic);
-            let Some(entry) = state.sockets.get_mut(&id) else { return Ok(()) };
+            let Some(entry) = state.sockets.get_mut(&id) else {
+                return Ok(());
+            };
             if !entry.topics.insert(topic.clone()) {
                 return Ok(());
             }
@@ -132,7 +146,9 @@ impl Hub {
     pub async fn unregister(&self, id: SocketId) {
         let orphaned: Vec<Arc<str>> = {
             let mut state = self.state.lock().expect("hub lock");
-            let Some(entry) = state.sockets.remove(&id) else { return };
+            let Some(entry) = state.sockets.remove(&id) else {
+                return;
+            };
             entry
                 .topics
                 .into_iter()
@@ -169,7 +185,11 @@ impl Hub {
 
     pub fn agent_sockets(&self, agent: UserId) -> usize {
         let state = self.state.lock().expect("hub lock");
-        state.sockets.values().filter(|s| s.agent == Some(agent)).count()
+        state
+            .sockets
+            .values()
+            .filter(|s| s.agent == Some(agent))
+            .count()
     }
 
     pub fn socket_count(&self) -> usize {
@@ -198,11 +218,18 @@ impl Hub {
 
     fn deliver(&self, topic: &str, frame: Utf8Bytes) -> Vec<(SocketId, i64)> {
         let state = self.state.lock().expect("hub lock");
-        let Some(listeners) = state.topics.get(topic) else { return Vec::new() };
-        let assignment = topic.starts_with("a:").then(|| assigned_conversation(&frame)).flatten();
+        let Some(listeners) = state.topics.get(topic) else {
+            return Vec::new();
+        };
+        let assignment = topic
+            .starts_with("a:")
+            .then(|| assigned_conversation(&frame))
+            .flatten();
         let mut follow = Vec::new();
         for id in listeners {
-            let Some(entry) = state.sockets.get(id) else { continue };
+            let Some(entry) = state.sockets.get(id) else {
+                continue;
+            };
             match entry.tx.try_send(frame.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -224,7 +251,10 @@ impl Hub {
     fn resync(&self, topics: &[Arc<str>]) {
         let state = self.state.lock().expect("hub lock");
         for topic in topics {
-            let Some(conversation) = topic.get(2..).filter(|_| topic.starts_with("c:") || topic.starts_with("s:")) else {
+            let Some(conversation) = topic
+                .get(2..)
+                .filter(|_| topic.starts_with("c:") || topic.starts_with("s:"))
+            else {
                 continue;
             };
             let frame: Utf8Bytes = ServerFrame::ResumeRequired {

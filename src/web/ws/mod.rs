@@ -9,12 +9,12 @@ mod session;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -27,8 +27,6 @@ use crate::protocol::MAX_FRAME_BYTES;
 use crate::store::Site;
 use hub::{KillSwitch, close};
 
-/// Frames waiting for one socket before it counts as too slow.
-pub const OUTBOUND_QUEUE: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that sends nothing (not even a pong) for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -70,7 +68,8 @@ pub(crate) fn origin_of(url: &str) -> &str {
 
 /// Whether a page at `origin` may run the widget of `site`.
 pub(crate) fn origin_allowed(state: &AppState, site: &Site, origin: &str) -> bool {
-    origin == origin_of(&state.config().public_url) || site.allowed_origins.iter().any(|o| o == origin)
+    origin == origin_of(&state.config().public_url)
+        || site.allowed_origins.iter().any(|o| o == origin)
 }
 
 async fn upgrade(
@@ -93,13 +92,19 @@ async fn upgrade(
                 }
             };
             if !origin_allowed(&state, &site, origin) {
-                return refuse(StatusCode::FORBIDDEN, "this origin may not open the chat of that site");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "this origin may not open the chat of that site",
+                );
             }
             PreAuth::Visitor(site)
         }
         None => {
             if origin != origin_of(&state.config().public_url) {
-                return refuse(StatusCode::FORBIDDEN, "the console must be opened from Careline itself");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "the console must be opened from Careline itself",
+                );
             }
             let Some(token) = session_token(&state, &headers) else {
                 return refuse(StatusCode::FORBIDDEN, "log in first");
@@ -119,14 +124,16 @@ async fn upgrade(
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+        // Frames up to 4x the limit are read whole and refused with a clean
+        // 1009; only beyond that does tungstenite cut the connection.
+        .max_message_size(MAX_FRAME_BYTES * 4)
+        .max_frame_size(MAX_FRAME_BYTES * 4)
         .on_upgrade(move |socket| run(socket, state, auth))
 }
 
 async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(OUTBOUND_QUEUE);
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(state.config().ws_outbound_queue);
     let agent = match &auth {
         PreAuth::Agent(user, _) => Some(user.id),
         PreAuth::Visitor(_) => None,
@@ -136,7 +143,11 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
 
     let mut session = session::Session::new(state.clone(), id, tx, auth);
-    let mut deadline = if session.needs_hello() { HELLO_TIMEOUT } else { IDLE_TIMEOUT };
+    let mut deadline = if session.needs_hello() {
+        HELLO_TIMEOUT
+    } else {
+        IDLE_TIMEOUT
+    };
     loop {
         let next = tokio::select! {
             _ = kill.fired() => break,
@@ -156,17 +167,33 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
                 // Over-long frames end here (tungstenite refuses to read them).
                 let too_big = e.to_string().to_lowercase().contains("too long")
                     || e.to_string().to_lowercase().contains("capacity");
-                kill.fire(if too_big { close::TOO_BIG } else { close::NORMAL });
+                kill.fire(if too_big {
+                    close::TOO_BIG
+                } else {
+                    close::NORMAL
+                });
                 break;
             }
             Ok(Some(Ok(message))) => message,
         };
         match message {
+            Message::Text(text) if text.len() > MAX_FRAME_BYTES => {
+                kill.fire(close::TOO_BIG);
+                break;
+            }
+            Message::Binary(data) if data.len() > MAX_FRAME_BYTES => {
+                kill.fire(close::TOO_BIG);
+                break;
+            }
             Message::Text(text) => {
                 if !session.handle_text(text.as_str()).await {
                     break;
                 }
-                deadline = if session.needs_hello() { HELLO_TIMEOUT } else { IDLE_TIMEOUT };
+                deadline = if session.needs_hello() {
+                    HELLO_TIMEOUT
+                } else {
+                    IDLE_TIMEOUT
+                };
             }
             Message::Binary(_) => session.refuse_binary().await,
             Message::Ping(_) | Message::Pong(_) => {}
@@ -174,9 +201,13 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
         }
     }
     kill.fire(close::NORMAL);
+    // Keep reading (and discarding) while the close frame goes out: closing
+    // a TCP socket with unread input resets it, and the peer would lose the
+    // close frame that tells it why.
+    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+    let (_, _) = tokio::join!(timeout(Duration::from_secs(2), drain), writer);
     session.finish().await;
     hub.unregister(id).await;
-    let _ = writer.await;
 }
 
 /// Sends queued frames and pings until the socket is killed, then closes it
@@ -204,6 +235,18 @@ async fn write_loop(
         }
     }
     let code = kill.code().unwrap_or(close::NORMAL);
+    // Frames already queued (an error that explains the close, for one) go
+    // out first, within a short bound: a slow peer does not hold us up.
+    if code != close::TOO_SLOW {
+        let flush = async {
+            while let Ok(frame) = rx.try_recv() {
+                if sink.send(Message::Text(frame)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = timeout(Duration::from_secs(1), flush).await;
+    }
     let reason: &'static str = match code {
         close::GOING_AWAY => "server going away; reconnect and resume",
         close::POLICY => "policy violation",

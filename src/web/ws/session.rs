@@ -14,29 +14,32 @@ use tokio::task::JoinHandle;
 use super::PreAuth;
 use super::hub::{SocketId, close};
 use crate::auth::hash_token;
-use crate::domain::conversations::{Audience, Participant, QUEUE_TOPIC, agent_topic, public_topic, staff_topic};
+use crate::domain::conversations::{
+    Audience, Participant, QUEUE_TOPIC, agent_topic, public_topic, staff_topic,
+};
 use crate::domain::{ConversationStatus, DomainError, User, UserId, accounts};
 use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
 use crate::store::Site;
 use crate::web::AppState;
 
-/// Frames a socket may send in a burst, and refilled per second.
-const BURST: f64 = 30.0;
-const REFILL_PER_SECOND: f64 = 10.0;
 /// Refused frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 30;
 /// How often an agent's presence is refreshed and their session re-checked.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// A token bucket: `burst` frames at once, refilled at `per_second`.
 struct Bucket {
     tokens: f64,
+    burst: f64,
+    per_second: f64,
     at: Instant,
 }
 
 impl Bucket {
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * REFILL_PER_SECOND).min(BURST);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
+            .min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -63,10 +66,21 @@ pub(super) struct Session {
 type Reply = Result<(), DomainError>;
 
 impl Session {
-    pub(super) fn new(state: AppState, id: SocketId, tx: mpsc::Sender<Utf8Bytes>, auth: PreAuth) -> Session {
+    pub(super) fn new(
+        state: AppState,
+        id: SocketId,
+        tx: mpsc::Sender<Utf8Bytes>,
+        auth: PreAuth,
+    ) -> Session {
         let (site, pending_agent) = match auth {
             PreAuth::Visitor(site) => (Some(site), None),
             PreAuth::Agent(user, token) => (None, Some((user, token))),
+        };
+        let bucket = Bucket {
+            tokens: f64::from(state.config().ws_frame_burst),
+            burst: f64::from(state.config().ws_frame_burst),
+            per_second: f64::from(state.config().ws_frames_per_second),
+            at: Instant::now(),
         };
         Session {
             state,
@@ -75,7 +89,7 @@ impl Session {
             site,
             pending_agent,
             who: None,
-            bucket: Bucket { tokens: BURST, at: Instant::now() },
+            bucket,
             strikes: 0,
             agent_online: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
@@ -93,12 +107,21 @@ impl Session {
     }
 
     async fn error(&self, code: &'static str, message: String, reference: Option<Value>) {
-        self.send(ServerFrame::Error { code, message, reference }).await;
+        self.send(ServerFrame::Error {
+            code,
+            message,
+            reference,
+        })
+        .await;
     }
 
     pub(super) async fn refuse_binary(&self) {
-        self.error("bad_frame", "binary frames are not accepted; send JSON text".into(), None)
-            .await;
+        self.error(
+            "bad_frame",
+            "binary frames are not accepted; send JSON text".into(),
+            None,
+        )
+        .await;
     }
 
     /// Handles one text frame; false means the socket must close.
@@ -109,7 +132,8 @@ impl Session {
                 self.kill(close::POLICY);
                 return false;
             }
-            self.error("rate_limited", "too many frames; slow down".into(), None).await;
+            self.error("rate_limited", "too many frames; slow down".into(), None)
+                .await;
             return true;
         }
         self.strikes = 0;
@@ -123,7 +147,12 @@ impl Session {
         let result = self.dispatch(frame, reference.clone()).await;
         if let Err(error) = result {
             let (code, message) = match error {
-                DomainError::Invalid { field, message } => ("invalid", format!("{field}: {message}")),
+                DomainError::Invalid { field, message } => {
+                    ("invalid", format!("{field}: {message}"))
+                }
+                DomainError::TooLarge { field, message } => {
+                    ("too_large", format!("{field}: {message}"))
+                }
                 DomainError::NotFound => ("not_found", "no such conversation".to_string()),
                 DomainError::Conflict(message) => ("conflict", message),
                 DomainError::Forbidden(message) => ("unknown_type", message.to_string()),
@@ -134,7 +163,12 @@ impl Session {
                 other => {
                     let reference = crate::auth::random_token(6);
                     tracing::error!(%reference, error = %other, "socket frame failed");
-                    ("internal", format!("something went wrong on our side (reference {reference}); try again"))
+                    (
+                        "internal",
+                        format!(
+                            "something went wrong on our side (reference {reference}); try again"
+                        ),
+                    )
                 }
             };
             self.error(code, message, reference).await;
@@ -179,41 +213,113 @@ impl Session {
             return Err(crate::domain::invalid("type", "say hello first"));
         };
         match (who, frame) {
-            (Participant::Visitor(visitor), ClientFrame::Start { client_msg_id, body, .. }) => {
+            (
+                Participant::Visitor(visitor),
+                ClientFrame::Start {
+                    client_msg_id,
+                    body,
+                    ..
+                },
+            ) => {
                 let c = chat.start(&visitor).await?;
                 self.subscribe(&public_topic(c.id)).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
-                    .await;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Visitor),
+                ))
+                .await;
                 if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
                     let client_msg_id = client_msg_id.unwrap_or_else(|| format!("start-{}", c.id));
-                    let sent = chat.send_as_visitor(&visitor, c.id, &client_msg_id, &body).await?;
-                    self.ack(&sent.message.client_msg_id, c.id, sent.message.public_seq.unwrap_or(0), sent.message.id, reference)
-                        .await;
+                    let sent = chat
+                        .send_as_visitor(&visitor, c.id, &client_msg_id, &body)
+                        .await?;
+                    self.ack(
+                        &sent.message.client_msg_id,
+                        c.id,
+                        sent.message.public_seq.unwrap_or(0),
+                        sent.message.id,
+                        reference,
+                    )
+                    .await;
                 }
                 Ok(())
             }
-            (Participant::Visitor(visitor), ClientFrame::Send { conversation_id, client_msg_id, body, .. }) => {
+            (
+                Participant::Visitor(visitor),
+                ClientFrame::Send {
+                    conversation_id,
+                    client_msg_id,
+                    body,
+                    ..
+                },
+            ) => {
                 self.subscribe(&public_topic(conversation_id)).await.ok();
-                let sent = chat.send_as_visitor(&visitor, conversation_id, &client_msg_id, &body).await?;
-                self.ack(&client_msg_id, conversation_id, sent.message.public_seq.unwrap_or(0), sent.message.id, reference)
-                    .await;
+                let sent = chat
+                    .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
+                    .await?;
+                self.ack(
+                    &client_msg_id,
+                    conversation_id,
+                    sent.message.public_seq.unwrap_or(0),
+                    sent.message.id,
+                    reference,
+                )
+                .await;
                 Ok(())
             }
-            (Participant::Agent(agent), ClientFrame::Send { conversation_id, client_msg_id, body, .. }) => {
-                let sent = chat.send_as_agent(&agent, conversation_id, &client_msg_id, &body, false).await?;
+            (
+                Participant::Agent(agent),
+                ClientFrame::Send {
+                    conversation_id,
+                    client_msg_id,
+                    body,
+                    ..
+                },
+            ) => {
+                let sent = chat
+                    .send_as_agent(&agent, conversation_id, &client_msg_id, &body, false)
+                    .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
-                self.ack(&client_msg_id, conversation_id, sent.message.seq, sent.message.id, reference)
-                    .await;
+                self.ack(
+                    &client_msg_id,
+                    conversation_id,
+                    sent.message.seq,
+                    sent.message.id,
+                    reference,
+                )
+                .await;
                 Ok(())
             }
-            (Participant::Agent(agent), ClientFrame::Note { conversation_id, client_msg_id, body, .. }) => {
-                let sent = chat.send_as_agent(&agent, conversation_id, &client_msg_id, &body, true).await?;
+            (
+                Participant::Agent(agent),
+                ClientFrame::Note {
+                    conversation_id,
+                    client_msg_id,
+                    body,
+                    ..
+                },
+            ) => {
+                let sent = chat
+                    .send_as_agent(&agent, conversation_id, &client_msg_id, &body, true)
+                    .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
-                self.ack(&client_msg_id, conversation_id, sent.message.seq, sent.message.id, reference)
-                    .await;
+                self.ack(
+                    &client_msg_id,
+                    conversation_id,
+                    sent.message.seq,
+                    sent.message.id,
+                    reference,
+                )
+                .await;
                 Ok(())
             }
-            (who, ClientFrame::Resume { conversation_id, after_seq, .. }) => {
+            (
+                who,
+                ClientFrame::Resume {
+                    conversation_id,
+                    after_seq,
+                    ..
+                },
+            ) => {
                 let c = chat.conversation_for(&who, conversation_id).await?;
                 // Subscribe first, then read: a message committed meanwhile
                 // arrives live, from the database, or both (clients drop
@@ -228,8 +334,10 @@ impl Session {
                     self.send(frame).await;
                 }
                 let fresh = chat.conversation_for(&who, conversation_id).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&fresh, audience)))
-                    .await;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&fresh, audience),
+                ))
+                .await;
                 self.send(ServerFrame::Resumed {
                     conversation_id: c.id.to_string(),
                     last_seq: last,
@@ -238,22 +346,55 @@ impl Session {
                 .await;
                 Ok(())
             }
-            (who, ClientFrame::Typing { conversation_id, .. }) => chat.typing(&who, conversation_id).await,
-            (who, ClientFrame::Read { conversation_id, seq, .. }) => chat.read(&who, conversation_id, seq).await,
-            (Participant::Visitor(visitor), ClientFrame::Handoff { conversation_id, .. }) => {
+            (
+                who,
+                ClientFrame::Typing {
+                    conversation_id, ..
+                },
+            ) => chat.typing(&who, conversation_id).await,
+            (
+                who,
+                ClientFrame::Read {
+                    conversation_id,
+                    seq,
+                    ..
+                },
+            ) => chat.read(&who, conversation_id, seq).await,
+            (
+                Participant::Visitor(visitor),
+                ClientFrame::Handoff {
+                    conversation_id, ..
+                },
+            ) => {
                 let c = chat.visitor_handoff(&visitor, conversation_id).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
-                    .await;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Visitor),
+                ))
+                .await;
                 Ok(())
             }
-            (Participant::Visitor(visitor), ClientFrame::Rate { conversation_id, score, comment, .. }) => {
-                let c = chat.rate(&visitor, conversation_id, score, comment.as_deref()).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Visitor)))
-                    .await;
+            (
+                Participant::Visitor(visitor),
+                ClientFrame::Rate {
+                    conversation_id,
+                    score,
+                    comment,
+                    ..
+                },
+            ) => {
+                let c = chat
+                    .rate(&visitor, conversation_id, score, comment.as_deref())
+                    .await?;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Visitor),
+                ))
+                .await;
                 Ok(())
             }
             (Participant::Visitor(visitor), ClientFrame::Contact { name, email, .. }) => {
-                let visitor = chat.contact(&visitor, name.as_deref(), email.as_deref()).await?;
+                let visitor = chat
+                    .contact(&visitor, name.as_deref(), email.as_deref())
+                    .await?;
                 self.send(ServerFrame::Welcome {
                     role: "visitor",
                     user: UserRef {
@@ -270,7 +411,12 @@ impl Session {
                 let online = match status.as_str() {
                     "online" => true,
                     "away" => false,
-                    _ => return Err(crate::domain::invalid("status", "status must be online or away")),
+                    _ => {
+                        return Err(crate::domain::invalid(
+                            "status",
+                            "status must be online or away",
+                        ));
+                    }
                 };
                 self.agent_online.store(online, Ordering::Release);
                 chat.presence(&agent, online).await
@@ -280,27 +426,54 @@ impl Session {
                 self.send(chat.queue_frame().await?).await;
                 Ok(())
             }
-            (Participant::Agent(agent), ClientFrame::Claim { conversation_id, .. }) => {
+            (
+                Participant::Agent(agent),
+                ClientFrame::Claim {
+                    conversation_id, ..
+                },
+            ) => {
                 self.subscribe(&staff_topic(conversation_id)).await?;
                 let c = chat.claim(&agent, conversation_id).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
-                    .await;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Staff),
+                ))
+                .await;
                 Ok(())
             }
-            (Participant::Agent(agent), ClientFrame::Transfer { conversation_id, agent_id, .. }) => {
-                let c = chat.transfer(&agent, conversation_id, UserId(agent_id)).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
-                    .await;
+            (
+                Participant::Agent(agent),
+                ClientFrame::Transfer {
+                    conversation_id,
+                    agent_id,
+                    ..
+                },
+            ) => {
+                let c = chat
+                    .transfer(&agent, conversation_id, UserId(agent_id))
+                    .await?;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Staff),
+                ))
+                .await;
                 Ok(())
             }
-            (Participant::Agent(agent), ClientFrame::Resolve { conversation_id, .. }) => {
+            (
+                Participant::Agent(agent),
+                ClientFrame::Resolve {
+                    conversation_id, ..
+                },
+            ) => {
                 let c = chat.resolve(&agent, conversation_id).await?;
-                self.send(ServerFrame::Conversation(chat.conversation_frame(&c, Audience::Staff)))
-                    .await;
+                self.send(ServerFrame::Conversation(
+                    chat.conversation_frame(&c, Audience::Staff),
+                ))
+                .await;
                 Ok(())
             }
             (Participant::Visitor(_), _) => Err(DomainError::Forbidden(match kind {
-                "presence" | "watch_queue" | "claim" | "transfer" | "note" | "resolve" => "this frame is for agents",
+                "presence" | "watch_queue" | "claim" | "transfer" | "note" | "resolve" => {
+                    "this frame is for agents"
+                }
                 _ => "this frame is not available",
             })),
             (Participant::Agent(_), _) => Err(DomainError::Forbidden(match kind {
@@ -310,7 +483,14 @@ impl Session {
         }
     }
 
-    async fn ack(&self, client_msg_id: &str, conversation_id: i64, seq: i64, id: i64, reference: Option<Value>) {
+    async fn ack(
+        &self,
+        client_msg_id: &str,
+        conversation_id: i64,
+        seq: i64,
+        id: i64,
+        reference: Option<Value>,
+    ) {
         self.send(ServerFrame::Ack {
             client_msg_id: client_msg_id.to_string(),
             conversation_id: conversation_id.to_string(),
@@ -333,12 +513,19 @@ impl Session {
                 self.subscribe(&staff_topic(c.id)).await?;
             }
             self.send(ServerFrame::Welcome {
-                role: if agent.role == crate::domain::Role::Admin { "admin" } else { "agent" },
+                role: if agent.role == crate::domain::Role::Admin {
+                    "admin"
+                } else {
+                    "agent"
+                },
                 user: UserRef {
                     id: agent.id.to_string(),
                     name: agent.name.clone(),
                 },
-                conversations: mine.iter().map(|c| chat.conversation_frame(c, Audience::Staff)).collect(),
+                conversations: mine
+                    .iter()
+                    .map(|c| chat.conversation_frame(c, Audience::Staff))
+                    .collect(),
             })
             .await;
             self.heartbeat = Some(self.spawn_heartbeat(agent.clone(), token));
@@ -346,16 +533,30 @@ impl Session {
             return Ok(());
         }
         let site = self.site.clone().ok_or(DomainError::NotFound)?;
-        let token = visitor_token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| crate::domain::invalid("visitor_token", "visitor_token is required; get one from /api/widget/v1/session"))?;
-        let Some(visitor) = self.state.store().visitor_by_token(site.id, &hash_token(&token)).await? else {
+        let token = visitor_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            crate::domain::invalid(
+                "visitor_token",
+                "visitor_token is required; get one from /api/widget/v1/session",
+            )
+        })?;
+        let Some(visitor) = self
+            .state
+            .store()
+            .visitor_by_token(site.id, &hash_token(&token))
+            .await?
+        else {
             self.kill(close::POLICY);
-            return Err(crate::domain::invalid("visitor_token", "unknown visitor token"));
+            return Err(crate::domain::invalid(
+                "visitor_token",
+                "unknown visitor token",
+            ));
         };
         chat.visitor_connected(visitor.id);
         let conversations = self.state.store().visitor_conversations(visitor.id).await?;
-        for c in conversations.iter().filter(|c| c.status != ConversationStatus::Closed) {
+        for c in conversations
+            .iter()
+            .filter(|c| c.status != ConversationStatus::Closed)
+        {
             self.subscribe(&public_topic(c.id)).await?;
         }
         self.send(ServerFrame::Welcome {
@@ -409,14 +610,18 @@ impl Session {
             heartbeat.abort();
         }
         match &self.who {
-            Some(Participant::Visitor(visitor)) => self.state.chat().visitor_disconnected(visitor.id),
-            Some(Participant::Agent(agent)) => {
-                if self.agent_online.load(Ordering::Acquire) && self.state.hub().agent_sockets(agent.id) <= 1 {
-                    if let Err(e) = self.state.store().set_presence(agent.id, false).await {
-                        tracing::warn!(error = %e, "could not mark agent away");
-                    }
+            Some(Participant::Visitor(visitor)) => {
+                self.state.chat().visitor_disconnected(visitor.id)
+            }
+            Some(Participant::Agent(agent))
+                if self.agent_online.load(Ordering::Acquire)
+                    && self.state.hub().agent_sockets(agent.id) <= 1 =>
+            {
+                if let Err(e) = self.state.store().set_presence(agent.id, false).await {
+                    tracing::warn!(error = %e, "could not mark agent away");
                 }
             }
+            Some(Participant::Agent(_)) => {}
             None => {}
         }
     }

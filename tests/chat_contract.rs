@@ -1,0 +1,612 @@
+//! The delivery contract and the socket's defences, over real sockets:
+//! idempotent sends, resume without gap or duplicate, slow readers, origins,
+//! other people's conversations, malformed and abusive frames, atomic
+//! claims, shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use support::ws::{Ended, SHOP_ORIGIN, WsClient};
+use support::{Database, TestApp};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A visitor in a live conversation with an agent; returns (visitor, agent, id).
+async fn live_chat(app: &TestApp) -> (WsClient, WsClient, String, String) {
+    let site = app.allow_shop().await;
+    let mut admin = app.admin().await;
+    let agent_browser = app
+        .agent(&mut admin, "Alan Agent", "alan@example.com")
+        .await;
+    let mut agent = app.agent_socket(&agent_browser).await;
+    let mut visitor = app.visitor(&site).await;
+    visitor
+        .send(json!({"type": "start", "client_msg_id": "v0", "body": "hello"}))
+        .await;
+    let id = visitor.expect_type("conversation").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    visitor
+        .send(json!({"type": "handoff", "conversation_id": id}))
+        .await;
+    visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    agent
+        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+        .await;
+    agent
+        .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+        .await;
+    agent.expect_type("resumed").await;
+    (visitor, agent, id, site)
+}
+
+fn seqs_of(frames: &[Value], conversation: &str) -> Vec<i64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message" && f["conversation_id"] == conversation)
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_retried_send_gets_the_same_ack_and_is_stored_once() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (mut visitor, mut agent, id, _) = live_chat(&app).await;
+    let frame = json!({"type": "send", "conversation_id": id, "client_msg_id": "retry-1", "body": "only once"});
+    visitor.send(frame.clone()).await;
+    let first = visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "retry-1")
+        .await;
+    visitor.expect_message("only once").await;
+    visitor.send(frame.clone()).await;
+    let visitor_log_len = visitor.log.len();
+    let second = visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "retry-1")
+        .await;
+    let third_frame =
+        json!({"type": "send", "conversation_id": id, "client_msg_id": "after", "body": "next"});
+    visitor.send(third_frame).await;
+    visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "after")
+        .await;
+    assert_eq!(first["seq"], second["seq"]);
+    assert_eq!(first["id"], second["id"]);
+    agent.expect_message("next").await;
+    let copies = agent
+        .log
+        .iter()
+        .filter(|f| f["type"] == "message" && f["body"] == "only once")
+        .count();
+    assert_eq!(copies, 1, "a retry is not broadcast again");
+    assert!(
+        visitor.log[visitor_log_len..]
+            .iter()
+            .all(|f| f["body"] != "only once"),
+        "nor echoed again"
+    );
+    let next = visitor.seen("ack").last().unwrap()["seq"].as_i64().unwrap();
+    assert_eq!(
+        next,
+        first["seq"].as_i64().unwrap() + 1,
+        "no seq was used up by the retry"
+    );
+}
+
+#[tokio::test]
+async fn resume_after_a_dropped_socket_has_no_gap_and_no_duplicate() {
+    for db in support::databases::backends("resume").await {
+        let app = TestApp::spawn(db).await;
+        let (mut visitor, mut agent, id, site) = live_chat(&app).await;
+        agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a0", "body": "before the drop"})).await;
+        let before = visitor.expect_message("before the drop").await;
+        let held = before["seq"].as_i64().unwrap();
+        let token = visitor.token.clone().unwrap();
+        visitor.drop_connection();
+
+        // The agent keeps writing while the customer is away.
+        for i in 1..=5 {
+            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("a{i}"), "body": format!("while away {i}")})).await;
+            agent
+                .expect(|f| f["type"] == "ack" && f["client_msg_id"] == format!("a{i}"))
+                .await;
+        }
+        let mut back = app.visitor_with_token(&site, &token).await;
+        back.send(json!({"type": "resume", "conversation_id": id, "after_seq": held}))
+            .await;
+        let resumed = back.expect_type("resumed").await;
+        let got = seqs_of(&back.log, &id);
+        assert_eq!(
+            got,
+            (held + 1..=held + 5).collect::<Vec<_>>(),
+            "exactly the missed messages, in order"
+        );
+        assert_eq!(resumed["last_seq"].as_i64().unwrap(), held + 5);
+        // Then live again.
+        agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a6", "body": "live again"})).await;
+        let live = back.expect_message("live again").await;
+        assert_eq!(live["seq"].as_i64().unwrap(), held + 6);
+        eprintln!("resume passed on {db:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_closed_and_the_others_keep_up() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.ws_frames_per_second = 10_000;
+        c.ws_frame_burst = 10_000;
+        c.ws_outbound_queue = 64;
+    })
+    .await;
+    let (mut visitor, mut agent, id, _) = live_chat(&app).await;
+
+    // A second agent console that never reads, with a tiny receive buffer.
+    let admin_browser = {
+        let mut b = app.browser();
+        b.login("admin@example.com", "admin password 1").await;
+        b
+    };
+    let cookie = admin_browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{}/ws",
+            app.addr
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", app.base.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Cookie", cookie.parse().unwrap());
+    let (mut slow, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
+        .await
+        .unwrap();
+    slow.send(Message::Text(
+        json!({"type": "resume", "conversation_id": id, "after_seq": 0})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A flood of large messages: the slow socket's queue fills up.
+    let body = "x".repeat(8000);
+    // Far more than the kernel's socket buffers and a 64-frame queue hold.
+    let total = 1200;
+    let last = format!("f{}", total - 1);
+    let reader = {
+        let last = last.clone();
+        tokio::spawn(async move {
+            visitor
+                .expect(|f| f["type"] == "message" && f["client_msg_id"] == last.as_str())
+                .await;
+            visitor
+        })
+    };
+    for batch in 0..total / 10 {
+        for i in batch * 10..batch * 10 + 10 {
+            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("f{i}"), "body": body})).await;
+        }
+        let batch_last = format!("f{}", batch * 10 + 9);
+        agent
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
+            .await;
+    }
+    // The visitor got every one, in order, without gaps.
+    let visitor = reader.await.unwrap();
+    let got = seqs_of(&visitor.log, &id);
+    assert!(got.len() >= total, "{} messages", got.len());
+    assert!(
+        got.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap and no duplicate"
+    );
+
+    // The slow socket was closed by the server: draining it ends in 4000 or EOF.
+    let mut slow_client = WsClientRaw(slow, 0);
+    let ended = slow_client.drain_until_end(Duration::from_secs(20)).await;
+    assert!(
+        matches!(
+            ended,
+            Some(Ended::Closed(Some(4000))) | Some(Ended::Dropped)
+        ),
+        "the slow socket should be closed by the server, got {ended:?}"
+    );
+    eprintln!(
+        "slow reader ended with {ended:?} after {} frames",
+        slow_client.1
+    );
+}
+
+/// A raw client for the slow-reader test, counting frames as it drains.
+struct WsClientRaw(
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    usize,
+);
+
+impl WsClientRaw {
+    async fn drain_until_end(&mut self, wait: Duration) -> Option<Ended> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.0.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => return Some(Ended::Dropped),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Some(Ended::Closed(frame.map(|f| u16::from(f.code))));
+                }
+                Ok(Some(Ok(_))) => self.1 += 1,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sockets_from_origins_that_are_not_allowed_are_refused() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    assert_eq!(
+        app.connect_ws(&format!("/ws?site={site}"), "http://evil.example", None)
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        app.connect_ws("/ws?site=no-such-site", SHOP_ORIGIN, None)
+            .await
+            .err(),
+        Some(403)
+    );
+    assert!(
+        app.connect_ws(&format!("/ws?site={site}"), SHOP_ORIGIN, None)
+            .await
+            .is_ok()
+    );
+
+    // Agents: only from Careline's own origin, and only with a staff session.
+    let admin = app.admin().await;
+    let cookie = admin
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert_eq!(
+        app.connect_ws("/ws", SHOP_ORIGIN, Some(&cookie))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        app.connect_ws("/ws", &app.base, None).await.err(),
+        Some(403)
+    );
+    assert_eq!(
+        app.connect_ws("/ws", &app.base, Some("careline_session=forged"))
+            .await
+            .err(),
+        Some(403)
+    );
+    let customer = app.customer("Grace", "grace@example.com").await;
+    let cookie = customer
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert_eq!(
+        app.connect_ws("/ws", &app.base, Some(&cookie)).await.err(),
+        Some(403),
+        "customers are not agents"
+    );
+
+    // The HTTP bootstrap follows the same rule (CORS).
+    let refused = app
+        .widget_session("http://evil.example", json!({"site_key": site}))
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let allowed = app
+        .widget_session(SHOP_ORIGIN, json!({"site_key": site}))
+        .await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        SHOP_ORIGIN
+    );
+    let preflight = |origin: &'static str| {
+        let url = format!("{}/api/widget/v1/session", app.base);
+        async move {
+            reqwest::Client::new()
+                .request(reqwest::Method::OPTIONS, url)
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(preflight(SHOP_ORIGIN).await.status(), 204);
+    assert_eq!(preflight("http://evil.example").await.status(), 403);
+}
+
+#[tokio::test]
+async fn an_unknown_visitor_token_gets_a_fresh_visitor_never_someone_elses() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let first: Value = app
+        .widget_session(SHOP_ORIGIN, json!({"site_key": site}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: Value = app
+        .widget_session(
+            SHOP_ORIGIN,
+            json!({"site_key": site, "visitor_token": first["visitor_token"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        first["visitor_id"], again["visitor_id"],
+        "a known token finds its visitor"
+    );
+    let forged: Value = app
+        .widget_session(
+            SHOP_ORIGIN,
+            json!({"site_key": site, "visitor_token": "made-up"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(forged["visitor_id"], first["visitor_id"]);
+    assert_ne!(forged["visitor_token"], "made-up");
+    assert!(
+        forged["visitor_token"].as_str().unwrap().len() >= 22,
+        "at least 128 bits"
+    );
+    // A socket hello with an unknown token is refused and closed.
+    let mut client = app
+        .connect_ws(&format!("/ws?site={site}"), SHOP_ORIGIN, None)
+        .await
+        .unwrap();
+    client
+        .send(json!({"type": "hello", "visitor_token": "made-up"}))
+        .await;
+    let error = client.expect_type("error").await;
+    assert_eq!(error["code"], "invalid");
+    assert_eq!(
+        client.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(1008)))
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_cannot_read_or_write_another_conversation() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (mut owner, mut agent, id, site) = live_chat(&app).await;
+    let mut intruder = app.visitor(&site).await;
+    let attempts = [
+        json!({"type": "send", "conversation_id": id, "client_msg_id": "x1", "body": "injected", "ref": 1}),
+        json!({"type": "resume", "conversation_id": id, "after_seq": 0, "ref": 2}),
+        json!({"type": "typing", "conversation_id": id, "ref": 3}),
+        json!({"type": "read", "conversation_id": id, "seq": 1, "ref": 4}),
+        json!({"type": "handoff", "conversation_id": id, "ref": 5}),
+        json!({"type": "rate", "conversation_id": id, "score": 1, "ref": 6}),
+    ];
+    for (i, attempt) in attempts.iter().enumerate() {
+        intruder.send(attempt.clone()).await;
+        let error = intruder
+            .expect(|f| f["type"] == "error" && f["ref"] == i + 1)
+            .await;
+        assert_eq!(error["code"], "not_found", "{attempt}");
+    }
+    // The same answer as a conversation that does not exist.
+    intruder
+        .send(json!({"type": "resume", "conversation_id": "999999", "after_seq": 0, "ref": 99}))
+        .await;
+    let missing = intruder
+        .expect(|f| f["type"] == "error" && f["ref"] == 99)
+        .await;
+    assert_eq!(
+        missing["message"],
+        intruder.log.iter().find(|f| f["ref"] == 2).unwrap()["message"]
+    );
+    assert!(
+        intruder.log.iter().all(|f| f["type"] != "message"),
+        "nothing leaked"
+    );
+    // Visitors cannot use agent frames either.
+    intruder
+        .send(json!({"type": "claim", "conversation_id": id, "ref": 7}))
+        .await;
+    let refused = intruder.expect(|f| f["ref"] == 7).await;
+    assert_eq!(refused["code"], "unknown_type");
+
+    owner.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "o1", "body": "still mine"})).await;
+    agent.expect_message("still mine").await;
+    assert!(
+        agent.log.iter().all(|f| f["body"] != "injected"),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_and_the_socket_stays_usable() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (mut visitor, _agent, id, _) = live_chat(&app).await;
+    let cases: [(&str, &str); 6] = [
+        ("not json", "bad_frame"),
+        ("[1,2,3]", "bad_frame"),
+        (r#"{"no":"type"}"#, "bad_frame"),
+        (r#"{"type":"explode"}"#, "unknown_type"),
+        (r#"{"type":"send","conversation_id":"1"}"#, "invalid"),
+        (
+            r#"{"type":"send","conversation_id":"1","client_msg_id":"","body":"x"}"#,
+            "invalid",
+        ),
+    ];
+    for (text, code) in cases {
+        visitor.send_raw(Message::Text(text.into())).await;
+        let error = visitor.expect_type("error").await;
+        assert_eq!(error["code"], code, "{text}");
+    }
+    visitor
+        .send_raw(Message::Binary(vec![1, 2, 3].into()))
+        .await;
+    assert_eq!(visitor.expect_type("error").await["code"], "bad_frame");
+    let long = "y".repeat(8001);
+    visitor
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "long", "body": long}))
+        .await;
+    assert_eq!(visitor.expect_type("error").await["code"], "too_large");
+    // Still usable.
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "ok", "body": "still here"})).await;
+    visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "ok")
+        .await;
+
+    // A frame over 64 KiB closes the socket with 1009.
+    let huge = json!({"type": "send", "conversation_id": id, "client_msg_id": "huge", "body": "z".repeat(70 * 1024)});
+    visitor.send(huge).await;
+    assert_eq!(
+        visitor.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(1009)))
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_frames_is_rate_limited_then_closed() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut flood = app.visitor(&site).await;
+    let mut calm = app.visitor(&site).await;
+    for _ in 0..200 {
+        flood
+            .send(json!({"type": "typing", "conversation_id": "1"}))
+            .await;
+    }
+    let ended = flood.ended(Duration::from_secs(5)).await;
+    assert!(
+        flood.log.iter().any(|f| f["code"] == "rate_limited"),
+        "errors first"
+    );
+    assert_eq!(ended, Some(Ended::Closed(Some(1008))));
+    // Everyone else is fine.
+    calm.send(json!({"type": "start"})).await;
+    calm.expect_type("conversation").await;
+}
+
+#[tokio::test]
+async fn frames_before_hello_are_refused() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut client = app
+        .connect_ws(&format!("/ws?site={site}"), SHOP_ORIGIN, None)
+        .await
+        .unwrap();
+    client.send(json!({"type": "start", "ref": "early"})).await;
+    let error = client.expect_type("error").await;
+    assert_eq!(error["ref"], "early");
+    assert!(error["message"].as_str().unwrap().contains("hello"));
+}
+
+#[tokio::test]
+async fn two_agents_claiming_at_once_exactly_one_wins() {
+    for db in support::databases::backends("claim race").await {
+        let app = TestApp::spawn(db).await;
+        let site = app.allow_shop().await;
+        let mut admin = app.admin().await;
+        let a = app.agent(&mut admin, "Agent A", "a@example.com").await;
+        let b = app.agent(&mut admin, "Agent B", "b@example.com").await;
+        let mut sa = app.agent_socket(&a).await;
+        let mut sb = app.agent_socket(&b).await;
+        for round in 0..5 {
+            let mut visitor = app.visitor(&site).await;
+            visitor.send(json!({"type": "start", "body": format!("round {round}"), "client_msg_id": "s"})).await;
+            let id = visitor.expect_type("conversation").await["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            visitor
+                .send(json!({"type": "handoff", "conversation_id": id}))
+                .await;
+            visitor
+                .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+                .await;
+            let claim = |r: &str| json!({"type": "claim", "conversation_id": id, "ref": r});
+            let (_, _) = tokio::join!(sa.send(claim("a")), sb.send(claim("b")));
+            let ra = sa
+                .expect(|f| {
+                    f["ref"] == "a"
+                        || (f["type"] == "conversation"
+                            && f["id"] == id.as_str()
+                            && f["assignee"]["name"] == "Agent A")
+                })
+                .await;
+            let rb = sb
+                .expect(|f| {
+                    f["ref"] == "b"
+                        || (f["type"] == "conversation"
+                            && f["id"] == id.as_str()
+                            && f["assignee"]["name"] == "Agent B")
+                })
+                .await;
+            let won = [&ra, &rb]
+                .iter()
+                .filter(|f| f["type"] == "conversation")
+                .count();
+            let lost = [&ra, &rb]
+                .iter()
+                .filter(|f| f["type"] == "error" && f["code"] == "conflict")
+                .count();
+            assert_eq!((won, lost), (1, 1), "round {round}: {ra} / {rb}");
+        }
+        eprintln!("claim race passed on {db:?}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_going_away() {
+    let mut app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut visitor = app.visitor(&site).await;
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+        app
+    });
+    assert_eq!(
+        visitor.ended(Duration::from_secs(10)).await,
+        Some(Ended::Closed(Some(1001)))
+    );
+    let _app = tokio::time::timeout(Duration::from_secs(15), stopping)
+        .await
+        .expect("drains in time");
+}
