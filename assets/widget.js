@@ -1,0 +1,441 @@
+/*
+ * Careline chat widget. Embed with one tag on any page of an allowed origin:
+ *   <script src="https://support.example.com/widget.js" data-site="SITE_KEY" async></script>
+ *
+ * Plain JavaScript, no dependencies. Everything lives in a shadow root, so the
+ * host page's styles do not reach in and ours do not leak out; the widget adds
+ * one element to the page and touches nothing else. Protocol: docs/protocol.md.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript ||
+    document.querySelector('script[data-site][src*="widget.js"]');
+  if (!script || window.__careline) return;
+  window.__careline = true;
+
+  var SITE = script.getAttribute("data-site");
+  var BASE = new URL(script.src, location.href).origin;
+  var WS_URL = BASE.replace(/^http/, "ws") + "/ws?site=" + encodeURIComponent(SITE);
+  var KEY = "careline:" + SITE + ":";
+
+  // ----- small helpers -----
+  function store(name, value) {
+    try {
+      if (value === undefined) return localStorage.getItem(KEY + name);
+      if (value === null) localStorage.removeItem(KEY + name);
+      else localStorage.setItem(KEY + name, value);
+    } catch (e) { /* private mode: keep going without persistence */ }
+  }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
+      else node.setAttribute(k, attrs[k]);
+    }
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function id() {
+    return "w-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+  }
+  function clock(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // ----- state -----
+  var state = {
+    token: store("token"),
+    conversation: store("conversation"), // id of the current conversation
+    status: null,
+    lastSeq: Number(store("seq") || 0),   // highest seq held, in the visitor's numbering
+    messages: {},                         // seq -> message frame
+    pending: [],                          // sends not yet acknowledged (resent on reconnect)
+    site: null,
+    socket: null,
+    connected: false,
+    attempts: 0,
+    open: false,
+    unread: 0,
+    typingTimer: null,
+    lastTyping: 0,
+    rated: false
+  };
+
+  // ----- the DOM, inside a shadow root -----
+  var host = el("div", { id: "careline-widget" });
+  var root = host.attachShadow({ mode: "open" });
+  root.appendChild(el("style", { text: CSS() }));
+
+  var badge = el("span", { class: "badge", hidden: "" });
+  var launcher = el("button", { class: "launcher", type: "button", "aria-expanded": "false",
+    "aria-label": "Open chat", onclick: toggle }, [el("span", { "aria-hidden": "true", text: "💬" }), badge]);
+  var title = el("h2", { id: "cl-title", text: "Chat" });
+  var statusLine = el("p", { class: "status", role: "status" });
+  var list = el("ol", { class: "messages", role: "log", "aria-live": "polite", "aria-labelledby": "cl-title" });
+  var typing = el("p", { class: "typing", "aria-live": "polite" });
+  var input = el("textarea", { id: "cl-input", rows: "2", maxlength: "8000", placeholder: "Write a message…" });
+  var sendButton = el("button", { type: "submit", class: "send", text: "Send" });
+  var human = el("button", { type: "button", class: "human", text: "Talk to a person", onclick: handoff });
+  var composer = el("form", { class: "composer", onsubmit: onSend }, [
+    el("label", { for: "cl-input", class: "sr-only", text: "Your message" }), input, sendButton
+  ]);
+  var extra = el("div", { class: "extra" });
+  var panel = el("section", { class: "panel", role: "dialog", "aria-labelledby": "cl-title", hidden: "" }, [
+    el("header", {}, [title,
+      el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×", onclick: toggle })]),
+    statusLine, list, typing, extra, composer,
+    el("div", { class: "actions" }, [human])
+  ]);
+  root.appendChild(launcher);
+  root.appendChild(panel);
+
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); onSend(e); }
+  });
+  input.addEventListener("input", function () {
+    var now = Date.now();
+    if (state.conversation && now - state.lastTyping > 3000) {
+      state.lastTyping = now;
+      send({ type: "typing", conversation_id: state.conversation });
+    }
+  });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") toggle(); });
+
+  function toggle() {
+    state.open = !state.open;
+    panel.hidden = !state.open;
+    launcher.setAttribute("aria-expanded", String(state.open));
+    launcher.setAttribute("aria-label", state.open ? "Close chat" : "Open chat");
+    if (state.open) {
+      state.unread = 0;
+      renderBadge();
+      markRead();
+      input.focus();
+    } else {
+      launcher.focus();
+    }
+  }
+
+  function renderBadge() {
+    badge.hidden = state.unread === 0;
+    badge.textContent = state.unread > 9 ? "9+" : String(state.unread);
+    launcher.setAttribute("aria-label", state.open ? "Close chat" :
+      state.unread ? "Open chat, " + state.unread + " unread" : "Open chat");
+  }
+
+  function setStatus(text) { statusLine.textContent = text || ""; }
+
+  // ----- messages -----
+  function addMessage(m) {
+    if (String(m.conversation_id) !== String(state.conversation)) return;
+    if (state.messages[m.seq]) return; // already held: a resume and live delivery overlapped
+    if (m.seq > state.lastSeq + 1 && state.lastSeq > 0 && !state.resuming) {
+      // A gap: something was missed; fetch it from the server in order.
+      resume();
+    }
+    state.messages[m.seq] = m;
+    if (m.seq > state.lastSeq) { state.lastSeq = m.seq; store("seq", String(m.seq)); }
+    state.pending = state.pending.filter(function (p) { return p.client_msg_id !== m.client_msg_id; });
+    renderMessages();
+    var mine = m.sender && m.sender.kind === "customer";
+    if (!mine && !state.open) { state.unread++; renderBadge(); }
+    if (!mine && state.open) markRead();
+  }
+
+  function renderMessages() {
+    var seqs = Object.keys(state.messages).map(Number).sort(function (a, b) { return a - b; });
+    list.textContent = "";
+    seqs.forEach(function (seq) { list.appendChild(renderOne(state.messages[seq], false)); });
+    state.pending.forEach(function (p) {
+      list.appendChild(renderOne({ body: p.body, sender: { kind: "customer", name: "You" } }, true));
+    });
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function renderOne(m, pending) {
+    var kind = (m.sender && m.sender.kind) || "system";
+    var who = kind === "customer" ? "You" : (m.sender && m.sender.name) || "";
+    var item = el("li", { class: "message " + kind + (pending ? " pending" : "") }, [
+      el("p", { class: "meta" }, [el("strong", { text: who }),
+        el("span", { text: pending ? " · sending…" : m.at ? " · " + clock(m.at) : "" })]),
+      el("p", { class: "body", text: m.body }) // textContent: markup is shown, never run
+    ]);
+    if (m.options && m.options.length) {
+      var opts = el("div", { class: "options" });
+      m.options.forEach(function (o) {
+        opts.appendChild(el("button", { type: "button", text: o, onclick: function () { post(o); } }));
+      });
+      item.appendChild(opts);
+    }
+    return item;
+  }
+
+  function markRead() {
+    if (state.conversation && state.lastSeq && state.connected) {
+      send({ type: "read", conversation_id: state.conversation, seq: state.lastSeq });
+    }
+  }
+
+  // ----- sending -----
+  function onSend(e) {
+    if (e) e.preventDefault();
+    var body = input.value.trim();
+    if (!body) return;
+    input.value = "";
+    post(body);
+  }
+
+  function post(body) {
+    var message = { client_msg_id: id(), body: body };
+    state.pending.push(message);
+    renderMessages();
+    transmit(message);
+  }
+
+  function transmit(message) {
+    if (!state.connected) return; // resent after reconnect
+    if (!state.conversation) {
+      // The first message starts the conversation; a retried start with the
+      // same client_msg_id gets the same conversation back.
+      if (!state.starting || state.starting === message.client_msg_id) {
+        state.starting = message.client_msg_id;
+        send({ type: "start", client_msg_id: message.client_msg_id, body: message.body });
+      }
+      return;
+    }
+    send({ type: "send", conversation_id: state.conversation,
+      client_msg_id: message.client_msg_id, body: message.body });
+  }
+
+  function handoff() {
+    if (!state.conversation) { post("I would like to talk to a person"); return; }
+    send({ type: "handoff", conversation_id: state.conversation });
+  }
+
+  function send(frame) {
+    if (state.socket && state.socket.readyState === 1) state.socket.send(JSON.stringify(frame));
+  }
+
+  // ----- conversation state -----
+  function setConversation(c) {
+    var fresh = String(c.id) !== String(state.conversation);
+    if (fresh) {
+      state.conversation = String(c.id);
+      store("conversation", state.conversation);
+      state.messages = {};
+      state.lastSeq = 0;
+      store("seq", "0");
+      state.rated = false;
+    }
+    state.status = c.status;
+    if (c.status === "bot") setStatus("Our assistant is answering. A person is one click away.");
+    else if (c.status === "waiting") setStatus("Waiting for a person" + (c.ticket_number ? " · ticket #" + c.ticket_number : "") + "…");
+    else if (c.status === "live") setStatus("Chatting with " + ((c.assignee && c.assignee.name) || "our team"));
+    else if (c.status === "resolved") setStatus("This conversation is resolved. Write again to reopen it.");
+    else setStatus("");
+    human.hidden = c.status !== "bot";
+    renderExtra();
+    if (fresh && state.starting) {
+      // Anything written while the conversation was being created goes out now.
+      var first = state.starting;
+      state.starting = null;
+      state.pending.forEach(function (p) { if (p.client_msg_id !== first) transmit(p); });
+    }
+  }
+
+  function renderExtra() {
+    extra.textContent = "";
+    var needsContact = state.site && !state.email &&
+      ((state.site.require_email && !state.conversation) ||
+       (state.status === "waiting" && !state.site.agents_online));
+    if (needsContact) extra.appendChild(contactForm());
+    if (state.status === "resolved" && !state.rated) extra.appendChild(ratingForm());
+  }
+
+  function contactForm() {
+    var name = el("input", { id: "cl-name", autocomplete: "name" });
+    var email = el("input", { id: "cl-email", type: "email", autocomplete: "email", required: "" });
+    var error = el("p", { class: "error", role: "alert" });
+    return el("form", { class: "contact", onsubmit: function (e) {
+      e.preventDefault();
+      if (!email.value.trim()) { error.textContent = "Enter your email so we can reply."; email.focus(); return; }
+      state.email = email.value.trim();
+      store("email", state.email);
+      send({ type: "contact", name: name.value.trim(), email: state.email });
+      renderExtra();
+    } }, [
+      el("p", { text: state.status === "waiting" ? "No one is online right now. Leave your email and we will reply by email." : "Tell us how to reach you." }),
+      el("label", { for: "cl-name", text: "Name (optional)" }), name,
+      el("label", { for: "cl-email", text: "Email" }), email, error,
+      el("button", { type: "submit", text: "Save" })
+    ]);
+  }
+
+  function ratingForm() {
+    var score = 0;
+    var stars = el("div", { class: "stars", role: "radiogroup", "aria-label": "Rate the help from 1 to 5" });
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      stars.appendChild(el("button", { type: "button", role: "radio", "aria-checked": "false",
+        "aria-label": n + " of 5", text: "★", onclick: function () {
+          score = n;
+          Array.prototype.forEach.call(stars.children, function (b, i) {
+            b.setAttribute("aria-checked", String(i + 1 === n));
+            b.classList.toggle("on", i < n);
+          });
+        } }));
+    });
+    var comment = el("textarea", { id: "cl-comment", rows: "2", maxlength: "2000" });
+    return el("form", { class: "rating", onsubmit: function (e) {
+      e.preventDefault();
+      if (!score) return;
+      send({ type: "rate", conversation_id: state.conversation, score: score, comment: comment.value.trim() });
+      state.rated = true;
+      extra.textContent = "";
+      extra.appendChild(el("p", { class: "thanks", text: "Thank you for your rating!" }));
+    } }, [
+      el("p", { text: "How did we do?" }), stars,
+      el("label", { for: "cl-comment", text: "Comment (optional)" }), comment,
+      el("button", { type: "submit", text: "Send rating" })
+    ]);
+  }
+
+  // ----- the connection -----
+  function resume() {
+    if (!state.conversation) return;
+    state.resuming = true;
+    send({ type: "resume", conversation_id: state.conversation, after_seq: state.lastSeq });
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "welcome":
+        state.connected = true;
+        state.attempts = 0;
+        var known = (frame.conversations || []).some(function (c) { return String(c.id) === String(state.conversation); });
+        if (state.conversation && !known) { state.conversation = null; store("conversation", null); }
+        if (state.conversation) resume();
+        state.starting = null;
+        state.pending.forEach(transmit);
+        break;
+      case "conversation": setConversation(frame); break;
+      case "message": addMessage(frame); break;
+      case "resumed": state.resuming = false; break;
+      case "ack":
+        if (!state.conversation) state.conversation = String(frame.conversation_id);
+        break;
+      case "typing":
+        if (frame.sender && frame.sender.kind !== "customer") {
+          typing.textContent = (frame.sender.name || "Someone") + " is typing…";
+          clearTimeout(state.typingTimer);
+          state.typingTimer = setTimeout(function () { typing.textContent = ""; }, 4000);
+        }
+        break;
+      case "resume_required": resume(); break;
+      case "error":
+        if (frame.code === "rate_limited") setStatus("Slow down a little, please.");
+        else if (frame.code === "too_large") setStatus("That message is too long; split it in two.");
+        break;
+    }
+  }
+
+  function connect() {
+    fetch(BASE + "/api/widget/v1/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined }),
+      credentials: "omit"
+    }).then(function (r) {
+      if (!r.ok) throw new Error("session " + r.status);
+      return r.json();
+    }).then(function (session) {
+      state.token = session.visitor_token;
+      store("token", state.token);
+      state.site = session.site;
+      state.email = store("email");
+      title.textContent = session.site.name || "Chat";
+      host.style.setProperty("--cl-color", /^#[0-9a-fA-F]{3,8}$/.test(session.site.color) ? session.site.color : "#1f5fc4");
+      if (!state.conversation && list.children.length === 0 && session.site.greeting) {
+        list.appendChild(el("li", { class: "message greeting" }, [el("p", { class: "body", text: session.site.greeting })]));
+      }
+      renderExtra();
+      open();
+    }).catch(retryLater);
+  }
+
+  function open() {
+    var socket = new WebSocket(WS_URL);
+    state.socket = socket;
+    socket.onopen = function () { socket.send(JSON.stringify({ type: "hello", visitor_token: state.token })); };
+    socket.onmessage = function (e) {
+      try { onFrame(JSON.parse(e.data)); } catch (err) { /* ignore a frame we cannot read */ }
+    };
+    socket.onclose = function (e) {
+      state.connected = false;
+      state.resuming = false;
+      if (e.code === 1008) { setStatus("The chat is not available on this page."); return; }
+      retryLater();
+    };
+  }
+
+  function retryLater() {
+    state.connected = false;
+    setStatus("Reconnecting…");
+    // Exponential backoff with jitter, so a server restart is not met by
+    // every widget at the same instant.
+    var delay = Math.min(30000, 500 * Math.pow(2, state.attempts++)) * (0.5 + Math.random());
+    setTimeout(connect, delay);
+  }
+
+  function CSS() {
+    return [
+      ":host{all:initial;position:fixed;right:16px;bottom:16px;z-index:2147483000;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330;--cl-color:#1f5fc4}",
+      "*{box-sizing:border-box;font:inherit}",
+      "button{cursor:pointer}",
+      ":focus-visible{outline:3px solid #f59e0b;outline-offset:2px}",
+      ".sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
+      ".launcher{width:56px;height:56px;border-radius:50%;border:0;background:var(--cl-color);color:#fff;font-size:24px;box-shadow:0 4px 14px rgba(0,0,0,.25);position:relative}",
+      ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#b42318;color:#fff;font-size:12px;line-height:20px;padding:0 5px}",
+      ".panel{position:absolute;right:0;bottom:68px;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}",
+      ".panel[hidden]{display:none}",
+      "header{background:var(--cl-color);color:#fff;display:flex;align-items:center;justify-content:space-between;padding:10px 14px}",
+      "h2{margin:0;font-size:16px;font-weight:600}",
+      ".close{background:none;border:0;color:#fff;font-size:24px;line-height:1}",
+      ".status{margin:0;padding:6px 14px;font-size:12px;color:#5b6475;background:#f6f7f9}",
+      ".messages{list-style:none;margin:0;padding:10px 14px;flex:1;overflow-y:auto}",
+      ".message{margin:0 0 8px;max-width:85%}",
+      ".message p{margin:0}",
+      ".message .meta{font-size:11px;color:#5b6475}",
+      ".message .body{white-space:pre-wrap;overflow-wrap:anywhere;padding:7px 10px;border-radius:10px;background:#eef2f7}",
+      ".message.customer{margin-left:auto}",
+      ".message.customer .body{background:var(--cl-color);color:#fff}",
+      ".message.pending{opacity:.6}",
+      ".message.system .body,.message.greeting .body{background:#fffaeb}",
+      ".options{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
+      ".options button,.actions button,form button{border:1px solid var(--cl-color);background:#fff;color:var(--cl-color);border-radius:6px;padding:5px 10px}",
+      ".typing{margin:0;padding:0 14px;min-height:18px;font-size:12px;color:#5b6475}",
+      ".extra form{padding:8px 14px;border-top:1px solid #d9dee7;display:grid;gap:4px}",
+      ".extra p{margin:0}",
+      ".extra input,.extra textarea{border:1px solid #9aa3b2;border-radius:6px;padding:6px}",
+      ".error{color:#b42318}",
+      ".stars{display:flex;gap:4px}",
+      ".stars button{border:0;background:none;font-size:22px;color:#c3c9d4;padding:0 2px}",
+      ".stars button.on{color:#f5b400}",
+      ".composer{display:flex;gap:6px;padding:8px 14px;border-top:1px solid #d9dee7}",
+      ".composer textarea{flex:1;resize:none;border:1px solid #9aa3b2;border-radius:6px;padding:6px}",
+      ".send{background:var(--cl-color);color:#fff;border:0;border-radius:6px;padding:0 14px}",
+      ".actions{padding:0 14px 10px}",
+      ".actions button[hidden]{display:none}",
+      "@media (max-width:480px){.panel{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}}"
+    ].join("\n");
+  }
+
+  function start() {
+    document.body.appendChild(host);
+    connect();
+  }
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
+})();

@@ -359,8 +359,18 @@ impl Chat {
             .contains_key(&visitor_id)
     }
 
-    /// A new conversation with the bot.
-    pub async fn start(&self, visitor: &Visitor) -> DomainResult<Conversation> {
+    /// A new conversation with the bot. A retried start (same first
+    /// `client_msg_id`) gets the conversation the first one created.
+    pub async fn start(
+        &self,
+        visitor: &Visitor,
+        client_msg_id: Option<&str>,
+    ) -> DomainResult<Conversation> {
+        if let Some(id) = client_msg_id
+            && let Some(existing) = self.store.conversation_with_message(visitor.id, id).await?
+        {
+            return Ok(existing);
+        }
         Ok(self
             .store
             .create_conversation(visitor.site_id, visitor.id)

@@ -177,6 +177,27 @@ impl Store {
         self.conversation(id).await?.ok_or(StoreError::NotFound)
     }
 
+    /// The visitor's conversation whose messages include `client_msg_id`
+    /// (a retried `start`).
+    pub async fn conversation_with_message(
+        &self,
+        visitor_id: i64,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(self.sql(
+            "SELECT c.id FROM conversations c JOIN messages m ON m.conversation_id = c.id
+             WHERE c.visitor_id = ? AND m.client_msg_id = ? LIMIT 1",
+        ))
+        .bind(visitor_id)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => self.conversation(row.try_get("id")?).await,
+            None => Ok(None),
+        }
+    }
+
     pub async fn conversation(&self, id: i64) -> StoreResult<Option<Conversation>> {
         let row = sqlx::query(self.sql(&format!("{CONVERSATION_SELECT} WHERE c.id = ?")))
             .bind(id)

@@ -9,9 +9,22 @@ use axum::routing::get;
 use super::AppState;
 
 const CSS: &str = include_str!("../../assets/careline.css");
+const CONSOLE_JS: &str = include_str!("../../assets/console.js");
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/assets/careline.css", get(css))
+    Router::new()
+        .route("/assets/careline.css", get(css))
+        .route("/assets/console.js", get(console_js))
+}
+
+async fn console_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        CONSOLE_JS,
+    )
 }
 
 async fn css() -> impl IntoResponse {

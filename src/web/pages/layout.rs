@@ -69,6 +69,7 @@ pub fn page(title: &str, user: Option<&User>, csrf: &str, body: Markup) -> Marku
                             @match user {
                                 Some(user) => {
                                     @if user.role.is_staff() {
+                                        li { a href="/console/chat" { "Live chat" } }
                                         li { a href="/console" { "Tickets" } }
                                     } @else {
                                         li { a href="/dashboard" { "My tickets" } }

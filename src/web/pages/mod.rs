@@ -6,6 +6,7 @@ mod auth;
 mod console;
 mod home;
 pub mod layout;
+mod live;
 mod portal;
 mod setup;
 mod ticket_parts;
@@ -35,6 +36,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tickets/{number}", get(portal::show))
         .route("/tickets/{number}/reply", post(portal::reply))
         .route("/console", get(console::list))
+        .route("/console/chat", get(live::console))
         .route("/console/tickets/{number}", get(console::show))
         .route("/console/tickets/{number}/reply", post(console::reply))
         .route("/console/tickets/{number}/note", post(console::note))

@@ -221,7 +221,7 @@ impl Session {
                     ..
                 },
             ) => {
-                let c = chat.start(&visitor).await?;
+                let c = chat.start(&visitor, client_msg_id.as_deref()).await?;
                 self.subscribe(&public_topic(c.id)).await?;
                 self.send(ServerFrame::Conversation(
                     chat.conversation_frame(&c, Audience::Visitor),

@@ -1,0 +1,266 @@
+/*
+ * Careline agent console: presence, the live queue, my conversations with
+ * unread counts, and the chat pane. One socket; every conversation is kept
+ * in seq order and resumed from the last seq held after any reconnect, so
+ * the page never needs a refresh. Protocol: docs/protocol.md.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("console");
+  if (!root) return;
+  var ME = root.getAttribute("data-me");
+  var $ = function (id) { return document.getElementById(id); };
+
+  var state = {
+    socket: null,
+    attempts: 0,
+    connected: false,
+    presence: localStorage.getItem("careline:presence") || "away",
+    conversations: {},   // id -> { frame, messages: {seq: frame}, lastSeq, unread }
+    selected: null,
+    queue: [],
+    lastTyping: 0,
+    typingTimer: null
+  };
+  $("presence").value = state.presence;
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
+      else node.setAttribute(k, attrs[k]);
+    }
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function clock(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  function uid() { return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
+  function send(frame) {
+    if (state.socket && state.socket.readyState === 1) state.socket.send(JSON.stringify(frame));
+  }
+
+  function conversation(id) {
+    id = String(id);
+    if (!state.conversations[id]) {
+      state.conversations[id] = { frame: { id: id }, messages: {}, lastSeq: 0, unread: 0 };
+    }
+    return state.conversations[id];
+  }
+
+  function follow(id) {
+    var c = conversation(id);
+    send({ type: "resume", conversation_id: String(id), after_seq: c.lastSeq });
+  }
+
+  // ----- frames -----
+  function onFrame(f) {
+    switch (f.type) {
+      case "welcome":
+        state.connected = true;
+        state.attempts = 0;
+        $("connection").textContent = "Connected";
+        send({ type: "presence", status: state.presence });
+        send({ type: "watch_queue" });
+        (f.conversations || []).forEach(function (c) { conversation(c.id).frame = c; });
+        Object.keys(state.conversations).forEach(follow);
+        render();
+        break;
+      case "queue":
+        state.queue = f.waiting || [];
+        renderQueue();
+        break;
+      case "conversation": {
+        var c = conversation(f.id);
+        var isNew = !c.frame.status;
+        c.frame = f;
+        if (isNew && f.assignee && f.assignee.id === ME) follow(f.id);
+        render();
+        break;
+      }
+      case "message": {
+        var conv = conversation(f.conversation_id);
+        if (conv.messages[f.seq]) break; // held already (resume and live overlapped)
+        if (conv.lastSeq && f.seq > conv.lastSeq + 1 && !conv.resuming) {
+          conv.resuming = true;
+          send({ type: "resume", conversation_id: String(f.conversation_id), after_seq: conv.lastSeq });
+        }
+        conv.messages[f.seq] = f;
+        if (f.seq > conv.lastSeq) conv.lastSeq = f.seq;
+        var fromOthers = !(f.sender && f.sender.kind === "agent" && f.sender.id === ME);
+        if (fromOthers && String(f.conversation_id) !== state.selected) conv.unread++;
+        if (String(f.conversation_id) === state.selected) {
+          renderTranscript();
+          send({ type: "read", conversation_id: state.selected, seq: conv.lastSeq });
+        }
+        renderMine();
+        break;
+      }
+      case "resumed":
+        conversation(f.conversation_id).resuming = false;
+        break;
+      case "resume_required":
+        follow(f.conversation_id);
+        break;
+      case "typing":
+        if (String(f.conversation_id) === state.selected && f.sender && f.sender.id !== ME) {
+          $("typing").textContent = (f.sender.name || "Someone") + " is typing…";
+          clearTimeout(state.typingTimer);
+          state.typingTimer = setTimeout(function () { $("typing").textContent = ""; }, 4000);
+        }
+        break;
+      case "error":
+        $("connection").textContent = f.message;
+        break;
+    }
+  }
+
+  // ----- rendering -----
+  function render() { renderQueue(); renderMine(); renderPane(); }
+
+  function renderQueue() {
+    var list = $("queue");
+    list.textContent = "";
+    state.queue.forEach(function (q) {
+      list.appendChild(el("li", {}, [el("button", { type: "button", class: "conv", onclick: function () {
+        send({ type: "claim", conversation_id: q.conversation_id });
+        select(q.conversation_id);
+      } }, [
+        el("strong", { text: q.customer || "Visitor" }),
+        el("span", { class: "hint", text: (q.ticket_number ? " #" + q.ticket_number : "") + " · waiting since " + clock(q.waiting_since) }),
+        el("span", { class: "preview", text: q.preview || "" })
+      ])]));
+    });
+    $("queue-count").textContent = String(state.queue.length);
+    $("queue-empty").hidden = state.queue.length > 0;
+  }
+
+  function mine() {
+    return Object.keys(state.conversations).map(function (id) { return state.conversations[id]; })
+      .filter(function (c) { return c.frame.status === "live" && c.frame.assignee && c.frame.assignee.id === ME; });
+  }
+
+  function renderMine() {
+    var list = $("mine");
+    list.textContent = "";
+    var items = mine();
+    items.forEach(function (c) {
+      var f = c.frame;
+      list.appendChild(el("li", {}, [el("button", { type: "button",
+        class: "conv" + (String(f.id) === state.selected ? " selected" : ""),
+        "aria-current": String(f.id) === state.selected ? "true" : "false",
+        onclick: function () { select(f.id); } }, [
+        el("strong", { text: (f.customer && f.customer.name) || "Visitor" }),
+        el("span", { class: "hint", text: f.ticket_number ? " #" + f.ticket_number : "" }),
+        c.unread ? el("span", { class: "count", "aria-label": c.unread + " unread", text: String(c.unread) }) : null
+      ])]));
+    });
+    $("mine-empty").hidden = items.length > 0;
+  }
+
+  function select(id) {
+    state.selected = String(id);
+    var c = conversation(id);
+    c.unread = 0;
+    if (!c.lastSeq) follow(id);
+    render();
+    $("message").focus();
+  }
+
+  function renderPane() {
+    var pane = $("pane");
+    if (!state.selected) { pane.hidden = true; return; }
+    pane.hidden = false;
+    var f = conversation(state.selected).frame;
+    $("pane-title").textContent = ((f.customer && f.customer.name) || "Visitor") +
+      (f.ticket_number ? " · #" + f.ticket_number : "") + " · " + (f.status || "");
+    var customer = $("pane-customer");
+    customer.textContent = "";
+    if (f.customer && f.customer.email) {
+      customer.appendChild(document.createTextNode(f.customer.email + " · "));
+      customer.appendChild(el("a", { href: "/console?q=" + encodeURIComponent(f.customer.email), text: "past tickets" }));
+    }
+    var mineNow = f.assignee && f.assignee.id === ME;
+    $("claim").hidden = f.status !== "waiting";
+    $("resolve").hidden = !(f.status === "live" || f.status === "waiting");
+    $("transfer-to").hidden = !mineNow;
+    renderTranscript();
+  }
+
+  function renderTranscript() {
+    var c = conversation(state.selected);
+    var list = $("transcript");
+    list.textContent = "";
+    Object.keys(c.messages).map(Number).sort(function (a, b) { return a - b; }).forEach(function (seq) {
+      var m = c.messages[seq];
+      var kind = m.private ? "message-note" : m.sender.kind === "customer" ? "message-customer" : "message-staff";
+      list.appendChild(el("li", { class: "message " + kind }, [
+        el("p", { class: "meta" }, [el("strong", { text: m.sender.name || m.sender.kind }),
+          el("span", { text: (m.private ? " · private note" : "") + " · " + clock(m.at) })]),
+        el("div", { class: "body", text: m.body })
+      ]));
+    });
+    list.scrollTop = list.scrollHeight;
+  }
+
+  // ----- actions -----
+  $("presence").addEventListener("change", function (e) {
+    state.presence = e.target.value;
+    localStorage.setItem("careline:presence", state.presence);
+    send({ type: "presence", status: state.presence });
+  });
+  $("claim").addEventListener("click", function () { send({ type: "claim", conversation_id: state.selected }); });
+  $("resolve").addEventListener("click", function () { send({ type: "resolve", conversation_id: state.selected }); });
+  $("transfer-to").addEventListener("change", function (e) {
+    if (!e.target.value) return;
+    send({ type: "transfer", conversation_id: state.selected, agent_id: e.target.value });
+    e.target.value = "";
+  });
+  $("canned").addEventListener("change", function (e) {
+    if (!e.target.value) return;
+    var box = $("message");
+    box.value = (box.value ? box.value + "\n" : "") + e.target.value;
+    e.target.value = "";
+    box.focus();
+  });
+  $("message").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); submit(); }
+  });
+  $("message").addEventListener("input", function () {
+    var now = Date.now();
+    if (state.selected && now - state.lastTyping > 3000) {
+      state.lastTyping = now;
+      send({ type: "typing", conversation_id: state.selected });
+    }
+  });
+  $("composer").addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+
+  function submit() {
+    var box = $("message");
+    var body = box.value.trim();
+    if (!body || !state.selected) return;
+    var note = document.querySelector('input[name="mode"]:checked').value === "note";
+    send({ type: note ? "note" : "send", conversation_id: state.selected, client_msg_id: uid(), body: body });
+    box.value = "";
+  }
+
+  // ----- connection -----
+  function connect() {
+    var socket = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws");
+    state.socket = socket;
+    socket.onopen = function () { socket.send(JSON.stringify({ type: "hello" })); };
+    socket.onmessage = function (e) { try { onFrame(JSON.parse(e.data)); } catch (err) { /* skip */ } };
+    socket.onclose = function (e) {
+      state.connected = false;
+      if (e.code === 4401) { location.href = "/login?next=/console/chat"; return; }
+      $("connection").textContent = "Reconnecting…";
+      var delay = Math.min(30000, 500 * Math.pow(2, state.attempts++)) * (0.5 + Math.random());
+      setTimeout(connect, delay);
+    };
+  }
+  connect();
+})();
