@@ -40,6 +40,20 @@
   function id() {
     return "w-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
   }
+  // A speech bubble drawn with SVG: no icon font or emoji font needed.
+  function icon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "26");
+    svg.setAttribute("height", "26");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
   function clock(iso) {
     var d = new Date(iso);
     return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -71,7 +85,7 @@
 
   var badge = el("span", { class: "badge", hidden: "" });
   var launcher = el("button", { class: "launcher", type: "button", "aria-expanded": "false",
-    "aria-label": "Open chat", onclick: toggle }, [el("span", { "aria-hidden": "true", text: "💬" }), badge]);
+    "aria-label": "Open chat", onclick: toggle }, [icon(), badge]);
   var title = el("h2", { id: "cl-title", text: "Chat" });
   var statusLine = el("p", { class: "status", role: "status" });
   var list = el("ol", { class: "messages", role: "log", "aria-live": "polite", "aria-labelledby": "cl-title" });
@@ -396,7 +410,8 @@
       "button{cursor:pointer}",
       ":focus-visible{outline:3px solid #f59e0b;outline-offset:2px}",
       ".sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
-      ".launcher{width:56px;height:56px;border-radius:50%;border:0;background:var(--cl-color);color:#fff;font-size:24px;box-shadow:0 4px 14px rgba(0,0,0,.25);position:relative}",
+      ".launcher{width:56px;height:56px;border-radius:50%;border:0;background:var(--cl-color);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);position:relative;display:flex;align-items:center;justify-content:center}",
+      "[hidden]{display:none!important}",
       ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#b42318;color:#fff;font-size:12px;line-height:20px;padding:0 5px}",
       ".panel{position:absolute;right:0;bottom:68px;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}",
       ".panel[hidden]{display:none}",

@@ -610,3 +610,114 @@ async fn shutdown_closes_sockets_with_going_away() {
         .await
         .expect("drains in time");
 }
+
+#[tokio::test]
+async fn the_hello_deadline_is_not_extended_by_other_frames() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| c.ws_hello_timeout_ms = 600).await;
+    let site = app.allow_shop().await;
+    let mut client = app
+        .connect_ws(&format!("/ws?site={site}"), SHOP_ORIGIN, None)
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        client
+            .send(json!({"type": "typing", "conversation_id": "1"}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        client.ended(Duration::from_secs(3)).await,
+        Some(Ended::Closed(Some(1008)))
+    );
+}
+
+#[tokio::test]
+async fn client_msg_ids_belong_to_their_sender() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (mut visitor, mut agent, id, _) = live_chat(&app).await;
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "same", "body": "from the visitor"})).await;
+    visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "same")
+        .await;
+    agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "same", "body": "from the agent", "ref": "dup"})).await;
+    let refused = agent.expect(|f| f["ref"] == "dup").await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+    // Ids with ':' are the server's own (bot:…): a client cannot take them.
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "bot:v0", "body": "x", "ref": "r"})).await;
+    assert_eq!(visitor.expect(|f| f["ref"] == "r").await["code"], "invalid");
+    // The ack carries the id as stored (trimmed).
+    visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "  spaced  ", "body": "y"})).await;
+    visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "spaced")
+        .await;
+}
+
+#[tokio::test]
+async fn a_retried_start_gets_the_same_conversation() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut visitor = app.visitor(&site).await;
+    let start = json!({"type": "start", "client_msg_id": "first-words", "body": "hello there"});
+    visitor.send(start.clone()).await;
+    let first = visitor.expect_type("conversation").await["id"].clone();
+    visitor.expect_type("ack").await;
+    visitor.send(start).await;
+    let again = visitor.expect_type("conversation").await;
+    assert_eq!(again["id"], first, "the retry found the first conversation");
+    let ack = visitor.expect_type("ack").await;
+    assert_eq!(ack["seq"], 1, "and the same first message");
+    let visitor_id: i64 = visitor.log[0]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        app.store
+            .visitor_conversations(visitor_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn resuming_from_beyond_the_end_replays_nothing_and_says_where_the_end_is() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (mut visitor, _agent, id, _) = live_chat(&app).await;
+    visitor
+        .send(json!({"type": "resume", "conversation_id": id, "after_seq": 9999}))
+        .await;
+    let resumed = visitor.expect_type("resumed").await;
+    let actual = visitor.seen("conversation").last().unwrap()["last_seq"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(resumed["last_seq"].as_i64().unwrap(), actual);
+    assert!(actual < 9999);
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_resolves_a_conversation() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (_visitor, _alan, id, _) = live_chat(&app).await;
+    let mut admin_browser = app.browser();
+    admin_browser
+        .login("admin@example.com", "admin password 1")
+        .await;
+    let bea = app
+        .agent(&mut admin_browser, "Bea", "bea@example.com")
+        .await;
+    let mut bea_socket = app.agent_socket(&bea).await;
+    bea_socket
+        .send(json!({"type": "resolve", "conversation_id": id, "ref": "r"}))
+        .await;
+    let refused = bea_socket.expect(|f| f["ref"] == "r").await;
+    assert_eq!(refused["code"], "conflict");
+    let mut admin = app.agent_socket(&admin_browser).await;
+    admin
+        .send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    admin
+        .expect(|f| f["type"] == "conversation" && f["status"] == "resolved")
+        .await;
+}

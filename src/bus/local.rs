@@ -21,6 +21,9 @@ struct BrokerState {
     next_id: InstanceId,
     instances: HashMap<InstanceId, mpsc::Sender<BusEvent>>,
     topics: HashMap<Arc<str>, HashSet<InstanceId>>,
+    /// Topics each lagging instance lost messages on; it is told to resync
+    /// them as soon as its queue has room again.
+    lost: HashMap<InstanceId, HashSet<Arc<str>>>,
 }
 
 #[derive(Clone, Default)]
@@ -65,6 +68,7 @@ impl Drop for LocalBus {
     fn drop(&mut self) {
         if let Ok(mut state) = self.broker.state.lock() {
             state.instances.remove(&self.id);
+            state.lost.remove(&self.id);
             for subscribers in state.topics.values_mut() {
                 subscribers.remove(&self.id);
             }
@@ -79,7 +83,8 @@ impl Bus for LocalBus {
         payload: Arc<str>,
     ) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
-            let state = self.broker.state.lock().expect("broker lock");
+            let mut guard = self.broker.state.lock().expect("broker lock");
+            let state = &mut *guard;
             let Some(subscribers) = state.topics.get(topic) else {
                 return Ok(());
             };
@@ -88,17 +93,24 @@ impl Bus for LocalBus {
                 let Some(tx) = state.instances.get(id) else {
                     continue;
                 };
+                // First the resync owed from an earlier loss, then this message.
+                if let Some(lost) = state.lost.get_mut(id) {
+                    let resync = BusEvent::Resync {
+                        topics: lost.iter().cloned().collect(),
+                    };
+                    if tx.try_send(resync).is_ok() {
+                        state.lost.remove(id);
+                    }
+                }
                 let event = BusEvent::Message {
                     topic: topic.clone(),
                     payload: payload.clone(),
                 };
                 if tx.try_send(event).is_err() {
                     // The instance is not keeping up. Dropping is allowed by
-                    // the contract; it must then resume from the database.
+                    // the contract; it resumes from the database once told.
                     tracing::warn!(instance = id, "bus instance lagging; it will resync");
-                    let _ = tx.try_send(BusEvent::Resync {
-                        topics: vec![topic.clone()],
-                    });
+                    state.lost.entry(*id).or_default().insert(topic.clone());
                 }
             }
             Ok(())

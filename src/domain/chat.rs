@@ -83,10 +83,17 @@ pub fn parse_body(body: &str) -> DomainResult<String> {
 
 pub fn parse_client_msg_id(id: &str) -> DomainResult<String> {
     let id = id.trim();
-    if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID || id.chars().any(char::is_control) {
+    // `:` is reserved for ids the server makes (`bot:…`, `handoff:…`), so
+    // that no client can take one first.
+    if id.is_empty()
+        || id.len() > MAX_CLIENT_MSG_ID
+        || id.chars().any(|c| c.is_control() || c == ':')
+    {
         return Err(invalid(
             "client_msg_id",
-            format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} printable characters"),
+            format!(
+                "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} printable characters, without ':'"
+            ),
         ));
     }
     Ok(id.to_string())
@@ -158,5 +165,9 @@ mod tests {
         assert!(parse_client_msg_id("").is_err());
         assert!(parse_client_msg_id(&"a".repeat(101)).is_err());
         assert!(parse_client_msg_id("c-1").is_ok());
+        assert!(
+            parse_client_msg_id("bot:first").is_err(),
+            "reserved for the server"
+        );
     }
 }

@@ -225,6 +225,10 @@ impl Chat {
         mut each: impl FnMut(ServerFrame),
     ) -> DomainResult<i64> {
         let staff = audience == Audience::Staff;
+        // A client claiming more than exists (stale storage) is brought back
+        // to what does: it gets nothing again, and the true last seq.
+        let newest = if staff { c.last_seq } else { c.last_public_seq };
+        let after_seq = after_seq.clamp(0, newest);
         let mut cursor_staff_seq = if staff {
             after_seq
         } else {
@@ -253,7 +257,7 @@ impl Chat {
                 break;
             }
         }
-        Ok(last.max(after_seq))
+        Ok(last)
     }
 
     async fn staff_seq_of_public(
@@ -413,6 +417,12 @@ impl Chat {
                 });
             }
             Appended::New(message) => message,
+            Appended::IdTaken => {
+                return Err(DomainError::Conflict(
+                    "client_msg_id is already used in this conversation; send with a fresh one"
+                        .into(),
+                ));
+            }
             Appended::Refused => {
                 return Err(DomainError::Conflict(
                     "the conversation does not take messages now".into(),
@@ -741,6 +751,12 @@ impl Chat {
                 });
             }
             Appended::New(message) => message,
+            Appended::IdTaken => {
+                return Err(DomainError::Conflict(
+                    "client_msg_id is already used in this conversation; send with a fresh one"
+                        .into(),
+                ));
+            }
             Appended::Refused => {
                 return Err(DomainError::Conflict(
                     "the conversation does not take messages now".into(),
@@ -845,8 +861,19 @@ impl Chat {
             .ok_or(DomainError::NotFound)
     }
 
+    /// Resolves a conversation: its owner, an admin, or anyone while nobody
+    /// owns it (clearing the queue).
     pub async fn resolve(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
+        if let Some(owner) = c.assignee_id
+            && owner != agent.id
+            && agent.role != super::Role::Admin
+        {
+            return Err(DomainError::Conflict(format!(
+                "{} owns this conversation; only they (or an admin) can resolve it",
+                c.assignee_name.clone().unwrap_or_default()
+            )));
+        }
         if !self.store.resolve(c.id, agent).await? {
             return Err(DomainError::Conflict(
                 "the conversation is already resolved".into(),
@@ -880,6 +907,14 @@ impl Chat {
             self.publish_queue().await;
         }
         Ok(())
+    }
+
+    /// Whether any agent's console is online now.
+    pub async fn agents_online(&self) -> DomainResult<bool> {
+        Ok(self
+            .store
+            .any_agent_online(self.presence_fresh_ms())
+            .await?)
     }
 
     pub async fn my_conversations(&self, agent: &User) -> DomainResult<Vec<Conversation>> {

@@ -31,10 +31,26 @@ pub struct NewChatMessage<'a> {
 
 pub enum Appended {
     New(Message),
-    /// The same `client_msg_id` was sent before: this is that message.
+    /// The same sender sent this `client_msg_id` before: this is that message.
     Duplicate(Message),
+    /// Someone else in the conversation already used this `client_msg_id`.
+    IdTaken,
     /// The conversation is not in a state that allows this message.
     Refused,
+}
+
+impl NewChatMessage<'_> {
+    /// Whether `existing` (same `client_msg_id`) came from this sender: only
+    /// then is it a retry; otherwise the id is someone else's.
+    fn retry_of(&self, existing: Message) -> Appended {
+        if existing.sender_kind == self.sender_kind
+            && existing.sender_user_id == self.sender_user_id
+        {
+            Appended::Duplicate(existing)
+        } else {
+            Appended::IdTaken
+        }
+    }
 }
 
 const CONVERSATION_SELECT: &str = "
@@ -238,7 +254,7 @@ impl Store {
             .message_by_client_id(conversation_id, message.client_msg_id)
             .await?
         {
-            return Ok(Appended::Duplicate(existing));
+            return Ok(message.retry_of(existing));
         }
         let now = now_ms();
         let mut tx = self.write_tx().await?;
@@ -286,7 +302,7 @@ impl Store {
                     .message_by_client_id(conversation_id, message.client_msg_id)
                     .await?
                 {
-                    Some(existing) => Ok(Appended::Duplicate(existing)),
+                    Some(existing) => Ok(message.retry_of(existing)),
                     None => Err(StoreError::Database(sqlx::Error::Database(db))),
                 }
             }

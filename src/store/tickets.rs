@@ -635,7 +635,7 @@ impl Store {
         .bind(&message.body)
         .bind(i64::from(message.private))
         // Portal posts are not retried by a client, so each gets a fresh id.
-        .bind(format!("portal-{}", random_token(12)))
+        .bind(format!("portal:{}", random_token(12)))
         .bind(now)
         .execute(&mut **tx)
         .await?;

@@ -3,7 +3,7 @@
 //! a site allows (CORS).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -96,7 +96,6 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),
     );
-    let _ = Method::POST;
     cors(response, origin)
 }
 
@@ -128,6 +127,20 @@ struct SessionResponse {
     conversations: Vec<ConversationFrame>,
 }
 
+/// An error a page may read only if some site lets its origin embed the
+/// widget; any other origin gets it without CORS headers.
+async fn readable_by(state: &AppState, response: Response, origin: &str) -> Response {
+    let known = match state.store().sites().await {
+        Ok(sites) => sites.iter().any(|site| origin_allowed(state, site, origin)),
+        Err(_) => false,
+    };
+    if known {
+        cors(response, origin)
+    } else {
+        response
+    }
+}
+
 async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,19 +160,20 @@ async fn session(
     let request: SessionRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
-            return cors(
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    &format!("bad request body: {e}"),
-                ),
-                &origin,
+            let refused = error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("bad request body: {e}"),
             );
+            return readable_by(&state, refused, &origin).await;
         }
     };
     let site = match state.store().site_by_key(&request.site_key).await {
         Ok(Some(site)) => site,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", "unknown site_key"),
+        Ok(None) => {
+            let refused = error(StatusCode::NOT_FOUND, "not_found", "unknown site_key");
+            return readable_by(&state, refused, &origin).await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "site lookup failed");
             return error(
@@ -263,7 +277,7 @@ async fn bootstrap(
         .iter()
         .map(|c| chat.conversation_frame(c, Audience::Visitor))
         .collect();
-    let agents_online = store.any_agent_online(90_000).await?;
+    let agents_online = chat.agents_online().await?;
     Ok(SessionResponse {
         visitor_token: token,
         visitor_id: visitor.id.to_string(),

@@ -30,8 +30,6 @@ use hub::{KillSwitch, close};
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that sends nothing (not even a pong) for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Visitors must say `hello` within this time.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -143,12 +141,14 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
 
     let mut session = session::Session::new(state.clone(), id, tx, auth);
-    let mut deadline = if session.needs_hello() {
-        HELLO_TIMEOUT
-    } else {
-        IDLE_TIMEOUT
-    };
+    // The hello deadline counts from the upgrade: other frames do not extend it.
+    let hello_by = tokio::time::Instant::now() + state.config().ws_hello_timeout;
     loop {
+        let deadline = if session.needs_hello() {
+            hello_by.saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            IDLE_TIMEOUT
+        };
         let next = tokio::select! {
             _ = kill.fired() => break,
             next = timeout(deadline, stream.next()) => next,
@@ -189,11 +189,6 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
                 if !session.handle_text(text.as_str()).await {
                     break;
                 }
-                deadline = if session.needs_hello() {
-                    HELLO_TIMEOUT
-                } else {
-                    IDLE_TIMEOUT
-                };
             }
             Message::Binary(_) => session.refuse_binary().await,
             Message::Ping(_) | Message::Pong(_) => {}

@@ -252,12 +252,13 @@ impl Session {
                     ..
                 },
             ) => {
-                self.subscribe(&public_topic(conversation_id)).await.ok();
+                // Only after the send proves the conversation is theirs.
                 let sent = chat
                     .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
                     .await?;
+                self.subscribe(&public_topic(conversation_id)).await?;
                 self.ack(
-                    &client_msg_id,
+                    &sent.message.client_msg_id,
                     conversation_id,
                     sent.message.public_seq.unwrap_or(0),
                     sent.message.id,
@@ -280,7 +281,7 @@ impl Session {
                     .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
                 self.ack(
-                    &client_msg_id,
+                    &sent.message.client_msg_id,
                     conversation_id,
                     sent.message.seq,
                     sent.message.id,
@@ -303,7 +304,7 @@ impl Session {
                     .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
                 self.ack(
-                    &client_msg_id,
+                    &sent.message.client_msg_id,
                     conversation_id,
                     sent.message.seq,
                     sent.message.id,
@@ -395,13 +396,18 @@ impl Session {
                 let visitor = chat
                     .contact(&visitor, name.as_deref(), email.as_deref())
                     .await?;
+                // A fresh welcome: the visitor's new name, and their conversations.
+                let conversations = self.state.store().visitor_conversations(visitor.id).await?;
                 self.send(ServerFrame::Welcome {
                     role: "visitor",
                     user: UserRef {
                         id: visitor.id.to_string(),
                         name: visitor.display_name(),
                     },
-                    conversations: Vec::new(),
+                    conversations: conversations
+                        .iter()
+                        .map(|c| chat.conversation_frame(c, Audience::Visitor))
+                        .collect(),
                 })
                 .await;
                 self.who = Some(Participant::Visitor(visitor));
@@ -501,7 +507,7 @@ impl Session {
         .await;
     }
 
-    async fn hello(&mut self, visitor_token: Option<String>, _reference: Option<Value>) -> Reply {
+    async fn hello(&mut self, visitor_token: Option<String>, reference: Option<Value>) -> Reply {
         if self.who.is_some() {
             return Err(DomainError::Conflict("already said hello".into()));
         }
@@ -545,11 +551,16 @@ impl Session {
             .visitor_by_token(site.id, &hash_token(&token))
             .await?
         else {
+            // Tell the client why before closing; it must bootstrap again.
+            self.error(
+                "invalid",
+                "visitor_token: unknown visitor token; get a new one from /api/widget/v1/session"
+                    .into(),
+                reference,
+            )
+            .await;
             self.kill(close::POLICY);
-            return Err(crate::domain::invalid(
-                "visitor_token",
-                "unknown visitor token",
-            ));
+            return Ok(());
         };
         chat.visitor_connected(visitor.id);
         let conversations = self.state.store().visitor_conversations(visitor.id).await?;
