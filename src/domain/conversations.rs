@@ -909,6 +909,29 @@ impl Chat {
         Ok(())
     }
 
+    /// A ticket changed through the pages (a reply, a note, a new status or
+    /// assignee): live clients hear of it like any chat change. Publishing
+    /// the newest message again is harmless (clients drop a seq they hold),
+    /// and one that raced past is found by the clients' gap check.
+    pub async fn ticket_changed(
+        &self,
+        conversation_id: i64,
+        with_message: bool,
+    ) -> DomainResult<()> {
+        if with_message && let Some(c) = self.store.conversation(conversation_id).await? {
+            for message in self
+                .store
+                .messages_after(c.id, c.last_seq - 1, true, 1)
+                .await?
+            {
+                self.publish_message(&message).await;
+            }
+        }
+        self.publish_conversation(conversation_id).await?;
+        self.publish_queue().await;
+        Ok(())
+    }
+
     /// Whether any agent's console is online now.
     pub async fn agents_online(&self) -> DomainResult<bool> {
         Ok(self

@@ -97,6 +97,7 @@ pub mod accounts;
 pub mod chat;
 pub mod conversations;
 pub mod password;
+pub mod sites;
 pub mod tickets;
 
 text_enum!(

@@ -61,6 +61,7 @@ fn render(
         csrf,
         html! {
             h1 { "People" }
+            (super::settings::admin_nav("/admin/people"))
             @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
             (form_errors(errors, &["name", "email", "password", "role_email"]))
             table.people {

@@ -270,6 +270,19 @@ async fn after(
     }
 }
 
+/// Tells live consoles and widgets about a change made on the ticket page.
+pub(super) async fn announced(
+    state: &AppState,
+    result: Result<crate::domain::tickets::Ticket, crate::domain::DomainError>,
+    with_message: bool,
+) -> Result<(), crate::domain::DomainError> {
+    let ticket = result?;
+    state
+        .chat()
+        .ticket_changed(ticket.conversation_id, with_message)
+        .await
+}
+
 #[derive(Deserialize)]
 pub struct ReplyForm {
     body: String,
@@ -282,9 +295,8 @@ pub async fn reply(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
-    let result = tickets::reply(state.store(), &current.user, number, &form.body)
-        .await
-        .map(drop);
+    let result = tickets::reply(state.store(), &current.user, number, &form.body).await;
+    let result = announced(&state, result, true).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -300,9 +312,8 @@ pub async fn note(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, PageError> {
-    let result = tickets::note(state.store(), &current.user, number, &form.note)
-        .await
-        .map(drop);
+    let result = tickets::note(state.store(), &current.user, number, &form.note).await;
+    let result = announced(&state, result, true).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -355,9 +366,10 @@ pub async fn update(
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response, PageError> {
     let result = match parse_update(&form) {
-        Ok(changes) => tickets::update(state.store(), &current.user, number, changes)
-            .await
-            .map(drop),
+        Ok(changes) => {
+            let result = tickets::update(state.store(), &current.user, number, changes).await;
+            announced(&state, result, false).await
+        }
         Err(e) => Err(e),
     };
     after(&state, &current.user, &csrf.0, number, result).await

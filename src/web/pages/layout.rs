@@ -76,7 +76,7 @@ pub fn page(title: &str, user: Option<&User>, csrf: &str, body: Markup) -> Marku
                                         li { a href="/tickets/new" { "Raise a ticket" } }
                                     }
                                     @if user.role == Role::Admin {
-                                        li { a href="/admin/people" { "People" } }
+                                        li { a href="/admin/people" { "Admin" } }
                                     }
                                     li { a href="/account" { (user.name) } }
                                     li {

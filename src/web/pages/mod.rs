@@ -8,6 +8,7 @@ mod home;
 pub mod layout;
 mod live;
 mod portal;
+mod settings;
 mod setup;
 mod ticket_parts;
 
@@ -43,6 +44,17 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/tickets/{number}/update", post(console::update))
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
+        .route("/admin/sites", get(settings::sites))
+        .route("/admin/sites/{id}", post(settings::save_site))
+        .route("/admin/faq", get(settings::faq).post(settings::add_faq))
+        .route("/admin/faq/{id}", post(settings::save_faq))
+        .route("/admin/faq/{id}/delete", post(settings::delete_faq))
+        .route(
+            "/admin/canned",
+            get(settings::canned).post(settings::add_canned),
+        )
+        .route("/admin/canned/{id}/delete", post(settings::delete_canned))
+        .route("/admin/outbox", get(settings::outbox))
         .merge(rate_limited(state))
 }
 

@@ -150,7 +150,14 @@ pub async fn create(
         )),
     };
     match result {
-        Ok(ticket) => Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response()),
+        Ok(ticket) => {
+            // A new ticket waits in the live queue too.
+            state
+                .chat()
+                .ticket_changed(ticket.conversation_id, false)
+                .await?;
+            Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response())
+        }
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
             let body = new_ticket_form(
@@ -232,8 +239,9 @@ pub async fn reply(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
-    match tickets::reply(state.store(), &user, number, &form.body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
+    let result = tickets::reply(state.store(), &user, number, &form.body).await;
+    match super::console::announced(&state, result, true).await {
+        Ok(()) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
             let view = tickets::view(state.store(), &user, number).await?;

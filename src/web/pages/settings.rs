@@ -1,0 +1,494 @@
+//! Admin settings: sites (allowed origins, widget look, the snippet to
+//! copy), the FAQ bot's entries, canned replies, and the email outbox.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{FormErrors, csrf_field, form_errors, page, time};
+use crate::domain::{DomainError, User, invalid, sites};
+use crate::store::{FaqEntry, Site};
+use crate::web::AppState;
+use crate::web::csrf::{CsrfForm, CsrfToken};
+use crate::web::error::PageError;
+use crate::web::session::Admin;
+
+/// Links between the admin pages.
+pub fn admin_nav(current: &str) -> Markup {
+    let links = [
+        ("/admin/people", "People"),
+        ("/admin/sites", "Sites & widget"),
+        ("/admin/faq", "FAQ bot"),
+        ("/admin/canned", "Canned replies"),
+        ("/admin/outbox", "Email outbox"),
+    ];
+    html! {
+        nav.subnav aria-label="Admin" {
+            @for (href, label) in links {
+                a href=(href) aria-current=[(href == current).then_some("page")] { (label) }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+fn notice(done: &str) -> Option<&'static str> {
+    match done {
+        "saved" => Some("Saved."),
+        "added" => Some("Added."),
+        "deleted" => Some("Deleted."),
+        _ => None,
+    }
+}
+
+fn snippet(state: &AppState, site: &Site) -> String {
+    format!(
+        r#"<script src="{}/widget.js" data-site="{}" async></script>"#,
+        state.config().public_url,
+        site.key
+    )
+}
+
+fn sites_page(
+    state: &AppState,
+    admin: &User,
+    csrf: &str,
+    sites: &[Site],
+    done: Option<&str>,
+    errors: &FormErrors,
+) -> Markup {
+    page(
+        "Sites & widget",
+        Some(admin),
+        csrf,
+        html! {
+            h1 { "Sites & widget" }
+            (admin_nav("/admin/sites"))
+            @if let Some(done) = done { div.notice role="status" { p { (done) } } }
+            (form_errors(errors, &[]))
+            @for site in sites {
+                section.card {
+                    h2 { (site.name) }
+                    p { "Paste this tag into the pages of your website, just before " code { "</body>" } ":" }
+                    pre.snippet { code { (snippet(state, site)) } }
+                    form method="post" action={ "/admin/sites/" (site.id) } {
+                        (csrf_field(csrf))
+                        div.field {
+                            label for={ "name-" (site.id) } { "Name shown in the chat" }
+                            input id={ "name-" (site.id) } name="site_name" type="text" value=(site.name) required;
+                        }
+                        div.field {
+                            label for={ "origins-" (site.id) } { "Allowed origins" }
+                            p.hint { "One per line, like https://shop.example.com. Only pages from these origins can open the chat." }
+                            textarea id={ "origins-" (site.id) } name="allowed_origins" rows="3" { (site.allowed_origins.join("\n")) }
+                        }
+                        div.field {
+                            label for={ "greeting-" (site.id) } { "Greeting" }
+                            textarea id={ "greeting-" (site.id) } name="greeting" rows="2" maxlength=(sites::MAX_GREETING) { (site.greeting) }
+                        }
+                        div.field {
+                            label for={ "color-" (site.id) } { "Colour" }
+                            input id={ "color-" (site.id) } name="color" type="text" value=(site.color) pattern="#[0-9a-fA-F]{3,6}";
+                        }
+                        div.field {
+                            label {
+                                input type="checkbox" name="require_email" value="on" checked[site.require_email];
+                                " Ask for an email before the chat starts"
+                            }
+                        }
+                        button type="submit" { "Save" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub async fn sites(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    let sites = state.store().sites().await?;
+    Ok(sites_page(
+        &state,
+        &current.user,
+        &csrf.0,
+        &sites,
+        notice(&done.done),
+        &FormErrors::default(),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SiteForm {
+    site_name: String,
+    #[serde(default)]
+    allowed_origins: String,
+    #[serde(default)]
+    greeting: String,
+    color: String,
+    #[serde(default)]
+    require_email: Option<String>,
+}
+
+pub async fn save_site(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<SiteForm>,
+) -> Result<Response, PageError> {
+    state.store().site(id).await?.ok_or(DomainError::NotFound)?;
+    let parsed = sites::parse_settings(
+        &form.site_name,
+        &form.allowed_origins,
+        &form.greeting,
+        &form.color,
+        form.require_email.is_some(),
+    );
+    match parsed {
+        Ok(settings) => {
+            state.store().update_site(id, &settings).await?;
+            state
+                .store()
+                .audit(
+                    Some(current.user.id),
+                    "site.update",
+                    &format!("site {id}: origins {:?}", settings.allowed_origins),
+                )
+                .await?;
+            Ok(Redirect::to("/admin/sites?done=saved").into_response())
+        }
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let sites = state.store().sites().await?;
+            let body = sites_page(&state, &current.user, &csrf.0, &sites, None, &errors);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+    }
+}
+
+fn faq_page(
+    admin: &User,
+    csrf: &str,
+    entries: &[FaqEntry],
+    done: Option<&str>,
+    errors: &FormErrors,
+) -> Markup {
+    page(
+        "FAQ bot",
+        Some(admin),
+        csrf,
+        html! {
+            h1 { "FAQ bot" }
+            (admin_nav("/admin/faq"))
+            p.hint {
+                "The assistant compares each customer message with every question variant below and answers with the best match when it is close enough. "
+                "Write several ways people ask the same thing, one per line."
+            }
+            @if let Some(done) = done { div.notice role="status" { p { (done) } } }
+            (form_errors(errors, &[]))
+            section.card {
+                h2 { "Add an entry" }
+                (faq_form(csrf, "/admin/faq", "new", "", "", "Add entry"))
+            }
+            @for entry in entries {
+                section.card {
+                    (faq_form(csrf, &format!("/admin/faq/{}", entry.id), &entry.id.to_string(), &entry.questions, &entry.answer, "Save"))
+                    form.inline method="post" action={ "/admin/faq/" (entry.id) "/delete" } {
+                        (csrf_field(csrf))
+                        button.secondary type="submit" { "Delete" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn faq_form(
+    csrf: &str,
+    action: &str,
+    key: &str,
+    questions: &str,
+    answer: &str,
+    label: &str,
+) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(csrf))
+            div.field {
+                label for={ "questions-" (key) } { "Questions (one per line)" }
+                textarea id={ "questions-" (key) } name="questions" rows="4" required { (questions) }
+            }
+            div.field {
+                label for={ "answer-" (key) } { "Answer" }
+                textarea id={ "answer-" (key) } name="answer" rows="3" required { (answer) }
+            }
+            button type="submit" { (label) }
+        }
+    }
+}
+
+pub async fn faq(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    let entries = state.store().faq_entries().await?;
+    Ok(faq_page(
+        &current.user,
+        &csrf.0,
+        &entries,
+        notice(&done.done),
+        &FormErrors::default(),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct FaqForm {
+    questions: String,
+    answer: String,
+}
+
+fn parse_faq(form: &FaqForm) -> Result<(String, String), DomainError> {
+    let questions: Vec<&str> = form
+        .questions
+        .lines()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .collect();
+    if questions.is_empty() {
+        return Err(invalid("questions", "Write at least one question."));
+    }
+    let answer = form.answer.trim();
+    if answer.is_empty() {
+        return Err(invalid("answer", "Write the answer the assistant gives."));
+    }
+    if answer.chars().count() > crate::domain::chat::MAX_BODY {
+        return Err(invalid(
+            "answer",
+            "The answer is too long for one chat message.",
+        ));
+    }
+    Ok((questions.join("\n"), answer.to_string()))
+}
+
+async fn save_faq_entry(
+    state: &AppState,
+    admin: &User,
+    csrf: &str,
+    id: Option<i64>,
+    form: FaqForm,
+) -> Result<Response, PageError> {
+    match parse_faq(&form) {
+        Ok((questions, answer)) => {
+            state
+                .store()
+                .save_faq_entry(id, &questions, &answer)
+                .await?;
+            state.chat().bot().reload();
+            let done = if id.is_some() { "saved" } else { "added" };
+            Ok(Redirect::to(&format!("/admin/faq?done={done}")).into_response())
+        }
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let entries = state.store().faq_entries().await?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                faq_page(admin, csrf, &entries, None, &errors),
+            )
+                .into_response())
+        }
+    }
+}
+
+pub async fn add_faq(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<FaqForm>,
+) -> Result<Response, PageError> {
+    save_faq_entry(&state, &current.user, &csrf.0, None, form).await
+}
+
+pub async fn save_faq(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<FaqForm>,
+) -> Result<Response, PageError> {
+    save_faq_entry(&state, &current.user, &csrf.0, Some(id), form).await
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn delete_faq(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    state.store().delete_faq_entry(id).await?;
+    state.chat().bot().reload();
+    Ok(Redirect::to("/admin/faq?done=deleted").into_response())
+}
+
+pub async fn canned(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    let replies = state.store().canned_replies().await?;
+    let errors = FormErrors::default();
+    Ok(canned_page(
+        &current.user,
+        &csrf.0,
+        &replies,
+        notice(&done.done),
+        &errors,
+    )
+    .into_response())
+}
+
+fn canned_page(
+    admin: &User,
+    csrf: &str,
+    replies: &[crate::store::CannedReply],
+    done: Option<&str>,
+    errors: &FormErrors,
+) -> Markup {
+    page(
+        "Canned replies",
+        Some(admin),
+        csrf,
+        html! {
+            h1 { "Canned replies" }
+            (admin_nav("/admin/canned"))
+            p.hint { "Agents insert these into a chat reply from the console." }
+            @if let Some(done) = done { div.notice role="status" { p { (done) } } }
+            (form_errors(errors, &[]))
+            section.card {
+                h2 { "Add a reply" }
+                form method="post" action="/admin/canned" {
+                    (csrf_field(csrf))
+                    div.field { label for="title" { "Title" } input #title name="title" type="text" required maxlength="100"; }
+                    div.field { label for="body" { "Text" } textarea #body name="body" rows="3" required {} }
+                    button type="submit" { "Add reply" }
+                }
+            }
+            @for reply in replies {
+                section.card {
+                    h2 { (reply.title) }
+                    p.pre { (reply.body) }
+                    form.inline method="post" action={ "/admin/canned/" (reply.id) "/delete" } {
+                        (csrf_field(csrf))
+                        button.secondary type="submit" { "Delete" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CannedForm {
+    title: String,
+    body: String,
+}
+
+pub async fn add_canned(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<CannedForm>,
+) -> Result<Response, PageError> {
+    let title = form.title.trim();
+    let body = form.body.trim();
+    let problem = if title.is_empty() || title.chars().count() > 100 {
+        Some(invalid(
+            "title",
+            "Give the reply a title of 1 to 100 characters.",
+        ))
+    } else if body.is_empty() || body.chars().count() > crate::domain::chat::MAX_BODY {
+        Some(invalid(
+            "body",
+            "Write the reply's text (at most 8000 characters).",
+        ))
+    } else {
+        None
+    };
+    if let Some(e) = problem {
+        let errors = FormErrors::from_domain(e)?;
+        let replies = state.store().canned_replies().await?;
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            canned_page(&current.user, &csrf.0, &replies, None, &errors),
+        )
+            .into_response());
+    }
+    state.store().add_canned_reply(title, body).await?;
+    Ok(Redirect::to("/admin/canned?done=added").into_response())
+}
+
+pub async fn delete_canned(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    state.store().delete_canned_reply(id).await?;
+    Ok(Redirect::to("/admin/canned?done=deleted").into_response())
+}
+
+pub async fn outbox(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+) -> Result<Response, PageError> {
+    let emails = state.store().outbox(100).await?;
+    Ok(page(
+        "Email outbox",
+        Some(&current.user),
+        &csrf.0,
+        html! {
+            h1 { "Email outbox" }
+            (admin_nav("/admin/outbox"))
+            p.hint { "Every email Careline sends is queued here first. Without a mail service configured, emails stay here for you to read." }
+            @if emails.is_empty() {
+                section.card.empty { p { "No emails yet." } }
+            } @else {
+                table {
+                    caption.visually-hidden { "Emails, newest first" }
+                    thead { tr { th scope="col" { "To" } th scope="col" { "Kind" } th scope="col" { "Status" } th scope="col" { "Queued" } th scope="col" { "Content" } } }
+                    tbody {
+                        @for email in &emails {
+                            tr {
+                                td { (email.to_email) }
+                                td { (email.template) }
+                                td { (email.status) }
+                                td { (time(email.created_at)) }
+                                td { code { (email.payload.chars().take(300).collect::<String>()) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response())
+}
