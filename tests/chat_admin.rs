@@ -224,3 +224,66 @@ async fn a_ticket_raised_in_the_portal_joins_the_live_queue() {
     assert!(page.contains("Assigned to Ada Admin"), "writing claimed it");
     let _ = &mut admin;
 }
+
+#[tokio::test]
+async fn a_verified_email_brings_earlier_chats_into_the_portal() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut visitor = app.visitor(&site).await;
+    visitor
+        .send(json!({"type": "contact", "name": "Grace", "email": "Grace@Example.com"}))
+        .await;
+    visitor
+        .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
+        .await;
+    visitor.send(json!({"type": "start", "client_msg_id": "s", "body": "My parcel never came, talk to a person"})).await;
+    let waiting = visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    let number = waiting["ticket_number"].as_i64().unwrap();
+
+    // Registering with the same address is not enough: it must be verified.
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    assert!(
+        grace
+            .get("/dashboard")
+            .await
+            .contains("You have no tickets yet")
+    );
+    grace
+        .get(&format!("/tickets/{number}"))
+        .await
+        .expect_status(404);
+
+    let email = app
+        .store
+        .outbox(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.template == "verify_email" && e.to_email == "grace@example.com")
+        .expect("a verification email was queued");
+    let payload: serde_json::Value = serde_json::from_str(&email.payload).unwrap();
+    let link = payload["link"].as_str().unwrap();
+    let path = link
+        .strip_prefix(&app.base)
+        .expect("the link points at Careline");
+    grace.get(path).await.expect_status(200);
+    assert_eq!(
+        grace.get(path).await.status,
+        400,
+        "a verification link works once"
+    );
+    assert_eq!(grace.get("/verify?token=forged").await.status, 400);
+
+    let dashboard = grace.get("/dashboard").await;
+    assert!(
+        dashboard.contains("My parcel never came"),
+        "the chat's ticket is hers now"
+    );
+    let ticket = grace
+        .get(&format!("/tickets/{number}"))
+        .await
+        .expect_status(200);
+    assert!(ticket.contains("My parcel never came, talk to a person"));
+}

@@ -397,9 +397,15 @@ async fn reopen(store: &Store) {
 async fn accounts_log_in_with_the_same_answer_for_unknown_and_wrong() {
     for db in backends("accounts_log_in").await {
         let (store, _db, _dir) = open(db).await;
-        accounts::register(&store, "Ada", "ada@example.com", "long password")
-            .await
-            .unwrap();
+        accounts::register(
+            &store,
+            "Ada",
+            "ada@example.com",
+            "long password",
+            "http://careline.test",
+        )
+        .await
+        .unwrap();
         let wrong = accounts::login(&store, "ada@example.com", "not the password", 1)
             .await
             .err()

@@ -75,3 +75,13 @@ when will my package arrive', 'You can follow your delivery from the link in you
 ('How do I contact support?
 email address for support
 phone number', 'You are in the right place: ask here, or raise a ticket from your account and follow its progress there.', 0, 0);
+
+-- Single-use tokens sent by email (address verification; password reset
+-- later). Only a hash is stored.
+CREATE TABLE email_tokens (
+    token_hash TEXT    PRIMARY KEY,
+    user_id    BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose    TEXT    NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);

@@ -38,9 +38,54 @@ async fn create(
         .map_err(duplicate_email)
 }
 
-/// A customer signs up.
-pub async fn register(store: &Store, name: &str, email: &str, pw: &str) -> DomainResult<User> {
-    create(store, email, name, pw, Role::Customer).await
+/// A customer signs up. They get an email to verify their address.
+pub async fn register(
+    store: &Store,
+    name: &str,
+    email: &str,
+    pw: &str,
+    public_url: &str,
+) -> DomainResult<User> {
+    let user = create(store, email, name, pw, Role::Customer).await?;
+    send_verification(store, &user, public_url).await?;
+    Ok(user)
+}
+
+/// How long an email verification link works.
+const VERIFY_FOR_MS: i64 = 3 * 24 * 3_600_000;
+const VERIFY: &str = "verify_email";
+
+/// Queues an email with a single-use link that proves the address is theirs.
+pub async fn send_verification(store: &Store, user: &User, public_url: &str) -> DomainResult<()> {
+    if user.verified {
+        return Ok(());
+    }
+    let token = random_token(32);
+    store
+        .create_email_token(
+            &hash_token(&token),
+            user.id,
+            VERIFY,
+            now_ms() + VERIFY_FOR_MS,
+        )
+        .await?;
+    let payload = serde_json::json!({
+        "name": user.name,
+        "link": format!("{public_url}/verify?token={token}"),
+    });
+    store.enqueue_email(&user.email, VERIFY, &payload).await?;
+    Ok(())
+}
+
+/// Follows a verification link: true when it marked an address verified.
+pub async fn verify_email(store: &Store, token: &str) -> DomainResult<bool> {
+    match store.use_email_token(&hash_token(token), VERIFY).await? {
+        Some(user) => {
+            store.set_verified(user).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The setup page: creates the first admin, once. Afterwards it refuses.

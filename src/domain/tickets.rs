@@ -160,7 +160,8 @@ pub async fn find(store: &Store, viewer: &User, number: i64) -> DomainResult<Tic
         .ticket_by_number(number)
         .await?
         .ok_or(DomainError::NotFound)?;
-    if viewer.role.is_staff() || ticket.customer.id == Some(viewer.id) {
+    let by_verified_email = viewer.verified && ticket.customer.email == viewer.email;
+    if viewer.role.is_staff() || ticket.customer.id == Some(viewer.id) || by_verified_email {
         Ok(ticket)
     } else {
         // The same answer as for a ticket that does not exist, so that ids
@@ -190,6 +191,7 @@ pub async fn list(
 ) -> DomainResult<Vec<Ticket>> {
     if !viewer.role.is_staff() {
         filter.customer = Some(viewer.id);
+        filter.customer_email = viewer.verified.then(|| viewer.email.clone());
     }
     if let AssigneeFilter::Me = filter.assignee {
         filter.assignee = AssigneeFilter::User(viewer.id);

@@ -18,6 +18,8 @@ use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub customer: Option<UserId>,
+    /// With `customer`: their verified email, whose chats are theirs too.
+    pub customer_email: Option<String>,
     pub status: Option<TicketStatus>,
     pub priority: Option<Priority>,
     pub assignee: AssigneeFilter,
@@ -329,7 +331,17 @@ impl Store {
             args.extend(arg);
         };
         if let Some(customer) = filter.customer {
-            push(" AND v.user_id = ?", Some(Arg::Int(customer.0)));
+            match &filter.customer_email {
+                // A verified address also brings the chats it was used in.
+                Some(email) => {
+                    push(" AND (v.user_id = ?", Some(Arg::Int(customer.0)));
+                    push(
+                        " OR COALESCE(cu.email, v.email) = ?)",
+                        Some(Arg::Text(email.clone())),
+                    );
+                }
+                None => push(" AND v.user_id = ?", Some(Arg::Int(customer.0))),
+            }
         }
         if let Some(status) = filter.status {
             push(" AND t.status = ?", Some(Arg::Text(status.as_str().into())));

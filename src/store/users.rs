@@ -139,3 +139,55 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Stores a single-use email token (its hash) for `purpose`.
+    pub async fn create_email_token(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        purpose: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(token_hash)
+        .bind(user.0)
+        .bind(purpose)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses a token once: the user it belongs to if it is unused, unexpired
+    /// and for `purpose`. A second use finds nothing.
+    pub async fn use_email_token(
+        &self,
+        token_hash: &str,
+        purpose: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let now = now_ms();
+        let row = sqlx::query(self.sql(
+            "UPDATE email_tokens SET used_at = ?
+             WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?
+             RETURNING user_id",
+        ))
+        .bind(now)
+        .bind(token_hash)
+        .bind(purpose)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
+    }
+
+    pub async fn set_verified(&self, user: UserId) -> StoreResult<()> {
+        sqlx::query(self.sql("UPDATE users SET verified = 1 WHERE id = ?"))
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

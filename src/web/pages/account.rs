@@ -37,6 +37,13 @@ fn render(
             section.card.narrow {
                 h2 { "Profile" }
                 p { "Email: " strong { (user.email) } " · Role: " (user.role) }
+                @if !user.verified {
+                    form.inline method="post" action="/account/verify" {
+                        (csrf_field(csrf))
+                        p.hint { "Your email is not verified yet. Verifying it brings chats you had with this address into your tickets. " }
+                        button.secondary type="submit" { "Send the verification link again" }
+                    }
+                }
                 form method="post" action="/account/profile" {
                     (csrf_field(csrf))
                     (field("Name", "name", "text", name, errors, required("name")))
@@ -65,6 +72,7 @@ pub async fn show(
     let notice = match q.saved.as_str() {
         "profile" => Some("Your profile is saved."),
         "password" => Some("Your password is changed."),
+        "verify" => Some("We sent you a new verification link."),
         _ => None,
     };
     render(&user, &csrf.0, notice, &user.name, &FormErrors::default()).into_response()
@@ -125,4 +133,16 @@ pub async fn change_password(
                 .into_response())
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    accounts::send_verification(state.store(), &user, &state.config().public_url).await?;
+    Ok(Redirect::to("/account?saved=verify").into_response())
 }

@@ -170,7 +170,16 @@ pub async fn register(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> Result<Response, PageError> {
-    match accounts::register(state.store(), &form.name, &form.email, &form.password).await {
+    let public_url = &state.config().public_url;
+    match accounts::register(
+        state.store(),
+        &form.name,
+        &form.email,
+        &form.password,
+        public_url,
+    )
+    .await
+    {
         Ok(user) => {
             let ttl = state.config().session_ttl_hours;
             let session = accounts::start_session(state.store(), user, ttl).await?;
@@ -201,4 +210,46 @@ pub async fn logout(
     }
     let jar = jar.add(expired_session_cookie(&state));
     Ok((jar, Redirect::to("/")).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct VerifyQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The link from the verification email.
+pub async fn verify(
+    State(state): State<AppState>,
+    maybe: MaybeUser,
+    csrf: CsrfToken,
+    Query(query): Query<VerifyQuery>,
+) -> Result<Response, PageError> {
+    let verified = accounts::verify_email(state.store(), &query.token).await?;
+    let (status, title, text) = if verified {
+        (
+            StatusCode::OK,
+            "Email verified",
+            "Thank you: your email address is verified. Chats you had with this address now show in your tickets.",
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link has expired or was already used. Log in and ask for a new one from your account page.",
+        )
+    };
+    let body = page(
+        title,
+        maybe.user.as_ref(),
+        &csrf.0,
+        html! {
+            section.card.narrow {
+                h1 { (title) }
+                p { (text) }
+                p { a href="/dashboard" { "Go to my tickets" } }
+            }
+        },
+    );
+    Ok((status, body).into_response())
 }

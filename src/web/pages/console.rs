@@ -42,6 +42,7 @@ impl ListQuery {
         let page = self.page.unwrap_or(1).clamp(1, MAX_PAGE);
         TicketFilter {
             customer: None,
+            customer_email: None,
             status: TicketStatus::parse(&self.status),
             priority: Priority::parse(&self.priority),
             assignee: match self.assignee.as_str() {

@@ -29,6 +29,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/logout", post(auth::logout))
+        .route("/verify", get(auth::verify))
+        .route("/account/verify", post(account::resend_verification))
         .route("/account", get(account::show))
         .route("/account/profile", post(account::update_profile))
         .route("/dashboard", get(portal::dashboard))
