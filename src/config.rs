@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub ws_frame_burst: u32,
     pub ws_outbound_queue: usize,
     pub ws_hello_timeout_ms: u64,
+    pub ws_idle_timeout_ms: u64,
     pub bot_miss_limit: i64,
     pub bot_timeout_ms: u64,
     pub faq_threshold: f64,
@@ -50,6 +51,7 @@ impl Default for RawConfig {
             ws_frame_burst: 30,
             ws_outbound_queue: 256,
             ws_hello_timeout_ms: 10_000,
+            ws_idle_timeout_ms: 60_000,
             bot_miss_limit: 2,
             bot_timeout_ms: 5000,
             faq_threshold: 0.45,
@@ -79,6 +81,8 @@ pub struct Config {
     pub ws_outbound_queue: usize,
     /// A socket must say `hello` within this time of the upgrade (else 1008).
     pub ws_hello_timeout: std::time::Duration,
+    /// A socket that sends nothing, not even a pong, for this long is closed.
+    pub ws_idle_timeout: std::time::Duration,
     pub bot_miss_limit: i64,
     pub bot_timeout: std::time::Duration,
     pub faq_threshold: f64,
@@ -217,6 +221,12 @@ impl RawConfig {
                 "must be between 100 and 120000 milliseconds",
             ));
         }
+        if !(300..=3_600_000).contains(&self.ws_idle_timeout_ms) {
+            return Err(invalid(
+                "ws_idle_timeout_ms",
+                "must be between 300 and 3600000 milliseconds",
+            ));
+        }
         if self.bot_miss_limit < 1 {
             return Err(invalid("bot_miss_limit", "must be at least 1"));
         }
@@ -244,6 +254,7 @@ impl RawConfig {
             ws_frame_burst: self.ws_frame_burst,
             ws_outbound_queue: self.ws_outbound_queue,
             ws_hello_timeout: std::time::Duration::from_millis(self.ws_hello_timeout_ms),
+            ws_idle_timeout: std::time::Duration::from_millis(self.ws_idle_timeout_ms),
             bot_miss_limit: self.bot_miss_limit,
             bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
             faq_threshold: self.faq_threshold,

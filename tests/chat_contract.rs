@@ -721,3 +721,24 @@ async fn only_the_owner_or_an_admin_resolves_a_conversation() {
         .expect(|f| f["type"] == "conversation" && f["status"] == "resolved")
         .await;
 }
+
+#[tokio::test]
+async fn pings_keep_a_live_socket_open_and_a_silent_one_is_closed() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| c.ws_idle_timeout_ms = 600).await;
+    let site = app.allow_shop().await;
+    let mut live = app.visitor(&site).await;
+    let mut silent = app.visitor(&site).await;
+    // The live client keeps reading, so it answers the server's pings.
+    assert!(
+        live.try_next(Duration::from_millis(1500)).await.is_none(),
+        "no frames, only pings"
+    );
+    // The silent one read nothing for as long: no pongs, so the server gave up.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        silent.ended(Duration::from_secs(2)).await,
+        Some(Ended::Closed(Some(1001)))
+    );
+    live.send(json!({"type": "start"})).await;
+    live.expect_type("conversation").await;
+}

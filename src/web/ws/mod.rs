@@ -27,9 +27,11 @@ use crate::protocol::MAX_FRAME_BYTES;
 use crate::store::Site;
 use hub::{KillSwitch, close};
 
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// A socket that sends nothing (not even a pong) for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pings go out at a third of the idle timeout, so a live client answers
+/// (pong) well before the server gives up on it.
+fn ping_every(idle: Duration) -> Duration {
+    idle / 3
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -138,7 +140,12 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     };
     let hub = state.hub().clone();
     let (id, kill) = hub.register(tx.clone(), agent);
-    let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        kill.clone(),
+        ping_every(state.config().ws_idle_timeout),
+    ));
 
     let mut session = session::Session::new(state.clone(), id, tx, auth);
     // The hello deadline counts from the upgrade: other frames do not extend it.
@@ -147,7 +154,7 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
         let deadline = if session.needs_hello() {
             hello_by.saturating_duration_since(tokio::time::Instant::now())
         } else {
-            IDLE_TIMEOUT
+            state.config().ws_idle_timeout
         };
         let next = tokio::select! {
             _ = kill.fired() => break,
@@ -211,8 +218,9 @@ async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Utf8Bytes>,
     kill: Arc<KillSwitch>,
+    ping_every: Duration,
 ) {
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
         let outgoing = tokio::select! {
