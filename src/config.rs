@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub data_dir: String,
     pub database_url: String,
     pub database_max_connections: u32,
+    pub redis_url: String,
     pub secret_key: String,
     pub trusted_proxies: String,
     pub session_ttl_hours: u64,
@@ -42,6 +43,7 @@ impl Default for RawConfig {
             data_dir: "./data".into(),
             database_url: String::new(),
             database_max_connections: 10,
+            redis_url: String::new(),
             secret_key: String::new(),
             trusted_proxies: String::new(),
             session_ttl_hours: 24 * 14,
@@ -69,6 +71,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub database_max_connections: u32,
+    /// `redis://…` for several instances; `None` is the in-process bus.
+    pub redis_url: Option<String>,
     /// Signs CSRF tokens. Empty means "generate one and keep it in the data dir".
     pub secret_key: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
@@ -164,6 +168,18 @@ impl RawConfig {
                 "use sqlite://PATH or postgres://USER@HOST/DB (MySQL is not supported yet)",
             ));
         }
+        let redis_url = match self.redis_url.trim() {
+            "" => None,
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(url.to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    "redis_url",
+                    "use redis://HOST:PORT (or leave it empty for one instance)",
+                ));
+            }
+        };
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
@@ -245,6 +261,7 @@ impl RawConfig {
             data_dir,
             database_url,
             database_max_connections: self.database_max_connections,
+            redis_url,
             secret_key,
             trusted_proxies,
             session_ttl_hours: self.session_ttl_hours,
@@ -327,7 +344,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 5] = [
+        let cases: [(&str, Spoil); 6] = [
             ("bind", |c| c.bind = "localhost".into()),
             ("public_url", |c| c.public_url = "ftp://x".into()),
             ("database_url", |c| c.database_url = "mysql://x".into()),

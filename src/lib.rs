@@ -6,6 +6,7 @@ pub mod bot;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod web;
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::auth::Secret;
 use crate::bot::Bot;
 use crate::bot::faq::FaqBot;
-use crate::bus::{Bus, LocalBus};
+use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::Config;
 use crate::domain::conversations::{Chat, ChatConfig};
 use crate::store::Store;
@@ -63,9 +64,12 @@ impl App {
         } else {
             Some(auth::random_token(18))
         };
-        let bus: Arc<dyn Bus> = match adapters.bus {
-            Some(bus) => bus,
-            None => Arc::new(LocalBus::standalone()),
+        let bus: Arc<dyn Bus> = match (adapters.bus, &config.redis_url) {
+            (Some(bus), _) => bus,
+            (None, Some(url)) => Arc::new(RedisBus::connect(url).await.map_err(|e| {
+                anyhow::anyhow!("{e} (setting `redis_url`: {})", crate::store::redact(url))
+            })?),
+            (None, None) => Arc::new(LocalBus::standalone()),
         };
         let bot: Arc<dyn Bot> = match adapters.bot {
             Some(bot) => bot,

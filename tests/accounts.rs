@@ -484,3 +484,45 @@ async fn health_and_readiness() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], "sqlite");
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_counts_only() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut visitor = app.visitor(&site).await;
+    visitor.send(serde_json::json!({"type": "start", "client_msg_id": "m1", "body": "When are you open?"})).await;
+    visitor
+        .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "bot")
+        .await;
+    let page = app.browser().get("/metrics").await.expect_status(200);
+    assert!(
+        page.content_type
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    for line in [
+        "careline_sockets_open 1",
+        "careline_messages_in_total 1",
+        "careline_bot_seconds_count 1",
+        "careline_bot_failures_total 0",
+        "careline_bus_connected 1",
+        "careline_email_outbox_pending 0",
+    ] {
+        assert!(
+            page.body.lines().any(|l| l == line),
+            "missing `{line}` in\n{}",
+            page.body
+        );
+    }
+    assert!(
+        page.body
+            .contains("careline_delivery_publish_seconds_bucket{le=\"0.005\"}")
+    );
+    assert!(
+        !page.body.contains("When are you open"),
+        "no message bodies"
+    );
+    let ready = app.browser().get("/readyz").await.expect_status(200).json();
+    assert_eq!(ready["bus"], "local");
+}

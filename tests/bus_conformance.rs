@@ -2,13 +2,18 @@
 //! later) must pass the same checks. `connect` gives a new instance's
 //! connection to one shared backend, as several Careline processes have.
 
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use careline::bus::{Bus, BusEvent, LocalBroker};
+use careline::bus::{Bus, BusEvent, LocalBroker, RedisBus};
+use support::redis::{PrivateRedis, redis_available};
 use tokio::sync::mpsc;
 
-type Connect = Box<dyn Fn() -> Arc<dyn Bus>>;
+type Connect = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Bus>>>>>;
 
 async fn next_message(events: &mut mpsc::Receiver<BusEvent>) -> Option<(String, String)> {
     match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
@@ -25,80 +30,98 @@ async fn nothing_more(events: &mut mpsc::Receiver<BusEvent>) -> bool {
         .is_err()
 }
 
+/// A topic name of this test run only: the Redis server may be shared by
+/// tests running at the same time.
+fn topic(name: &str) -> String {
+    format!("t{}:{name}", careline::auth::random_token(6))
+}
+
 async fn delivers_in_order_to_subscribers(connect: &Connect) {
-    let bus = connect();
+    let bus = connect().await;
+    let t = topic("c:1");
     let mut events = bus.events().expect("events are taken once");
     assert!(bus.events().is_none(), "a second taker gets nothing");
-    bus.subscribe("c:1").await.unwrap();
+    bus.subscribe(&t).await.unwrap();
+    settle().await;
     for i in 0..50 {
-        bus.publish("c:1", Arc::from(format!("m{i}")))
-            .await
-            .unwrap();
+        bus.publish(&t, Arc::from(format!("m{i}"))).await.unwrap();
     }
     for i in 0..50 {
         assert_eq!(
             next_message(&mut events).await,
-            Some(("c:1".into(), format!("m{i}")))
+            Some((t.clone(), format!("m{i}")))
         );
     }
     assert!(nothing_more(&mut events).await);
 }
 
 async fn only_subscribed_topics_arrive(connect: &Connect) {
-    let bus = connect();
+    let bus = connect().await;
+    let (here, elsewhere) = (topic("c:1"), topic("c:2"));
     let mut events = bus.events().unwrap();
-    bus.subscribe("c:1").await.unwrap();
-    bus.subscribe("c:1").await.unwrap(); // idempotent: still one delivery
-    bus.publish("c:2", Arc::from("elsewhere")).await.unwrap();
-    bus.publish("c:1", Arc::from("here")).await.unwrap();
+    bus.subscribe(&here).await.unwrap();
+    bus.subscribe(&here).await.unwrap(); // idempotent: still one delivery
+    settle().await;
+    bus.publish(&elsewhere, Arc::from("elsewhere"))
+        .await
+        .unwrap();
+    bus.publish(&here, Arc::from("here")).await.unwrap();
     assert_eq!(
         next_message(&mut events).await,
-        Some(("c:1".into(), "here".into()))
+        Some((here.clone(), "here".into()))
     );
     assert!(
         nothing_more(&mut events).await,
-        "one delivery, and nothing from c:2"
+        "one delivery, and nothing from the other topic"
     );
-    bus.unsubscribe("c:1").await.unwrap();
-    bus.publish("c:1", Arc::from("after")).await.unwrap();
+    bus.unsubscribe(&here).await.unwrap();
+    settle().await;
+    bus.publish(&here, Arc::from("after")).await.unwrap();
     assert!(nothing_more(&mut events).await, "nothing after unsubscribe");
-    bus.publish("nobody-listens", Arc::from("x")).await.unwrap();
+    bus.publish(&topic("nobody-listens"), Arc::from("x"))
+        .await
+        .unwrap();
 }
 
 async fn every_subscribed_instance_gets_each_message(connect: &Connect) {
-    let a = connect();
-    let b = connect();
-    let c = connect();
+    let a = connect().await;
+    let b = connect().await;
+    let c = connect().await;
+    let (queue, other) = (topic("queue"), topic("s:9"));
     let (mut ea, mut eb, mut ec) = (
         a.events().unwrap(),
         b.events().unwrap(),
         c.events().unwrap(),
     );
-    a.subscribe("queue").await.unwrap();
-    b.subscribe("queue").await.unwrap();
-    c.subscribe("s:9").await.unwrap();
-    c.publish("queue", Arc::from("from c")).await.unwrap();
+    a.subscribe(&queue).await.unwrap();
+    b.subscribe(&queue).await.unwrap();
+    c.subscribe(&other).await.unwrap();
+    settle().await;
+    c.publish(&queue, Arc::from("from c")).await.unwrap();
     assert_eq!(
         next_message(&mut ea).await,
-        Some(("queue".into(), "from c".into()))
+        Some((queue.clone(), "from c".into()))
     );
     assert_eq!(
         next_message(&mut eb).await,
-        Some(("queue".into(), "from c".into()))
+        Some((queue.clone(), "from c".into()))
     );
-    assert!(nothing_more(&mut ec).await, "c did not subscribe to queue");
+    assert!(
+        nothing_more(&mut ec).await,
+        "c did not subscribe to that topic"
+    );
     drop(b);
-    a.publish("queue", Arc::from("after b left")).await.unwrap();
+    a.publish(&queue, Arc::from("after b left")).await.unwrap();
     assert_eq!(
         next_message(&mut ea).await,
-        Some(("queue".into(), "after b left".into()))
+        Some((queue.clone(), "after b left".into()))
     );
     assert!(a.is_connected());
 }
 
 async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
-    let fast = connect();
-    let slow = connect();
+    let fast = connect().await;
+    let slow = connect().await;
     let mut slow_events = slow.events().unwrap();
     slow.subscribe("c:7").await.unwrap();
     // The slow instance reads nothing while far more than any queue holds is published.
@@ -139,7 +162,25 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
 
 fn local() -> Connect {
     let broker = LocalBroker::new();
-    Box::new(move || Arc::new(broker.connect()) as Arc<dyn Bus>)
+    Box::new(move || {
+        let bus = Arc::new(broker.connect()) as Arc<dyn Bus>;
+        Box::pin(async move { bus })
+    })
+}
+
+fn redis_at(url: String) -> Connect {
+    Box::new(move || {
+        let url = url.clone();
+        Box::pin(async move {
+            Arc::new(RedisBus::connect(&url).await.expect("Redis bus connects")) as Arc<dyn Bus>
+        })
+    })
+}
+
+/// Redis delivers asynchronously: give a fresh subscription a moment to be
+/// registered before the publisher on another connection fires.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[tokio::test]
@@ -160,4 +201,84 @@ async fn local_bus_reaches_every_subscribed_instance() {
 #[tokio::test]
 async fn local_bus_tells_a_lagging_instance_to_resync() {
     a_lagging_instance_is_told_to_resync(&local()).await;
+}
+
+#[tokio::test]
+async fn redis_bus_delivers_in_order_to_subscribers() {
+    if let Some(url) = redis_available("redis bus order").await {
+        delivers_in_order_to_subscribers(&redis_at(url)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_bus_delivers_only_subscribed_topics() {
+    if let Some(url) = redis_available("redis bus topics").await {
+        only_subscribed_topics_arrive(&redis_at(url)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_bus_reaches_every_subscribed_instance() {
+    if let Some(url) = redis_available("redis bus instances").await {
+        every_subscribed_instance_gets_each_message(&redis_at(url)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
+    let Some(mut server) = PrivateRedis::start("redis restart").await else {
+        return;
+    };
+    let connect = redis_at(server.url());
+    let a = connect().await;
+    let b = connect().await;
+    let mut events = a.events().unwrap();
+    a.subscribe("c:5").await.unwrap();
+    settle().await;
+    b.publish("c:5", Arc::from("before")).await.unwrap();
+    assert_eq!(
+        next_message(&mut events).await,
+        Some(("c:5".into(), "before".into()))
+    );
+
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.is_connected(), "the outage is noticed");
+    assert!(
+        b.publish("c:5", Arc::from("lost")).await.is_err(),
+        "publishing fails clearly while Redis is down"
+    );
+    // Subscribing while Redis is away is remembered and done on reconnect.
+    a.subscribe("c:6").await.unwrap();
+    server.restart().await;
+
+    let resync = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("resync within 10 s");
+    match resync {
+        Some(BusEvent::Resync { topics }) => {
+            let topics: Vec<&str> = topics.iter().map(|t| &**t).collect();
+            assert!(
+                topics.contains(&"c:5") && topics.contains(&"c:6"),
+                "{topics:?}"
+            );
+        }
+        other => panic!("expected a resync, got {other:?}"),
+    }
+    assert!(a.is_connected());
+    assert_eq!(a.reconnects(), 1);
+    // Publishing works again (the managed connection reconnects by itself).
+    let mut published = false;
+    for _ in 0..20 {
+        if b.publish("c:6", Arc::from("after")).await.is_ok() {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(published);
+    assert_eq!(
+        next_message(&mut events).await,
+        Some(("c:6".into(), "after".into()))
+    );
 }

@@ -7,6 +7,7 @@
 //! after any loss subscribers are told to resume ([`BusEvent::Resync`]).
 
 mod local;
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub use local::{LocalBroker, LocalBus};
+pub use redis::RedisBus;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -57,4 +59,9 @@ pub trait Bus: Send + Sync + 'static {
     fn is_connected(&self) -> bool;
 
     fn name(&self) -> &'static str;
+
+    /// Times the connection to the bus was re-established (for /metrics).
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }

@@ -18,6 +18,7 @@ use super::tickets::Message;
 use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
 use crate::bot::{Bot, BotReply, BotTurn};
 use crate::bus::Bus;
+use crate::metrics::Metrics;
 use crate::protocol::{
     self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame,
 };
@@ -95,6 +96,7 @@ pub struct Chat {
     online_visitors: Mutex<HashMap<i64, usize>>,
     /// When each conversation last emailed its customer (to coalesce bursts).
     emailed: Mutex<HashMap<i64, Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 /// At most one "you have a reply" email per conversation in this window.
@@ -111,12 +113,17 @@ impl Chat {
             bot,
             config,
             online_visitors: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
             emailed: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn bus(&self) -> &Arc<dyn Bus> {
@@ -290,6 +297,10 @@ impl Chat {
             self.publish(&public_topic(message.conversation_id), &frame)
                 .await;
         }
+        let since_commit = (crate::store::now_ms() - message.created_at).max(0) as u64;
+        self.metrics
+            .publish_latency
+            .observe(Duration::from_millis(since_commit));
     }
 
     /// Tells both audiences (and the assignee) where a conversation stands.
@@ -469,6 +480,12 @@ impl Chat {
         };
         let started = Instant::now();
         let reply = tokio::time::timeout(self.config.bot_timeout, self.bot.reply(turn)).await;
+        self.metrics.bot_latency.observe(started.elapsed());
+        if !matches!(reply, Ok(Ok(_))) {
+            self.metrics
+                .bot_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::debug!(
             bot = self.bot.name(),
             ms = started.elapsed().as_millis() as u64,

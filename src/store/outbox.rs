@@ -38,6 +38,16 @@ impl Store {
         Ok(())
     }
 
+    pub async fn outbox_pending(&self) -> StoreResult<i64> {
+        let row =
+            sqlx::query(self.sql(
+                "SELECT COUNT(*) AS n FROM email_outbox WHERE status IN ('pending', 'sending')",
+            ))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// The newest emails first, for the admin page and tests.
     pub async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxEmail>> {
         let rows = sqlx::query(self.sql(

@@ -13,20 +13,54 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
 }
 
+/// Ready when the database answers and the bus is connected: an instance
+/// that cannot fan out must not get new sockets from the load balancer.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match state.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "database": state.store().backend().name()})),
-        ),
+    let database = match state.store().ping().await {
+        Ok(()) => state.store().backend().name(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": "unreachable"})),
-            )
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            "unreachable"
         }
-    }
+    };
+    let bus = state.chat().bus();
+    let bus_state = if bus.is_connected() {
+        bus.name()
+    } else {
+        "unreachable"
+    };
+    let ready = database != "unreachable" && bus_state != "unreachable";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "bus": bus_state,
+    });
+    (status, Json(body))
+}
+
+/// Prometheus text format. Counts only: no names, emails or message bodies.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let bus = state.chat().bus();
+    let gauges = crate::metrics::Gauges {
+        sockets_open: state.hub().socket_count() as u64,
+        slow_socket_closes: state.hub().slow_closes(),
+        bus_reconnects: bus.reconnects(),
+        bus_connected: bus.is_connected(),
+        outbox_pending: state.store().outbox_pending().await.unwrap_or(-1),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.chat().metrics().render(&gauges),
+    )
 }

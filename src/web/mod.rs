@@ -56,7 +56,7 @@ impl AppState {
         setup_token: Option<String>,
     ) -> AppState {
         let setup_done = setup_token.is_none();
-        let hub = Hub::new(chat.bus().clone());
+        let hub = Hub::new(chat.bus().clone(), chat.metrics().clone());
         AppState {
             inner: Arc::new(Inner {
                 store,

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod databases;
+pub mod redis;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -80,15 +80,17 @@ struct HubState {
 
 pub struct Hub {
     bus: Arc<dyn Bus>,
+    metrics: Arc<crate::metrics::Metrics>,
     state: Mutex<HubState>,
     next_id: AtomicU64,
     slow_closes: AtomicU64,
 }
 
 impl Hub {
-    pub fn new(bus: Arc<dyn Bus>) -> Arc<Hub> {
+    pub fn new(bus: Arc<dyn Bus>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             bus,
+            metrics,
             state: Mutex::new(HubState::default()),
             next_id: AtomicU64::new(1),
             slow_closes: AtomicU64::new(0),
@@ -231,7 +233,9 @@ impl Hub {
                 continue;
             };
             match entry.tx.try_send(frame.clone()) {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if entry.kill.code().is_none() {
                         self.slow_closes.fetch_add(1, Ordering::Relaxed);

@@ -232,6 +232,13 @@ impl Session {
                     let sent = chat
                         .send_as_visitor(&visitor, c.id, &client_msg_id, &body)
                         .await?;
+                    if !sent.duplicate {
+                        self.state
+                            .chat()
+                            .metrics()
+                            .messages_in
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     self.ack(
                         &sent.message.client_msg_id,
                         c.id,
@@ -257,6 +264,13 @@ impl Session {
                     .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
                     .await?;
                 self.subscribe(&public_topic(conversation_id)).await?;
+                if !sent.duplicate {
+                    self.state
+                        .chat()
+                        .metrics()
+                        .messages_in
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.ack(
                     &sent.message.client_msg_id,
                     conversation_id,
@@ -280,6 +294,13 @@ impl Session {
                     .send_as_agent(&agent, conversation_id, &client_msg_id, &body, false)
                     .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
+                if !sent.duplicate {
+                    self.state
+                        .chat()
+                        .metrics()
+                        .messages_in
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.ack(
                     &sent.message.client_msg_id,
                     conversation_id,
@@ -303,6 +324,13 @@ impl Session {
                     .send_as_agent(&agent, conversation_id, &client_msg_id, &body, true)
                     .await?;
                 self.subscribe(&staff_topic(conversation_id)).await?;
+                if !sent.duplicate {
+                    self.state
+                        .chat()
+                        .metrics()
+                        .messages_in
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.ack(
                     &sent.message.client_msg_id,
                     conversation_id,

@@ -1,0 +1,249 @@
+//! The Redis pub/sub bus, for several instances. Each instance keeps one
+//! subscriber connection (all its topics multiplexed on it, subscribed and
+//! unsubscribed as local interest comes and goes) and publishes through one
+//! managed, pipelined connection.
+//!
+//! Redis pub/sub may lose messages (a disconnect, a slow subscriber cut off
+//! by Redis). The database is the truth: after every reconnect the instance
+//! resubscribes and emits [`BusEvent::Resync`] for all its topics, so every
+//! client resumes from the database and nothing is lost for anyone.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use tokio::sync::mpsc;
+
+use super::{BoxFuture, Bus, BusError, BusEvent};
+
+/// Channels are namespaced, so that Careline can share a Redis server.
+const PREFIX: &str = "careline:";
+const EVENT_QUEUE: usize = 4096;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A subscription command that takes longer means a dead connection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Shared {
+    /// Topics this instance wants, whether or not Redis is reachable now.
+    wanted: Mutex<HashSet<String>>,
+    /// The live subscriber connection's command side, while connected.
+    /// Held across (re)subscription so that no topic slips between a
+    /// reconnect's snapshot of `wanted` and a concurrent `subscribe`.
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    connected: AtomicBool,
+    reconnects: AtomicU64,
+}
+
+pub struct RedisBus {
+    shared: Arc<Shared>,
+    publisher: ConnectionManager,
+    events: Mutex<Option<mpsc::Receiver<BusEvent>>>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl RedisBus {
+    /// Connects to `url`. The first connection must succeed (a wrong URL
+    /// stops the start); later outages are ridden out with reconnects.
+    pub async fn connect(url: &str) -> Result<RedisBus, BusError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| BusError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let publisher = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot reach Redis: {e}")))?;
+        let shared = Arc::new(Shared {
+            wanted: Mutex::new(HashSet::new()),
+            sink: tokio::sync::Mutex::new(None),
+            connected: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let first = client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot subscribe on Redis: {e}")))?;
+        let supervisor = tokio::spawn(supervise(client, shared.clone(), tx, first));
+        Ok(RedisBus {
+            shared,
+            publisher,
+            events: Mutex::new(Some(rx)),
+            supervisor,
+        })
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+/// Keeps one subscriber connection alive: subscribes everything wanted,
+/// forwards messages, and after any loss reconnects with backoff and tells
+/// the instance to resync.
+async fn supervise(
+    client: redis::Client,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<BusEvent>,
+    first: redis::aio::PubSub,
+) {
+    let mut next = Some(first);
+    let mut backoff = Duration::from_millis(100);
+    let mut reconnecting = false;
+    loop {
+        let pubsub = match next.take() {
+            Some(pubsub) => pubsub,
+            None => match client.get_async_pubsub().await {
+                Ok(pubsub) => pubsub,
+                Err(e) => {
+                    tracing::warn!(error = %e, ?backoff, "Redis unreachable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let resubscribed = {
+            let mut guard = shared.sink.lock().await;
+            let topics: Vec<String> = shared
+                .wanted
+                .lock()
+                .expect("wanted lock")
+                .iter()
+                .cloned()
+                .collect();
+            let channels: Vec<String> = topics.iter().map(|t| format!("{PREFIX}{t}")).collect();
+            let ok = channels.is_empty()
+                || matches!(
+                    tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels)).await,
+                    Ok(Ok(()))
+                );
+            if ok {
+                *guard = Some(sink);
+            }
+            ok.then_some(topics)
+        };
+        let Some(topics) = resubscribed else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
+        };
+        shared.connected.store(true, Ordering::Release);
+        backoff = Duration::from_millis(100);
+        if reconnecting {
+            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                topics = topics.len(),
+                "Redis subscriber reconnected; clients will resume"
+            );
+            let topics = topics.into_iter().map(Arc::from).collect();
+            if events.send(BusEvent::Resync { topics }).await.is_err() {
+                return;
+            }
+        }
+        while let Some(message) = stream.next().await {
+            let Some(topic) = message.get_channel_name().strip_prefix(PREFIX) else {
+                continue;
+            };
+            let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
+                continue;
+            };
+            let event = BusEvent::Message {
+                topic: Arc::from(topic),
+                payload: Arc::from(payload),
+            };
+            if events.send(event).await.is_err() {
+                return; // the instance is gone
+            }
+        }
+        // The connection dropped: messages may have been lost meanwhile.
+        shared.connected.store(false, Ordering::Release);
+        *shared.sink.lock().await = None;
+        reconnecting = true;
+        tracing::warn!("Redis subscriber connection lost; reconnecting");
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        payload: Arc<str>,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let mut publisher = self.publisher.clone();
+            publisher
+                .publish::<_, _, ()>(format!("{PREFIX}{topic}"), payload.as_ref())
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))
+        })
+    }
+
+    fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let mut sink = self.shared.sink.lock().await;
+            self.shared
+                .wanted
+                .lock()
+                .expect("wanted lock")
+                .insert(topic.to_string());
+            if let Some(sink) = sink.as_mut() {
+                let subscribed = tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    sink.subscribe(format!("{PREFIX}{topic}")),
+                )
+                .await;
+                if !matches!(subscribed, Ok(Ok(()))) {
+                    // Kept in `wanted`: the reconnect subscribes it and resyncs.
+                    tracing::warn!(topic, "subscribe failed; will retry on reconnect");
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let mut sink = self.shared.sink.lock().await;
+            self.shared
+                .wanted
+                .lock()
+                .expect("wanted lock")
+                .remove(topic);
+            if let Some(sink) = sink.as_mut() {
+                let _ = tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    sink.unsubscribe(format!("{PREFIX}{topic}")),
+                )
+                .await;
+            }
+            Ok(())
+        })
+    }
+
+    fn events(&self) -> Option<mpsc::Receiver<BusEvent>> {
+        self.events.lock().expect("events lock").take()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,167 @@
+//! Counters and histograms for `/metrics` (Prometheus text format). A few
+//! atomics, no registry crate: the set is small and fixed.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) shared by the latency histograms.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds (integer atomics; printed as seconds).
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            if seconds <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub messages_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub publish_latency: Histogram,
+    pub bot_latency: Histogram,
+    pub bot_failures: AtomicU64,
+}
+
+/// Values read at scrape time from their owners.
+pub struct Gauges {
+    pub sockets_open: u64,
+    pub slow_socket_closes: u64,
+    pub bus_reconnects: u64,
+    pub bus_connected: bool,
+    pub outbox_pending: i64,
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+impl Metrics {
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        gauge(
+            &mut out,
+            "careline_sockets_open",
+            "Open WebSocket connections on this instance.",
+            gauges.sockets_open as i64,
+        );
+        counter(
+            &mut out,
+            "careline_messages_in_total",
+            "Chat messages stored from this instance's sockets.",
+            self.messages_in.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "careline_frames_out_total",
+            "Frames handed to this instance's sockets by the bus.",
+            self.frames_out.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "careline_slow_socket_closes_total",
+            "Sockets closed (4000) because they could not keep up.",
+            gauges.slow_socket_closes,
+        );
+        self.publish_latency.render(
+            &mut out,
+            "careline_delivery_publish_seconds",
+            "From a message's commit to its publication on the bus.",
+        );
+        gauge(
+            &mut out,
+            "careline_bus_connected",
+            "1 while the bus is connected.",
+            i64::from(gauges.bus_connected),
+        );
+        counter(
+            &mut out,
+            "careline_bus_reconnects_total",
+            "Times the bus connection was re-established.",
+            gauges.bus_reconnects,
+        );
+        self.bot_latency.render(
+            &mut out,
+            "careline_bot_seconds",
+            "Time the bot took to answer.",
+        );
+        counter(
+            &mut out,
+            "careline_bot_failures_total",
+            "Bot turns that failed or timed out (handed to a person).",
+            self.bot_failures.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "careline_email_outbox_pending",
+            "Emails waiting in the outbox.",
+            gauges.outbox_pending,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_count_into_cumulative_buckets() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(800));
+        h.observe(Duration::from_millis(30));
+        let mut out = String::new();
+        h.render(&mut out, "x", "test");
+        assert!(out.contains("x_bucket{le=\"0.001\"} 1"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.05\"} 2"));
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 2"));
+        assert!(out.contains("x_count 2"));
+    }
+}
