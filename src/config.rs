@@ -352,6 +352,7 @@ mod tests {
             ("trusted_proxies", |c| {
                 c.trusted_proxies = "10.0.0.0/99".into()
             }),
+            ("redis_url", |c| c.redis_url = "localhost:6379".into()),
         ];
         for (setting, spoil) in cases {
             let mut raw = RawConfig::default();
