@@ -60,6 +60,12 @@ impl Secret {
         self.sign("csrf", binding)
     }
 
+    /// The first-run setup token: only whoever reads the server's output
+    /// (or holds the secret) has it.
+    pub fn setup_token(&self) -> String {
+        self.sign("setup", "first admin")[..24].to_string()
+    }
+
     pub fn csrf_matches(&self, binding: &str, token: &str) -> bool {
         let expected = self.csrf_token(binding);
         expected.as_bytes().ct_eq(token.as_bytes()).into()

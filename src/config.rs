@@ -32,7 +32,9 @@ pub struct RawConfig {
     pub bot_miss_limit: i64,
     pub bot_timeout_ms: u64,
     pub faq_threshold: f64,
+    pub instance_name: String,
     pub log: String,
+    pub log_format: String,
 }
 
 impl Default for RawConfig {
@@ -57,7 +59,9 @@ impl Default for RawConfig {
             bot_miss_limit: 2,
             bot_timeout_ms: 5000,
             faq_threshold: 0.45,
+            instance_name: String::new(),
             log: "info".into(),
+            log_format: "text".into(),
         }
     }
 }
@@ -90,7 +94,17 @@ pub struct Config {
     pub bot_miss_limit: i64,
     pub bot_timeout: std::time::Duration,
     pub faq_threshold: f64,
+    /// Names this process in logs and the `X-Careline-Instance` header.
+    pub instance_name: String,
     pub log: String,
+    /// `text` (for people) or `json` (for log collectors).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +269,23 @@ impl RawConfig {
         if !(0.0..=1.0).contains(&self.faq_threshold) {
             return Err(invalid("faq_threshold", "must be between 0 and 1"));
         }
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("log_format", "use text or json")),
+        };
+        let instance_name = match self.instance_name.trim() {
+            "" => bind.to_string(),
+            name if name.len() <= 64 && name.chars().all(|c| c.is_ascii_graphic()) => {
+                name.to_string()
+            }
+            _ => {
+                return Err(invalid(
+                    "instance_name",
+                    "use up to 64 visible ASCII characters",
+                ));
+            }
+        };
         Ok(Config {
             bind,
             public_url,
@@ -275,7 +306,9 @@ impl RawConfig {
             bot_miss_limit: self.bot_miss_limit,
             bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
             faq_threshold: self.faq_threshold,
+            instance_name,
             log: self.log,
+            log_format,
         })
     }
 }

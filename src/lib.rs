@@ -59,10 +59,12 @@ impl App {
             })?,
         };
         store.default_site().await?;
+        // Derived from the secret, so every instance sharing the secret
+        // accepts the same token on its setup page.
         let setup_token = if store.any_admin_exists().await? {
             None
         } else {
-            Some(auth::random_token(18))
+            Some(secret.setup_token())
         };
         let bus: Arc<dyn Bus> = match (adapters.bus, &config.redis_url) {
             (Some(bus), _) => bus,

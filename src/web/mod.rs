@@ -123,7 +123,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             csrf::ensure_cookie,
         ))
-        .layer(middleware::from_fn(security_headers::add))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers::add,
+        ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -10,9 +10,17 @@ use axum::response::Response;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
 
-pub async fn add(request: Request, next: Next) -> Response {
+pub async fn add(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // Which instance answered: for operators behind a load balancer.
+    if let Ok(name) = HeaderValue::from_str(&state.config().instance_name) {
+        headers.insert("x-careline-instance", name);
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
