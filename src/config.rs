@@ -127,7 +127,8 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl Config {
     /// Reads `careline.toml` (or the file named by `CARELINE_CONFIG`) and the
-    /// environment: `CARELINE_<SETTING>`, plus the conventional `DATABASE_URL`.
+    /// environment: `CARELINE_<SETTING>`, plus the conventional `DATABASE_URL`
+    /// and `REDIS_URL`.
     pub fn load() -> Result<Config, ConfigError> {
         let file = std::env::var("CARELINE_CONFIG").unwrap_or_else(|_| "careline.toml".into());
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
@@ -137,6 +138,7 @@ impl Config {
                     .only(&["DATABASE_URL"])
                     .map(|_| "database_url".into()),
             )
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis_url".into()))
             .merge(Env::prefixed("CARELINE_").ignore(&["CONFIG"]));
         let raw: RawConfig = figment
             .extract()

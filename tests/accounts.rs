@@ -480,7 +480,14 @@ async fn health_and_readiness() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut b = app.browser();
     assert_eq!(b.get("/healthz").await.expect_status(200).body, "ok");
-    let ready = b.get("/readyz").await.expect_status(200).json();
+    let ready = b.get("/readyz").await.expect_status(200);
+    // Every answer names its request and the instance that gave it.
+    assert_eq!(ready.headers["x-request-id"].len(), 12);
+    assert_eq!(
+        ready.headers["x-careline-instance"],
+        app.addr.to_string().as_str()
+    );
+    let ready = ready.json();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], "sqlite");
 }

@@ -51,6 +51,18 @@ fn a_bad_setting_stops_the_start_and_names_the_setting() {
     );
     assert!(dir.path().join("env.db").exists());
 
+    // REDIS_URL is read too (a bad one names the setting).
+    let out = careline(dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/env.db?mode=rwc", dir.path().display()),
+        )
+        .env("REDIS_URL", "localhost:6379")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("setting `redis_url` is invalid"));
+
     std::fs::write(dir.path().join("careline.toml"), "colour = \"blue\"\n").unwrap();
     let out = careline(dir.path()).arg("migrate").output().unwrap();
     assert!(

@@ -9,6 +9,7 @@ mod csrf;
 mod error;
 mod health;
 mod pages;
+mod request_id;
 mod security_headers;
 mod session;
 mod widget;
@@ -20,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::middleware;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::Secret;
 use crate::config::Config;
@@ -128,6 +128,6 @@ pub fn router(state: AppState) -> Router {
             security_headers::add,
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

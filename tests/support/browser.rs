@@ -22,6 +22,7 @@ pub struct Page {
     pub location: Option<String>,
     pub set_cookies: Vec<String>,
     pub content_type: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Page {
@@ -121,6 +122,7 @@ impl Browser {
                 }
             }
         }
+        let headers = response.headers().clone();
         let body = response.text().await.expect("body reads");
         if let Some(token) = csrf_in(&body) {
             self.csrf = Some(token);
@@ -131,6 +133,7 @@ impl Browser {
             location,
             set_cookies,
             content_type,
+            headers,
         }
     }
 

@@ -4,8 +4,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod browser;
+pub mod cluster;
 pub mod databases;
 pub mod redis;
+pub mod resilient;
 pub mod ws;
 
 use std::net::SocketAddr;

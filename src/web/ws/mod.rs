@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, timeout};
+use tracing::Instrument;
 
 use super::AppState;
 use super::session::session_token;
@@ -128,7 +129,8 @@ async fn upgrade(
         // 1009; only beyond that does tungstenite cut the connection.
         .max_message_size(MAX_FRAME_BYTES * 4)
         .max_frame_size(MAX_FRAME_BYTES * 4)
-        .on_upgrade(move |socket| run(socket, state, auth))
+        // The socket keeps the upgrade request's span (and so its id) in its logs.
+        .on_upgrade(move |socket| run(socket, state, auth).instrument(tracing::Span::current()))
 }
 
 async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {

@@ -1,0 +1,395 @@
+//! Several instances behind nginx on PostgreSQL and Redis, as in
+//! docker-compose.yml, with local processes: conversations across
+//! instances, instances killed and stopped mid-stream, Redis restarted
+//! mid-stream, and claims raced from two instances. Every message must
+//! reach the other side exactly once, in seq order.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::Browser;
+use support::cluster::Cluster;
+use support::resilient::{Identity, Resilient};
+use support::ws::SHOP_ORIGIN;
+
+async fn allow_shop(cluster: &Cluster) -> String {
+    let site = cluster.store.default_site().await.unwrap();
+    let settings = careline::store::SiteSettings {
+        name: site.name.clone(),
+        allowed_origins: vec![SHOP_ORIGIN.to_string()],
+        greeting: site.greeting.clone(),
+        color: site.color.clone(),
+        require_email: false,
+    };
+    cluster.store.update_site(site.id, &settings).await.unwrap();
+    site.key
+}
+
+async fn visitor(cluster: &Cluster, site: &str, label: &'static str) -> Resilient {
+    let session: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/widget/v1/session", cluster.base))
+        .header("Origin", SHOP_ORIGIN)
+        .json(&json!({"site_key": site}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let identity = Identity::Visitor {
+        site: site.to_string(),
+        token: session["visitor_token"].as_str().unwrap().to_string(),
+        origin: SHOP_ORIGIN.to_string(),
+    };
+    let mut client = Resilient::new(
+        label,
+        &format!("127.0.0.1:{}", cluster.nginx_port),
+        identity,
+        "",
+    );
+    client.connect().await;
+    client
+}
+
+async fn agent(cluster: &Cluster, email: &str, label: &'static str) -> Resilient {
+    let mut browser = Browser::new(&cluster.base);
+    browser.login(email, "agent password 1").await;
+    let cookie = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let identity = Identity::Agent {
+        cookie,
+        origin: cluster.base.clone(),
+    };
+    let mut client = Resilient::new(
+        label,
+        &format!("127.0.0.1:{}", cluster.nginx_port),
+        identity,
+        "",
+    );
+    client.connect().await;
+    client
+}
+
+/// A visitor in a live conversation with `alan`, each on its own instance.
+async fn live_pair(cluster: &Cluster) -> (Resilient, Resilient) {
+    let site = allow_shop(cluster).await;
+    let mut customer = visitor(cluster, &site, "customer").await;
+    customer
+        .send_frame(
+            json!({"type": "start", "client_msg_id": "start", "body": "hello, talk to a person"}),
+        )
+        .await;
+    let waiting = customer
+        .wait_for("waiting", |f| {
+            f["type"] == "conversation" && f["status"] == "waiting"
+        })
+        .await;
+    let id = waiting["id"].as_str().unwrap().to_string();
+    customer.conversation = id.clone();
+
+    // least_conn sends a new socket to a less busy instance; retry until the
+    // agent is on another instance than the customer.
+    let mut alan = agent(cluster, "alan@example.com", "agent").await;
+    for _ in 0..5 {
+        if alan.instance != customer.instance {
+            break;
+        }
+        alan = agent(cluster, "alan@example.com", "agent").await;
+    }
+    assert_ne!(
+        alan.instance, customer.instance,
+        "customer and agent on different instances"
+    );
+    alan.send_frame(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    alan.wait_for("claim", |f| {
+        f["type"] == "conversation" && f["status"] == "live"
+    })
+    .await;
+    alan.conversation = id.clone();
+    alan.send_frame(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+        .await;
+    alan.wait_for("resumed", |f| f["type"] == "resumed").await;
+    (customer, alan)
+}
+
+fn setup_people(cluster: &Cluster) {
+    cluster.create_user(
+        "admin@example.com",
+        "admin",
+        "Ada Admin",
+        "agent password 1",
+    );
+    cluster.create_user("alan@example.com", "agent", "Alan", "agent password 1");
+    cluster.create_user("bea@example.com", "agent", "Bea", "agent password 1");
+}
+
+/// Whose instance a disruption hits.
+#[derive(Clone, Copy, Debug)]
+enum Whose {
+    Customer,
+    Agent,
+}
+
+/// What goes wrong, and before which round of the stream.
+enum Disruption {
+    /// SIGKILL the instance that holds this side's socket right now.
+    Kill(Whose),
+    /// SIGTERM it (graceful: sockets closed with 1001).
+    Terminate(Whose),
+    StopRedis,
+    StartRedis,
+}
+
+/// Both sides send `count` messages while the disruptions happen; then every
+/// message must be held once, in order, by the other side.
+async fn stream_through(cluster: &mut Cluster, count: usize, plan: &[(usize, Disruption)]) {
+    let (mut customer, mut alan) = live_pair(cluster).await;
+    for i in 0..count {
+        for (_, disruption) in plan.iter().filter(|(at, _)| *at == i) {
+            let instance_of = |whose: &Whose| match whose {
+                Whose::Customer => customer.instance.clone(),
+                Whose::Agent => alan.instance.clone(),
+            };
+            match disruption {
+                Disruption::Kill(whose) => {
+                    let name = instance_of(whose).expect("the socket's instance is known");
+                    eprintln!("SIGKILL {name}, the {whose:?}'s instance (round {i})");
+                    cluster.kill(&name);
+                }
+                Disruption::Terminate(whose) => {
+                    let name = instance_of(whose).expect("the socket's instance is known");
+                    eprintln!("SIGTERM {name}, the {whose:?}'s instance (round {i})");
+                    cluster.terminate(&name).await;
+                }
+                Disruption::StopRedis => {
+                    eprintln!("Redis stopped (round {i})");
+                    cluster.redis.stop();
+                }
+                Disruption::StartRedis => {
+                    eprintln!("Redis restarted (round {i})");
+                    cluster.redis.restart().await;
+                }
+            }
+        }
+        customer
+            .send(format!("v{i}"), format!("from customer {i}"))
+            .await;
+        alan.send(format!("a{i}"), format!("from agent {i}")).await;
+        customer.pump(Duration::from_millis(15)).await;
+        alan.pump(Duration::from_millis(15)).await;
+    }
+    let expected_from_agent: Vec<String> = (0..count).map(|i| format!("from agent {i}")).collect();
+    let expected_from_customer: Vec<String> =
+        (0..count).map(|i| format!("from customer {i}")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let customer_done =
+            customer.bodies_from("agent") == expected_from_agent && customer.unacked.is_empty();
+        let agent_done = alan
+            .bodies_from("customer")
+            .into_iter()
+            .filter(|b| b.starts_with("from customer"))
+            .collect::<Vec<_>>()
+            == expected_from_customer
+            && alan.unacked.is_empty();
+        if customer_done && agent_done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered in 60 s: customer holds {:?} of the agent's (unacked {}), agent holds {} of the customer's (unacked {})",
+            customer.bodies_from("agent").len(),
+            customer.unacked.len(),
+            alan.bodies_from("customer").len(),
+            alan.unacked.len()
+        );
+        customer.pump(Duration::from_millis(100)).await;
+        alan.pump(Duration::from_millis(100)).await;
+    }
+    assert!(
+        customer.gap_free() && alan.gap_free(),
+        "each side's seqs run without a gap"
+    );
+    assert_eq!(customer.acked, count);
+    assert_eq!(alan.acked, count);
+    eprintln!(
+        "delivered exactly once, in order: customer got {} of the agent's messages ({} duplicates dropped, {} reconnects, {} resume_required); \
+         agent got {} of the customer's ({} duplicates dropped, {} reconnects, {} resume_required); {} instances still running",
+        expected_from_agent.len(),
+        customer.duplicates_dropped,
+        customer.reconnects,
+        customer.resumes_required,
+        expected_from_customer.len(),
+        alan.duplicates_dropped,
+        alan.reconnects,
+        alan.resumes_required,
+        cluster.running()
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_flows_across_instances_and_the_queue_updates_everywhere() {
+    let Some(cluster) = Cluster::start("cluster flow").await else {
+        return;
+    };
+    setup_people(&cluster);
+    let site = allow_shop(&cluster).await;
+
+    // Two agents watch the queue from two instances.
+    let mut alan = agent(&cluster, "alan@example.com", "alan").await;
+    let mut bea = agent(&cluster, "bea@example.com", "bea").await;
+    for _ in 0..5 {
+        if bea.instance != alan.instance {
+            break;
+        }
+        bea = agent(&cluster, "bea@example.com", "bea").await;
+    }
+    assert_ne!(alan.instance, bea.instance);
+    for a in [&mut alan, &mut bea] {
+        a.send_frame(json!({"type": "watch_queue"})).await;
+        a.wait_for("queue", |f| f["type"] == "queue").await;
+    }
+
+    let mut customer = visitor(&cluster, &site, "customer").await;
+    customer
+        .send_frame(json!({"type": "start", "client_msg_id": "s", "body": "talk to a person"}))
+        .await;
+    let waiting = customer
+        .wait_for("waiting", |f| {
+            f["type"] == "conversation" && f["status"] == "waiting"
+        })
+        .await;
+    let id = waiting["id"].as_str().unwrap().to_string();
+    customer.conversation = id.clone();
+    let has_it = |f: &serde_json::Value| {
+        f["type"] == "queue" && f["waiting"].as_array().is_some_and(|w| !w.is_empty())
+    };
+    alan.wait_for("the queue with the new chat", has_it).await;
+    bea.wait_for("the queue with the new chat", has_it).await;
+
+    alan.send_frame(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    alan.wait_for("claimed", |f| {
+        f["type"] == "conversation" && f["status"] == "live"
+    })
+    .await;
+    let emptied = |f: &serde_json::Value| {
+        f["type"] == "queue" && f["waiting"].as_array().is_some_and(|w| w.is_empty())
+    };
+    bea.wait_for("the queue emptied on another instance", emptied)
+        .await;
+    alan.conversation = id.clone();
+    alan.send_frame(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+        .await;
+
+    customer
+        .send("c1".into(), "Hello across instances".into())
+        .await;
+    customer
+        .send_frame(json!({"type": "typing", "conversation_id": id}))
+        .await;
+    alan.wait_for("typing", |f| f["type"] == "typing").await;
+    alan.send("a1".into(), "Hello back".into()).await;
+    while !customer
+        .bodies_from("agent")
+        .contains(&"Hello back".to_string())
+        || !alan
+            .bodies_from("customer")
+            .contains(&"Hello across instances".to_string())
+    {
+        customer.pump(Duration::from_millis(50)).await;
+        alan.pump(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "customer on {:?}, agents on {:?} and {:?}",
+        customer.instance, alan.instance, bea.instance
+    );
+}
+
+#[tokio::test]
+async fn killing_and_stopping_instances_mid_stream_loses_nothing() {
+    let Some(mut cluster) = Cluster::start("cluster failover").await else {
+        return;
+    };
+    setup_people(&cluster);
+    let plan = [
+        (20, Disruption::Kill(Whose::Customer)),
+        (50, Disruption::Terminate(Whose::Agent)),
+    ];
+    stream_through(&mut cluster, 80, &plan).await;
+    assert_eq!(
+        cluster.running(),
+        1,
+        "the two instances the clients were on are gone"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_restart_mid_stream_loses_nothing() {
+    let Some(mut cluster) = Cluster::start("cluster redis restart").await else {
+        return;
+    };
+    setup_people(&cluster);
+    let plan = [(15, Disruption::StopRedis), (30, Disruption::StartRedis)];
+    stream_through(&mut cluster, 60, &plan).await;
+}
+
+#[tokio::test]
+async fn two_agents_on_two_instances_claim_at_once_and_exactly_one_owns_it() {
+    let Some(cluster) = Cluster::start("cluster claim race").await else {
+        return;
+    };
+    setup_people(&cluster);
+    let site = allow_shop(&cluster).await;
+    let mut alan = agent(&cluster, "alan@example.com", "alan").await;
+    let mut bea = agent(&cluster, "bea@example.com", "bea").await;
+    for _ in 0..5 {
+        if bea.instance != alan.instance {
+            break;
+        }
+        bea = agent(&cluster, "bea@example.com", "bea").await;
+    }
+    assert_ne!(alan.instance, bea.instance);
+    for round in 0..5 {
+        let mut customer = visitor(&cluster, &site, "customer").await;
+        customer
+            .send_frame(json!({"type": "start", "client_msg_id": "s", "body": "talk to a person"}))
+            .await;
+        let waiting = customer
+            .wait_for("waiting", |f| {
+                f["type"] == "conversation" && f["status"] == "waiting"
+            })
+            .await;
+        let id = waiting["id"].as_str().unwrap().to_string();
+        let claim = |r: String| json!({"type": "claim", "conversation_id": id, "ref": r});
+        let (ra, rb) = (format!("a{round}"), format!("b{round}"));
+        tokio::join!(
+            alan.send_frame(claim(ra.clone())),
+            bea.send_frame(claim(rb.clone()))
+        );
+        let mine = |name: &'static str, r: String| {
+            let id = id.clone();
+            move |f: &serde_json::Value| {
+                f["ref"] == r.as_str()
+                    || (f["type"] == "conversation"
+                        && f["id"] == id.as_str()
+                        && f["assignee"]["name"] == name)
+            }
+        };
+        let a = alan.wait_for("alan's answer", mine("Alan", ra)).await;
+        let b = bea.wait_for("bea's answer", mine("Bea", rb)).await;
+        let winners = [&a, &b]
+            .iter()
+            .filter(|f| f["type"] == "conversation")
+            .count();
+        let losers = [&a, &b].iter().filter(|f| f["code"] == "conflict").count();
+        assert_eq!((winners, losers), (1, 1), "round {round}: {a} / {b}");
+    }
+}
