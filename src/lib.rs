@@ -98,6 +98,16 @@ impl App {
         let store = self.state.store().clone();
         let hub = self.state.hub().clone();
         spawn_housekeeping(store.clone());
+        let chat = self.state.chat().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(domain::conversations::PRESENCE_PERIOD);
+            loop {
+                tick.tick().await;
+                if let Err(e) = chat.refresh_presence().await {
+                    tracing::warn!(error = %e, "could not refresh visitor presence");
+                }
+            }
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;

@@ -99,6 +99,9 @@ pub struct Chat {
     metrics: Arc<Metrics>,
 }
 
+/// How often each instance refreshes the presence of its connected visitors.
+pub const PRESENCE_PERIOD: Duration = Duration::from_secs(30);
+
 /// At most one "you have a reply" email per conversation in this window.
 const EMAIL_COALESCE: Duration = Duration::from_secs(600);
 
@@ -348,30 +351,72 @@ impl Chat {
 
     // ----- visitors -----
 
-    pub fn visitor_connected(&self, visitor_id: i64) {
+    /// A visitor's socket opened on this instance. Presence is shared
+    /// through the database (`visitors.last_seen_at`), refreshed for every
+    /// connected visitor by [`Chat::refresh_presence`], so that any instance
+    /// can tell whether a customer is away.
+    pub async fn visitor_connected(&self, visitor_id: i64) {
         *self
             .online_visitors
             .lock()
             .expect("online lock")
             .entry(visitor_id)
             .or_default() += 1;
-    }
-
-    pub fn visitor_disconnected(&self, visitor_id: i64) {
-        let mut online = self.online_visitors.lock().expect("online lock");
-        if let Some(count) = online.get_mut(&visitor_id) {
-            *count -= 1;
-            if *count == 0 {
-                online.remove(&visitor_id);
-            }
+        if let Err(e) = self.store.touch_visitors(&[visitor_id]).await {
+            tracing::warn!(error = %e, "could not record visitor presence");
         }
     }
 
-    fn visitor_online(&self, visitor_id: i64) -> bool {
-        self.online_visitors
+    pub async fn visitor_disconnected(&self, visitor_id: i64) {
+        let gone = {
+            let mut online = self.online_visitors.lock().expect("online lock");
+            match online.get_mut(&visitor_id) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    online.remove(&visitor_id);
+                    true
+                }
+                None => false,
+            }
+        };
+        // Another instance holding a socket of the same visitor refreshes
+        // the mark within one presence period.
+        if gone && let Err(e) = self.store.visitor_left(visitor_id).await {
+            tracing::warn!(error = %e, "could not record visitor leaving");
+        }
+    }
+
+    /// Refreshes the presence of every visitor connected here (one batched
+    /// write per period, not one per socket).
+    pub async fn refresh_presence(&self) -> DomainResult<()> {
+        let ids: Vec<i64> = self
+            .online_visitors
+            .lock()
+            .expect("online lock")
+            .keys()
+            .copied()
+            .collect();
+        for chunk in ids.chunks(500) {
+            self.store.touch_visitors(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Connected here, or seen by another instance within two periods.
+    async fn visitor_online(&self, visitor_id: i64) -> DomainResult<bool> {
+        if self
+            .online_visitors
             .lock()
             .expect("online lock")
             .contains_key(&visitor_id)
+        {
+            return Ok(true);
+        }
+        let seen = self.store.visitor_last_seen(visitor_id).await?;
+        Ok(seen > crate::store::now_ms() - 2 * PRESENCE_PERIOD.as_millis() as i64)
     }
 
     /// A new conversation with the bot. A retried start (same first
@@ -799,7 +844,7 @@ impl Chat {
         agent: &User,
         message: &Message,
     ) -> DomainResult<()> {
-        if c.customer_email.is_empty() || self.visitor_online(c.visitor_id) {
+        if c.customer_email.is_empty() || self.visitor_online(c.visitor_id).await? {
             return Ok(());
         }
         {

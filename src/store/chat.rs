@@ -173,6 +173,42 @@ impl Store {
         Ok(())
     }
 
+    /// Marks these visitors as connected now.
+    pub async fn touch_visitors(&self, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let mut query = sqlx::query(self.sql(&format!(
+            "UPDATE visitors SET last_seen_at = ? WHERE id IN ({placeholders})"
+        )))
+        .bind(now_ms());
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn visitor_left(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(self.sql("UPDATE visitors SET last_seen_at = 0 WHERE id = ?"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn visitor_last_seen(&self, id: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.sql("SELECT last_seen_at FROM visitors WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get("last_seen_at"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
     pub async fn create_conversation(
         &self,
         site_id: i64,

@@ -590,7 +590,7 @@ impl Session {
             self.kill(close::POLICY);
             return Ok(());
         };
-        chat.visitor_connected(visitor.id);
+        chat.visitor_connected(visitor.id).await;
         let conversations = self.state.store().visitor_conversations(visitor.id).await?;
         for c in conversations
             .iter()
@@ -650,7 +650,7 @@ impl Session {
         }
         match &self.who {
             Some(Participant::Visitor(visitor)) => {
-                self.state.chat().visitor_disconnected(visitor.id)
+                self.state.chat().visitor_disconnected(visitor.id).await
             }
             Some(Participant::Agent(agent))
                 if self.agent_online.load(Ordering::Acquire)
