@@ -150,3 +150,23 @@ fn spawn_housekeeping(store: Store) {
         }
     });
 }
+
+/// Installs the TLS crypto provider (ring) once per process; every HTTPS
+/// client (Watson, SendGrid) is built after this.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another component may have installed one already: that one is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// An HTTP client for outside services: TLS via rustls, bounded timeouts.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    install_tls();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client builds with a crypto provider installed")
+}

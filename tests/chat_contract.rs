@@ -341,7 +341,7 @@ async fn sockets_from_origins_that_are_not_allowed_are_refused() {
     let preflight = |origin: &'static str| {
         let url = format!("{}/api/widget/v1/session", app.base);
         async move {
-            reqwest::Client::new()
+            careline::http_client(std::time::Duration::from_secs(30))
                 .request(reqwest::Method::OPTIONS, url)
                 .header("Origin", origin)
                 .header("Access-Control-Request-Method", "POST")

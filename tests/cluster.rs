@@ -28,7 +28,7 @@ async fn allow_shop(cluster: &Cluster) -> String {
 }
 
 async fn visitor(cluster: &Cluster, site: &str, label: &'static str) -> Resilient {
-    let session: serde_json::Value = reqwest::Client::new()
+    let session: serde_json::Value = careline::http_client(std::time::Duration::from_secs(30))
         .post(format!("{}/api/widget/v1/session", cluster.base))
         .header("Origin", SHOP_ORIGIN)
         .json(&json!({"site_key": site}))

@@ -555,7 +555,6 @@ async fn admin_adds_agents_and_changes_roles() {
             &[
                 ("name", "X"),
                 ("email", "x@example.com"),
-                ("password", "agent password 1"),
                 ("role", "customer"),
             ],
         )

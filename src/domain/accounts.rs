@@ -3,7 +3,7 @@
 
 use super::{DomainError, DomainResult, Email, Role, User, UserId, invalid, parse_name, password};
 use crate::auth::{hash_token, random_token};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{NewEmail, Store, StoreError, TokenEmail, now_ms};
 
 /// A new login session: the token goes into the cookie, only its hash is stored.
 pub struct Session {
@@ -38,7 +38,8 @@ async fn create(
         .map_err(duplicate_email)
 }
 
-/// A customer signs up. They get an email to verify their address.
+/// A customer signs up. In the same transaction they get an email with a
+/// link that proves the address is theirs.
 pub async fn register(
     store: &Store,
     name: &str,
@@ -46,46 +47,117 @@ pub async fn register(
     pw: &str,
     public_url: &str,
 ) -> DomainResult<User> {
-    let user = create(store, email, name, pw, Role::Customer).await?;
-    send_verification(store, &user, public_url).await?;
-    Ok(user)
+    let name = parse_name(name)?;
+    let email = Email::parse(email)?;
+    password::check_new(pw)?;
+    let hash = password::hash(pw).await?;
+    let (_, verification) = token_email(TokenKind::Verify, email.as_str(), &name, public_url);
+    store
+        .create_user_with(&email, &name, &hash, Role::Customer, Some(&verification))
+        .await
+        .map_err(duplicate_email)
 }
 
-/// How long an email verification link works.
-const VERIFY_FOR_MS: i64 = 3 * 24 * 3_600_000;
-const VERIFY: &str = "verify_email";
+/// What a single-use emailed link is for.
+#[derive(Clone, Copy)]
+enum TokenKind {
+    Verify,
+    Reset,
+    Invite,
+}
 
-/// Queues an email with a single-use link that proves the address is theirs.
+impl TokenKind {
+    /// (stored purpose, email template, path of the link, lifetime in ms)
+    fn details(self) -> (&'static str, &'static str, &'static str, i64) {
+        const HOUR: i64 = 3_600_000;
+        match self {
+            TokenKind::Verify => ("verify_email", "verify_email", "/verify", 72 * HOUR),
+            TokenKind::Reset => ("password", "password_reset", "/password", HOUR),
+            // An invitation sets the first password: the same page as a reset.
+            TokenKind::Invite => ("password", "agent_invitation", "/password", 72 * HOUR),
+        }
+    }
+}
+
+/// A fresh token and the email that carries its link.
+fn token_email(kind: TokenKind, to: &str, name: &str, public_url: &str) -> (String, TokenEmail) {
+    let (purpose, template, path, lifetime) = kind.details();
+    let token = random_token(32);
+    let email = NewEmail {
+        to: to.to_string(),
+        template,
+        payload: serde_json::json!({
+            "name": name,
+            "link": format!("{public_url}{path}?token={token}"),
+            "hours": lifetime / 3_600_000,
+        }),
+    };
+    let token_email = TokenEmail {
+        token_hash: hash_token(&token),
+        purpose,
+        expires_at: now_ms() + lifetime,
+        email,
+    };
+    (token, token_email)
+}
+
+/// Sends the verification link again.
 pub async fn send_verification(store: &Store, user: &User, public_url: &str) -> DomainResult<()> {
     if user.verified {
         return Ok(());
     }
-    let token = random_token(32);
-    store
-        .create_email_token(
-            &hash_token(&token),
-            user.id,
-            VERIFY,
-            now_ms() + VERIFY_FOR_MS,
-        )
-        .await?;
-    let payload = serde_json::json!({
-        "name": user.name,
-        "link": format!("{public_url}/verify?token={token}"),
-    });
-    store.enqueue_email(&user.email, VERIFY, &payload).await?;
-    Ok(())
+    let (_, verification) = token_email(TokenKind::Verify, &user.email, &user.name, public_url);
+    Ok(store.issue_token(user.id, &verification).await?)
 }
 
 /// Follows a verification link: true when it marked an address verified.
 pub async fn verify_email(store: &Store, token: &str) -> DomainResult<bool> {
-    match store.use_email_token(&hash_token(token), VERIFY).await? {
+    let (purpose, ..) = TokenKind::Verify.details();
+    match store.use_email_token(&hash_token(token), purpose).await? {
         Some(user) => {
             store.set_verified(user).await?;
             Ok(true)
         }
         None => Ok(false),
     }
+}
+
+/// "Forgot password": emails a single-use link valid for an hour. The
+/// answer is the same whether or not the address has an account.
+pub async fn request_password_reset(
+    store: &Store,
+    email: &str,
+    public_url: &str,
+) -> DomainResult<()> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    if let Some((user, _)) = store.user_with_hash(&email).await? {
+        let (_, reset) = token_email(TokenKind::Reset, &user.email, &user.name, public_url);
+        store.issue_token(user.id, &reset).await?;
+    }
+    Ok(())
+}
+
+/// Sets a new password from an emailed link (a reset or an invitation).
+/// The link works once; every session of the account ends; the address is
+/// proven, so it counts as verified.
+pub async fn set_password_with_token(store: &Store, token: &str, new: &str) -> DomainResult<()> {
+    password::check_new(new)?;
+    let hash = password::hash(new).await?;
+    let (purpose, ..) = TokenKind::Reset.details();
+    let user = store
+        .use_email_token(&hash_token(token), purpose)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "token",
+                "This link has expired or was already used. Ask for a new one.",
+            )
+        })?;
+    store.set_password_hash(user, &hash, None).await?;
+    store.set_verified(user).await?;
+    Ok(())
 }
 
 /// The setup page: creates the first admin, once. Afterwards it refuses.
@@ -122,18 +194,27 @@ pub async fn create_staff(
     admin: &User,
     name: &str,
     email: &str,
-    pw: &str,
     role: Role,
+    public_url: &str,
 ) -> DomainResult<User> {
     require_admin(admin)?;
     if !role.is_staff() {
         return Err(invalid("role", "Choose agent or admin."));
     }
-    let user = create(store, email, name, pw, role).await?;
+    let name = parse_name(name)?;
+    let email = Email::parse(email)?;
+    // Nobody knows this password: the invited person chooses theirs from
+    // the emailed link.
+    let unusable = password::hash(&random_token(32)).await?;
+    let (_, invitation) = token_email(TokenKind::Invite, email.as_str(), &name, public_url);
+    let user = store
+        .create_user_with(&email, &name, &unusable, role, Some(&invitation))
+        .await
+        .map_err(duplicate_email)?;
     store
         .audit(
             Some(admin.id),
-            "user.create",
+            "user.invite",
             &format!("{} as {}", user.email, role),
         )
         .await?;

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame,
 };
-use crate::store::{Appended, NewChatMessage, Store};
+use crate::store::{Appended, NewChatMessage, NewEmail, Store};
 
 pub fn public_topic(conversation_id: i64) -> String {
     format!("c:{conversation_id}")
@@ -462,6 +462,7 @@ impl Chat {
                     private: false,
                     client_msg_id: &client_msg_id,
                     only_in: None,
+                    email: None,
                 },
             )
             .await?;
@@ -592,6 +593,7 @@ impl Chat {
                     private: false,
                     client_msg_id,
                     only_in: Some(&[ConversationStatus::Bot]),
+                    email: None,
                 },
             )
             .await?;
@@ -630,6 +632,7 @@ impl Chat {
                     private: false,
                     client_msg_id,
                     only_in: None,
+                    email: None,
                 },
             )
             .await?;
@@ -790,6 +793,12 @@ impl Chat {
                 )));
             }
         }
+        // The email (if the customer is away) is written with the message.
+        let email = if private {
+            None
+        } else {
+            self.reply_email_if_away(&c, agent, &body).await?
+        };
         let appended = self
             .store
             .append_message(
@@ -802,6 +811,7 @@ impl Chat {
                     private,
                     client_msg_id: &client_msg_id,
                     only_in: None,
+                    email,
                 },
             )
             .await?;
@@ -828,7 +838,6 @@ impl Chat {
         self.publish_message(&message).await;
         if !private {
             self.store.note_first_response(c.id).await?;
-            self.email_if_away(&c, agent, &message).await?;
         }
         Ok(Sent {
             message,
@@ -836,16 +845,16 @@ impl Chat {
         })
     }
 
-    /// Queues an email for a customer who is not connected, so a reply is
+    /// The email for a customer who is not connected, so that a reply is
     /// never missed; bursts of replies make one email.
-    async fn email_if_away(
+    async fn reply_email_if_away(
         &self,
         c: &Conversation,
         agent: &User,
-        message: &Message,
-    ) -> DomainResult<()> {
+        body: &str,
+    ) -> DomainResult<Option<NewEmail>> {
         if c.customer_email.is_empty() || self.visitor_online(c.visitor_id).await? {
-            return Ok(());
+            return Ok(None);
         }
         {
             let mut emailed = self.emailed.lock().expect("emailed lock");
@@ -853,20 +862,20 @@ impl Chat {
                 .get(&c.id)
                 .is_some_and(|at| at.elapsed() < EMAIL_COALESCE)
             {
-                return Ok(());
+                return Ok(None);
             }
             emailed.insert(c.id, Instant::now());
         }
-        let payload = serde_json::json!({
-            "conversation_id": c.id,
-            "ticket_number": c.ticket_number,
-            "agent": agent.name,
-            "body": message.body,
-        });
-        self.store
-            .enqueue_email(&c.customer_email, "agent_reply", &payload)
-            .await?;
-        Ok(())
+        Ok(Some(NewEmail {
+            to: c.customer_email.clone(),
+            template: "agent_reply",
+            payload: serde_json::json!({
+                "name": c.customer_name,
+                "ticket_number": c.ticket_number,
+                "agent": agent.name,
+                "body": body,
+            }),
+        }))
     }
 
     pub async fn claim(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {

@@ -9,6 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::tickets::TicketActivity;
 use super::{Store, StoreError, StoreResult, now_ms};
@@ -27,6 +28,8 @@ pub struct NewChatMessage<'a> {
     /// The message is stored only while the conversation is in one of these
     /// states (the bot may speak only while the conversation is `bot`).
     pub only_in: Option<&'a [ConversationStatus]>,
+    /// An email the message causes, queued in the same transaction.
+    pub email: Option<NewEmail>,
 }
 
 pub enum Appended {
@@ -327,6 +330,9 @@ impl Store {
         match inserted {
             Ok(row) => {
                 let stored = rows::message(&row)?;
+                if let Some(email) = &message.email {
+                    self.insert_email(&mut tx, email).await?;
+                }
                 tx.commit().await?;
                 Ok(Appended::New(stored))
             }

@@ -23,9 +23,10 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlStr, Transaction};
 
 pub use chat::{Appended, NewChatMessage};
 pub use content::{CannedReply, FaqEntry};
-pub use outbox::OutboxEmail;
+pub use outbox::{NewEmail, OutboxEmail};
 pub use sites::{Site, SiteSettings};
 pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
+pub use users::TokenEmail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

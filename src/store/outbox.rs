@@ -1,11 +1,21 @@
-//! The email outbox: every email Careline sends is first a row here, so
-//! that nothing is lost when the mail service is down. The delivery worker
-//! (and the SendGrid adapter) come with the email issue; until then the
-//! default mailer keeps them here for admins to read.
+//! The email outbox: every email Careline sends is first a row here,
+//! written in the same transaction as the event that causes it, so that an
+//! email is never lost and never sent for something that did not happen.
+//! The delivery worker claims due rows atomically (several instances may
+//! run it) and records each attempt.
 
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult, now_ms};
+use super::{Backend, Store, StoreResult, now_ms};
+
+/// An email to queue: which template, for whom, with what data.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    pub to: String,
+    pub template: &'static str,
+    pub payload: serde_json::Value,
+}
 
 #[derive(Debug, Clone)]
 pub struct OutboxEmail {
@@ -14,25 +24,123 @@ pub struct OutboxEmail {
     pub template: String,
     pub payload: String,
     pub status: String,
+    pub attempts: i64,
+    pub last_error: String,
     pub created_at: i64,
 }
 
+const COLUMNS: &str = "id, to_email, template, payload, status, attempts, last_error, created_at";
+
+fn email(row: &AnyRow) -> Result<OutboxEmail, sqlx::Error> {
+    Ok(OutboxEmail {
+        id: row.try_get("id")?,
+        to_email: row.try_get("to_email")?,
+        template: row.try_get("template")?,
+        payload: row.try_get("payload")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Backend {
+    /// Row locking for the claim: PostgreSQL workers skip rows another
+    /// worker holds; SQLite has one writer at a time, so nothing is needed.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
 impl Store {
-    pub async fn enqueue_email(
+    /// Queues an email inside the caller's transaction.
+    pub(super) async fn insert_email(
         &self,
-        to_email: &str,
-        template: &str,
-        payload: &serde_json::Value,
+        tx: &mut Transaction<'static, Any>,
+        email: &NewEmail,
     ) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(self.sql(
             "INSERT INTO email_outbox (to_email, template, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
         ))
-        .bind(to_email)
-        .bind(template)
-        .bind(payload.to_string())
+        .bind(&email.to)
+        .bind(email.template)
+        .bind(email.payload.to_string())
         .bind(now)
         .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues an email that is the only effect of its action.
+    pub async fn enqueue_email(&self, email: &NewEmail) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        self.insert_email(&mut tx, email).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due emails for this worker for `lease_ms`: while
+    /// the lease runs no other worker takes them; a worker that dies leaves
+    /// them to be claimed again when it ends.
+    pub async fn claim_due_emails(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<OutboxEmail>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(self.sql(&format!(
+            "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+             WHERE id IN (SELECT id FROM email_outbox
+                          WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
+                          ORDER BY id LIMIT ?{})
+             RETURNING {COLUMNS}",
+            self.backend.skip_locked()
+        )))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(email).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn email_sent(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(
+            self.sql("UPDATE email_outbox SET status = 'sent', last_error = '' WHERE id = ?"),
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A failed attempt that will be tried again at `next_attempt_at`.
+    pub async fn email_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "UPDATE email_outbox SET status = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
+        ))
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Given up: shown to admins with the reason.
+    pub async fn email_failed(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            self.sql("UPDATE email_outbox SET status = 'failed', last_error = ? WHERE id = ?"),
+        )
+        .bind(error)
+        .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -50,23 +158,12 @@ impl Store {
 
     /// The newest emails first, for the admin page and tests.
     pub async fn outbox(&self, limit: i64) -> StoreResult<Vec<OutboxEmail>> {
-        let rows = sqlx::query(self.sql(
-            "SELECT id, to_email, template, payload, status, created_at FROM email_outbox ORDER BY id DESC LIMIT ?",
-        ))
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {COLUMNS} FROM email_outbox ORDER BY id DESC LIMIT ?"
+        )))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEmail {
-                    id: r.try_get("id")?,
-                    to_email: r.try_get("to_email")?,
-                    template: r.try_get("template")?,
-                    payload: r.try_get("payload")?,
-                    status: r.try_get("status")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(email).collect::<Result<_, _>>()?)
     }
 }

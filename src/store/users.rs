@@ -2,8 +2,17 @@
 
 use sqlx::Row;
 
+use super::outbox::NewEmail;
 use super::rows::{self, USER_COLUMNS};
 use super::{Store, StoreError, StoreResult, now_ms, unique_as};
+
+/// A single-use token (only its hash is stored) and the email carrying it.
+pub struct TokenEmail {
+    pub token_hash: String,
+    pub purpose: &'static str,
+    pub expires_at: i64,
+    pub email: NewEmail,
+}
 use crate::domain::{Email, Role, User, UserId};
 
 impl Store {
@@ -14,6 +23,21 @@ impl Store {
         password_hash: &str,
         role: Role,
     ) -> StoreResult<User> {
+        self.create_user_with(email, name, password_hash, role, None)
+            .await
+    }
+
+    /// Creates a user and, in the same transaction, the single-use token
+    /// and email that follow (verification, invitation).
+    pub async fn create_user_with(
+        &self,
+        email: &Email,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        follow_up: Option<&TokenEmail>,
+    ) -> StoreResult<User> {
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(self.sql(&format!(
             "INSERT INTO users (email, name, password_hash, role, verified, created_at)
              VALUES (?, ?, ?, ?, 0, ?) RETURNING {USER_COLUMNS}"
@@ -23,10 +47,15 @@ impl Store {
         .bind(password_hash)
         .bind(role.as_str())
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unique_as("email"))?;
-        Ok(rows::user(&row)?)
+        let user = rows::user(&row)?;
+        if let Some(follow_up) = follow_up {
+            self.insert_token(&mut tx, user.id, follow_up).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// The user with this email and their password hash, for logging in.
@@ -141,24 +170,30 @@ impl Store {
 }
 
 impl Store {
-    /// Stores a single-use email token (its hash) for `purpose`.
-    pub async fn create_email_token(
+    /// Issues a single-use token and its email in one transaction.
+    pub async fn issue_token(&self, user: UserId, token: &TokenEmail) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        self.insert_token(&mut tx, user, token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_token(
         &self,
-        token_hash: &str,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         user: UserId,
-        purpose: &str,
-        expires_at: i64,
+        token: &TokenEmail,
     ) -> StoreResult<()> {
         sqlx::query(self.sql(
             "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES (?, ?, ?, ?)",
         ))
-        .bind(token_hash)
+        .bind(&token.token_hash)
         .bind(user.0)
-        .bind(purpose)
-        .bind(expires_at)
-        .execute(&self.pool)
+        .bind(token.purpose)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
         .await?;
-        Ok(())
+        self.insert_email(tx, &token.email).await
     }
 
     /// Uses a token once: the user it belongs to if it is unused, unexpired

@@ -69,10 +69,13 @@ impl Browser {
     pub fn new(base: &str) -> Browser {
         Browser {
             base: base.to_string(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client builds"),
+            client: {
+                careline::install_tls();
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("client builds")
+            },
             cookies: BTreeMap::new(),
             csrf: None,
             headers: Vec::new(),

@@ -86,7 +86,7 @@ fn render_nginx(dir: &Path, listen: u16, ports: &[u16]) -> PathBuf {
 }
 
 async fn wait_for_http(port: u16, path: &str) -> bool {
-    let client = reqwest::Client::new();
+    let client = careline::http_client(std::time::Duration::from_secs(30));
     for _ in 0..150 {
         if let Ok(r) = client
             .get(format!("http://127.0.0.1:{port}{path}"))

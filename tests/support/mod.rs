@@ -145,24 +145,48 @@ impl TestApp {
         b
     }
 
-    /// Creates an agent through the admin page and returns their browser.
+    /// Invites an agent through the admin page; the agent follows the
+    /// emailed link, chooses "agent password 1" and logs in.
     pub async fn agent(&self, admin: &mut Browser, name: &str, email: &str) -> Browser {
         admin.get("/admin/people").await.expect_status(200);
         admin
             .submit(
                 "/admin/people",
-                &[
-                    ("name", name),
-                    ("email", email),
-                    ("password", "agent password 1"),
-                    ("role", "agent"),
-                ],
+                &[("name", name), ("email", email), ("role", "agent")],
             )
             .await
             .expect_redirect("/admin/people?done=created");
+        let link = self.emailed_link(email, "agent_invitation").await;
         let mut b = self.browser();
+        b.get(&link).await.expect_status(200);
+        b.submit(
+            "/password",
+            &[
+                ("token", &token_of(&link)),
+                ("password", "agent password 1"),
+            ],
+        )
+        .await
+        .expect_redirect("/login?password=saved");
         b.login(email, "agent password 1").await;
         b
+    }
+
+    /// The path of the link in the newest `template` email to `to`.
+    pub async fn emailed_link(&self, to: &str, template: &str) -> String {
+        let email = self
+            .store
+            .outbox(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.template == template && e.to_email == to)
+            .unwrap_or_else(|| panic!("no {template} email to {to}"));
+        let payload: serde_json::Value = serde_json::from_str(&email.payload).unwrap();
+        let link = payload["link"].as_str().expect("the email has a link");
+        link.strip_prefix(&self.base)
+            .expect("the link points at Careline")
+            .to_string()
     }
 }
 
@@ -172,6 +196,14 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// The `token` query parameter of a link.
+pub fn token_of(link: &str) -> String {
+    link.split("token=")
+        .nth(1)
+        .expect("a token in the link")
+        .to_string()
 }
 
 /// Extracts the number from a `/tickets/1001` or `/console/tickets/1001` location.

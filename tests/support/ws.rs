@@ -48,7 +48,7 @@ impl TestApp {
 
     /// `POST /api/widget/v1/session` as widget.js does it.
     pub async fn widget_session(&self, origin: &str, body: Value) -> reqwest::Response {
-        reqwest::Client::new()
+        careline::http_client(std::time::Duration::from_secs(30))
             .post(format!("{}/api/widget/v1/session", self.base))
             .header("Origin", origin)
             .json(&body)

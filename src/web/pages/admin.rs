@@ -24,7 +24,6 @@ pub struct Notice {
 pub struct CreateForm {
     name: String,
     email: String,
-    password: String,
     role: String,
 }
 
@@ -63,7 +62,7 @@ fn render(
             h1 { "People" }
             (super::settings::admin_nav("/admin/people"))
             @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
-            (form_errors(errors, &["name", "email", "password", "role_email"]))
+            (form_errors(errors, &["name", "email", "role_email"]))
             table.people {
                 caption { "Agents and admins" }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }
@@ -75,15 +74,14 @@ fn render(
             }
             div.grid {
                 section.card {
-                    h2 { "Add an agent" }
-                    p.hint { "Give them the password in person; they can change it under Account." }
+                    h2 { "Invite an agent" }
+                    p.hint { "They get an email with a link to choose their password (valid 72 hours)." }
                     form method="post" action="/admin/people" {
                         (csrf_field(csrf))
                         (field("Name", "name", "text", &create.name, errors, required("off")))
                         (field("Email", "email", "email", &create.email, errors, required("off")))
-                        (field("Initial password (at least 10 characters)", "password", "password", "", errors, required("new-password")))
                         div.field { label for="create-role" { "Role" } (role_select("create-role", if create.role.is_empty() { "agent" } else { &create.role }, false)) }
-                        button type="submit" { "Add person" }
+                        button type="submit" { "Send invitation" }
                     }
                 }
                 section.card {
@@ -109,7 +107,7 @@ pub async fn people(
 ) -> Result<Response, PageError> {
     let staff = state.store().staff().await?;
     let notice = match notice.done.as_str() {
-        "created" => Some("The person was added."),
+        "created" => Some("The person was invited: they get an email to choose a password."),
         "role" => Some("The role was changed."),
         _ => None,
     };
@@ -155,8 +153,8 @@ pub async fn create(
                 &current.user,
                 &form.name,
                 &form.email,
-                &form.password,
                 role,
+                &state.config().public_url,
             )
             .await
         }

@@ -21,6 +21,8 @@ pub struct LoginQuery {
     next: String,
     #[serde(default)]
     setup: String,
+    #[serde(default)]
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +88,7 @@ fn login_form(
                     (field("Password", "password", "password", "", errors, required("current-password")))
                     button type="submit" { "Log in" }
                 }
+                p { a href="/password/forgot" { "Forgot your password?" } }
                 p { "New here? " a href="/register" { "Create an account" } }
             }
         },
@@ -100,8 +103,11 @@ pub async fn login_page(
     if let Some(user) = maybe.user {
         return Redirect::to(&safe_next(&query.next, &user)).into_response();
     }
-    let notice =
-        (query.setup == "done").then_some("Your admin account is ready. Log in to continue.");
+    let notice = match (query.setup.as_str(), query.password.as_str()) {
+        ("done", _) => Some("Your admin account is ready. Log in to continue."),
+        (_, "saved") => Some("Your password is saved. Log in with it."),
+        _ => None,
+    };
     login_form(&csrf.0, "", &query.next, notice, &FormErrors::default()).into_response()
 }
 

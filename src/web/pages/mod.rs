@@ -7,6 +7,7 @@ mod console;
 mod home;
 pub mod layout;
 mod live;
+mod password;
 mod portal;
 mod settings;
 mod setup;
@@ -86,6 +87,11 @@ fn rate_limited(state: &AppState) -> Router<AppState> {
         .route("/register", get(auth::register_page).post(auth::register))
         .route("/setup", get(setup::show).post(setup::submit))
         .route("/account/password", post(account::change_password))
+        .route(
+            "/password/forgot",
+            get(password::forgot).post(password::send_link),
+        )
+        .route("/password", get(password::choose).post(password::save))
         .route_layer(GovernorLayer::new(governor).error_handler(too_many_requests))
 }
 
