@@ -196,8 +196,8 @@ async fn ticket_lifecycle(store: &Store) {
     let reopened = tickets::reply(store, &ada, first.number, "It is burning again")
         .await
         .unwrap();
-    assert_eq!(reopened.status, TicketStatus::Open);
-    assert!(reopened.resolved_at.is_none());
+    assert_eq!(reopened.ticket.status, TicketStatus::Open);
+    assert!(reopened.ticket.resolved_at.is_none());
 
     // Filters and search.
     let all = TicketFilter::default();

@@ -24,6 +24,8 @@ use super::{BoxFuture, Bus, BusError, BusEvent};
 const PREFIX: &str = "careline:";
 const EVENT_QUEUE: usize = 4096;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the subscriber connection is checked with a PING.
+const KEEPALIVE: Duration = Duration::from_secs(10);
 /// A subscription command that takes longer means a dead connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -36,6 +38,8 @@ struct Shared {
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     connected: AtomicBool,
     reconnects: AtomicU64,
+    /// Asks the supervisor to drop the connection and start afresh.
+    reconnect: tokio::sync::Notify,
 }
 
 pub struct RedisBus {
@@ -65,6 +69,7 @@ impl RedisBus {
             sink: tokio::sync::Mutex::new(None),
             connected: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
+            reconnect: tokio::sync::Notify::new(),
         });
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let first = client
@@ -151,7 +156,27 @@ async fn supervise(
                 return;
             }
         }
-        while let Some(message) = stream.next().await {
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        loop {
+            let message = tokio::select! {
+                message = stream.next() => message,
+                _ = shared.reconnect.notified() => break,
+                _ = keepalive.tick() => {
+                    // A half-open connection delivers nothing and reports no
+                    // error; a ping that does not come back reveals it.
+                    let mut sink = shared.sink.lock().await;
+                    let alive = match sink.as_mut() {
+                        Some(sink) => matches!(
+                            tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<String>()).await,
+                            Ok(Ok(_))
+                        ),
+                        None => false,
+                    };
+                    if alive { continue } else { break }
+                }
+            };
+            let Some(message) = message else { break };
             let Some(topic) = message.get_channel_name().strip_prefix(PREFIX) else {
                 continue;
             };
@@ -204,8 +229,11 @@ impl Bus for RedisBus {
                 )
                 .await;
                 if !matches!(subscribed, Ok(Ok(()))) {
-                    // Kept in `wanted`: the reconnect subscribes it and resyncs.
-                    tracing::warn!(topic, "subscribe failed; will retry on reconnect");
+                    // Kept in `wanted`: a fresh connection subscribes it and
+                    // tells every listener to resync.
+                    tracing::warn!(topic, "subscribe failed; reconnecting");
+                    self.shared.reconnect.notify_one();
+                    return Err(BusError::Unavailable("subscribe did not complete".into()));
                 }
             }
             Ok(())

@@ -285,9 +285,24 @@ impl Chat {
     }
 
     async fn publish(&self, topic: &str, frame: &ServerFrame) {
-        if let Err(e) = self.bus.publish(topic, frame.to_text()).await {
-            // The message is committed; subscribers will be told to resume.
-            tracing::warn!(topic, error = %e, "publish failed");
+        let text = frame.to_text();
+        if let Err(e) = self.bus.publish(topic, text.clone()).await {
+            // The message is committed. Try again in the background (a
+            // late frame is fine: clients order by seq and drop repeats);
+            // if the bus stays down, its reconnect makes every instance
+            // tell its clients to resume.
+            tracing::warn!(topic, error = %e, "publish failed; retrying");
+            let bus = self.bus.clone();
+            let topic = topic.to_string();
+            tokio::spawn(async move {
+                for delay in [200, 1000, 3000] {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if bus.publish(&topic, text.clone()).await.is_ok() {
+                        return;
+                    }
+                }
+                tracing::error!(%topic, "publish failed for good; clients resume after the bus reconnects");
+            });
         }
     }
 
@@ -945,7 +960,24 @@ impl Chat {
                 c.assignee_name.clone().unwrap_or_default()
             )));
         }
-        if !self.store.resolve(c.id, agent).await? {
+        let email = match c.ticket_number {
+            Some(number) => {
+                let subject = self
+                    .store
+                    .ticket_by_number(number)
+                    .await?
+                    .map(|t| t.subject)
+                    .unwrap_or_default();
+                super::tickets::resolved_email(
+                    number,
+                    &subject,
+                    &c.customer_name,
+                    &c.customer_email,
+                )
+            }
+            None => None,
+        };
+        if !self.store.resolve(c.id, agent, email).await? {
             return Err(DomainError::Conflict(
                 "the conversation is already resolved".into(),
             ));
@@ -981,22 +1013,15 @@ impl Chat {
     }
 
     /// A ticket changed through the pages (a reply, a note, a new status or
-    /// assignee): live clients hear of it like any chat change. Publishing
-    /// the newest message again is harmless (clients drop a seq they hold),
-    /// and one that raced past is found by the clients' gap check.
+    /// assignee): live clients hear of it like any chat change, including
+    /// exactly the message the change wrote.
     pub async fn ticket_changed(
         &self,
         conversation_id: i64,
-        with_message: bool,
+        message: Option<&Message>,
     ) -> DomainResult<()> {
-        if with_message && let Some(c) = self.store.conversation(conversation_id).await? {
-            for message in self
-                .store
-                .messages_after(c.id, c.last_seq - 1, true, 1)
-                .await?
-            {
-                self.publish_message(&message).await;
-            }
+        if let Some(message) = message {
+            self.publish_message(message).await;
         }
         self.publish_conversation(conversation_id).await?;
         self.publish_queue().await;

@@ -10,7 +10,7 @@
 //!   the resolution time.
 
 use super::{DomainError, DomainResult, Priority, SenderKind, TicketStatus, User, UserId, invalid};
-use crate::store::{AssigneeFilter, Store, StoreError, TicketActivity, TicketFilter};
+use crate::store::{AssigneeFilter, NewEmail, Store, StoreError, TicketActivity, TicketFilter};
 
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_BODY: usize = 8000;
@@ -210,7 +210,11 @@ fn activity_on(ticket: &Ticket, actor: &User) -> TicketActivity {
     activity
 }
 
-async fn record(store: &Store, ticket: &Ticket, activity: TicketActivity) -> DomainResult<()> {
+async fn record(
+    store: &Store,
+    ticket: &Ticket,
+    activity: TicketActivity,
+) -> DomainResult<Option<Message>> {
     match store.record_ticket_activity(ticket, activity).await {
         Err(StoreError::Conflict) => Err(DomainError::Conflict(
             "Someone changed this ticket while you were writing. Reload the page and try again."
@@ -220,12 +224,45 @@ async fn record(store: &Store, ticket: &Ticket, activity: TicketActivity) -> Dom
     }
 }
 
-/// A reply in the thread, by the customer or by staff.
-pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Ticket> {
+/// A ticket after an action, and the message the action wrote (for live
+/// delivery to the chat).
+#[derive(Debug)]
+pub struct Changed {
+    pub ticket: Ticket,
+    pub message: Option<Message>,
+}
+
+/// The email telling a customer about a staff reply on their ticket.
+fn reply_email(ticket: &Ticket, author: &User, body: &str) -> Option<NewEmail> {
+    (!ticket.customer.email.is_empty()).then(|| NewEmail {
+        to: ticket.customer.email.clone(),
+        template: "agent_reply",
+        payload: serde_json::json!({
+            "name": ticket.customer.name,
+            "ticket_number": ticket.number,
+            "agent": author.name,
+            "body": body,
+        }),
+    })
+}
+
+/// The email telling a customer their ticket is resolved, with a rating link.
+pub fn resolved_email(number: i64, subject: &str, name: &str, to: &str) -> Option<NewEmail> {
+    (!to.is_empty()).then(|| NewEmail {
+        to: to.to_string(),
+        template: "ticket_resolved",
+        payload: serde_json::json!({"name": name, "ticket_number": number, "subject": subject}),
+    })
+}
+
+/// A reply in the thread, by the customer or by staff. A staff reply is
+/// emailed to the customer in the same transaction.
+pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Changed> {
     let ticket = find(store, author, number).await?;
     let body = parse_body("body", body)?;
     let mut activity = activity_on(&ticket, author);
     if author.role.is_staff() {
+        activity.emails.extend(reply_email(&ticket, author, &body));
         activity.message(SenderKind::Agent, body, false);
         activity.event(EventKind::AgentReply, None, None, false);
         if ticket.first_response_at.is_none() {
@@ -246,12 +283,15 @@ pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> Dom
             change_status(&ticket, TicketStatus::Open, &mut activity);
         }
     }
-    record(store, &ticket, activity).await?;
-    find(store, author, number).await
+    let message = record(store, &ticket, activity).await?;
+    Ok(Changed {
+        ticket: find(store, author, number).await?,
+        message,
+    })
 }
 
 /// A private note: staff only, never shown to the customer.
-pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Ticket> {
+pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Changed> {
     if !author.role.is_staff() {
         return Err(DomainError::NotFound);
     }
@@ -260,8 +300,8 @@ pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> Doma
     let mut activity = TicketActivity::new(author);
     activity.message(SenderKind::Agent, body, true);
     activity.event(EventKind::Note, None, None, true);
-    record(store, &ticket, activity).await?;
-    Ok(ticket)
+    let message = record(store, &ticket, activity).await?;
+    Ok(Changed { ticket, message })
 }
 
 /// What staff may change on a ticket; `None` leaves a field as it is.
@@ -331,6 +371,14 @@ pub async fn update(
 fn change_status(ticket: &Ticket, status: TicketStatus, activity: &mut TicketActivity) {
     if status == ticket.status {
         return;
+    }
+    if status == TicketStatus::Resolved {
+        activity.emails.extend(resolved_email(
+            ticket.number,
+            &ticket.subject,
+            &ticket.customer.name,
+            &ticket.customer.email,
+        ));
     }
     activity.status = Some(status);
     activity.event(

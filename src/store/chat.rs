@@ -494,7 +494,7 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?
                         .try_get("visitor_id")?;
-                let (ticket_id, _number) = self
+                let (ticket_id, number) = self
                     .insert_ticket(
                         &mut tx,
                         conversation_id,
@@ -504,13 +504,44 @@ impl Store {
                         now,
                     )
                     .await?;
-                let opened = TicketActivity::system(actor_name).with_event(EventKind::Opened);
+                let mut opened = TicketActivity::system(actor_name).with_event(EventKind::Opened);
+                opened.emails.extend(
+                    self.opened_email(&mut tx, visitor_id, number, subject)
+                        .await?,
+                );
                 self.insert_activity_events(&mut tx, ticket_id, &opened, now)
                     .await?;
+                for email in &opened.emails {
+                    self.insert_email(&mut tx, email).await?;
+                }
             }
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// "We have your ticket" for a customer who left an email address.
+    pub(super) async fn opened_email(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        visitor_id: i64,
+        number: i64,
+        subject: &str,
+    ) -> StoreResult<Option<NewEmail>> {
+        let row = sqlx::query(self.sql(
+            "SELECT COALESCE(u.email, v.email) AS email, COALESCE(u.name, v.name) AS name
+             FROM visitors v LEFT JOIN users u ON u.id = v.user_id WHERE v.id = ?",
+        ))
+        .bind(visitor_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let email: String = row.try_get("email")?;
+        let name: String = row.try_get("name")?;
+        Ok((!email.is_empty()).then(|| NewEmail {
+            to: email,
+            template: "ticket_opened",
+            payload: serde_json::json!({"name": name, "ticket_number": number, "subject": subject}),
+        }))
     }
 
     /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
@@ -573,8 +604,13 @@ impl Store {
         Ok(true)
     }
 
-    /// Resolves a conversation (and its ticket).
-    pub async fn resolve(&self, conversation_id: i64, actor: &User) -> StoreResult<bool> {
+    /// Resolves a conversation (and its ticket), queuing `email` with it.
+    pub async fn resolve(
+        &self,
+        conversation_id: i64,
+        actor: &User,
+        email: Option<NewEmail>,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(self.sql(
             "UPDATE conversations SET status = 'resolved', updated_at = ? WHERE id = ? AND status IN ('bot', 'waiting', 'live')",
@@ -590,6 +626,7 @@ impl Store {
         }
         self.ticket_follows(&mut tx, conversation_id, actor, |activity| {
             activity.status = Some(TicketStatus::Resolved);
+            activity.emails.extend(email);
             activity.event(
                 EventKind::Status,
                 None,

@@ -7,6 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::auth::random_token;
@@ -62,6 +63,8 @@ pub struct TicketActivity {
     pub priority: Option<Priority>,
     pub assignee: Option<Option<UserId>>,
     pub first_response: bool,
+    /// Emails the action causes, queued in its transaction.
+    pub emails: Vec<NewEmail>,
     /// The ticket's (status, priority, assignee) the action was decided on;
     /// if it changed meanwhile the action fails with [`StoreError::Conflict`].
     pub expect: Option<(TicketStatus, Priority, Option<UserId>)>,
@@ -92,6 +95,7 @@ impl TicketActivity {
             priority: None,
             assignee: None,
             first_response: false,
+            emails: Vec::new(),
             expect: None,
         }
     }
@@ -264,9 +268,16 @@ impl Store {
         let (ticket_id, number) = self
             .insert_ticket(&mut tx, conversation_id, visitor_id, subject, priority, now)
             .await?;
-        let opened = TicketActivity::new(customer).with_event(EventKind::Opened);
+        let mut opened = TicketActivity::new(customer).with_event(EventKind::Opened);
+        opened.emails.extend(
+            self.opened_email(&mut tx, visitor_id, number, subject)
+                .await?,
+        );
         self.insert_activity_events(&mut tx, ticket_id, &opened, now)
             .await?;
+        for email in &opened.emails {
+            self.insert_email(&mut tx, email).await?;
+        }
         tx.commit().await?;
 
         self.ticket_by_number(number)
@@ -443,16 +454,18 @@ impl Store {
     /// Applies one action on a ticket atomically: its message (with the next
     /// `seq`), the changed fields, the mirrored conversation state and the
     /// timeline entries.
+    /// Returns the message it wrote, if any, for live delivery.
     pub async fn record_ticket_activity(
         &self,
         ticket: &Ticket,
         activity: TicketActivity,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Message>> {
         let mut tx = self.write_tx().await?;
-        self.apply_ticket_activity(&mut tx, ticket.id, ticket.conversation_id, activity)
+        let message = self
+            .apply_ticket_activity(&mut tx, ticket.id, ticket.conversation_id, activity)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(message)
     }
 
     /// [`Store::record_ticket_activity`] inside a transaction the caller owns
@@ -463,8 +476,12 @@ impl Store {
         ticket_id: i64,
         conversation_id: i64,
         activity: TicketActivity,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Message>> {
         let now = now_ms();
+        // Rows are locked conversation first, then ticket, on every path
+        // (chat actions update the conversation first too), so two actions
+        // on PostgreSQL never wait on each other in a cycle.
+        self.lock_conversation(tx, conversation_id).await?;
         if let Some((status, priority, assignee)) = activity.expect {
             let unchanged = sqlx::query(self.sql(
                 "UPDATE tickets SET updated_at = updated_at
@@ -482,13 +499,19 @@ impl Store {
                 return Err(StoreError::Conflict);
             }
         }
+        let mut written = None;
         if let Some(message) = &activity.message {
             let seqs = self
                 .next_seqs(tx, conversation_id, message.private, now)
                 .await?;
             let author = (activity.actor.map(|a| a.0), activity.actor_name.as_str());
-            self.insert_message(tx, conversation_id, seqs, author, message, now)
-                .await?;
+            written = Some(
+                self.insert_message(tx, conversation_id, seqs, author, message, now)
+                    .await?,
+            );
+        }
+        for email in &activity.emails {
+            self.insert_email(tx, email).await?;
         }
 
         // A private note is no news for the customer: "last update" stays.
@@ -543,7 +566,7 @@ impl Store {
             .await?;
         self.insert_activity_events(tx, ticket_id, &activity, now)
             .await?;
-        Ok(())
+        Ok(written)
     }
 
     /// Keeps the conversation's status and assignee in step with its ticket.
@@ -633,11 +656,11 @@ impl Store {
         (sender_user_id, sender_name): (Option<i64>, &str),
         message: &NewMessage,
         now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(self.sql(
+    ) -> StoreResult<Message> {
+        let row = sqlx::query(self.sql(&format!(
             "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+        )))
         .bind(conversation_id)
         .bind(seq)
         .bind(public_seq)
@@ -649,8 +672,24 @@ impl Store {
         // Portal posts are not retried by a client, so each gets a fresh id.
         .bind(format!("portal:{}", random_token(12)))
         .bind(now)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
+        Ok(rows::message(&row)?)
+    }
+
+    /// Locks the conversation row for the rest of the transaction
+    /// (PostgreSQL; SQLite's write transaction already holds everything).
+    pub(super) async fn lock_conversation(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+    ) -> StoreResult<()> {
+        if self.backend == super::Backend::Postgres {
+            sqlx::query(self.sql("SELECT id FROM conversations WHERE id = ? FOR UPDATE"))
+                .bind(conversation_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 

@@ -274,13 +274,12 @@ async fn after(
 /// Tells live consoles and widgets about a change made on the ticket page.
 pub(super) async fn announced(
     state: &AppState,
-    result: Result<crate::domain::tickets::Ticket, crate::domain::DomainError>,
-    with_message: bool,
+    result: Result<crate::domain::tickets::Changed, crate::domain::DomainError>,
 ) -> Result<(), crate::domain::DomainError> {
-    let ticket = result?;
+    let changed = result?;
     state
         .chat()
-        .ticket_changed(ticket.conversation_id, with_message)
+        .ticket_changed(changed.ticket.conversation_id, changed.message.as_ref())
         .await
 }
 
@@ -297,7 +296,7 @@ pub async fn reply(
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(state.store(), &current.user, number, &form.body).await;
-    let result = announced(&state, result, true).await;
+    let result = announced(&state, result).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -314,7 +313,7 @@ pub async fn note(
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::note(state.store(), &current.user, number, &form.note).await;
-    let result = announced(&state, result, true).await;
+    let result = announced(&state, result).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -368,8 +367,13 @@ pub async fn update(
 ) -> Result<Response, PageError> {
     let result = match parse_update(&form) {
         Ok(changes) => {
-            let result = tickets::update(state.store(), &current.user, number, changes).await;
-            announced(&state, result, false).await
+            let result = tickets::update(state.store(), &current.user, number, changes)
+                .await
+                .map(|ticket| tickets::Changed {
+                    ticket,
+                    message: None,
+                });
+            announced(&state, result).await
         }
         Err(e) => Err(e),
     };

@@ -154,7 +154,7 @@ pub async fn create(
             // A new ticket waits in the live queue too.
             state
                 .chat()
-                .ticket_changed(ticket.conversation_id, false)
+                .ticket_changed(ticket.conversation_id, None)
                 .await?;
             Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response())
         }
@@ -240,7 +240,7 @@ pub async fn reply(
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(state.store(), &user, number, &form.body).await;
-    match super::console::announced(&state, result, true).await {
+    match super::console::announced(&state, result).await {
         Ok(()) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;

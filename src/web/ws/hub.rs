@@ -80,6 +80,8 @@ struct HubState {
 
 pub struct Hub {
     bus: Arc<dyn Bus>,
+    /// Topics this instance is subscribed to on the bus.
+    on_bus: tokio::sync::Mutex<HashSet<String>>,
     metrics: Arc<crate::metrics::Metrics>,
     state: Mutex<HubState>,
     next_id: AtomicU64,
@@ -90,6 +92,7 @@ impl Hub {
     pub fn new(bus: Arc<dyn Bus>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             bus,
+            on_bus: tokio::sync::Mutex::new(HashSet::new()),
             metrics,
             state: Mutex::new(HubState::default()),
             next_id: AtomicU64::new(1),
@@ -122,60 +125,71 @@ impl Hub {
         (id, kill)
     }
 
-    /// Starts delivering `topic` to socket `id` (subscribing this instance on
-    /// the bus when it is the first local listener).
+    /// Starts delivering `topic` to socket `id`. Returns once the instance
+    /// is subscribed on the bus, so that a database read after it cannot
+    /// miss a message published meanwhile.
     pub async fn subscribe(&self, id: SocketId, topic: &str) -> Result<(), crate::bus::BusError> {
-        let first = {
+        {
             let mut state = self.state.lock().expect("hub lock");
             let topic: Arc<str> = Arc::from(topic);
             let Some(entry) = state.sockets.get_mut(&id) else {
                 return Ok(());
             };
-            if !entry.topics.insert(topic.clone()) {
-                return Ok(());
+            if entry.topics.insert(topic.clone()) {
+                state.topics.entry(topic).or_default().insert(id);
             }
-            let listeners = state.topics.entry(topic).or_default();
-            listeners.insert(id);
-            listeners.len() == 1
-        };
-        if first {
-            self.bus.subscribe(topic).await?;
         }
-        Ok(())
+        self.sync_bus(topic).await
     }
 
     /// Forgets a socket; unsubscribes topics nobody here listens to any more.
     pub async fn unregister(&self, id: SocketId) {
-        let orphaned: Vec<Arc<str>> = {
+        let topics: Vec<Arc<str>> = {
             let mut state = self.state.lock().expect("hub lock");
             let Some(entry) = state.sockets.remove(&id) else {
                 return;
             };
-            entry
-                .topics
-                .into_iter()
-                .filter(|topic| {
-                    let listeners = state.topics.get_mut(topic);
-                    match listeners {
-                        Some(l) => {
-                            l.remove(&id);
-                            if l.is_empty() {
-                                state.topics.remove(topic);
-                                true
-                            } else {
-                                false
-                            }
-                        }
-                        None => false,
+            for topic in &entry.topics {
+                if let Some(listeners) = state.topics.get_mut(topic) {
+                    listeners.remove(&id);
+                    if listeners.is_empty() {
+                        state.topics.remove(topic);
                     }
-                })
-                .collect()
+                }
+            }
+            entry.topics.into_iter().collect()
         };
-        for topic in orphaned {
-            if let Err(e) = self.bus.unsubscribe(&topic).await {
+        for topic in topics {
+            if let Err(e) = self.sync_bus(&topic).await {
                 tracing::warn!(%topic, error = %e, "unsubscribe failed");
             }
         }
+    }
+
+    /// Makes the bus subscription of `topic` match whether any local socket
+    /// listens to it now. Changes are serialized (one async lock), and each
+    /// decides from the listeners at that moment, so a late unsubscribe can
+    /// never cut off a socket that subscribed meanwhile.
+    async fn sync_bus(&self, topic: &str) -> Result<(), crate::bus::BusError> {
+        let mut on_bus = self.on_bus.lock().await;
+        let wanted = self
+            .state
+            .lock()
+            .expect("hub lock")
+            .topics
+            .contains_key(topic);
+        match (wanted, on_bus.contains(topic)) {
+            (true, false) => {
+                self.bus.subscribe(topic).await?;
+                on_bus.insert(topic.to_string());
+            }
+            (false, true) => {
+                on_bus.remove(topic);
+                self.bus.unsubscribe(topic).await?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Closes socket `id` with `code` (its reader and writer both stop).
@@ -252,13 +266,23 @@ impl Hub {
         follow
     }
 
+    /// The bus may have lost messages on `topics`. Conversation listeners
+    /// are told to resume. Queue watchers and assignment listeners cannot
+    /// resume a single thing, so their sockets are closed with 1001: the
+    /// console reconnects and gets a fresh welcome and queue.
     fn resync(&self, topics: &[Arc<str>]) {
         let state = self.state.lock().expect("hub lock");
         for topic in topics {
-            let Some(conversation) = topic
+            let listeners = state.topics.get(topic).into_iter().flatten();
+            let conversation = topic
                 .get(2..)
-                .filter(|_| topic.starts_with("c:") || topic.starts_with("s:"))
-            else {
+                .filter(|_| topic.starts_with("c:") || topic.starts_with("s:"));
+            let Some(conversation) = conversation else {
+                for id in listeners {
+                    if let Some(entry) = state.sockets.get(id) {
+                        entry.kill.fire(close::GOING_AWAY);
+                    }
+                }
                 continue;
             };
             let frame: Utf8Bytes = ServerFrame::ResumeRequired {
@@ -267,7 +291,7 @@ impl Hub {
             .to_text()
             .as_ref()
             .into();
-            for id in state.topics.get(topic).into_iter().flatten() {
+            for id in listeners {
                 if let Some(entry) = state.sockets.get(id)
                     && entry.tx.try_send(frame.clone()).is_err()
                 {
@@ -293,12 +317,20 @@ async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent
             BusEvent::Message { topic, payload } => {
                 // One copy per event, shared (reference counted) by every socket.
                 let frame: Utf8Bytes = payload.as_ref().into();
-                for (socket, conversation) in hub.deliver(&topic, frame) {
-                    // A conversation given to an agent: their sockets follow it.
-                    let topic = crate::domain::conversations::staff_topic(conversation);
-                    if let Err(e) = hub.subscribe(socket, &topic).await {
-                        tracing::warn!(%topic, error = %e, "could not follow an assigned conversation");
-                    }
+                let follows = hub.deliver(&topic, frame);
+                if !follows.is_empty() {
+                    // A conversation given to an agent: their sockets follow
+                    // it. Off the dispatch loop: a bus round trip must not
+                    // hold up delivery to everyone else.
+                    let hub = hub.clone();
+                    tokio::spawn(async move {
+                        for (socket, conversation) in follows {
+                            let topic = crate::domain::conversations::staff_topic(conversation);
+                            if let Err(e) = hub.subscribe(socket, &topic).await {
+                                tracing::warn!(%topic, error = %e, "could not follow an assigned conversation");
+                            }
+                        }
+                    });
                 }
             }
             BusEvent::Resync { topics } => hub.resync(&topics),
