@@ -742,3 +742,23 @@ async fn pings_keep_a_live_socket_open_and_a_silent_one_is_closed() {
     live.send(json!({"type": "start"})).await;
     live.expect_type("conversation").await;
 }
+
+#[tokio::test]
+async fn an_agent_socket_ends_with_4401_once_the_session_ends() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut alan = app.agent_socket(&alan_browser).await;
+    alan.send(json!({"type": "watch_queue"})).await;
+    alan.expect_type("queue").await;
+    alan_browser.get("/console").await;
+    alan_browser
+        .submit("/logout", &[])
+        .await
+        .expect_redirect("/");
+    alan.send(json!({"type": "watch_queue"})).await;
+    assert_eq!(
+        alan.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+}

@@ -38,6 +38,14 @@ pub fn agent_topic(agent: UserId) -> String {
 
 pub const QUEUE_TOPIC: &str = "queue";
 
+/// How far a resume has got: the staff seq read up to, and the last seq
+/// sent in the audience's numbering.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayCursor {
+    pub staff_seq: i64,
+    pub last: i64,
+}
+
 /// Who a frame is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
@@ -225,49 +233,55 @@ impl Chat {
         }))
     }
 
-    /// Messages after `after_seq` (in the audience's numbering), in order,
-    /// read from the database page by page.
-    pub async fn replay(
+    /// Where a resume starts: after `after_seq` in the audience's numbering,
+    /// brought back to what exists when a client claims more (stale storage).
+    pub async fn replay_start(
         &self,
         c: &Conversation,
         audience: Audience,
         after_seq: i64,
-        mut each: impl FnMut(ServerFrame),
-    ) -> DomainResult<i64> {
+    ) -> DomainResult<ReplayCursor> {
         let staff = audience == Audience::Staff;
-        // A client claiming more than exists (stale storage) is brought back
-        // to what does: it gets nothing again, and the true last seq.
         let newest = if staff { c.last_seq } else { c.last_public_seq };
         let after_seq = after_seq.clamp(0, newest);
-        let mut cursor_staff_seq = if staff {
+        let staff_seq = if staff {
             after_seq
         } else {
-            // Find the staff seq of the visitor's last public message.
             self.staff_seq_of_public(c.id, after_seq).await?
         };
-        let mut last = after_seq;
-        loop {
-            let page = self
-                .store
-                .messages_after(c.id, cursor_staff_seq, staff, REPLAY_PAGE)
-                .await?;
-            let done = (page.len() as i64) < REPLAY_PAGE;
-            for message in &page {
-                cursor_staff_seq = message.seq;
-                if let Some(frame) = self.message_frame(message, audience) {
-                    last = if staff {
-                        message.seq
-                    } else {
-                        message.public_seq.unwrap_or(last)
-                    };
-                    each(frame);
-                }
-            }
-            if done {
-                break;
+        Ok(ReplayCursor {
+            staff_seq,
+            last: after_seq,
+        })
+    }
+
+    /// One page of a resume: the frames, where the next page starts, and
+    /// whether there may be more.
+    pub async fn replay_page(
+        &self,
+        c: &Conversation,
+        audience: Audience,
+        mut cursor: ReplayCursor,
+    ) -> DomainResult<(Vec<ServerFrame>, ReplayCursor, bool)> {
+        let staff = audience == Audience::Staff;
+        let page = self
+            .store
+            .messages_after(c.id, cursor.staff_seq, staff, REPLAY_PAGE)
+            .await?;
+        let more = page.len() as i64 == REPLAY_PAGE;
+        let mut frames = Vec::with_capacity(page.len());
+        for message in &page {
+            cursor.staff_seq = message.seq;
+            if let Some(frame) = self.message_frame(message, audience) {
+                cursor.last = if staff {
+                    message.seq
+                } else {
+                    message.public_seq.unwrap_or(cursor.last)
+                };
+                frames.push(frame);
             }
         }
-        Ok(last)
+        Ok((frames, cursor, more))
     }
 
     async fn staff_seq_of_public(
@@ -477,18 +491,19 @@ impl Chat {
                     private: false,
                     client_msg_id: &client_msg_id,
                     only_in: None,
+                    only_assignee: None,
                     email: None,
                 },
             )
             .await?;
-        let sent = match appended {
+        let (sent, status) = match appended {
             Appended::Duplicate(message) => {
                 return Ok(Sent {
                     message,
                     duplicate: true,
                 });
             }
-            Appended::New(message) => message,
+            Appended::New(message, status) => (message, status),
             Appended::IdTaken => {
                 return Err(DomainError::Conflict(
                     "client_msg_id is already used in this conversation; send with a fresh one"
@@ -502,7 +517,8 @@ impl Chat {
             }
         };
         self.publish_message(&sent).await;
-        match c.status {
+        // Decided on the status the write saw, not the one read before it.
+        match status {
             ConversationStatus::Bot => {
                 let chat = self.clone();
                 let message = sent.clone();
@@ -608,11 +624,12 @@ impl Chat {
                     private: false,
                     client_msg_id,
                     only_in: Some(&[ConversationStatus::Bot]),
+                    only_assignee: None,
                     email: None,
                 },
             )
             .await?;
-        if let Appended::New(message) = appended {
+        if let Appended::New(message, _) = appended {
             for audience in [Audience::Staff, Audience::Visitor] {
                 if let Some(ServerFrame::Message(mut frame)) =
                     self.message_frame(&message, audience)
@@ -647,11 +664,12 @@ impl Chat {
                     private: false,
                     client_msg_id,
                     only_in: None,
+                    only_assignee: None,
                     email: None,
                 },
             )
             .await?;
-        if let Appended::New(message) = appended {
+        if let Appended::New(message, _) = appended {
             self.publish_message(&message).await;
         }
         Ok(())
@@ -826,6 +844,8 @@ impl Chat {
                     private,
                     client_msg_id: &client_msg_id,
                     only_in: None,
+                    // A reply lands only while this agent still owns it.
+                    only_assignee: (!private).then_some(agent.id.0),
                     email,
                 },
             )
@@ -837,7 +857,7 @@ impl Chat {
                     duplicate: true,
                 });
             }
-            Appended::New(message) => message,
+            Appended::New(message, _) => message,
             Appended::IdTaken => {
                 return Err(DomainError::Conflict(
                     "client_msg_id is already used in this conversation; send with a fresh one"
@@ -846,7 +866,7 @@ impl Chat {
             }
             Appended::Refused => {
                 return Err(DomainError::Conflict(
-                    "the conversation does not take messages now".into(),
+                    "someone else took this conversation meanwhile; ask them to transfer it".into(),
                 ));
             }
         };

@@ -28,12 +28,16 @@ pub struct NewChatMessage<'a> {
     /// The message is stored only while the conversation is in one of these
     /// states (the bot may speak only while the conversation is `bot`).
     pub only_in: Option<&'a [ConversationStatus]>,
+    /// The message is stored only while this user owns the conversation
+    /// (an agent's reply must not land after a transfer away).
+    pub only_assignee: Option<i64>,
     /// An email the message causes, queued in the same transaction.
     pub email: Option<NewEmail>,
 }
 
 pub enum Appended {
-    New(Message),
+    /// Stored; with the conversation's status as the write saw it.
+    New(Message, ConversationStatus),
     /// The same sender sent this `client_msg_id` before: this is that message.
     Duplicate(Message),
     /// Someone else in the conversation already used this `client_msg_id`.
@@ -299,13 +303,14 @@ impl Store {
         let mut tx = self.write_tx().await?;
         // The status condition is part of the seq update itself, so it holds
         // at the moment of the write on every backend.
-        let Some(seqs) = self
+        let Some((seq, public_seq, status)) = self
             .next_seqs_if(
                 &mut tx,
                 conversation_id,
                 message.private,
                 now,
                 message.only_in,
+                message.only_assignee,
             )
             .await?
         else {
@@ -316,8 +321,8 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(conversation_id)
-        .bind(seqs.0)
-        .bind(seqs.1)
+        .bind(seq)
+        .bind(public_seq)
         .bind(message.sender_kind.as_str())
         .bind(message.sender_user_id)
         .bind(message.sender_name)
@@ -334,7 +339,7 @@ impl Store {
                     self.insert_email(&mut tx, email).await?;
                 }
                 tx.commit().await?;
-                Ok(Appended::New(stored))
+                Ok(Appended::New(stored, status))
             }
             // A concurrent retry with the same client_msg_id won the race:
             // roll back (the seq too, so no gap) and return its message.

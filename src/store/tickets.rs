@@ -604,12 +604,16 @@ impl Store {
         private: bool,
         now: i64,
     ) -> StoreResult<(i64, Option<i64>)> {
-        self.next_seqs_if(tx, conversation_id, private, now, None)
+        self.next_seqs_if(tx, conversation_id, private, now, None, None)
             .await?
+            .map(|(seq, public, _)| (seq, public))
             .ok_or(StoreError::NotFound)
     }
 
-    /// [`Store::next_seqs`], only while the conversation is in one of `only_in`.
+    /// [`Store::next_seqs`] under conditions checked in the same statement
+    /// (so they hold at the moment of the write on every backend): the
+    /// conversation is in one of `only_in`, and is owned by `only_assignee`.
+    /// Also returns the conversation's status as the write saw it.
     pub(super) async fn next_seqs_if(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -617,9 +621,10 @@ impl Store {
         private: bool,
         now: i64,
         only_in: Option<&[ConversationStatus]>,
-    ) -> StoreResult<Option<(i64, Option<i64>)>> {
+        only_assignee: Option<i64>,
+    ) -> StoreResult<Option<(i64, Option<i64>, ConversationStatus)>> {
         // Status names come from the enum, never from input.
-        let condition = match only_in {
+        let mut condition = match only_in {
             Some(states) => format!(
                 " AND status IN ({})",
                 states
@@ -630,21 +635,28 @@ impl Store {
             ),
             None => String::new(),
         };
-        let row = sqlx::query(self.sql(&format!(
+        if only_assignee.is_some() {
+            condition.push_str(" AND assignee_id = ?");
+        }
+        let mut query = sqlx::query(self.sql(&format!(
             "UPDATE conversations SET last_seq = last_seq + 1,
                     last_public_seq = last_public_seq + ?, updated_at = ?
-             WHERE id = ?{condition} RETURNING last_seq, last_public_seq"
+             WHERE id = ?{condition} RETURNING last_seq, last_public_seq, status"
         )))
         .bind(if private { 0_i64 } else { 1 })
         .bind(now)
-        .bind(conversation_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
+        .bind(conversation_id);
+        if let Some(owner) = only_assignee {
+            query = query.bind(owner);
+        }
+        let Some(row) = query.fetch_optional(&mut **tx).await? else {
+            return Ok(None);
+        };
         let public: i64 = row.try_get("last_public_seq")?;
         Ok(Some((
             row.try_get("last_seq")?,
             (!private).then_some(public),
+            text_enum(&row, "status", ConversationStatus::parse)?,
         )))
     }
 

@@ -34,6 +34,9 @@ fn ping_every(idle: Duration) -> Duration {
     idle / 3
 }
 
+/// Longest one frame may take to go out before the peer counts as too slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
@@ -210,8 +213,9 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     // close frame that tells it why.
     let drain = async { while let Some(Ok(_)) = stream.next().await {} };
     let (_, _) = tokio::join!(timeout(Duration::from_secs(2), drain), writer);
-    session.finish().await;
+    // Unregistered first, so that `finish` counts only the other sockets.
     hub.unregister(id).await;
+    session.finish().await;
 }
 
 /// Sends queued frames and pings until the socket is killed, then closes it
@@ -235,7 +239,15 @@ async fn write_loop(
             _ = ping.tick() => Message::Ping(Default::default()),
         };
         tokio::select! {
-            sent = sink.send(outgoing) => if sent.is_err() { break },
+            sent = timeout(WRITE_TIMEOUT, sink.send(outgoing)) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                // The peer has not read for this long: too slow (4000).
+                Err(_) => {
+                    kill.fire(close::TOO_SLOW);
+                    break;
+                }
+            },
             _ = kill.fired() => break,
         }
     }

@@ -24,6 +24,8 @@ use crate::web::AppState;
 
 /// Refused frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 30;
+/// Longest a reply may wait for room in this socket's queue.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an agent's presence is refreshed and their session re-checked.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -56,6 +58,8 @@ pub(super) struct Session {
     tx: mpsc::Sender<Utf8Bytes>,
     site: Option<Site>,
     pending_agent: Option<(User, String)>,
+    /// The agent's session token, checked on every frame.
+    agent_token: Option<String>,
     who: Option<Participant>,
     bucket: Bucket,
     strikes: u32,
@@ -88,6 +92,7 @@ impl Session {
             tx,
             site,
             pending_agent,
+            agent_token: None,
             who: None,
             bucket,
             strikes: 0,
@@ -102,8 +107,14 @@ impl Session {
 
     async fn send(&self, frame: ServerFrame) {
         let text: Utf8Bytes = frame.to_text().as_ref().into();
-        // Waiting here only slows this socket's own reader.
-        let _ = self.tx.send(text).await;
+        // Waiting here only slows this socket's own reader; a client that
+        // stops reading altogether is closed as too slow.
+        if tokio::time::timeout(SEND_TIMEOUT, self.tx.send(text))
+            .await
+            .is_err()
+        {
+            self.kill(close::TOO_SLOW);
+        }
     }
 
     async fn error(&self, code: &'static str, message: String, reference: Option<Value>) {
@@ -209,9 +220,20 @@ impl Session {
         if let ClientFrame::Hello { visitor_token, .. } = frame {
             return self.hello(visitor_token, reference).await;
         }
-        let Some(who) = self.who.clone() else {
+        let Some(mut who) = self.who.clone() else {
             return Err(crate::domain::invalid("type", "say hello first"));
         };
+        // An agent acts with the account as it is now: a logout, a password
+        // change or a lost staff role ends the socket (4401) at once.
+        if let (Participant::Agent(_), Some(token)) = (&who, &self.agent_token) {
+            match accounts::session_user(self.state.store(), token).await? {
+                Some(user) if user.role.is_staff() => {
+                    who = Participant::Agent(user);
+                    self.who = Some(who.clone());
+                }
+                _ => return Err(DomainError::Unauthenticated),
+            }
+        }
         match (who, frame) {
             (
                 Participant::Visitor(visitor),
@@ -259,11 +281,13 @@ impl Session {
                     ..
                 },
             ) => {
-                // Only after the send proves the conversation is theirs.
+                // Theirs? Then follow it before writing, so that what the
+                // write causes (a reopen, a quick reply) is not missed.
+                chat.visitor_conversation(&visitor, conversation_id).await?;
+                self.subscribe(&public_topic(conversation_id)).await?;
                 let sent = chat
                     .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
                     .await?;
-                self.subscribe(&public_topic(conversation_id)).await?;
                 if !sent.duplicate {
                     self.state
                         .chat()
@@ -290,10 +314,11 @@ impl Session {
                     ..
                 },
             ) => {
+                chat.staff_conversation(&agent, conversation_id).await?;
+                self.subscribe(&staff_topic(conversation_id)).await?;
                 let sent = chat
                     .send_as_agent(&agent, conversation_id, &client_msg_id, &body, false)
                     .await?;
-                self.subscribe(&staff_topic(conversation_id)).await?;
                 if !sent.duplicate {
                     self.state
                         .chat()
@@ -320,10 +345,11 @@ impl Session {
                     ..
                 },
             ) => {
+                chat.staff_conversation(&agent, conversation_id).await?;
+                self.subscribe(&staff_topic(conversation_id)).await?;
                 let sent = chat
                     .send_as_agent(&agent, conversation_id, &client_msg_id, &body, true)
                     .await?;
-                self.subscribe(&staff_topic(conversation_id)).await?;
                 if !sent.duplicate {
                     self.state
                         .chat()
@@ -355,13 +381,18 @@ impl Session {
                 // the seq they already hold), never neither.
                 self.subscribe(&self.conversation_topic(c.id)).await?;
                 let audience = self.audience();
-                let mut frames = Vec::new();
-                let last = chat
-                    .replay(&c, audience, after_seq.max(0), |frame| frames.push(frame))
-                    .await?;
-                for frame in frames {
-                    self.send(frame).await;
-                }
+                // Page by page: memory stays bounded however long the history.
+                let mut cursor = chat.replay_start(&c, audience, after_seq).await?;
+                let last = loop {
+                    let (frames, next, more) = chat.replay_page(&c, audience, cursor).await?;
+                    for frame in frames {
+                        self.send(frame).await;
+                    }
+                    cursor = next;
+                    if !more {
+                        break cursor.last;
+                    }
+                };
                 let fresh = chat.conversation_for(&who, conversation_id).await?;
                 self.send(ServerFrame::Conversation(
                     chat.conversation_frame(&fresh, audience),
@@ -562,7 +593,8 @@ impl Session {
                     .collect(),
             })
             .await;
-            self.heartbeat = Some(self.spawn_heartbeat(agent.clone(), token));
+            self.heartbeat = Some(self.spawn_heartbeat(agent.clone(), token.clone()));
+            self.agent_token = Some(token);
             self.who = Some(Participant::Agent(agent));
             return Ok(());
         }
@@ -626,8 +658,8 @@ impl Session {
             loop {
                 tick.tick().await;
                 match accounts::session_user(state.store(), &token).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
+                    Ok(Some(user)) if user.role.is_staff() => {}
+                    Ok(_) => {
                         state.hub().kill(id, close::SESSION_ENDED);
                         return;
                     }
@@ -654,7 +686,7 @@ impl Session {
             }
             Some(Participant::Agent(agent))
                 if self.agent_online.load(Ordering::Acquire)
-                    && self.state.hub().agent_sockets(agent.id) <= 1 =>
+                    && self.state.hub().agent_sockets(agent.id) == 0 =>
             {
                 if let Err(e) = self.state.store().set_presence(agent.id, false).await {
                     tracing::warn!(error = %e, "could not mark agent away");
