@@ -20,6 +20,7 @@
     conversations: {},   // id -> { frame, messages: {seq: frame}, lastSeq, unread }
     selected: null,
     queue: [],
+    pending: {},         // client_msg_id -> frame not yet acknowledged (resent after a reconnect)
     lastTyping: 0,
     typingTimer: null
   };
@@ -68,7 +69,13 @@
         send({ type: "watch_queue" });
         (f.conversations || []).forEach(function (c) { conversation(c.id).frame = c; });
         Object.keys(state.conversations).forEach(follow);
+        // What was written while the connection was down goes out now
+        // (the same client_msg_id: the server never stores it twice).
+        Object.keys(state.pending).forEach(function (id) { send(state.pending[id]); });
         render();
+        break;
+      case "ack":
+        delete state.pending[f.client_msg_id];
         break;
       case "queue":
         state.queue = f.waiting || [];
@@ -85,12 +92,14 @@
       case "message": {
         var conv = conversation(f.conversation_id);
         if (conv.messages[f.seq]) break; // held already (resume and live overlapped)
-        if (conv.lastSeq && f.seq > conv.lastSeq + 1 && !conv.resuming) {
+        if (f.seq > conv.lastSeq + 1 && !conv.resuming) {
           conv.resuming = true;
           send({ type: "resume", conversation_id: String(f.conversation_id), after_seq: conv.lastSeq });
         }
         conv.messages[f.seq] = f;
-        if (f.seq > conv.lastSeq) conv.lastSeq = f.seq;
+        // lastSeq only moves over a run without holes: a resume after a
+        // drop asks for everything still missing.
+        while (conv.messages[conv.lastSeq + 1]) conv.lastSeq++;
         var fromOthers = !(f.sender && f.sender.kind === "agent" && f.sender.id === ME);
         if (fromOthers && String(f.conversation_id) !== state.selected) conv.unread++;
         if (String(f.conversation_id) === state.selected) {
@@ -244,7 +253,9 @@
     var body = box.value.trim();
     if (!body || !state.selected) return;
     var note = document.querySelector('input[name="mode"]:checked').value === "note";
-    send({ type: note ? "note" : "send", conversation_id: state.selected, client_msg_id: uid(), body: body });
+    var frame = { type: note ? "note" : "send", conversation_id: state.selected, client_msg_id: uid(), body: body };
+    state.pending[frame.client_msg_id] = frame;
+    send(frame);
     box.value = "";
   }
 
@@ -256,6 +267,7 @@
     socket.onmessage = function (e) { try { onFrame(JSON.parse(e.data)); } catch (err) { /* skip */ } };
     socket.onclose = function (e) {
       state.connected = false;
+      Object.keys(state.conversations).forEach(function (id) { state.conversations[id].resuming = false; });
       if (e.code === 4401) { location.href = "/login?next=/console/chat"; return; }
       $("connection").textContent = "Reconnecting…";
       var delay = Math.min(30000, 500 * Math.pow(2, state.attempts++)) * (0.5 + Math.random());

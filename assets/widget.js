@@ -64,7 +64,8 @@
     token: store("token"),
     conversation: store("conversation"), // id of the current conversation
     status: null,
-    lastSeq: Number(store("seq") || 0),   // highest seq held, in the visitor's numbering
+    lastSeq: 0,                           // every seq up to here is held (no gap below it)
+    queued: [],                           // control frames waiting for the connection
     messages: {},                         // seq -> message frame
     pending: [],                          // sends not yet acknowledged (resent on reconnect)
     site: null,
@@ -146,12 +147,14 @@
   function addMessage(m) {
     if (String(m.conversation_id) !== String(state.conversation)) return;
     if (state.messages[m.seq]) return; // already held: a resume and live delivery overlapped
-    if (m.seq > state.lastSeq + 1 && state.lastSeq > 0 && !state.resuming) {
+    state.messages[m.seq] = m;
+    // lastSeq only moves over a run without holes, so a resume after a
+    // drop always asks for everything still missing.
+    while (state.messages[state.lastSeq + 1]) state.lastSeq++;
+    if (m.seq > state.lastSeq + 1 && !state.resuming) {
       // A gap: something was missed; fetch it from the server in order.
       resume();
     }
-    state.messages[m.seq] = m;
-    if (m.seq > state.lastSeq) { state.lastSeq = m.seq; store("seq", String(m.seq)); }
     state.pending = state.pending.filter(function (p) { return p.client_msg_id !== m.client_msg_id; });
     renderMessages();
     var mine = m.sender && m.sender.kind === "customer";
@@ -226,11 +229,18 @@
 
   function handoff() {
     if (!state.conversation) { post("I would like to talk to a person"); return; }
-    send({ type: "handoff", conversation_id: state.conversation });
+    act({ type: "handoff", conversation_id: state.conversation });
   }
 
   function send(frame) {
     if (state.socket && state.socket.readyState === 1) state.socket.send(JSON.stringify(frame));
+  }
+
+  // Actions the customer took (contact details, rating, asking for a
+  // person) must not vanish in a reconnect: they wait for the connection.
+  function act(frame) {
+    if (state.connected) send(frame);
+    else state.queued.push(frame);
   }
 
   // ----- conversation state -----
@@ -241,7 +251,6 @@
       store("conversation", state.conversation);
       state.messages = {};
       state.lastSeq = 0;
-      store("seq", "0");
       state.rated = false;
     }
     state.status = c.status;
@@ -278,7 +287,7 @@
       if (!email.value.trim()) { error.textContent = "Enter your email so we can reply."; email.focus(); return; }
       state.email = email.value.trim();
       store("email", state.email);
-      send({ type: "contact", name: name.value.trim(), email: state.email });
+      act({ type: "contact", name: name.value.trim(), email: state.email });
       renderExtra();
     } }, [
       el("p", { text: state.status === "waiting" ? "No one is online right now. Leave your email and we will reply by email." : "Tell us how to reach you." }),
@@ -305,7 +314,7 @@
     return el("form", { class: "rating", onsubmit: function (e) {
       e.preventDefault();
       if (!score) return;
-      send({ type: "rate", conversation_id: state.conversation, score: score, comment: comment.value.trim() });
+      act({ type: "rate", conversation_id: state.conversation, score: score, comment: comment.value.trim() });
       state.rated = true;
       extra.textContent = "";
       extra.appendChild(el("p", { class: "thanks", text: "Thank you for your rating!" }));
@@ -333,12 +342,25 @@
         if (state.conversation) resume();
         state.starting = null;
         state.pending.forEach(transmit);
+        state.queued.splice(0).forEach(send);
         break;
-      case "conversation": setConversation(frame); break;
+      case "conversation":
+        // Only the current conversation, or the one a start just created.
+        if (String(frame.id) === String(state.conversation) || (!state.conversation && state.starting)) {
+          setConversation(frame);
+        }
+        break;
       case "message": addMessage(frame); break;
       case "resumed": state.resuming = false; break;
       case "ack":
-        if (!state.conversation) state.conversation = String(frame.conversation_id);
+        // Committed. Its message frame normally arrives about now; if it
+        // got lost, a resume fetches it (the bubble says "sending" until then).
+        if (String(frame.conversation_id) === String(state.conversation)) {
+          var seq = frame.seq;
+          setTimeout(function () {
+            if (state.lastSeq < seq && !state.resuming) resume();
+          }, 1500);
+        }
         break;
       case "typing":
         if (frame.sender && frame.sender.kind !== "customer") {
