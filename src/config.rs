@@ -33,6 +33,13 @@ pub struct RawConfig {
     pub bot_timeout_ms: u64,
     pub faq_threshold: f64,
     pub instance_name: String,
+    pub sendgrid_api_key: String,
+    pub sendgrid_url: String,
+    pub mail_from: String,
+    pub mail_from_name: String,
+    pub mail_poll_ms: u64,
+    pub mail_max_attempts: i64,
+    pub mail_retry_ms: u64,
     pub log: String,
     pub log_format: String,
 }
@@ -60,6 +67,13 @@ impl Default for RawConfig {
             bot_timeout_ms: 5000,
             faq_threshold: 0.45,
             instance_name: String::new(),
+            sendgrid_api_key: String::new(),
+            sendgrid_url: "https://api.sendgrid.com".into(),
+            mail_from: "support@example.com".into(),
+            mail_from_name: "Careline Support".into(),
+            mail_poll_ms: 1000,
+            mail_max_attempts: 8,
+            mail_retry_ms: 30_000,
             log: "info".into(),
             log_format: "text".into(),
         }
@@ -96,9 +110,38 @@ pub struct Config {
     pub faq_threshold: f64,
     /// Names this process in logs and the `X-Careline-Instance` header.
     pub instance_name: String,
+    pub mail: MailConfig,
     pub log: String,
     /// `text` (for people) or `json` (for log collectors).
     pub log_format: LogFormat,
+}
+
+/// Email delivery. Without a SendGrid key emails stay in the outbox.
+#[derive(Clone)]
+pub struct MailConfig {
+    pub sendgrid_api_key: Option<String>,
+    pub sendgrid_url: String,
+    pub from: String,
+    pub from_name: String,
+    pub poll: std::time::Duration,
+    pub max_attempts: i64,
+    pub retry: std::time::Duration,
+}
+
+impl std::fmt::Debug for MailConfig {
+    // The API key is a secret: never printed, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field(
+                "sendgrid_api_key",
+                &self.sendgrid_api_key.as_ref().map(|_| "***"),
+            )
+            .field("sendgrid_url", &self.sendgrid_url)
+            .field("from", &self.from)
+            .field("poll", &self.poll)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +331,33 @@ impl RawConfig {
                 ));
             }
         };
+        let mail = MailConfig {
+            sendgrid_api_key: Some(self.sendgrid_api_key.trim().to_string())
+                .filter(|k| !k.is_empty()),
+            sendgrid_url: {
+                let url = self.sendgrid_url.trim().trim_end_matches('/').to_string();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid("sendgrid_url", "must start with https://"));
+                }
+                url
+            },
+            from: crate::domain::Email::parse(&self.mail_from)
+                .map_err(|_| {
+                    invalid(
+                        "mail_from",
+                        "must be an email address like support@example.com",
+                    )
+                })?
+                .as_str()
+                .to_string(),
+            from_name: self.mail_from_name.trim().to_string(),
+            poll: std::time::Duration::from_millis(self.mail_poll_ms.clamp(50, 60_000)),
+            max_attempts: self.mail_max_attempts,
+            retry: std::time::Duration::from_millis(self.mail_retry_ms),
+        };
+        if !(1..=100).contains(&mail.max_attempts) {
+            return Err(invalid("mail_max_attempts", "must be between 1 and 100"));
+        }
         Ok(Config {
             bind,
             public_url,
@@ -309,6 +379,7 @@ impl RawConfig {
             bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
             faq_threshold: self.faq_threshold,
             instance_name,
+            mail,
             log: self.log,
             log_format,
         })

@@ -6,6 +6,7 @@ pub mod bot;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
@@ -23,6 +24,8 @@ use crate::bot::faq::FaqBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::Config;
 use crate::domain::conversations::{Chat, ChatConfig};
+use crate::mail::sendgrid::SendGrid;
+use crate::mail::{LogMailer, Mailer};
 use crate::store::Store;
 use crate::web::AppState;
 
@@ -31,11 +34,13 @@ use crate::web::AppState;
 pub struct Adapters {
     pub bus: Option<Arc<dyn Bus>>,
     pub bot: Option<Arc<dyn Bot>>,
+    pub mailer: Option<Arc<dyn Mailer>>,
 }
 
 /// A configured application, ready to serve.
 pub struct App {
     pub state: AppState,
+    mailer: Arc<dyn Mailer>,
     /// Present while no admin exists: the token the setup page asks for.
     pub setup_token: Option<String>,
 }
@@ -83,8 +88,22 @@ impl App {
             ..ChatConfig::default()
         };
         let chat = Arc::new(Chat::new(store.clone(), bus, bot, chat_config));
+        let mailer: Arc<dyn Mailer> = match (adapters.mailer, &config.mail.sendgrid_api_key) {
+            (Some(mailer), _) => mailer,
+            (None, Some(key)) => Arc::new(SendGrid::new(
+                &config.mail.sendgrid_url,
+                key,
+                &config.mail.from,
+                &config.mail.from_name,
+            )),
+            (None, None) => Arc::new(LogMailer),
+        };
         let state = AppState::new(store, chat, config, secret, setup_token.clone());
-        Ok(App { state, setup_token })
+        Ok(App {
+            state,
+            mailer,
+            setup_token,
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes. Then it stops
@@ -98,6 +117,17 @@ impl App {
         let store = self.state.store().clone();
         let hub = self.state.hub().clone();
         spawn_housekeeping(store.clone());
+        let mail = &self.state.config().mail;
+        let worker = mail::worker::spawn(
+            store.clone(),
+            self.mailer.clone(),
+            mail::worker::WorkerConfig {
+                public_url: self.state.config().public_url.clone(),
+                poll: mail.poll,
+                max_attempts: mail.max_attempts,
+                backoff: mail.retry,
+            },
+        );
         let chat = self.state.chat().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(domain::conversations::PRESENCE_PERIOD);
@@ -131,6 +161,7 @@ impl App {
         })
         .await?;
         let _ = closer.await;
+        worker.abort();
         store.close().await;
         Ok(())
     }
@@ -169,4 +200,18 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .expect("the HTTP client builds with a crypto provider installed")
+}
+
+/// Helpers for the integration tests; not part of the product.
+#[doc(hidden)]
+pub mod testing {
+    use crate::store::Store;
+
+    /// Makes an emailed token look older than its lifetime.
+    pub async fn expire_token(store: &Store, token_hash: &str) {
+        store
+            .expire_email_token(token_hash)
+            .await
+            .expect("token expired");
+    }
 }

@@ -480,3 +480,49 @@ async fn note_numbering(store: &Store) {
     let pairs: Vec<(i64, Option<i64>)> = staff.iter().map(|m| (m.seq, m.public_seq)).collect();
     assert_eq!(pairs, vec![(1, Some(1)), (2, None), (3, Some(2))]);
 }
+
+conformance!(outbox_claims_give_each_email_to_one_worker, outbox_claims);
+async fn outbox_claims(store: &Store) {
+    use careline::store::NewEmail;
+    for i in 0..40 {
+        let email = NewEmail {
+            to: format!("c{i}@example.com"),
+            template: "verify_email",
+            payload: serde_json::json!({"link": "x"}),
+        };
+        store.enqueue_email(&email).await.unwrap();
+    }
+    // Four workers claim at once, again and again, until nothing is due.
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_due_emails(3, 60_000).await.expect("claim");
+                if batch.is_empty() {
+                    break mine;
+                }
+                mine.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all.sort();
+    let unique = all.len();
+    all.dedup();
+    assert_eq!(unique, all.len(), "no email was claimed twice");
+    assert_eq!(all.len(), 40, "every email was claimed");
+    // A lease that runs out makes an email claimable again (a dead worker).
+    assert!(store.claim_due_emails(10, 60_000).await.unwrap().is_empty());
+    store
+        .email_retry(all[0], careline::store::now_ms() - 1, "try again")
+        .await
+        .unwrap();
+    let again = store.claim_due_emails(10, 60_000).await.unwrap();
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![all[0]]);
+    assert_eq!(again[0].attempts, 2);
+}

@@ -388,3 +388,31 @@ fn change_status(ticket: &Ticket, status: TicketStatus, activity: &mut TicketAct
         false,
     );
 }
+
+/// The customer rates the help on a resolved ticket (1 to 5, and a
+/// comment); rating again replaces the earlier rating.
+pub async fn rate(
+    store: &Store,
+    customer: &User,
+    number: i64,
+    score: i64,
+    comment: &str,
+) -> DomainResult<Ticket> {
+    let ticket = find(store, customer, number).await?;
+    if customer.role.is_staff() {
+        return Err(DomainError::Forbidden("Only the customer rates a ticket."));
+    }
+    if !(1..=5).contains(&score) {
+        return Err(invalid("score", "Choose from 1 to 5 stars."));
+    }
+    if !matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Closed) {
+        return Err(DomainError::Conflict(
+            "You can rate a ticket once it is resolved.".into(),
+        ));
+    }
+    let comment: String = comment.trim().chars().take(2000).collect();
+    store
+        .rate(ticket.conversation_id, score, &comment, &customer.name)
+        .await?;
+    Ok(ticket)
+}

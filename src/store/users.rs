@@ -218,6 +218,16 @@ impl Store {
         Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
     }
 
+    #[doc(hidden)]
+    pub async fn expire_email_token(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(self.sql("UPDATE email_tokens SET expires_at = ? WHERE token_hash = ?"))
+            .bind(now_ms() - 1)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_verified(&self, user: UserId) -> StoreResult<()> {
         sqlx::query(self.sql("UPDATE users SET verified = 1 WHERE id = ?"))
             .bind(user.0)

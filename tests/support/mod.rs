@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod databases;
+pub mod fakes;
 pub mod redis;
 pub mod resilient;
 pub mod ws;

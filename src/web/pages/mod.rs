@@ -39,6 +39,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tickets/new", get(portal::new_ticket))
         .route("/tickets/{number}", get(portal::show))
         .route("/tickets/{number}/reply", post(portal::reply))
+        .route("/tickets/{number}/rate", post(portal::rate))
         .route("/console", get(console::list))
         .route("/console/chat", get(live::console))
         .route("/console/tickets/{number}", get(console::show))

@@ -173,12 +173,49 @@ pub async fn create(
     }
 }
 
+fn rating_form(
+    csrf: &str,
+    number: i64,
+    rating: Option<&(i64, String)>,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        section.card #rate {
+            h2 { "How did we do?" }
+            @if let Some((score, _)) = rating {
+                p { "You rated this " strong { (score) " out of 5" } ". You can change it." }
+            }
+            @if let Some(m) = errors.get("score") { p.error role="alert" { (m) } }
+            form method="post" action={ "/tickets/" (number) "/rate" } {
+                (csrf_field(csrf))
+                fieldset.stars {
+                    legend { "Your rating" }
+                    @for n in 1..=5 {
+                        label {
+                            input type="radio" name="score" value=(n) required checked[rating.is_some_and(|(s, _)| *s == n)];
+                            " " (n)
+                        }
+                    }
+                }
+                div.field {
+                    label for="comment" { "Comment (optional)" }
+                    textarea #comment name="comment" rows="2" maxlength="2000" {
+                        (rating.map(|(_, c)| c.as_str()).unwrap_or(""))
+                    }
+                }
+                button type="submit" { "Send rating" }
+            }
+        }
+    }
+}
+
 fn ticket_page(
     user: &User,
     csrf: &str,
     view: &tickets::TicketView,
     draft: &str,
     errors: &FormErrors,
+    rating: Option<&(i64, String)>,
 ) -> Markup {
     let ticket = &view.ticket;
     page(
@@ -207,6 +244,9 @@ fn ticket_page(
                 }
                 aside.ticket-side {
                     (summary(ticket))
+                    @if matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Closed) {
+                        (rating_form(csrf, ticket.number, rating, errors))
+                    }
                     (timeline(&view.timeline))
                 }
             }
@@ -224,7 +264,16 @@ pub async fn show(
         return Ok(Redirect::to(&format!("/console/tickets/{number}")).into_response());
     }
     let view = tickets::view(state.store(), &user, number).await?;
-    Ok(ticket_page(&user, &csrf.0, &view, "", &FormErrors::default()).into_response())
+    let rating = state.store().rating(view.ticket.conversation_id).await?;
+    Ok(ticket_page(
+        &user,
+        &csrf.0,
+        &view,
+        "",
+        &FormErrors::default(),
+        rating.as_ref(),
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -245,7 +294,34 @@ pub async fn reply(
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
             let view = tickets::view(state.store(), &user, number).await?;
-            let body = ticket_page(&user, &csrf.0, &view, &form.body, &errors);
+            let rating = state.store().rating(view.ticket.conversation_id).await?;
+            let body = ticket_page(&user, &csrf.0, &view, &form.body, &errors, rating.as_ref());
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RateForm {
+    score: i64,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn rate(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    csrf: CsrfToken,
+    Path(number): Path<i64>,
+    CsrfForm(form): CsrfForm<RateForm>,
+) -> Result<Response, PageError> {
+    match tickets::rate(state.store(), &user, number, form.score, &form.comment).await {
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{number}#rate")).into_response()),
+        Err(e) => {
+            let errors = FormErrors::from_domain(e)?;
+            let view = tickets::view(state.store(), &user, number).await?;
+            let rating = state.store().rating(view.ticket.conversation_id).await?;
+            let body = ticket_page(&user, &csrf.0, &view, "", &errors, rating.as_ref());
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
     }

@@ -468,21 +468,29 @@ pub async fn outbox(
         html! {
             h1 { "Email outbox" }
             (admin_nav("/admin/outbox"))
-            p.hint { "Every email Careline sends is queued here first. Without a mail service configured, emails stay here for you to read." }
+            p.hint {
+                "Every email Careline sends is queued here first and delivered with retries. "
+                @if state.config().mail.sendgrid_api_key.is_some() {
+                    "Delivery: SendGrid."
+                } @else {
+                    "No mail service is configured (set sendgrid_api_key): emails stay here for you to read."
+                }
+            }
             @if emails.is_empty() {
                 section.card.empty { p { "No emails yet." } }
             } @else {
                 table {
                     caption.visually-hidden { "Emails, newest first" }
-                    thead { tr { th scope="col" { "To" } th scope="col" { "Kind" } th scope="col" { "Status" } th scope="col" { "Queued" } th scope="col" { "Content" } } }
+thead { tr { th scope="col" { "To" } th scope="col" { "Kind" } th scope="col" { "Status" } th scope="col" { "Attempts" } th scope="col" { "Queued" } th scope="col" { "Problem" } } }
                     tbody {
                         @for email in &emails {
                             tr {
                                 td { (email.to_email) }
                                 td { (email.template) }
                                 td { (email.status) }
+                                td { (email.attempts) }
                                 td { (time(email.created_at)) }
-                                td { code { (email.payload.chars().take(300).collect::<String>()) } }
+                                td { (email.last_error) }
                             }
                         }
                     }

@@ -1,0 +1,57 @@
+//! Email: the `Mailer` seam, the templates, and the delivery worker that
+//! drains the outbox. The default mailer writes emails to the log and keeps
+//! them in the outbox (shown on the admin page); SendGrid v3 delivers them
+//! for real when an API key is configured.
+
+pub mod sendgrid;
+pub mod templates;
+pub mod worker;
+
+use std::time::Duration;
+
+pub use crate::bus::BoxFuture;
+
+/// A rendered email, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again: after `after` when the service says so.
+    #[error("temporary failure: {reason}")]
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The service refused this email; trying again will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+pub trait Mailer: Send + Sync + 'static {
+    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<(), SendError>>;
+
+    fn name(&self) -> &'static str;
+}
+
+/// The default: no mail service. Emails stay in the outbox for admins to
+/// read and are logged (recipient and subject only) at debug level.
+pub struct LogMailer;
+
+impl Mailer for LogMailer {
+    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            tracing::debug!(to = %email.to, subject = %email.subject, "email kept in the outbox (no mail service configured)");
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+}

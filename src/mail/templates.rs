@@ -1,0 +1,229 @@
+//! The emails Careline sends: subject, plain text and HTML from a template
+//! name and its data. HTML is built with maud, so every value is escaped.
+
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+use super::Email;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render email template `{0}`: {1}")]
+pub struct TemplateError(pub String, pub &'static str);
+
+fn text(payload: &Value, key: &str) -> String {
+    match &payload[key] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn layout(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { (title) } }
+            body style="font-family: system-ui, sans-serif; line-height: 1.5; color: #1d2330; max-width: 36rem; margin: 0 auto; padding: 1rem" {
+                (body)
+                hr;
+                p style="color: #5b6475; font-size: 0.85rem" { "Careline · Customer Care Registry" }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn button(href: &str, label: &str) -> Markup {
+    html! {
+        p {
+            a href=(href) style="display: inline-block; background: #1f5fc4; color: #fff; padding: 0.6rem 1rem; border-radius: 6px; text-decoration: none" { (label) }
+        }
+        p style="color: #5b6475; font-size: 0.85rem" { "Or open this address: " (href) }
+    }
+}
+
+/// Renders `template` with `payload`; links point at `public_url`.
+pub fn render(
+    template: &str,
+    payload: &Value,
+    to: &str,
+    public_url: &str,
+) -> Result<Email, TemplateError> {
+    let name = text(payload, "name");
+    let greeting = if name.trim().is_empty() {
+        "Hello,".to_string()
+    } else {
+        format!("Hello {name},")
+    };
+    let number = text(payload, "ticket_number");
+    let ticket_link = format!("{public_url}/tickets/{number}");
+    let missing = |what: &'static str| TemplateError(template.to_string(), what);
+    let (subject, lines, link): (String, Vec<String>, Option<(String, &str)>) = match template {
+        "verify_email" => {
+            let link = text(payload, "link");
+            if link.is_empty() {
+                return Err(missing("no link"));
+            }
+            (
+                "Confirm your email address".into(),
+                vec![format!(
+                    "Please confirm that this address is yours. The link works once, for {} hours.",
+                    text(payload, "hours")
+                )],
+                Some((link, "Confirm my email")),
+            )
+        }
+        "password_reset" => {
+            let link = text(payload, "link");
+            if link.is_empty() {
+                return Err(missing("no link"));
+            }
+            (
+                "Choose a new password".into(),
+                vec![
+                    format!(
+                        "Someone asked to reset the password of this account. The link works once, for {} hour(s).",
+                        text(payload, "hours")
+                    ),
+                    "If it was not you, ignore this email: your password stays as it is.".into(),
+                ],
+                Some((link, "Choose a new password")),
+            )
+        }
+        "agent_invitation" => {
+            let link = text(payload, "link");
+            if link.is_empty() {
+                return Err(missing("no link"));
+            }
+            (
+                "You are invited to the support team".into(),
+                vec![format!(
+                    "You have an agent account on Careline. Choose your password to start; the link works once, for {} hours.",
+                    text(payload, "hours")
+                )],
+                Some((link, "Choose my password")),
+            )
+        }
+        "ticket_opened" => {
+            if number.is_empty() {
+                return Err(missing("no ticket number"));
+            }
+            (
+                format!("We received your request #{number}"),
+                vec![
+                    format!(
+                        "Your request #{number} \u{201c}{}\u{201d} is with our team.",
+                        text(payload, "subject")
+                    ),
+                    "We will reply in the ticket and let you know by email.".into(),
+                ],
+                Some((ticket_link, "Follow your request")),
+            )
+        }
+        "agent_reply" => (
+            if number.is_empty() {
+                "You have a reply".into()
+            } else {
+                format!("New reply on your request #{number}")
+            },
+            vec![
+                format!("{} wrote:", text(payload, "agent")),
+                text(payload, "body"),
+            ],
+            (!number.is_empty()).then_some((ticket_link, "Read and reply")),
+        ),
+        "ticket_resolved" => {
+            if number.is_empty() {
+                return Err(missing("no ticket number"));
+            }
+            (
+                format!("Your request #{number} is resolved"),
+                vec![
+                    format!("We marked your request #{number} \u{201c}{}\u{201d} as resolved.", text(payload, "subject")),
+                    "How did we do? Your rating (1 to 5) helps us get better. If something is still wrong, just reply in the ticket.".into(),
+                ],
+                Some((format!("{ticket_link}#rate"), "Rate our help")),
+            )
+        }
+        _ => return Err(missing("unknown template")),
+    };
+    let mut text_body = format!("{greeting}\n\n{}\n", lines.join("\n\n"));
+    if let Some((href, _)) = &link {
+        text_body.push_str(&format!("\n{href}\n"));
+    }
+    text_body.push_str("\n-- \nCareline · Customer Care Registry\n");
+    let html_body = layout(
+        &subject,
+        html! {
+            p { (greeting) }
+            @for line in &lines {
+                p style="white-space: pre-wrap" { (line) }
+            }
+            @if let Some((href, label)) = &link { (button(href, label)) }
+        },
+    );
+    Ok(Email {
+        to: to.to_string(),
+        subject,
+        text: text_body,
+        html: html_body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_template_renders_text_and_escaped_html() {
+        let evil = "<script>alert(1)</script>";
+        let cases = [
+            (
+                "verify_email",
+                json!({"name": evil, "link": "https://c.example/verify?token=t", "hours": 72}),
+            ),
+            (
+                "password_reset",
+                json!({"name": "Ada", "link": "https://c.example/password?token=t", "hours": 1}),
+            ),
+            (
+                "agent_invitation",
+                json!({"name": "Ada", "link": "https://c.example/password?token=t", "hours": 72}),
+            ),
+            (
+                "ticket_opened",
+                json!({"name": "Ada", "ticket_number": 1001, "subject": evil}),
+            ),
+            (
+                "agent_reply",
+                json!({"name": "Ada", "ticket_number": 1001, "agent": "Alan", "body": evil}),
+            ),
+            (
+                "ticket_resolved",
+                json!({"name": "Ada", "ticket_number": 1001, "subject": "Printer"}),
+            ),
+        ];
+        for (template, payload) in cases {
+            let email =
+                render(template, &payload, "ada@example.com", "https://c.example").expect(template);
+            assert!(!email.subject.is_empty());
+            assert!(
+                !email.html.contains("<script>"),
+                "{template}: {}",
+                email.html
+            );
+            assert!(email.text.starts_with("Hello"), "{template}");
+        }
+        let resolved = render(
+            "ticket_resolved",
+            &json!({"ticket_number": 7, "subject": "x"}),
+            "a@b.c",
+            "https://c.example",
+        )
+        .unwrap();
+        assert!(resolved.text.contains("https://c.example/tickets/7#rate"));
+        assert!(render("nonsense", &json!({}), "a@b.c", "https://c.example").is_err());
+        assert!(render("verify_email", &json!({}), "a@b.c", "https://c.example").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The outbox delivery worker. Every instance runs one; rows are claimed
+//! atomically with a lease, so each email is attempted by one worker at a
+//! time. Failures are retried with exponential backoff (or when SendGrid's
+//! rate limit resets) until `max_attempts`, then marked failed for admins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Mailer, SendError, templates};
+use crate::store::{OutboxEmail, Store, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub public_url: String,
+    pub poll: Duration,
+    pub max_attempts: i64,
+    /// First retry delay; doubles each attempt, capped at an hour.
+    pub backoff: Duration,
+}
+
+/// How long a claimed email is this worker's before another may take it.
+const LEASE_MS: i64 = 120_000;
+const BATCH: i64 = 10;
+
+pub fn spawn(
+    store: Store,
+    mailer: Arc<dyn Mailer>,
+    config: WorkerConfig,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match store.claim_due_emails(BATCH, LEASE_MS).await {
+                Ok(batch) if !batch.is_empty() => {
+                    for email in batch {
+                        deliver(&store, mailer.as_ref(), &config, email).await;
+                    }
+                    continue; // there may be more due right now
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the outbox"),
+            }
+            tokio::time::sleep(config.poll).await;
+        }
+    })
+}
+
+/// Delay before attempt `attempts + 1`: backoff × 2^(attempts-1), at most an hour.
+fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
+    let exponent = (attempts - 1).clamp(0, 20) as u32;
+    config
+        .backoff
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(Duration::from_secs(3600))
+}
+
+async fn deliver(store: &Store, mailer: &dyn Mailer, config: &WorkerConfig, email: OutboxEmail) {
+    let payload = serde_json::from_str(&email.payload).unwrap_or(serde_json::Value::Null);
+    let rendered = match templates::render(
+        &email.template,
+        &payload,
+        &email.to_email,
+        &config.public_url,
+    ) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            tracing::error!(id = email.id, error = %e, "email cannot be rendered; giving up");
+            let _ = store.email_failed(email.id, &e.to_string()).await;
+            return;
+        }
+    };
+    let outcome = mailer.send(&rendered).await;
+    let recorded = match outcome {
+        Ok(()) => {
+            tracing::info!(id = email.id, template = %email.template, mailer = mailer.name(), "email delivered");
+            store.email_sent(email.id).await
+        }
+        Err(SendError::Rejected(reason)) => {
+            tracing::warn!(id = email.id, %reason, "email rejected; giving up");
+            store.email_failed(email.id, &reason).await
+        }
+        Err(SendError::Retry { reason, .. }) if email.attempts >= config.max_attempts => {
+            tracing::warn!(id = email.id, attempts = email.attempts, %reason, "email failed too often; giving up");
+            store
+                .email_failed(
+                    email.id,
+                    &format!("gave up after {} attempts: {reason}", email.attempts),
+                )
+                .await
+        }
+        Err(SendError::Retry { after, reason }) => {
+            let wait = after.unwrap_or_else(|| backoff(config, email.attempts));
+            tracing::info!(id = email.id, attempts = email.attempts, ?wait, %reason, "email will be retried");
+            store
+                .email_retry(email.id, now_ms() + wait.as_millis() as i64, &reason)
+                .await
+        }
+    };
+    if let Err(e) = recorded {
+        // The lease runs out and the email is tried again: at least once.
+        tracing::warn!(id = email.id, error = %e, "could not record the email's outcome");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let config = WorkerConfig {
+            public_url: String::new(),
+            poll: Duration::from_secs(1),
+            max_attempts: 8,
+            backoff: Duration::from_secs(10),
+        };
+        assert_eq!(backoff(&config, 1), Duration::from_secs(10));
+        assert_eq!(backoff(&config, 2), Duration::from_secs(20));
+        assert_eq!(backoff(&config, 4), Duration::from_secs(80));
+        assert_eq!(backoff(&config, 30), Duration::from_secs(3600));
+    }
+}
