@@ -66,6 +66,46 @@ impl Secret {
         self.sign("setup", "first admin")[..24].to_string()
     }
 
+    /// The key for settings stored encrypted (API keys): derived from the
+    /// secret, so that a copy of the database alone does not reveal them.
+    fn sealing_key(&self) -> chacha20poly1305::Key {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"settings-encryption-v1");
+        let bytes = mac.finalize().into_bytes();
+        let mut key = chacha20poly1305::Key::default();
+        key.copy_from_slice(&bytes);
+        key
+    }
+
+    /// Encrypts `plaintext` (XChaCha20-Poly1305, random nonce).
+    pub fn seal(&self, plaintext: &str) -> String {
+        use chacha20poly1305::aead::{Aead, KeyInit as _};
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&self.sealing_key());
+        let mut nonce = [0u8; 24];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = cipher
+            .encrypt(&nonce.into(), plaintext.as_bytes())
+            .expect("encryption of a short value cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Decrypts what [`Secret::seal`] made; `None` if it was tampered with
+    /// or sealed under another secret.
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        use chacha20poly1305::aead::{Aead, KeyInit as _};
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().ok()?;
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&self.sealing_key());
+        let plain = cipher.decrypt(&nonce.into(), ciphertext).ok()?;
+        String::from_utf8(plain).ok()
+    }
+
     pub fn csrf_matches(&self, binding: &str, token: &str) -> bool {
         let expected = self.csrf_token(binding);
         expected.as_bytes().ct_eq(token.as_bytes()).into()
@@ -112,6 +152,24 @@ mod tests {
         assert!(!secret.csrf_matches("cookie-a", ""));
         let other = Secret::new("another secret of thirty-two chars!");
         assert!(!other.csrf_matches("cookie-a", &token));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_secret() {
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let sealed = secret.seal("api-key-123");
+        assert!(!sealed.contains("api-key-123"));
+        assert_ne!(
+            sealed,
+            secret.seal("api-key-123"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(secret.open(&sealed).as_deref(), Some("api-key-123"));
+        let other = Secret::new("another secret of thirty-two chars!");
+        assert_eq!(other.open(&sealed), None);
+        let mut tampered = sealed.clone();
+        tampered.replace_range(40..41, if &sealed[40..41] == "A" { "B" } else { "A" });
+        assert_eq!(secret.open(&tampered), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::auth::Secret;
 use crate::bot::Bot;
 use crate::bot::faq::FaqBot;
+use crate::bot::switching::SwitchingBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::Config;
 use crate::domain::conversations::{Chat, ChatConfig};
@@ -80,7 +81,11 @@ impl App {
         };
         let bot: Arc<dyn Bot> = match adapters.bot {
             Some(bot) => bot,
-            None => Arc::new(FaqBot::new(store.clone(), config.faq_threshold)),
+            None => Arc::new(SwitchingBot::new(
+                store.clone(),
+                secret.clone(),
+                FaqBot::new(store.clone(), config.faq_threshold),
+            )),
         };
         let chat_config = ChatConfig {
             bot_miss_limit: config.bot_miss_limit,

@@ -85,3 +85,14 @@ CREATE TABLE email_tokens (
     expires_at INTEGER NOT NULL,
     used_at    INTEGER
 );
+
+-- Settings admins change at run time (the bot's). Secret values are stored
+-- encrypted (XChaCha20-Poly1305) with a key derived from the server secret.
+CREATE TABLE settings (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- The bot's own session for a conversation (Watson Assistant v2).
+ALTER TABLE conversations ADD COLUMN bot_session TEXT;

@@ -5,6 +5,8 @@
 
 pub mod faq;
 pub mod similarity;
+pub mod switching;
+pub mod watson;
 
 pub use crate::bus::BoxFuture;
 

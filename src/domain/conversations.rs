@@ -585,11 +585,24 @@ impl Chat {
                         .await
                 }
             }
-            Ok(Ok(BotReply::Handoff { text, note: _ })) => {
+            Ok(Ok(BotReply::Handoff { text, note })) => {
                 self.bot_says(conversation_id, &bot_msg_id, &text, Vec::new())
                     .await?;
                 self.handoff(conversation_id, HandoffReason::BotHandedOff)
-                    .await
+                    .await?;
+                // What the bot tells the agent stays with the staff.
+                match note {
+                    Some(note) => {
+                        let id = format!("botnote:{}", message.client_msg_id);
+                        self.staff_note(
+                            conversation_id,
+                            &id,
+                            &format!("From the assistant: {note}"),
+                        )
+                        .await
+                    }
+                    None => Ok(()),
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(conversation = conversation_id, error = %e, "bot failed; handing off");
@@ -642,6 +655,36 @@ impl Chat {
                     self.publish(&topic, &ServerFrame::Message(frame)).await;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A private note by Careline itself (e.g. the bot's handoff message).
+    async fn staff_note(
+        &self,
+        conversation_id: i64,
+        client_msg_id: &str,
+        text: &str,
+    ) -> DomainResult<()> {
+        let appended = self
+            .store
+            .append_message(
+                conversation_id,
+                NewChatMessage {
+                    sender_kind: SenderKind::System,
+                    sender_user_id: None,
+                    sender_name: "Careline",
+                    body: text,
+                    private: true,
+                    client_msg_id,
+                    only_in: None,
+                    only_assignee: None,
+                    email: None,
+                },
+            )
+            .await?;
+        if let Appended::New(message, _) = appended {
+            self.publish_message(&message).await;
         }
         Ok(())
     }

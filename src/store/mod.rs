@@ -11,6 +11,7 @@ mod migrations;
 mod outbox;
 mod rows;
 mod sessions;
+mod settings;
 mod sites;
 mod tickets;
 mod users;

@@ -86,7 +86,7 @@ impl AppState {
         &self.inner.config
     }
 
-    fn secret(&self) -> &Secret {
+    pub(crate) fn secret(&self) -> &Secret {
         &self.inner.secret
     }
 

@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod auth;
+mod bot;
 mod console;
 mod home;
 pub mod layout;
@@ -59,6 +60,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route("/admin/bot", get(bot::show).post(bot::save))
+        .route("/admin/bot/test", post(bot::test))
         .merge(rate_limited(state))
 }
 

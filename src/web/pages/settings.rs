@@ -20,6 +20,7 @@ pub fn admin_nav(current: &str) -> Markup {
     let links = [
         ("/admin/people", "People"),
         ("/admin/sites", "Sites & widget"),
+        ("/admin/bot", "Bot"),
         ("/admin/faq", "FAQ bot"),
         ("/admin/canned", "Canned replies"),
         ("/admin/outbox", "Email outbox"),
