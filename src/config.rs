@@ -81,7 +81,7 @@ impl Default for RawConfig {
 }
 
 /// Validated configuration: every field is usable as it is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     /// The address people use to reach Careline, without a trailing slash.
@@ -386,6 +386,23 @@ impl RawConfig {
     }
 }
 
+impl std::fmt::Debug for Config {
+    // Secrets (the secret key, passwords in URLs) never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &crate::store::redact(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(crate::store::redact))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("instance_name", &self.instance_name)
+            .field("mail", &self.mail)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
     /// Cookies get the `Secure` flag whenever people reach Careline over HTTPS.
     pub fn cookies_secure(&self) -> bool {
@@ -465,6 +482,20 @@ mod tests {
             spoil(&mut raw);
             let err = raw.validate().expect_err(setting).to_string();
             assert!(err.contains(&format!("`{setting}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let raw = RawConfig {
+            secret_key: "a-very-secret-key-of-32-characters!!".into(),
+            database_url: "postgres://careline:hunter2@db/careline".into(),
+            sendgrid_api_key: "SG.secret".into(),
+            ..RawConfig::default()
+        };
+        let shown = format!("{:?}", raw.validate().unwrap());
+        for secret in ["a-very-secret-key", "hunter2", "SG.secret"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
     }
 
