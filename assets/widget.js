@@ -270,12 +270,19 @@
   }
 
   function renderExtra() {
-    extra.textContent = "";
     var needsContact = state.site && !state.email &&
       ((state.site.require_email && !state.conversation) ||
        (state.status === "waiting" && !state.site.agents_online));
+    var resolved = state.status === "resolved";
+    // Rebuilt only when what is needed changes: a form being filled in
+    // must not be wiped by the next status frame.
+    var shown = (needsContact ? "contact " : "") + (resolved ? (state.rated ? "thanks" : "rating") : "");
+    if (shown === state.extraShown) return;
+    state.extraShown = shown;
+    extra.textContent = "";
     if (needsContact) extra.appendChild(contactForm());
-    if (state.status === "resolved" && !state.rated) extra.appendChild(ratingForm());
+    if (resolved && !state.rated) extra.appendChild(ratingForm());
+    if (resolved && state.rated) extra.appendChild(el("p", { class: "thanks", text: "Thank you for your rating!" }));
   }
 
   function contactForm() {
@@ -316,8 +323,7 @@
       if (!score) return;
       act({ type: "rate", conversation_id: state.conversation, score: score, comment: comment.value.trim() });
       state.rated = true;
-      extra.textContent = "";
-      extra.appendChild(el("p", { class: "thanks", text: "Thank you for your rating!" }));
+      renderExtra();
     } }, [
       el("p", { text: "How did we do?" }), stars,
       el("label", { for: "cl-comment", text: "Comment (optional)" }), comment,

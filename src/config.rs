@@ -394,7 +394,10 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("data_dir", &self.data_dir)
             .field("database_url", &crate::store::redact(&self.database_url))
-            .field("redis_url", &self.redis_url.as_deref().map(crate::store::redact))
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::store::redact),
+            )
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("trusted_proxies", &self.trusted_proxies)
             .field("instance_name", &self.instance_name)

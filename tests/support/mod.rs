@@ -9,6 +9,7 @@ pub mod databases;
 pub mod fakes;
 pub mod redis;
 pub mod resilient;
+pub mod webdriver;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub struct TestApp {
     pub base: String,
     pub setup_token: Option<String>,
     pub store: Store,
+    pub hub: std::sync::Arc<careline::web::ws::hub::Hub>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data: tempfile::TempDir,
@@ -70,6 +72,7 @@ impl TestApp {
         let app = App::build_with(config, adapters).await.expect("app builds");
         let setup_token = app.setup_token.clone();
         let store = app.state.store().clone();
+        let hub = app.state.hub().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
             app.serve(listener, async {
@@ -83,6 +86,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             setup_token,
             store,
+            hub,
             shutdown: Some(tx),
             server: Some(server),
             _data: data,

@@ -199,6 +199,16 @@ impl Hub {
         }
     }
 
+    /// Closes every visitor socket with `code` without waiting (a network
+    /// blip, for tests; `close_all` is the graceful shutdown).
+    pub fn kill_visitors(&self, code: u16) {
+        for entry in self.state.lock().expect("hub lock").sockets.values() {
+            if entry.agent.is_none() {
+                entry.kill.fire(code);
+            }
+        }
+    }
+
     pub fn agent_sockets(&self, agent: UserId) -> usize {
         let state = self.state.lock().expect("hub lock");
         state

@@ -1,0 +1,546 @@
+//! End to end in headless Chromium, as customers and agents use Careline:
+//! the widget on a page of another origin talking to an agent in the live
+//! console; a network drop healed without duplicates; the portal; and the
+//! accessibility basics. Screenshots go to target/screenshots (and to
+//! docs/screenshots with CARELINE_UPDATE_SCREENSHOTS=1).
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use fantoccini::{Client, Locator};
+use support::webdriver::{Chrome, WIDGET, fill, screenshot, wait_until};
+use support::{Database, TestApp, ticket_number};
+
+/// A shop's page on its own origin, with its own styles and script, that
+/// embeds the widget with the one documented tag.
+async fn host_page(app: &TestApp, site_key: &str) -> (SocketAddr, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let html = format!(
+        r#"<!doctype html><html><head><title>Shop</title>
+<style>body {{ font-family: serif; background: rgb(255, 238, 238); }} button {{ background: rgb(255, 0, 0); }} p {{ color: rgb(0, 0, 128); }}</style>
+</head><body><h1>My Shop</h1><p id="host-text">Welcome to the shop</p><button id="host-button">Buy</button>
+<script>window.hostCounter = 41; document.getElementById('host-button').addEventListener('click', function () {{ window.hostCounter++; }});</script>
+<script src="{}/widget.js" data-site="{site_key}" async></script>
+</body></html>"#,
+        app.base
+    );
+    let router = Router::new().route("/", get(move || async move { Html(html.clone()) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, format!("http://{addr}"))
+}
+
+async fn allow(app: &TestApp, origin: &str) -> String {
+    let site = app.store.default_site().await.unwrap();
+    let settings = careline::store::SiteSettings {
+        name: "Shop support".into(),
+        allowed_origins: vec![origin.to_string()],
+        greeting: site.greeting.clone(),
+        color: "#1f5fc4".into(),
+        require_email: false,
+    };
+    app.store.update_site(site.id, &settings).await.unwrap();
+    site.key
+}
+
+async fn log_in(browser: &Client, app: &TestApp, email: &str, password: &str) {
+    browser.goto(&format!("{}/login", app.base)).await.unwrap();
+    fill(browser, "#email", email).await;
+    fill(browser, "#password", password).await;
+    browser
+        .find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        browser,
+        "the login to finish",
+        "!location.pathname.startsWith('/login')",
+    )
+    .await;
+}
+
+/// Clicks something inside the widget's shadow root.
+async fn widget_click(browser: &Client, css: &str) {
+    let host = browser
+        .find(Locator::Css("#careline-widget"))
+        .await
+        .unwrap();
+    let root = host
+        .shadow_root()
+        .await
+        .expect("the widget has a shadow root");
+    root.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn widget_type(browser: &Client, text: &str) {
+    let host = browser
+        .find(Locator::Css("#careline-widget"))
+        .await
+        .unwrap();
+    let root = host.shadow_root().await.unwrap();
+    let input = root.find(Locator::Css("#cl-input")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys("\u{E007}").await.unwrap(); // Enter sends
+}
+
+/// How many message bubbles in the widget have exactly this text.
+fn widget_count(text: &str) -> String {
+    format!(
+        "Array.from({WIDGET}.querySelectorAll('.message .body')).filter(e => e.textContent === {}).length",
+        serde_json::to_string(text).unwrap()
+    )
+}
+
+#[tokio::test]
+async fn a_customer_on_another_site_chats_with_the_bot_then_an_agent_who_resolves_and_gets_rated() {
+    let Some(mut chrome) = Chrome::start("browser chat").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let _agent = app
+        .agent(&mut admin, "Alan Agent", "alan@example.com")
+        .await;
+    // The host page's origin must be allowed before the widget loads.
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+
+    // The agent opens the live console (away: conversations wait in the queue).
+    let agent = chrome.session(1300, 900).await;
+    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
+    agent
+        .goto(&format!("{}/console/chat", app.base))
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the console to connect",
+        "document.getElementById('connection').textContent === 'Connected'",
+    )
+    .await;
+
+    // The customer, on the shop's page, asks the bot, then for a person.
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(&host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    widget_click(&customer, ".launcher").await;
+    widget_type(&customer, "When are you open?").await;
+    wait_until(
+        &customer,
+        "the bot's answer",
+        &format!("{WIDGET}.querySelector('.message.bot .body')"),
+    )
+    .await;
+    let answer: String = customer
+        .execute(
+            &format!("return {WIDGET}.querySelector('.message.bot .body').textContent"),
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(answer.contains("Monday to Friday"), "{answer}");
+    widget_click(&customer, ".human").await;
+    wait_until(
+        &customer,
+        "waiting for a person",
+        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting for a person')"),
+    )
+    .await;
+    screenshot(&customer, "widget").await;
+
+    // The conversation appears in the agent's queue live; the agent claims it and replies.
+    wait_until(
+        &agent,
+        "the queue to show the chat",
+        "document.querySelectorAll('#queue li').length === 1",
+    )
+    .await;
+    agent
+        .find(Locator::Css("#queue li button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the chat pane",
+        "document.getElementById('pane-title').textContent.includes('live')",
+    )
+    .await;
+    let message = agent.find(Locator::Css("#message")).await.unwrap();
+    message
+        .send_keys("Hi, I am Alan. How can I help?")
+        .await
+        .unwrap();
+    message.send_keys("\u{E007}").await.unwrap();
+    wait_until(
+        &customer,
+        "the agent's reply",
+        &format!("{} === 1", widget_count("Hi, I am Alan. How can I help?")),
+    )
+    .await;
+    widget_type(&customer, "My parcel is late").await;
+    wait_until(&agent, "the customer's message", "Array.from(document.querySelectorAll('#transcript .body')).some(e => e.textContent === 'My parcel is late')").await;
+    screenshot(&agent, "console").await;
+
+    // The agent resolves; the customer rates.
+    agent
+        .find(Locator::Css("#resolve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &customer,
+        "the rating form",
+        &format!("{WIDGET}.querySelector('.rating')"),
+    )
+    .await;
+    widget_click(&customer, ".stars button:nth-child(5)").await;
+    widget_click(&customer, ".rating button[type=submit]").await;
+    wait_until(
+        &customer,
+        "thanks",
+        &format!("{WIDGET}.querySelector('.thanks')"),
+    )
+    .await;
+    let conversation = app.store.queue().await.unwrap();
+    assert!(conversation.is_empty());
+
+    // The host page is untouched: its styles and its script.
+    let host_state = customer
+        .execute(
+            "return [getComputedStyle(document.getElementById('host-button')).backgroundColor, \
+                     getComputedStyle(document.getElementById('host-text')).color, \
+                     getComputedStyle(document.body).fontFamily, window.hostCounter, \
+                     document.body.children.length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(host_state[0], "rgb(255, 0, 0)");
+    assert_eq!(host_state[1], "rgb(0, 0, 128)");
+    assert_eq!(host_state[2], "serif");
+    assert_eq!(host_state[3], 41);
+    customer
+        .find(Locator::Css("#host-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        customer
+            .execute("return window.hostCounter", vec![])
+            .await
+            .unwrap(),
+        42
+    );
+    customer.close().await.ok();
+    agent.close().await.ok();
+}
+
+#[tokio::test]
+async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
+    let Some(mut chrome) = Chrome::start("browser resume").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(&host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    widget_click(&customer, ".launcher").await;
+    widget_type(&customer, "talk to a person please").await;
+    wait_until(
+        &customer,
+        "waiting",
+        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
+    )
+    .await;
+
+    // The agent answers over a socket of their own.
+    let mut console = app.agent_socket(&alan).await;
+    let queue = {
+        console
+            .send(serde_json::json!({"type": "watch_queue"}))
+            .await;
+        console
+            .expect(|f| f["type"] == "queue" && !f["waiting"].as_array().unwrap().is_empty())
+            .await
+    };
+    let id = queue["waiting"][0]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    console
+        .send(serde_json::json!({"type": "claim", "conversation_id": id}))
+        .await;
+    console
+        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+        .await;
+    console.send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "body": "Before the drop"})).await;
+    wait_until(
+        &customer,
+        "the first reply",
+        &format!("{} === 1", widget_count("Before the drop")),
+    )
+    .await;
+
+    // The customer's connection drops (the server cuts every socket), the
+    // agent writes meanwhile; the widget reconnects and resumes.
+    app.hub.kill_visitors(1001);
+    for i in 1..=3 {
+        console.send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("d{i}"), "body": format!("While away {i}")})).await;
+    }
+    for i in 1..=3 {
+        wait_until(
+            &customer,
+            "the missed replies",
+            &format!("{} === 1", widget_count(&format!("While away {i}"))),
+        )
+        .await;
+    }
+    // No duplicates, in order.
+    let bodies = customer
+        .execute(&format!("return Array.from({WIDGET}.querySelectorAll('.message .body')).map(e => e.textContent)"), vec![])
+        .await
+        .unwrap();
+    let bodies: Vec<String> = bodies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bodies.iter().filter(|b| *b == "Before the drop").count(), 1);
+    let away: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.starts_with("While away"))
+        .collect();
+    assert_eq!(away, vec!["While away 1", "While away 2", "While away 3"]);
+    customer.close().await.ok();
+}
+
+#[tokio::test]
+async fn the_portal_raise_a_ticket_and_follow_the_reply_and_status() {
+    let Some(mut chrome) = Chrome::start("browser portal").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let browser = chrome.session(1200, 900).await;
+    browser
+        .goto(&format!("{}/register", app.base))
+        .await
+        .unwrap();
+    fill(&browser, "#name", "Grace Hopper").await;
+    fill(&browser, "#email", "grace@example.com").await;
+    fill(&browser, "#password", "customer password").await;
+    browser
+        .find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &browser,
+        "the dashboard",
+        "location.pathname === '/dashboard'",
+    )
+    .await;
+    browser
+        .goto(&format!("{}/tickets/new", app.base))
+        .await
+        .unwrap();
+    fill(&browser, "#subject", "Invoice shows the wrong address").await;
+    fill(&browser, "#description", "It still shows my old street.").await;
+    browser
+        .find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &browser,
+        "the ticket page",
+        "location.pathname.startsWith('/tickets/1')",
+    )
+    .await;
+    let path = browser.current_url().await.unwrap().path().to_string();
+    let number = ticket_number(&path);
+
+    // Staff reply and set it pending.
+    admin.get(&format!("/console/tickets/{number}")).await;
+    admin
+        .submit(
+            &format!("/console/tickets/{number}/reply"),
+            &[("body", "Fixed: please check the new invoice.")],
+        )
+        .await;
+    admin.get(&format!("/console/tickets/{number}")).await;
+    admin
+        .submit(
+            &format!("/console/tickets/{number}/update"),
+            &[("status", "pending")],
+        )
+        .await;
+
+    browser.refresh().await.unwrap();
+    let page = browser.source().await.unwrap();
+    assert!(page.contains("Fixed: please check the new invoice."));
+    assert!(page.contains("Status changed from open to pending"));
+    screenshot(&browser, "portal").await;
+}
+
+#[tokio::test]
+async fn accessibility_basics_labels_focus_and_the_widget_by_keyboard_alone() {
+    let Some(mut chrome) = Chrome::start("browser accessibility").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let _ = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let browser = chrome.session(1200, 900).await;
+    // Every form field on the public pages is labelled.
+    let unlabelled = "Array.from(document.querySelectorAll('input:not([type=hidden]), textarea, select')).filter(f => \
+        !(f.id && document.querySelector('label[for=\"' + f.id + '\"]')) && !f.closest('label') && !f.getAttribute('aria-label')).map(f => f.name)";
+    for path in ["/login", "/register", "/password/forgot"] {
+        browser.goto(&format!("{}{path}", app.base)).await.unwrap();
+        let missing = browser
+            .execute(&format!("return {unlabelled}"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(missing, serde_json::json!([]), "{path}");
+    }
+    log_in(&browser, &app, "alan@example.com", "agent password 1").await;
+    for path in ["/console", "/console/chat", "/account"] {
+        browser.goto(&format!("{}{path}", app.base)).await.unwrap();
+        let missing = browser
+            .execute(&format!("return {unlabelled}"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(missing, serde_json::json!([]), "{path}");
+    }
+    // Focus is visible: a focused control draws an outline.
+    browser
+        .goto(&format!("{}/account", app.base))
+        .await
+        .unwrap();
+    let outline = browser
+        .execute("const f = document.getElementById('name'); f.focus(); return getComputedStyle(f).outlineStyle", vec![])
+        .await
+        .unwrap();
+    assert_ne!(outline, "none", "focused fields show an outline");
+
+    // The widget by keyboard alone: Tab reaches the launcher, Enter opens it
+    // (focus goes to the message box), Enter sends, Escape closes.
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(&host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    let mut reached = false;
+    for _ in 0..10 {
+        customer
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E004}")
+            .await
+            .unwrap(); // Tab
+        let on_launcher = customer
+            .execute(&format!("return {WIDGET}.activeElement && {WIDGET}.activeElement.classList.contains('launcher')"), vec![])
+            .await
+            .unwrap();
+        if on_launcher == true {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the chat launcher");
+    customer
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap(); // Enter
+    wait_until(
+        &customer,
+        "the panel to open with focus in the message box",
+        &format!("{WIDGET}.activeElement && {WIDGET}.activeElement.id === 'cl-input'"),
+    )
+    .await;
+    customer
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("When are you open?\u{E007}")
+        .await
+        .unwrap();
+    wait_until(
+        &customer,
+        "the bot's answer",
+        &format!("{WIDGET}.querySelector('.message.bot')"),
+    )
+    .await;
+    customer
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E00C}")
+        .await
+        .unwrap(); // Escape
+    wait_until(
+        &customer,
+        "the panel to close",
+        &format!("{WIDGET}.querySelector('.panel').hidden"),
+    )
+    .await;
+    let launcher_focused = customer
+        .execute(&format!("return {WIDGET}.activeElement && {WIDGET}.activeElement.classList.contains('launcher')"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(launcher_focused, true, "focus returns to the launcher");
+}
