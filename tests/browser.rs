@@ -544,3 +544,116 @@ async fn accessibility_basics_labels_focus_and_the_widget_by_keyboard_alone() {
         .unwrap();
     assert_eq!(launcher_focused, true, "focus returns to the launcher");
 }
+
+#[tokio::test]
+async fn stored_xss_is_shown_as_text_in_the_console_the_widget_and_the_portal() {
+    let Some(mut chrome) = Chrome::start("browser xss").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let _ = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+    let payloads = [
+        "<img src=x onerror=\"window.__xss=1\">",
+        "<script>window.__xss=2</script>",
+        "<a href=\"javascript:window.__xss=3\">click</a>",
+    ];
+
+    // The customer writes hostile text in the widget and asks for a person.
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(&host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    widget_click(&customer, ".launcher").await;
+    for payload in payloads {
+        widget_type(&customer, payload).await;
+    }
+    widget_type(&customer, "talk to a person").await;
+    wait_until(
+        &customer,
+        "waiting",
+        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
+    )
+    .await;
+
+    // The agent opens it in the console and answers in kind.
+    let agent = chrome.session(1300, 900).await;
+    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
+    agent
+        .goto(&format!("{}/console/chat", app.base))
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the queue",
+        "document.querySelectorAll('#queue li').length === 1",
+    )
+    .await;
+    agent
+        .find(Locator::Css("#queue li button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(&agent, "the hostile messages shown as text", "Array.from(document.querySelectorAll('#transcript .body')).filter(e => e.textContent.includes('window.__xss')).length === 3").await;
+    let message = agent.find(Locator::Css("#message")).await.unwrap();
+    message
+        .send_keys("<img src=y onerror=\"window.__xss=4\">")
+        .await
+        .unwrap();
+    message.send_keys("\u{E007}").await.unwrap();
+    wait_until(
+        &customer,
+        "the agent's hostile reply shown as text",
+        &format!(
+            "{} === 1",
+            widget_count("<img src=y onerror=\"window.__xss=4\">")
+        ),
+    )
+    .await;
+
+    // The staff ticket page shows the transcript too.
+    let number = app
+        .store
+        .ticket_by_number(1001)
+        .await
+        .unwrap()
+        .expect("ticket")
+        .number;
+    agent
+        .goto(&format!("{}/console/tickets/{number}", app.base))
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the ticket page",
+        "document.querySelector('.thread')",
+    )
+    .await;
+
+    for (who, browser) in [("agent", &agent), ("customer", &customer)] {
+        let fired = browser
+            .execute("return window.__xss === undefined", vec![])
+            .await
+            .unwrap();
+        assert_eq!(fired, true, "no script ran in the {who}'s browser");
+        let injected = browser
+            .execute(
+                "const w = document.getElementById('careline-widget'); \
+                 return document.querySelectorAll('img, script:not([src])').length - document.querySelectorAll('script:not([src])').length \
+                      + (w && w.shadowRoot ? w.shadowRoot.querySelectorAll('img, script, a[href^=javascript]').length : 0)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(injected, 0, "no element was injected in the {who}'s page");
+    }
+}
