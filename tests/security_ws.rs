@@ -79,9 +79,9 @@ async fn deeply_nested_or_huge_number_json_gets_an_error_and_the_socket_stays_us
         .await;
     assert_eq!(visitor.expect_type("error").await["code"], "bad_frame");
     let object_nest = format!(
-        "{{\"type\":\"start\",\"x\":{}{}}}",
+        "{{\"type\":\"start\",\"x\":{}1{}}}",
         "{\"a\":".repeat(3000),
-        format!("1{}", "}".repeat(3000))
+        "}".repeat(3000)
     );
     visitor
         .send_raw(tokio_tungstenite::tungstenite::Message::Text(
