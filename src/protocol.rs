@@ -415,6 +415,31 @@ mod tests {
         assert_eq!(missing.reference, Some(Value::from("r")));
     }
 
+    proptest::proptest! {
+        /// Whatever arrives, the parser answers (a frame or an error with a
+        /// documented code) and never panics.
+        #[test]
+        fn any_text_gets_a_frame_or_a_documented_error(text in ".{0,300}") {
+            check(&text);
+        }
+
+        #[test]
+        fn json_shaped_text_too(kind in "(send|resume|hello|start|typing|read|claim|note|x|)", id in "[0-9a-z\"{}\\[\\]:,-]{0,12}", body in ".{0,40}") {
+            check(&format!(r#"{{"type":"{kind}","conversation_id":{id},"client_msg_id":"{body}","body":"{body}","after_seq":{id}}}"#));
+        }
+    }
+
+    fn check(text: &str) {
+        match parse_client_frame(text) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                ["bad_frame", "unknown_type", "invalid"].contains(&e.code),
+                "{}",
+                e.code
+            ),
+        }
+    }
+
     #[test]
     fn server_frames_have_their_type() {
         let text = ServerFrame::ResumeRequired {
