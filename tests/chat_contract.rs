@@ -588,6 +588,25 @@ async fn two_agents_claiming_at_once_exactly_one_wins() {
                 .filter(|f| f["type"] == "error" && f["code"] == "conflict")
                 .count();
             assert_eq!((won, lost), (1, 1), "round {round}: {ra} / {rb}");
+
+            // The loser's console does not keep following a conversation it
+            // never got: the customer's next message reaches the winner only.
+            let (winner, loser) = if ra["type"] == "conversation" {
+                (&mut sa, &mut sb)
+            } else {
+                (&mut sb, &mut sa)
+            };
+            let body = format!("after round {round}");
+            visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "after", "body": body})).await;
+            winner.expect_message(&body).await;
+            // Frames reach a socket in order: its own answer comes after
+            // anything the hub already queued for it.
+            loser.send(json!({"type": "watch_queue"})).await;
+            loser.expect_type("queue").await;
+            assert!(
+                loser.log.iter().all(|f| f["body"] != body.as_str()),
+                "round {round}: the losing agent still follows the conversation"
+            );
         }
         eprintln!("claim race passed on {db:?}");
     }

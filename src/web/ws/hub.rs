@@ -142,6 +142,36 @@ impl Hub {
         self.sync_bus(topic).await
     }
 
+    /// Whether socket `id` listens to `topic` now.
+    pub fn is_subscribed(&self, id: SocketId, topic: &str) -> bool {
+        self.state
+            .lock()
+            .expect("hub lock")
+            .sockets
+            .get(&id)
+            .is_some_and(|entry| entry.topics.contains(topic))
+    }
+
+    /// Stops delivering `topic` to socket `id`.
+    pub async fn unsubscribe(&self, id: SocketId, topic: &str) -> Result<(), crate::bus::BusError> {
+        {
+            let mut state = self.state.lock().expect("hub lock");
+            let Some(entry) = state.sockets.get_mut(&id) else {
+                return Ok(());
+            };
+            if !entry.topics.remove(topic) {
+                return Ok(());
+            }
+            if let Some(listeners) = state.topics.get_mut(topic) {
+                listeners.remove(&id);
+                if listeners.is_empty() {
+                    state.topics.remove(topic);
+                }
+            }
+        }
+        self.sync_bus(topic).await
+    }
+
     /// Forgets a socket; unsubscribes topics nobody here listens to any more.
     pub async fn unregister(&self, id: SocketId) {
         let topics: Vec<Arc<str>> = {

@@ -200,6 +200,14 @@ impl Session {
             .map_err(|e| DomainError::Internal(e.to_string()))
     }
 
+    async fn unsubscribe(&self, topic: &str) -> Reply {
+        self.state
+            .hub()
+            .unsubscribe(self.id, topic)
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))
+    }
+
     fn audience(&self) -> Audience {
         match self.who {
             Some(Participant::Agent(_)) => Audience::Staff,
@@ -497,8 +505,20 @@ impl Session {
                     conversation_id, ..
                 },
             ) => {
-                self.subscribe(&staff_topic(conversation_id)).await?;
-                let c = chat.claim(&agent, conversation_id).await?;
+                // Follow before claiming, so nothing published in between is
+                // missed; a lost claim stops following what it never owned.
+                let topic = staff_topic(conversation_id);
+                let followed = self.state.hub().is_subscribed(self.id, &topic);
+                self.subscribe(&topic).await?;
+                let c = match chat.claim(&agent, conversation_id).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if !followed {
+                            self.unsubscribe(&topic).await?;
+                        }
+                        return Err(e);
+                    }
+                };
                 self.send(ServerFrame::Conversation(
                     chat.conversation_frame(&c, Audience::Staff),
                 ))
