@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use careline::App;
 use careline::config::{Config, LogFormat};
-use careline::domain::{Role, accounts};
+use careline::domain::{Email, Role, accounts};
 use careline::store::{Store, redact};
 use clap::{Parser, Subcommand};
 
@@ -30,6 +30,13 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Fill the database for load tests: `--agents N` creates agents
+    /// load-agent-1@load.test … sharing one password (read like `user
+    /// create`'s). Prints the default site's key as `site_key=…`.
+    Seed {
+        #[arg(long, default_value_t = 0)]
+        agents: u32,
     },
 }
 
@@ -101,6 +108,33 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created {} ({}) as {}", user.name, user.email, user.role);
+            Ok(())
+        }
+        Command::Seed { agents } => {
+            let store = Store::open(&config.database_url, 1).await?;
+            let password = if agents > 0 {
+                read_password()?
+            } else {
+                String::new()
+            };
+            for i in 1..=agents {
+                let email = format!("load-agent-{i}@load.test");
+                let parsed = Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if store.user_with_hash(&parsed).await?.is_some() {
+                    continue;
+                }
+                accounts::create_with_role(
+                    &store,
+                    &format!("Load agent {i}"),
+                    &email,
+                    &password,
+                    Role::Agent,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
+            }
+            println!("agents={agents}");
+            println!("site_key={}", store.default_site().await?.key);
             Ok(())
         }
     }

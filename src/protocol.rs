@@ -137,7 +137,7 @@ pub enum ClientFrame {
 }
 
 /// Every frame type a client may send, for telling "unknown" from "invalid".
-const CLIENT_TYPES: &[&str] = &[
+pub const CLIENT_TYPES: &[&str] = &[
     "hello",
     "start",
     "send",

@@ -200,7 +200,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // 48 interleavings in every `cargo test`; `DELIVERY_CASES=5000` for a long run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("DELIVERY_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_delivery_contract_holds_for_any_interleaving(ops in proptest::collection::vec(op(), 1..40)) {

@@ -121,4 +121,27 @@ mod tests {
         assert_eq!(s.allowed_origins.len(), 3);
         assert!(s.require_email);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever an admin types, a stored origin is one a browser
+            /// could send: scheme, host, optional port, nothing else.
+            #[test]
+            fn an_accepted_origin_is_canonical(input in "(https?://)?[ -~]{0,30}") {
+                if let Ok(origin) = parse_origin(&input) {
+                    let rest = origin
+                        .strip_prefix("https://")
+                        .or_else(|| origin.strip_prefix("http://"));
+                    prop_assert!(rest.is_some(), "{origin}");
+                    let rest = rest.unwrap();
+                    prop_assert!(!rest.is_empty() && !rest.contains('/'));
+                    prop_assert!(!origin.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase()));
+                    prop_assert_eq!(parse_origin(&origin).unwrap(), origin.clone());
+                }
+            }
+        }
+    }
 }

@@ -140,4 +140,50 @@ mod tests {
             ip("10.0.0.2")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_ip() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+                any::<[u8; 16]>().prop_map(IpAddr::from),
+            ]
+        }
+
+        /// Headers made of addresses, garbage and odd separators, as an
+        /// attacker would forge them.
+        fn any_header() -> impl Strategy<Value = String> {
+            let entry = prop_oneof![
+                any_ip().prop_map(|ip| ip.to_string()),
+                Just("10.0.0.7".to_string()),
+                "[ -~]{0,20}",
+            ];
+            proptest::collection::vec(entry, 0..6).prop_map(|parts| parts.join(","))
+        }
+
+        proptest! {
+            #[test]
+            fn an_untrusted_peer_is_always_its_own_address(peer in any_ip(), header in any_header()) {
+                let resolver = ClientIp::new(vec![IpNet::parse("10.0.0.0/8").unwrap()]);
+                prop_assume!(!resolver.is_trusted(peer));
+                prop_assert_eq!(resolver.resolve(peer, Some(&header)), peer);
+            }
+
+            #[test]
+            fn behind_a_trusted_proxy_the_answer_is_the_peer_or_named_in_the_header(
+                header in any_header(),
+            ) {
+                let resolver = ClientIp::new(vec![IpNet::parse("10.0.0.0/8").unwrap()]);
+                let peer = ip("10.0.0.2");
+                let client = resolver.resolve(peer, Some(&header));
+                let named = header
+                    .split(',')
+                    .filter_map(|e| e.trim().parse::<IpAddr>().ok())
+                    .any(|ip| ip == client);
+                prop_assert!(client == peer || named, "{client} from {header:?}");
+            }
+        }
+    }
 }

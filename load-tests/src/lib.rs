@@ -1,0 +1,37 @@
+//! Careline's load generator: widgets and agents speaking the real protocol
+//! over real sockets, measuring what users feel (see `load-tests/README.md`).
+//!
+//! Loopback only: every address it talks to is a `SocketAddr` the caller
+//! gives, normally `127.0.0.1:<port>`.
+
+pub mod chat;
+pub mod http;
+pub mod idle;
+pub mod procfs;
+pub mod report;
+pub mod socket;
+
+use std::net::SocketAddr;
+
+/// The Careline instance (or the nginx in front of several) under load.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `Origin` the widgets send: an allowed origin of the site, or
+    /// Careline's own (`public_url`).
+    pub origin: String,
+    pub site_key: String,
+}
+
+impl Target {
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Client source addresses 127.0.0.2 … 127.0.0.(1 + spread): each has its
+/// own ephemeral ports and its own rate-limit budget.
+pub fn local_ip(i: usize, spread: usize) -> std::net::IpAddr {
+    let n = 2 + (i % spread.clamp(1, 250)) as u8;
+    std::net::IpAddr::from([127, 0, 0, n])
+}

@@ -1,0 +1,187 @@
+//! `careline-load`: the command line of the load generator. Scenarios and
+//! how to run them: `load-tests/README.md`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use careline_load::chat::{self, ChatPlan};
+use careline_load::idle::{self, IdlePlan};
+use careline_load::{Target, http, local_ip};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Load generator for Careline (loopback only)")]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Careline (or nginx in front of it), on a loopback address.
+    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
+    addr: SocketAddr,
+    /// Origin the widgets and consoles send; defaults to http://<addr>.
+    #[arg(long, global = true)]
+    origin: Option<String>,
+    /// The site's key (`careline seed` prints it).
+    #[arg(long, env = "CARELINE_SITE_KEY", global = true, default_value = "")]
+    site_key: String,
+    /// The server's process id, to read its memory and CPU from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Client source addresses 127.0.0.2 … 127.0.0.(1+N).
+    #[arg(long, default_value_t = 50, global = true)]
+    spread: usize,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Customers and agents exchanging messages at a steady rate.
+    Chat {
+        #[arg(long, default_value_t = 200)]
+        customers: usize,
+        /// Agents load-agent-1@load.test … (created by `careline seed --agents`).
+        #[arg(long, default_value_t = 20)]
+        agents: usize,
+        #[arg(long, env = "LOAD_AGENT_PASSWORD", hide_env_values = true)]
+        agent_password: String,
+        /// Messages per second each side sends in each conversation.
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100)]
+        wave: usize,
+        #[arg(long, default_value_t = 250)]
+        wave_every_ms: u64,
+    },
+    /// Idle widget sockets: memory per socket and CPU at rest.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        hold_seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let args = cli.target;
+    if !args.addr.ip().is_loopback() {
+        bail!(
+            "--addr {} is not a loopback address: load is only ever sent to this machine",
+            args.addr
+        );
+    }
+    if args.site_key.is_empty() {
+        bail!("--site-key is missing: `careline seed` prints it");
+    }
+    let target = Target {
+        origin: args
+            .origin
+            .unwrap_or_else(|| format!("http://{}", args.addr)),
+        addr: args.addr,
+        site_key: args.site_key,
+    };
+    match cli.scenario {
+        Scenario::Chat {
+            customers,
+            agents,
+            agent_password,
+            rate,
+            seconds,
+            wave,
+            wave_every_ms,
+        } => {
+            let per_agent = customers.div_ceil(agents.max(1)) as f64 * rate;
+            if per_agent > 10.0 {
+                eprintln!(
+                    "warning: each agent would send {per_agent:.1} frames/s, above the server's \
+                     per-socket limit of 10/s: add agents or lower --rate"
+                );
+            }
+            let mut agent_cookies = Vec::with_capacity(agents);
+            for i in 1..=agents {
+                let email = format!("load-agent-{i}@load.test");
+                // One source address per agent: logins are rate limited per address.
+                let cookie =
+                    http::agent_cookie(&target, &email, &agent_password, Some(local_ip(i, 250)))
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "logging in {email} (did `careline seed --agents {agents}` run?)"
+                            )
+                        })?;
+                agent_cookies.push(cookie);
+            }
+            let plan = ChatPlan {
+                customers,
+                agent_cookies,
+                rate,
+                duration: Duration::from_secs(seconds),
+                wave,
+                wave_every: Duration::from_millis(wave_every_ms),
+                grace: Duration::from_secs(5),
+                spread: args.spread,
+                server_pid: args.server_pid,
+            };
+            println!(
+                "chat: {customers} customers, {agents} agents, {rate} msg/s per side per conversation, {seconds} s"
+            );
+            let report = chat::run(target, plan).await?;
+            print!("{report}");
+            Ok(
+                if report.lost > 0 || report.duplicated > 0 || report.failed_clients > 0 {
+                    eprintln!("FAILED: lost, duplicated or failed clients above");
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
+        Scenario::Idle {
+            sockets,
+            concurrency,
+            hold_seconds,
+        } => {
+            let (soft, _) = careline_load::procfs::open_files_limit("self")?;
+            if sockets as u64 + 100 > soft {
+                bail!(
+                    "{sockets} sockets need more open files than this process may have ({soft}): run `ulimit -n $(ulimit -Hn)` first"
+                );
+            }
+            let plan = IdlePlan {
+                sockets,
+                concurrency,
+                hold: Duration::from_secs(hold_seconds),
+                spread: args.spread,
+                server_pid: args.server_pid,
+            };
+            println!("idle: {sockets} widget sockets, held {hold_seconds} s");
+            let report = idle::run(target, plan).await?;
+            print!("{report}");
+            Ok(if report.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
