@@ -311,6 +311,70 @@ async fn an_online_agent_is_given_new_conversations_automatically() {
 }
 
 #[tokio::test]
+async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
+    for db in backends("handoff burst").await {
+        let app = TestApp::spawn(db).await;
+        let site = app.allow_shop().await;
+        let mut admin = app.admin().await;
+        let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+        let mut console = app.agent_socket(&alan).await;
+        console
+            .send(json!({"type": "presence", "status": "online"}))
+            .await;
+        console.send(json!({"type": "watch_queue"})).await;
+        console.expect_type("queue").await;
+
+        // Eight customers ask for a person at the same moment; Alan's
+        // capacity is the default 5.
+        let mut visitors = Vec::new();
+        for i in 0..8 {
+            let mut visitor = app.visitor(&site).await;
+            visitor
+                .send(
+                    json!({"type": "start", "body": format!("question {i}"), "client_msg_id": "s"}),
+                )
+                .await;
+            let id = visitor.expect_type("conversation").await["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            visitors.push((visitor, id));
+        }
+        let handoffs = visitors.iter_mut().map(|(visitor, id)| async move {
+            visitor
+                .send(json!({"type": "handoff", "conversation_id": id}))
+                .await;
+        });
+        futures_util::future::join_all(handoffs).await;
+        let alan_id = app
+            .store
+            .user_with_hash(&careline::domain::Email::parse("alan@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .id;
+        // Every handoff has been handled once all eight are live or waiting.
+        let mut settled = (0, 0);
+        for _ in 0..100 {
+            settled = (
+                app.store.agent_conversations(alan_id).await.unwrap().len(),
+                app.store.queue().await.unwrap().len(),
+            );
+            if settled.0 + settled.1 == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            settled,
+            (5, 3),
+            "{db:?}: Alan holds 5, the rest wait in the queue"
+        );
+    }
+}
+
+#[tokio::test]
 async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let site = app.allow_shop().await;

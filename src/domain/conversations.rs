@@ -765,7 +765,11 @@ impl Chat {
             .available_agents(self.presence_fresh_ms())
             .await?
         {
-            if self.store.claim(conversation_id, &agent).await? {
+            if self
+                .store
+                .assign_within_capacity(conversation_id, &agent)
+                .await?
+            {
                 self.publish_conversation(conversation_id).await?;
                 return Ok(true);
             }
@@ -1066,7 +1070,11 @@ impl Chat {
                 if !available.iter().any(|a| a.id == agent.id) {
                     break;
                 }
-                if self.store.claim(entry.conversation_id, agent).await? {
+                if self
+                    .store
+                    .assign_within_capacity(entry.conversation_id, agent)
+                    .await?
+                {
                     self.publish_conversation(entry.conversation_id).await?;
                 }
             }

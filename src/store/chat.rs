@@ -9,6 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::Backend;
 use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::tickets::TicketActivity;
@@ -182,6 +183,7 @@ impl Store {
 
     /// Marks these visitors as connected now.
     pub async fn touch_visitors(&self, ids: &[i64]) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         if ids.is_empty() {
             return Ok(());
         }
@@ -198,6 +200,7 @@ impl Store {
     }
 
     pub async fn visitor_left(&self, id: i64) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(self.sql("UPDATE visitors SET last_seen_at = 0 WHERE id = ?"))
             .bind(id)
             .execute(&self.pool)
@@ -300,7 +303,7 @@ impl Store {
             return Ok(message.retry_of(existing));
         }
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         // The status condition is part of the seq update itself, so it holds
         // at the moment of the write on every backend.
         let Some((seq, public_seq, status)) = self
@@ -438,6 +441,7 @@ impl Store {
     }
 
     pub async fn reset_bot_misses(&self, conversation_id: i64) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"),
         )
@@ -457,7 +461,7 @@ impl Store {
         actor_name: &str,
     ) -> StoreResult<bool> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let moved = sqlx::query(self.sql(
             "UPDATE conversations SET status = 'waiting', waiting_since = ?, updated_at = ?
              WHERE id = ? AND status = 'bot'",
@@ -552,18 +556,53 @@ impl Store {
     /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
     /// agents claiming at once (on any instance), exactly one gets `true`.
     pub async fn claim(&self, conversation_id: i64, agent: &User) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let won = sqlx::query(self.sql(
+        self.take_waiting(conversation_id, agent, false).await
+    }
+
+    /// Gives a waiting conversation to `agent` only while the agent has
+    /// fewer live conversations than their capacity, checked in the same
+    /// transaction: a burst of handoffs cannot all land on one agent.
+    pub async fn assign_within_capacity(
+        &self,
+        conversation_id: i64,
+        agent: &User,
+    ) -> StoreResult<bool> {
+        self.take_waiting(conversation_id, agent, true).await
+    }
+
+    async fn take_waiting(
+        &self,
+        conversation_id: i64,
+        agent: &User,
+        within_capacity: bool,
+    ) -> StoreResult<bool> {
+        let (mut tx, _turn) = self.write_tx().await?;
+        if within_capacity && self.backend == Backend::Postgres {
+            // Assignments to one agent take turns, so that two of them
+            // cannot both see the last free place. (SQLite writers already
+            // take turns.)
+            sqlx::query(self.sql("SELECT id FROM users WHERE id = ? FOR UPDATE"))
+                .bind(agent.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let capacity_check = if within_capacity {
+            " AND (SELECT COUNT(*) FROM conversations WHERE assignee_id = ? AND status = 'live')
+                  < (SELECT capacity FROM users WHERE id = ?)"
+        } else {
+            ""
+        };
+        let mut update = sqlx::query(self.sql(&format!(
             "UPDATE conversations SET assignee_id = ?, status = 'live', updated_at = ?
-             WHERE id = ? AND status = 'waiting' AND assignee_id IS NULL",
-        ))
+             WHERE id = ? AND status = 'waiting' AND assignee_id IS NULL{capacity_check}"
+        )))
         .bind(agent.id.0)
         .bind(now_ms())
-        .bind(conversation_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        .bind(conversation_id);
+        if within_capacity {
+            update = update.bind(agent.id.0).bind(agent.id.0);
+        }
+        let won = update.execute(&mut *tx).await?.rows_affected() == 1;
         if !won {
             return Ok(false);
         }
@@ -585,7 +624,7 @@ impl Store {
         from: UserId,
         to: &User,
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let moved = sqlx::query(self.sql(
             "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND assignee_id = ? AND status = 'live'",
         ))
@@ -616,7 +655,7 @@ impl Store {
         actor: &User,
         email: Option<NewEmail>,
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let done = sqlx::query(self.sql(
             "UPDATE conversations SET status = 'resolved', updated_at = ? WHERE id = ? AND status IN ('bot', 'waiting', 'live')",
         ))
@@ -648,7 +687,7 @@ impl Store {
     /// it (or the queue), and the ticket reopens.
     pub async fn reopen(&self, conversation_id: i64, actor_name: &str) -> StoreResult<bool> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let done = sqlx::query(self.sql(
             "UPDATE conversations
              SET status = CASE WHEN assignee_id IS NULL THEN 'waiting' ELSE 'live' END,
@@ -717,6 +756,7 @@ impl Store {
 
     /// Stamps the ticket's first response time if it has none yet.
     pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(self.sql(
             "UPDATE tickets SET first_response_at = ?, updated_at = ? WHERE conversation_id = ? AND first_response_at IS NULL",
         ))
@@ -766,6 +806,7 @@ impl Store {
 
     /// Records an agent's presence (a heartbeat while their console is open).
     pub async fn set_presence(&self, agent: UserId, online: bool) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         let status = if online { "online" } else { "away" };
         sqlx::query(self.sql(
             "INSERT INTO agent_presence (user_id, status, updated_at) VALUES (?, ?, ?)
@@ -837,6 +878,7 @@ impl Store {
         by_agent: bool,
         seq: i64,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         let (column, bound) = if by_agent {
             ("agent_read_seq", "last_seq")
         } else {
@@ -863,7 +905,7 @@ impl Store {
         actor_name: &str,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         sqlx::query(self.sql(
             "INSERT INTO csat_ratings (conversation_id, score, comment, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (conversation_id) DO UPDATE SET score = excluded.score, comment = excluded.comment, created_at = excluded.created_at",

@@ -17,6 +17,7 @@ mod tickets;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -105,6 +106,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers wait their turn here, in
+    /// FIFO order, rather than in SQLite's busy handler, whose sleeps of up
+    /// to 100 ms are unfair and turned a loaded node's p90 into seconds
+    /// (docs/benchmarks.md). Unused on PostgreSQL.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -148,7 +154,11 @@ impl Store {
                 url: redact(url),
                 reason: e.to_string(),
             })?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            write_turn: Arc::new(tokio::sync::Mutex::new(())),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -179,19 +189,37 @@ impl Store {
         AssertSqlSafe(self.backend.placeholders(portable)).into_sql_str()
     }
 
-    /// Starts a transaction that will write. SQLite takes the write lock up
-    /// front (`BEGIN IMMEDIATE`) so that two writers queue on the busy timeout
-    /// instead of one failing when it upgrades from a read.
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Any>> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(tx)
+    /// This process's turn to write, for a single statement outside
+    /// [`Store::write_tx`].
+    async fn write_turn(&self) -> WriteTurn {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Starts a transaction that will write, with this process's turn to
+    /// write: keep the guard until the transaction is committed or dropped.
+    /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so that a
+    /// writer never fails when it upgrades from a read (another process, such
+    /// as the command line, still queues on the busy timeout).
+    async fn write_tx(&self) -> StoreResult<(Transaction<'static, Any>, WriteTurn)> {
+        match self.backend {
+            Backend::Sqlite => {
+                let turn = self.write_turn.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok((tx, Some(turn)))
+            }
+            Backend::Postgres => Ok((self.pool.begin().await?, None)),
+        }
     }
 }
 
 use sqlx::SqlSafeStr as _;
+
+/// This process's turn to write (SQLite); `None` where the database
+/// handles concurrent writers itself.
+type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// Current time as UTC unix milliseconds, the storage format of every timestamp.
 pub fn now_ms() -> i64 {

@@ -78,7 +78,7 @@ impl Store {
 
     /// Queues an email that is the only effect of its action.
     pub async fn enqueue_email(&self, email: &NewEmail) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         self.insert_email(&mut tx, email).await?;
         tx.commit().await?;
         Ok(())
@@ -93,7 +93,7 @@ impl Store {
         lease_ms: i64,
     ) -> StoreResult<Vec<OutboxEmail>> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let rows = sqlx::query(self.sql(&format!(
             "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
              WHERE id IN (SELECT id FROM email_outbox

@@ -16,7 +16,7 @@ impl Store {
 
     /// Saves several settings at once (all or none).
     pub async fn save_settings(&self, values: &[(&str, String)]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         for (name, value) in values {
             sqlx::query(self.sql(
                 "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)

@@ -218,7 +218,7 @@ impl Store {
         priority: Priority,
     ) -> StoreResult<Ticket> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
 
         sqlx::query(self.sql(
             "INSERT INTO visitors (site_id, user_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)
@@ -460,7 +460,7 @@ impl Store {
         ticket: &Ticket,
         activity: TicketActivity,
     ) -> StoreResult<Option<Message>> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let message = self
             .apply_ticket_activity(&mut tx, ticket.id, ticket.conversation_id, activity)
             .await?;

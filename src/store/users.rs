@@ -37,7 +37,7 @@ impl Store {
         role: Role,
         follow_up: Option<&TokenEmail>,
     ) -> StoreResult<User> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         let row = sqlx::query(self.sql(&format!(
             "INSERT INTO users (email, name, password_hash, role, verified, created_at)
              VALUES (?, ?, ?, ?, 0, ?) RETURNING {USER_COLUMNS}"
@@ -133,7 +133,7 @@ impl Store {
         hash: &str,
         keep_session: Option<&str>,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         sqlx::query(self.sql("UPDATE users SET password_hash = ? WHERE id = ?"))
             .bind(hash)
             .bind(id.0)
@@ -172,7 +172,7 @@ impl Store {
 impl Store {
     /// Issues a single-use token and its email in one transaction.
     pub async fn issue_token(&self, user: UserId, token: &TokenEmail) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let (mut tx, _turn) = self.write_tx().await?;
         self.insert_token(&mut tx, user, token).await?;
         tx.commit().await?;
         Ok(())

@@ -124,8 +124,10 @@ async fn upgrade(
         }
     };
     // tungstenite's default 128 KiB read buffer per socket would dominate
-    // the memory of idle sockets; a few KiB is plenty for chat frames.
-    ws.read_buffer_size(4 * 1024)
+    // the memory of idle sockets. Chat frames are small: 1 KiB reads them in
+    // one go, and the buffer grows for the rare large frame (measured in
+    // docs/benchmarks.md: 4 KiB cost 3 KiB more per idle socket).
+    ws.read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
         // Frames up to 4x the limit are read whole and refused with a clean
@@ -198,11 +200,13 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
                 break;
             }
             Message::Text(text) => {
-                if !session.handle_text(text.as_str()).await {
+                // Boxed: handling a frame runs deep database futures; kept
+                // inline they would size every idle socket's task for them.
+                if !Box::pin(session.handle_text(text.as_str())).await {
                     break;
                 }
             }
-            Message::Binary(_) => session.refuse_binary().await,
+            Message::Binary(_) => Box::pin(session.refuse_binary()).await,
             Message::Ping(_) | Message::Pong(_) => {}
             Message::Close(_) => break,
         }
@@ -214,8 +218,8 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let drain = async { while let Some(Ok(_)) = stream.next().await {} };
     let (_, _) = tokio::join!(timeout(Duration::from_secs(2), drain), writer);
     // Unregistered first, so that `finish` counts only the other sockets.
-    hub.unregister(id).await;
-    session.finish().await;
+    Box::pin(hub.unregister(id)).await;
+    Box::pin(session.finish()).await;
 }
 
 /// Sends queued frames and pings until the socket is killed, then closes it
