@@ -42,11 +42,11 @@ async fn a_short_chat_load_loses_and_duplicates_nothing() {
         let plan = ChatPlan {
             customers: 12,
             agent_cookies,
-            rate: 2.0,
+            rate: 1.0,
             duration: Duration::from_secs(4),
             wave: 6,
             wave_every: Duration::from_millis(200),
-            grace: Duration::from_secs(3),
+            grace: Duration::from_secs(10),
             spread: 4,
             server_pid: None,
         };

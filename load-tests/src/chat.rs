@@ -1,20 +1,26 @@
 //! The `chat` scenario: customers on widgets and agents on consoles, each
 //! conversation a customer and an agent exchanging messages at a set rate.
 //!
-//! Every message carries its send time, so the other side measures
-//! end-to-end latency (send → `message`). A ledger keyed by the server's
-//! message id finds lost messages (acked, never delivered to the other
-//! side); each client remembers the ids it was shown, to count duplicates
-//! (the same message shown to the same person twice).
+//! The clients follow the delivery contract (docs/protocol.md §6) as the
+//! widget and the console do: they hold messages by `seq`, drop a `seq`
+//! already held (resume may send one twice), resume from the highest
+//! gap-free `seq` after a reconnect and resend what was not acked with the
+//! same `client_msg_id`. What they measure:
+//! - end-to-end latency: every body carries its send time;
+//! - lost: acked, but never shown to the other side (a ledger keyed by the
+//!   server's message id);
+//! - duplicated: one message shown to the same person twice (under two
+//!   seqs, e.g. a retried send stored twice);
+//! - seq conflicts: two different messages under one seq.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::report::Latency;
@@ -33,7 +39,7 @@ pub struct ChatPlan {
     /// Customers connecting together, and the pause between waves.
     pub wave: usize,
     pub wave_every: Duration,
-    /// How long to wait for the last deliveries after sending stops.
+    /// At most this long after sending stops for the last deliveries.
     pub grace: Duration,
     /// Client source addresses to spread over (127.0.0.2 …).
     pub spread: usize,
@@ -49,11 +55,18 @@ pub struct ChatReport {
     pub delivered: u64,
     pub lost: u64,
     pub duplicated: u64,
+    pub seq_conflicts: u64,
+    /// Frames for a seq already held (allowed while resuming).
+    pub replayed_twice: u64,
     pub reconnects: u64,
-    pub error_frames: u64,
+    /// Close codes that ended client sockets mid-run.
+    pub closes: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
     pub failed_clients: u64,
     pub first_failure: Option<String>,
     pub send_window: Duration,
+    /// From the end of sending until the last delivery (or the grace ran out).
+    pub drain: Duration,
     pub delivery: Latency,
     pub ack: Latency,
     pub rss_kib_before: Option<u64>,
@@ -64,6 +77,14 @@ impl ChatReport {
     pub fn delivered_per_second(&self) -> f64 {
         self.delivered as f64 / self.send_window.as_secs_f64().max(0.001)
     }
+
+    /// Whether the delivery contract held.
+    pub fn passed(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.seq_conflicts == 0
+            && self.failed_clients == 0
+    }
 }
 
 impl std::fmt::Display for ChatReport {
@@ -71,21 +92,22 @@ impl std::fmt::Display for ChatReport {
         writeln!(f, "conversations live   {}", self.conversations)?;
         writeln!(
             f,
-            "messages             sent {}, acked {}, delivered {}, lost {}, duplicated {}",
-            self.sent, self.acked, self.delivered, self.lost, self.duplicated
+            "messages             sent {}, acked {}, delivered {}, lost {}, duplicated {}, seq conflicts {}",
+            self.sent, self.acked, self.delivered, self.lost, self.duplicated, self.seq_conflicts
         )?;
         writeln!(
             f,
-            "throughput           {:.0} delivered/s over {:.1} s",
+            "throughput           {:.0} delivered/s over {:.1} s (drained in {:.1} s)",
             self.delivered_per_second(),
-            self.send_window.as_secs_f64()
+            self.send_window.as_secs_f64(),
+            self.drain.as_secs_f64()
         )?;
         writeln!(f, "send → message       {}", self.delivery)?;
         writeln!(f, "send → ack           {}", self.ack)?;
         writeln!(
             f,
-            "reconnects {}, error frames {}, failed clients {}",
-            self.reconnects, self.error_frames, self.failed_clients
+            "reconnects {} (closes {:?}), errors {:?}, replayed twice {}, failed clients {}",
+            self.reconnects, self.closes, self.errors, self.replayed_twice, self.failed_clients
         )?;
         if let Some(failure) = &self.first_failure {
             writeln!(f, "first failure        {failure}")?;
@@ -100,16 +122,16 @@ impl std::fmt::Display for ChatReport {
     }
 }
 
-/// What both sides share: the clock in message bodies and the ledger.
+/// What every client shares: the clock in message bodies, the ledger and
+/// the counters.
 struct Shared {
     target: Target,
     plan: ChatPlan,
     start: Instant,
     stop_sending: Instant,
-    end: Instant,
     ledger: Mutex<HashMap<String, Entry>>,
+    tallies: Mutex<Tallies>,
     sent: AtomicU64,
-    duplicated: AtomicU64,
     live: AtomicU64,
 }
 
@@ -117,6 +139,15 @@ struct Shared {
 struct Entry {
     acked: bool,
     delivered: bool,
+}
+
+#[derive(Default)]
+struct Tallies {
+    duplicated: u64,
+    seq_conflicts: u64,
+    replayed_twice: u64,
+    closes: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
 }
 
 impl Shared {
@@ -137,48 +168,75 @@ impl Shared {
         )
     }
 
-    fn acked(&self, id: &str) {
-        self.ledger
+    fn entry(&self, id: &str, f: impl FnOnce(&mut Entry)) {
+        f(self
+            .ledger
             .lock()
             .unwrap()
             .entry(id.to_string())
-            .or_default()
-            .acked = true;
+            .or_default());
     }
 
-    fn delivered(&self, id: &str) {
-        self.ledger
-            .lock()
-            .unwrap()
-            .entry(id.to_string())
-            .or_default()
-            .delivered = true;
+    fn undelivered(&self) -> usize {
+        let ledger = self.ledger.lock().unwrap();
+        ledger.values().filter(|e| e.acked && !e.delivered).count()
+    }
+
+    fn tally(&self, f: impl FnOnce(&mut Tallies)) {
+        f(&mut self.tallies.lock().unwrap());
     }
 }
 
-/// One side's figures, merged at the end.
+/// One client's view of one conversation: message ids by seq.
+#[derive(Default)]
+struct View {
+    held: BTreeMap<i64, String>,
+}
+
+impl View {
+    /// The highest seq held with nothing missing below it: where to resume.
+    fn gap_free(&self) -> i64 {
+        let mut last = 0;
+        for &seq in self.held.keys() {
+            if seq != last + 1 {
+                break;
+            }
+            last = seq;
+        }
+        last
+    }
+}
+
+/// One client's figures, merged at the end.
 #[derive(Default)]
 struct Side {
     delivery: Latency,
     ack: Latency,
     reconnects: u64,
-    error_frames: u64,
 }
 
-/// Sends, acks and deliveries of one socket.
+/// A client's messages in flight and what it was shown.
 struct Traffic {
-    pending: HashMap<String, Instant>,
-    /// Message ids this client was shown (across reconnects).
-    seen: HashSet<String>,
+    /// Sent, not yet acked: client_msg_id → (first sent, the frame to resend).
+    pending: HashMap<String, (Instant, Value)>,
+    views: HashMap<String, View>,
+    /// Every message id shown, whichever the seq.
+    shown: HashSet<String>,
+    /// Conversations with a resume in flight (until `resumed`).
+    resuming: HashSet<String>,
+    tag: String,
     next: u64,
     side: Side,
 }
 
 impl Traffic {
-    fn new() -> Traffic {
+    fn new(tag: String) -> Traffic {
         Traffic {
             pending: HashMap::new(),
-            seen: HashSet::new(),
+            views: HashMap::new(),
+            shown: HashSet::new(),
+            resuming: HashSet::new(),
+            tag,
             next: 0,
             side: Side::default(),
         }
@@ -188,50 +246,134 @@ impl Traffic {
         &mut self,
         shared: &Shared,
         socket: &mut Socket,
-        tag: &str,
         conversation: &str,
     ) -> anyhow::Result<()> {
         self.next += 1;
-        let client_msg_id = format!("{tag}-{}", self.next);
-        self.pending.insert(client_msg_id.clone(), Instant::now());
+        let client_msg_id = format!("{}-{}", self.tag, self.next);
+        let frame = json!({"type": "send", "conversation_id": conversation,
+                           "client_msg_id": client_msg_id, "body": shared.body()});
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        socket
-            .send(&json!({"type": "send", "conversation_id": conversation,
-                          "client_msg_id": client_msg_id, "body": shared.body()}))
-            .await
+        self.pending
+            .insert(client_msg_id, (Instant::now(), frame.clone()));
+        // A failed write means the socket is going: the reconnect resends.
+        let _ = socket.send(&frame).await;
+        Ok(())
     }
 
-    /// Accounts for a frame; `from_other` is the sender kind that counts as
-    /// a delivery to this side.
-    fn observe(&mut self, shared: &Shared, frame: &Value, from_other: &str) {
+    /// Catches up on a conversation from the highest gap-free seq held.
+    async fn resume(&mut self, socket: &mut Socket, conversation: &str) -> anyhow::Result<()> {
+        self.resuming.insert(conversation.to_string());
+        let after = self.views.get(conversation).map_or(0, View::gap_free);
+        // A failed write means the socket is going: the reconnect resumes.
+        let _ = socket
+            .send(&json!({"type": "resume", "conversation_id": conversation, "after_seq": after}))
+            .await;
+        Ok(())
+    }
+
+    /// After a reconnect: catch up on `conversations`, then resend what was
+    /// never acked, under the same client_msg_id.
+    async fn recover(
+        &mut self,
+        socket: &mut Socket,
+        conversations: &[String],
+    ) -> anyhow::Result<()> {
+        for id in conversations {
+            self.resume(socket, id).await?;
+        }
+        for (_, frame) in self.pending.values() {
+            let _ = socket.send(frame).await;
+        }
+        Ok(())
+    }
+
+    /// Handles a frame; a conversation to resume is sent at once.
+    async fn handle(
+        &mut self,
+        shared: &Shared,
+        socket: &mut Socket,
+        frame: &Value,
+        other: &str,
+    ) -> anyhow::Result<()> {
+        if let Some(conversation) = self.observe(shared, frame, other) {
+            self.resume(socket, &conversation).await?;
+        }
+        Ok(())
+    }
+
+    /// Accounts for a frame; messages from `other` count as deliveries.
+    /// Returns a conversation that has a gap to fill by resuming (§6.5).
+    fn observe(&mut self, shared: &Shared, frame: &Value, other: &str) -> Option<String> {
         match frame["type"].as_str() {
             Some("ack") => {
-                if let Some(sent) = frame["client_msg_id"]
+                let pending = frame["client_msg_id"]
                     .as_str()
-                    .and_then(|c| self.pending.remove(c))
-                {
+                    .and_then(|c| self.pending.remove(c));
+                if let (Some((sent, _)), Some(id)) = (pending, frame["id"].as_str()) {
                     self.side.ack.record(sent.elapsed());
-                    if let Some(id) = frame["id"].as_str() {
-                        shared.acked(id);
-                    }
+                    shared.entry(id, |e| e.acked = true);
                 }
             }
-            Some("message") if frame["sender"]["kind"] == from_other => {
-                if let (Some(body), Some(id)) = (frame["body"].as_str(), frame["id"].as_str())
-                    && let Some(latency) = shared.sent_at(body)
+            Some("message") => {
+                let (Some(conversation), Some(seq), Some(id)) = (
+                    frame["conversation_id"].as_str(),
+                    frame["seq"].as_i64(),
+                    frame["id"].as_str(),
+                ) else {
+                    return None;
+                };
+                let view = self.views.entry(conversation.to_string()).or_default();
+                match view.held.get(&seq) {
+                    Some(held) if held == id => {
+                        shared.tally(|t| t.replayed_twice += 1);
+                        return None;
+                    }
+                    Some(_) => {
+                        shared.tally(|t| t.seq_conflicts += 1);
+                        return None;
+                    }
+                    None => {
+                        view.held.insert(seq, id.to_string());
+                    }
+                }
+                let gap = seq > view.gap_free() + 1 && !self.resuming.contains(conversation);
+                if !self.shown.insert(id.to_string()) {
+                    shared.tally(|t| t.duplicated += 1);
+                    return None;
+                }
+                if frame["sender"]["kind"] == other
+                    && let Some(latency) = frame["body"].as_str().and_then(|b| shared.sent_at(b))
                 {
                     self.side.delivery.record(latency);
-                    if self.seen.insert(id.to_string()) {
-                        shared.delivered(id);
-                    } else {
-                        // The same person shown the same message twice.
-                        shared.duplicated.fetch_add(1, Ordering::Relaxed);
-                    }
+                    shared.entry(id, |e| e.delivered = true);
+                }
+                return gap.then(|| conversation.to_string());
+            }
+            Some("resumed") => {
+                let conversation = frame["conversation_id"].as_str()?;
+                self.resuming.remove(conversation);
+                // Still missing something below the end: resume again.
+                let held = self.views.get(conversation).map_or(0, View::gap_free);
+                if held < frame["last_seq"].as_i64().unwrap_or(0) {
+                    return Some(conversation.to_string());
                 }
             }
-            Some("error") => self.side.error_frames += 1,
+            Some("resume_required") => {
+                return frame["conversation_id"].as_str().map(str::to_string);
+            }
+            Some("error") => {
+                let code = frame["code"].as_str().unwrap_or("?").to_string();
+                shared.tally(|t| *t.errors.entry(code).or_default() += 1);
+            }
             _ => {}
         }
+        None
+    }
+
+    fn closed(&mut self, shared: &Shared, code: Option<u16>) {
+        self.side.reconnects += 1;
+        let code = code.map_or("none".to_string(), |c| c.to_string());
+        shared.tally(|t| *t.closes.entry(code).or_default() += 1);
     }
 }
 
@@ -248,13 +390,13 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
         target,
         start,
         stop_sending: start + plan.duration,
-        end: start + plan.duration + plan.grace,
         plan,
         ledger: Mutex::new(HashMap::new()),
+        tallies: Mutex::new(Tallies::default()),
         sent: AtomicU64::new(0),
-        duplicated: AtomicU64::new(0),
         live: AtomicU64::new(0),
     });
+    let (done_tx, done) = watch::channel(false);
     let rss_before = shared
         .plan
         .server_pid
@@ -264,9 +406,14 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(agents);
     for (i, cookie) in shared.plan.agent_cookies.iter().enumerate() {
-        let (shared, cookie, ready) = (shared.clone(), cookie.clone(), ready_tx.clone());
+        let (shared, cookie, ready, done) = (
+            shared.clone(),
+            cookie.clone(),
+            ready_tx.clone(),
+            done.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            agent(&shared, i, &cookie, ready).await
+            agent(&shared, i, &cookie, ready, done).await
         }));
     }
     drop(ready_tx);
@@ -277,28 +424,41 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
             .context("an agent failed to come online")?;
     }
 
+    let wave = shared.plan.wave.max(1);
     let mut waves = tokio::time::interval(shared.plan.wave_every);
-    for first in (0..shared.plan.customers).step_by(shared.plan.wave.max(1)) {
+    for first in (0..shared.plan.customers).step_by(wave) {
         waves.tick().await;
-        for i in first..(first + shared.plan.wave.max(1)).min(shared.plan.customers) {
-            let shared = shared.clone();
-            tasks.push(tokio::spawn(async move { customer(&shared, i).await }));
+        for i in first..(first + wave).min(shared.plan.customers) {
+            let (shared, done) = (shared.clone(), done.clone());
+            tasks.push(tokio::spawn(
+                async move { customer(&shared, i, done).await },
+            ));
         }
     }
 
-    // Memory with every socket open, just before sending stops.
-    tokio::time::sleep_until(
-        shared.stop_sending - Duration::from_millis(200).min(shared.plan.duration),
-    )
-    .await;
+    tokio::time::sleep_until(shared.stop_sending).await;
     let rss_after = shared
         .plan
         .server_pid
         .and_then(|pid| procfs::rss_kib(pid).ok());
+    // Drain: the last acks come within a moment; then wait until every
+    // acked message has reached the other side, or the grace runs out.
+    let drained = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waited = shared.stop_sending.elapsed();
+        if (waited >= Duration::from_secs(1) && shared.undelivered() == 0)
+            || waited >= shared.plan.grace
+        {
+            break waited;
+        }
+    };
+    let _ = done_tx.send(true);
 
     let mut report = ChatReport {
         rss_kib_before: rss_before,
         rss_kib_after: rss_after,
+        send_window: shared.plan.duration,
+        drain: drained,
         ..Default::default()
     };
     for task in tasks {
@@ -307,7 +467,6 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
                 report.delivery.merge(&side.delivery);
                 report.ack.merge(&side.ack);
                 report.reconnects += side.reconnects;
-                report.error_frames += side.error_frames;
             }
             Err(e) => {
                 report.failed_clients += 1;
@@ -321,9 +480,38 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
     report.acked = ledger.values().filter(|e| e.acked).count() as u64;
     report.delivered = ledger.values().filter(|e| e.delivered).count() as u64;
     report.lost = ledger.values().filter(|e| e.acked && !e.delivered).count() as u64;
-    report.duplicated = shared.duplicated.load(Ordering::Relaxed);
-    report.send_window = shared.plan.duration;
+    let tallies = std::mem::take(&mut *shared.tallies.lock().unwrap());
+    report.duplicated = tallies.duplicated;
+    report.seq_conflicts = tallies.seq_conflicts;
+    report.replayed_twice = tallies.replayed_twice;
+    report.closes = tallies.closes;
+    report.errors = tallies.errors;
     Ok(report)
+}
+
+/// Reconnecting as a client would: with growing pauses, for up to 30 s.
+struct Backoff {
+    wait: Duration,
+    give_up: Instant,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            wait: Duration::from_millis(100),
+            give_up: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    /// Pauses before the next attempt, or gives up with the last error.
+    async fn after(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+        if Instant::now() >= self.give_up {
+            return Err(error.context("reconnecting for 30 s"));
+        }
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(Duration::from_secs(2));
+        Ok(())
+    }
 }
 
 async fn hello(socket: &mut Socket, frame: Value) -> anyhow::Result<Value> {
@@ -332,7 +520,11 @@ async fn hello(socket: &mut Socket, frame: Value) -> anyhow::Result<Value> {
 }
 
 /// A widget: bootstrap, hello, start, ask for a person, then chat.
-async fn customer(shared: &Shared, i: usize) -> anyhow::Result<Side> {
+async fn customer(
+    shared: &Shared,
+    i: usize,
+    mut done: watch::Receiver<bool>,
+) -> anyhow::Result<Side> {
     let local = Some(local_ip(i, shared.plan.spread));
     let target = &shared.target;
     let token = http::visitor_token(&http::client(local), target).await?;
@@ -356,42 +548,43 @@ async fn customer(shared: &Shared, i: usize) -> anyhow::Result<Side> {
         .send(&json!({"type": "handoff", "conversation_id": conversation}))
         .await?;
 
-    let mut traffic = Traffic::new();
-    let mut last_seq = 0;
+    let mut traffic = Traffic::new(format!("c{i}"));
     let mut live = false;
     let period = Duration::from_secs_f64(1.0 / shared.plan.rate);
     // Spread first sends over one period so that conversations do not tick together.
     let offset = period.mul_f64((i % 97) as f64 / 97.0);
     let mut ticker = tokio::time::interval_at(Instant::now() + offset, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let tag = format!("c{i}");
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Incoming::Frame(frame) => {
-                    if frame["conversation_id"] == conversation.as_str() {
-                        last_seq = last_seq.max(frame["seq"].as_i64().unwrap_or(0));
-                    }
-                    if frame["type"] == "conversation" && frame["id"] == conversation.as_str()
-                        && frame["status"] == "live" && !live {
+                    if !live && frame["type"] == "conversation" && frame["id"] == conversation.as_str()
+                        && frame["status"] == "live" {
                         live = true;
                         shared.live.fetch_add(1, Ordering::Relaxed);
                     }
-                    traffic.observe(shared, &frame, "agent");
+                    traffic.handle(shared, &mut socket, &frame, "agent").await?;
                 }
-                Incoming::Closed => {
-                    if Instant::now() >= shared.end {
+                Incoming::Closed(code) => {
+                    if *done.borrow() {
                         break;
                     }
-                    traffic.side.reconnects += 1;
-                    socket = connect().await?;
-                    socket.send(&json!({"type": "resume", "conversation_id": conversation, "after_seq": last_seq})).await?;
+                    traffic.closed(shared, code);
+                    let mut backoff = Backoff::new();
+                    socket = loop {
+                        match connect().await {
+                            Ok(socket) => break socket,
+                            Err(e) => backoff.after(e).await?,
+                        }
+                    };
+                    traffic.recover(&mut socket, std::slice::from_ref(&conversation)).await?;
                 }
             },
             _ = ticker.tick(), if live && Instant::now() < shared.stop_sending => {
-                traffic.send(shared, &mut socket, &tag, &conversation).await?;
+                traffic.send(shared, &mut socket, &conversation).await?;
             }
-            _ = tokio::time::sleep_until(shared.end) => break,
+            _ = done.changed() => break,
         }
     }
     socket.close().await;
@@ -405,6 +598,7 @@ async fn agent(
     index: usize,
     cookie: &str,
     ready: tokio::sync::mpsc::Sender<()>,
+    mut done: watch::Receiver<bool>,
 ) -> anyhow::Result<Side> {
     let agents = shared.plan.agent_cookies.len() as u64;
     let local = Some(local_ip(index, shared.plan.spread));
@@ -426,13 +620,11 @@ async fn agent(
     let (mut socket, me) = connect().await?;
     let _ = ready.send(()).await;
 
-    let mut traffic = Traffic::new();
-    // Conversation id → last staff seq seen.
-    let mut mine: HashMap<String, i64> = HashMap::new();
+    let mut traffic = Traffic::new(format!("a{index}"));
+    let mut mine: Vec<String> = Vec::new();
     let mut claimed = HashSet::new();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / shared.plan.rate));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let tag = format!("a{index}");
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -443,49 +635,67 @@ async fn agent(
                                 let Some(id) = waiting["conversation_id"].as_str() else { continue };
                                 let share = id.parse::<u64>().unwrap_or(0) % agents == index as u64;
                                 if share && claimed.insert(id.to_string()) {
-                                    socket.send(&json!({"type": "claim", "conversation_id": id})).await?;
+                                    let _ = socket.send(&json!({"type": "claim", "conversation_id": id})).await;
                                 }
                             }
                         }
                         Some("conversation") => {
                             let id = frame["id"].as_str().unwrap_or_default().to_string();
-                            if frame["status"] == "live" && frame["assignee"]["id"] == me.as_str() {
-                                mine.entry(id).or_insert(0);
-                            } else {
-                                mine.remove(&id);
-                            }
-                        }
-                        Some("message") => {
-                            if let (Some(id), Some(seq)) = (frame["conversation_id"].as_str(), frame["seq"].as_i64())
-                                && let Some(last) = mine.get_mut(id)
-                            {
-                                *last = (*last).max(seq);
+                            let owned = frame["status"] == "live" && frame["assignee"]["id"] == me.as_str();
+                            match (owned, mine.contains(&id)) {
+                                (true, false) => {
+                                    // Newly mine: load what was said so far, as the console does.
+                                    traffic.resume(&mut socket, &id).await?;
+                                    mine.push(id);
+                                }
+                                (false, true) => mine.retain(|m| *m != id),
+                                _ => {}
                             }
                         }
                         _ => {}
                     }
-                    traffic.observe(shared, &frame, "customer");
+                    traffic.handle(shared, &mut socket, &frame, "customer").await?;
                 }
-                Incoming::Closed => {
-                    if Instant::now() >= shared.end {
+                Incoming::Closed(code) => {
+                    if *done.borrow() {
                         break;
                     }
-                    traffic.side.reconnects += 1;
-                    socket = connect().await?.0;
-                    for (id, last) in &mine {
-                        socket.send(&json!({"type": "resume", "conversation_id": id, "after_seq": last})).await?;
-                    }
+                    traffic.closed(shared, code);
+                    let mut backoff = Backoff::new();
+                    socket = loop {
+                        match connect().await {
+                            Ok((socket, _)) => break socket,
+                            Err(e) => backoff.after(e).await?,
+                        }
+                    };
+                    traffic.recover(&mut socket, &mine).await?;
                 }
             },
             _ = ticker.tick(), if Instant::now() < shared.stop_sending => {
-                let ids: Vec<String> = mine.keys().cloned().collect();
-                for id in ids {
-                    traffic.send(shared, &mut socket, &tag, &id).await?;
+                for id in mine.clone() {
+                    traffic.send(shared, &mut socket, &id).await?;
                 }
             }
-            _ = tokio::time::sleep_until(shared.end) => break,
+            _ = done.changed() => break,
         }
     }
     socket.close().await;
     Ok(traffic.side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::View;
+
+    #[test]
+    fn resume_point_is_the_highest_seq_without_a_gap_below() {
+        let mut view = View::default();
+        assert_eq!(view.gap_free(), 0);
+        for seq in [1, 2, 4] {
+            view.held.insert(seq, format!("m{seq}"));
+        }
+        assert_eq!(view.gap_free(), 2);
+        view.held.insert(3, "m3".into());
+        assert_eq!(view.gap_free(), 4);
+    }
 }

@@ -1,7 +1,9 @@
 //! The two HTTP steps before a socket: the widget's session bootstrap and
 //! an agent's login form.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -9,14 +11,28 @@ use serde_json::{Value, json};
 
 use crate::Target;
 
+/// One HTTP client (and its connection pool) per source address, shared.
 pub fn client(local: Option<IpAddr>) -> reqwest::Client {
-    // Loopback only, plain HTTP: no TLS provider is needed.
-    reqwest::Client::builder()
-        .local_address(local)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("a plain HTTP client builds")
+    static CLIENTS: OnceLock<Mutex<HashMap<Option<IpAddr>, reqwest::Client>>> = OnceLock::new();
+    let clients = CLIENTS.get_or_init(|| {
+        // reqwest is built without a default TLS provider (as in the
+        // server); loopback is plain HTTP, but a client needs one anyway.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Mutex::new(HashMap::new())
+    });
+    clients
+        .lock()
+        .expect("client cache lock")
+        .entry(local)
+        .or_insert_with(|| {
+            reqwest::Client::builder()
+                .local_address(local)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a plain HTTP client builds")
+        })
+        .clone()
 }
 
 /// `POST /api/widget/v1/session` as widget.js does it: a fresh visitor token.

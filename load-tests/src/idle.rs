@@ -97,7 +97,7 @@ pub async fn run(target: Target, plan: IdlePlan) -> anyhow::Result<IdleReport> {
                 open.fetch_add(1, Ordering::Relaxed);
                 loop {
                     tokio::select! {
-                        incoming = socket.recv() => if let Incoming::Closed = incoming { break },
+                        incoming = socket.recv() => if let Incoming::Closed(_) = incoming { break },
                         _ = done.changed() => { socket.close().await; break }
                     }
                 }

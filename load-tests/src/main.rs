@@ -138,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 duration: Duration::from_secs(seconds),
                 wave,
                 wave_every: Duration::from_millis(wave_every_ms),
-                grace: Duration::from_secs(5),
+                grace: Duration::from_secs(30),
                 spread: args.spread,
                 server_pid: args.server_pid,
             };

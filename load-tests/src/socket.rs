@@ -14,12 +14,47 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 pub struct Socket {
     stream: WebSocketStream<TcpStream>,
+    pace: Pace,
 }
 
-/// What came in: a frame, or the end of the socket.
+/// Keeps a client under the server's per-socket frame limit (10 per second,
+/// burst 30) with a margin, as a well-behaved client would: bursts such as
+/// a reconnect's resumes and resends are spread out, not refused.
+struct Pace {
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl Pace {
+    const PER_SECOND: f64 = 8.0;
+    const BURST: f64 = 20.0;
+
+    fn new() -> Pace {
+        Pace {
+            tokens: Self::BURST,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn take(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.tokens =
+            (self.tokens + (now - self.last).as_secs_f64() * Self::PER_SECOND).min(Self::BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            let wait = (1.0 - self.tokens) / Self::PER_SECOND;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+            self.tokens = 1.0;
+            self.last = tokio::time::Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}
+
+/// What came in: a frame, or the end of the socket with its close code.
 pub enum Incoming {
     Frame(Value),
-    Closed,
+    Closed(Option<u16>),
 }
 
 impl Socket {
@@ -58,13 +93,17 @@ impl Socket {
             .write_buffer_size(0)
             .max_write_buffer_size(1024 * 1024);
         match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await {
-            Ok((stream, _)) => Ok(Socket { stream }),
+            Ok((stream, _)) => Ok(Socket {
+                stream,
+                pace: Pace::new(),
+            }),
             Err(WsError::Http(response)) => bail!("upgrade refused with {}", response.status()),
             Err(e) => Err(e).context("websocket handshake"),
         }
     }
 
     pub async fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
+        self.pace.take().await;
         self.stream
             .send(Message::Text(frame.to_string().into()))
             .await
@@ -77,9 +116,12 @@ impl Socket {
             match self.stream.next().await {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
                     Ok(value) => return Incoming::Frame(value),
-                    Err(_) => return Incoming::Closed,
+                    Err(_) => return Incoming::Closed(None),
                 },
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Incoming::Closed,
+                Some(Ok(Message::Close(frame))) => {
+                    return Incoming::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Err(_)) | None => return Incoming::Closed(None),
                 Some(Ok(_)) => continue,
             }
         }
@@ -94,7 +136,9 @@ impl Socket {
                     bail!("waiting for {kind}: error {}", f)
                 }
                 Incoming::Frame(_) => continue,
-                Incoming::Closed => bail!("socket closed while waiting for {kind}"),
+                Incoming::Closed(code) => {
+                    bail!("socket closed ({code:?}) while waiting for {kind}")
+                }
             }
         }
     }
