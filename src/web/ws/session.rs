@@ -15,7 +15,7 @@ use super::PreAuth;
 use super::hub::{SocketId, close};
 use crate::auth::hash_token;
 use crate::domain::conversations::{
-    Audience, Participant, QUEUE_TOPIC, agent_topic, public_topic, staff_topic,
+    Audience, Participant, QUEUE_TOPIC, Sent, agent_topic, public_topic, staff_topic,
 };
 use crate::domain::{ConversationStatus, DomainError, User, UserId, accounts};
 use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
@@ -262,21 +262,7 @@ impl Session {
                     let sent = chat
                         .send_as_visitor(&visitor, c.id, &client_msg_id, &body)
                         .await?;
-                    if !sent.duplicate {
-                        self.state
-                            .chat()
-                            .metrics()
-                            .messages_in
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.ack(
-                        &sent.message.client_msg_id,
-                        c.id,
-                        sent.message.public_seq.unwrap_or(0),
-                        sent.message.id,
-                        reference,
-                    )
-                    .await;
+                    self.acknowledge(&sent, Audience::Visitor, reference).await;
                 }
                 Ok(())
             }
@@ -296,21 +282,7 @@ impl Session {
                 let sent = chat
                     .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
                     .await?;
-                if !sent.duplicate {
-                    self.state
-                        .chat()
-                        .metrics()
-                        .messages_in
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                self.ack(
-                    &sent.message.client_msg_id,
-                    conversation_id,
-                    sent.message.public_seq.unwrap_or(0),
-                    sent.message.id,
-                    reference,
-                )
-                .await;
+                self.acknowledge(&sent, Audience::Visitor, reference).await;
                 Ok(())
             }
             (
@@ -322,27 +294,15 @@ impl Session {
                     ..
                 },
             ) => {
-                chat.staff_conversation(&agent, conversation_id).await?;
-                self.subscribe(&staff_topic(conversation_id)).await?;
-                let sent = chat
-                    .send_as_agent(&agent, conversation_id, &client_msg_id, &body, false)
-                    .await?;
-                if !sent.duplicate {
-                    self.state
-                        .chat()
-                        .metrics()
-                        .messages_in
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                self.ack(
-                    &sent.message.client_msg_id,
+                self.agent_writes(
+                    &agent,
                     conversation_id,
-                    sent.message.seq,
-                    sent.message.id,
+                    &client_msg_id,
+                    &body,
+                    false,
                     reference,
                 )
-                .await;
-                Ok(())
+                .await
             }
             (
                 Participant::Agent(agent),
@@ -353,27 +313,15 @@ impl Session {
                     ..
                 },
             ) => {
-                chat.staff_conversation(&agent, conversation_id).await?;
-                self.subscribe(&staff_topic(conversation_id)).await?;
-                let sent = chat
-                    .send_as_agent(&agent, conversation_id, &client_msg_id, &body, true)
-                    .await?;
-                if !sent.duplicate {
-                    self.state
-                        .chat()
-                        .metrics()
-                        .messages_in
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                self.ack(
-                    &sent.message.client_msg_id,
+                self.agent_writes(
+                    &agent,
                     conversation_id,
-                    sent.message.seq,
-                    sent.message.id,
+                    &client_msg_id,
+                    &body,
+                    true,
                     reference,
                 )
-                .await;
-                Ok(())
+                .await
             }
             (
                 who,
@@ -568,22 +516,50 @@ impl Session {
         }
     }
 
-    async fn ack(
-        &self,
-        client_msg_id: &str,
-        conversation_id: i64,
-        seq: i64,
-        id: i64,
-        reference: Option<Value>,
-    ) {
+    /// Acknowledges a stored message in the sender's numbering; a retried
+    /// send is acknowledged again but not counted again.
+    async fn acknowledge(&self, sent: &Sent, audience: Audience, reference: Option<Value>) {
+        if !sent.duplicate {
+            self.state
+                .chat()
+                .metrics()
+                .messages_in
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let message = &sent.message;
+        let seq = match audience {
+            Audience::Staff => message.seq,
+            Audience::Visitor => message.public_seq.unwrap_or(0),
+        };
         self.send(ServerFrame::Ack {
-            client_msg_id: client_msg_id.to_string(),
-            conversation_id: conversation_id.to_string(),
+            client_msg_id: message.client_msg_id.clone(),
+            conversation_id: message.conversation_id.to_string(),
             seq,
-            id: id.to_string(),
+            id: message.id.to_string(),
             reference,
         })
         .await;
+    }
+
+    /// An agent's message or private note: follow the conversation before
+    /// writing, so that nothing the write causes is missed.
+    async fn agent_writes(
+        &self,
+        agent: &User,
+        conversation_id: i64,
+        client_msg_id: &str,
+        body: &str,
+        private: bool,
+        reference: Option<Value>,
+    ) -> Reply {
+        let chat = self.state.chat();
+        chat.staff_conversation(agent, conversation_id).await?;
+        self.subscribe(&staff_topic(conversation_id)).await?;
+        let sent = chat
+            .send_as_agent(agent, conversation_id, client_msg_id, body, private)
+            .await?;
+        self.acknowledge(&sent, Audience::Staff, reference).await;
+        Ok(())
     }
 
     async fn hello(&mut self, visitor_token: Option<String>, reference: Option<Value>) -> Reply {
