@@ -666,27 +666,8 @@ impl Chat {
         client_msg_id: &str,
         text: &str,
     ) -> DomainResult<()> {
-        let appended = self
-            .store
-            .append_message(
-                conversation_id,
-                NewChatMessage {
-                    sender_kind: SenderKind::System,
-                    sender_user_id: None,
-                    sender_name: "Careline",
-                    body: text,
-                    private: true,
-                    client_msg_id,
-                    only_in: None,
-                    only_assignee: None,
-                    email: None,
-                },
-            )
-            .await?;
-        if let Appended::New(message, _) = appended {
-            self.publish_message(&message).await;
-        }
-        Ok(())
+        self.careline_says(conversation_id, client_msg_id, text, true)
+            .await
     }
 
     async fn system_says(
@@ -694,6 +675,19 @@ impl Chat {
         conversation_id: i64,
         client_msg_id: &str,
         text: &str,
+    ) -> DomainResult<()> {
+        self.careline_says(conversation_id, client_msg_id, text, false)
+            .await
+    }
+
+    /// A message from Careline itself, public or private, published once
+    /// (a retry with the same client_msg_id stores and publishes nothing).
+    async fn careline_says(
+        &self,
+        conversation_id: i64,
+        client_msg_id: &str,
+        text: &str,
+        private: bool,
     ) -> DomainResult<()> {
         let appended = self
             .store
@@ -704,7 +698,7 @@ impl Chat {
                     sender_user_id: None,
                     sender_name: "Careline",
                     body: text,
-                    private: false,
+                    private,
                     client_msg_id,
                     only_in: None,
                     only_assignee: None,
