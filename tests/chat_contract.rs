@@ -153,12 +153,7 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
         b.login("admin@example.com", "admin password 1").await;
         b
     };
-    let cookie = admin_browser
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = admin_browser.cookie_header();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.addr).await.unwrap();
@@ -284,12 +279,7 @@ async fn sockets_from_origins_that_are_not_allowed_are_refused() {
 
     // Agents: only from Careline's own origin, and only with a staff session.
     let admin = app.admin().await;
-    let cookie = admin
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = admin.cookie_header();
     assert_eq!(
         app.connect_ws("/ws", SHOP_ORIGIN, Some(&cookie))
             .await
@@ -307,12 +297,7 @@ async fn sockets_from_origins_that_are_not_allowed_are_refused() {
         Some(403)
     );
     let customer = app.customer("Grace", "grace@example.com").await;
-    let cookie = customer
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = customer.cookie_header();
     assert_eq!(
         app.connect_ws("/ws", &app.base, Some(&cookie)).await.err(),
         Some(403),

@@ -56,12 +56,7 @@ async fn visitor(cluster: &Cluster, site: &str, label: &'static str) -> Resilien
 async fn agent(cluster: &Cluster, email: &str, label: &'static str) -> Resilient {
     let mut browser = Browser::new(&cluster.base);
     browser.login(email, "agent password 1").await;
-    let cookie = browser
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = browser.cookie_header();
     let identity = Identity::Agent {
         cookie,
         origin: cluster.base.clone(),

@@ -25,14 +25,7 @@ async fn a_short_chat_load_loses_and_duplicates_nothing() {
                     &format!("agent{i}@example.com"),
                 )
                 .await;
-            agent_cookies.push(
-                agent
-                    .cookies
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
+            agent_cookies.push(agent.cookie_header());
         }
         let target = Target {
             addr: app.addr,

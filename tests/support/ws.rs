@@ -83,12 +83,7 @@ impl TestApp {
 
     /// An agent's console socket, authenticated by the browser's session cookie.
     pub async fn agent_socket(&self, browser: &Browser) -> WsClient {
-        let cookie = browser
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let cookie = browser.cookie_header();
         let mut client = self
             .connect_ws("/ws", &self.base, Some(&cookie))
             .await
