@@ -1,0 +1,1 @@
+//! Bulk inserts for `careline seed`: realistic data sets for the page benchmarks.
