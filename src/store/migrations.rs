@@ -23,6 +23,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_chat.sql"),
         include_str!("../../migrations/postgres/0002_chat.sql"),
     ),
+    (
+        3,
+        "attachments",
+        include_str!("../../migrations/sqlite/0003_attachments.sql"),
+        include_str!("../../migrations/postgres/0003_attachments.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
