@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::report::Latency;
 use crate::socket::{Incoming, Socket};
-use crate::{Target, http, local_ip, procfs};
+use crate::{Protocol, Setup, Target, http, local_ip, procfs};
 
 #[derive(Debug, Clone)]
 pub struct ChatPlan {
@@ -43,7 +43,8 @@ pub struct ChatPlan {
     pub grace: Duration,
     /// Client source addresses to spread over (127.0.0.2 …).
     pub spread: usize,
-    /// The server process, to read its memory (single node only).
+    /// The server process, to read its memory (one instance; more with
+    /// [`run_with`]).
     pub server_pid: Option<u32>,
 }
 
@@ -76,6 +77,30 @@ pub struct ChatReport {
 impl ChatReport {
     pub fn delivered_per_second(&self) -> f64 {
         self.delivered as f64 / self.send_window.as_secs_f64().max(0.001)
+    }
+
+    /// The figures, for `--json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "conversations": self.conversations,
+            "sent": self.sent,
+            "acked": self.acked,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "seq_conflicts": self.seq_conflicts,
+            "reconnects": self.reconnects,
+            "closes": self.closes,
+            "errors": self.errors,
+            "failed_clients": self.failed_clients,
+            "delivered_per_second": self.delivered_per_second(),
+            "send_seconds": self.send_window.as_secs_f64(),
+            "drain_seconds": self.drain.as_secs_f64(),
+            "delivery_ms": self.delivery.to_json(),
+            "ack_ms": self.ack.to_json(),
+            "rss_kib_before": self.rss_kib_before,
+            "rss_kib_after": self.rss_kib_after,
+        })
     }
 
     /// Whether the delivery contract held.
@@ -127,6 +152,10 @@ impl std::fmt::Display for ChatReport {
 struct Shared {
     target: Target,
     plan: ChatPlan,
+    setup: Setup,
+    /// Socket.IO peer only: conversations handed to agent i (Careline's
+    /// routing does it on the server).
+    handoffs: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
     start: Instant,
     stop_sending: Instant,
     ledger: Mutex<HashMap<String, Entry>>,
@@ -377,8 +406,27 @@ impl Traffic {
     }
 }
 
-/// Runs the scenario: agents first, online; then customers in waves.
+/// Runs the scenario against one Careline instance.
 pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
+    let setup = Setup {
+        server_pids: plan.server_pid.into_iter().collect(),
+        ..Setup::default()
+    };
+    run_with(target, plan, setup).await
+}
+
+/// Sum of the servers' resident memory, if every one could be read.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| procfs::rss_kib(pid).ok()).sum()
+}
+
+/// Runs the scenario: agents first, online; then customers in waves.
+/// Agents on `setup.agent_addr` when given (another instance), customers
+/// on `target.addr`.
+pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::Result<ChatReport> {
     if plan.agent_cookies.is_empty() {
         bail!("the chat scenario needs at least one agent");
     }
@@ -386,8 +434,17 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
         bail!("--rate must be above 0");
     }
     let start = Instant::now();
+    let mut handoffs = Vec::new();
+    let mut handoff_rx = Vec::new();
+    for _ in &plan.agent_cookies {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        handoffs.push(tx);
+        handoff_rx.push(rx);
+    }
     let shared = Arc::new(Shared {
         target,
+        setup,
+        handoffs,
         start,
         stop_sending: start + plan.duration,
         plan,
@@ -397,15 +454,12 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
         live: AtomicU64::new(0),
     });
     let (done_tx, done) = watch::channel(false);
-    let rss_before = shared
-        .plan
-        .server_pid
-        .and_then(|pid| procfs::rss_kib(pid).ok());
+    let rss_before = rss_kib(&shared.setup.server_pids);
 
     let agents = shared.plan.agent_cookies.len();
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(agents);
-    for (i, cookie) in shared.plan.agent_cookies.iter().enumerate() {
+    for ((i, cookie), handoffs) in shared.plan.agent_cookies.iter().enumerate().zip(handoff_rx) {
         let (shared, cookie, ready, done) = (
             shared.clone(),
             cookie.clone(),
@@ -413,7 +467,7 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
             done.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            agent(&shared, i, &cookie, ready, done).await
+            agent(&shared, i, &cookie, handoffs, ready, done).await
         }));
     }
     drop(ready_tx);
@@ -437,10 +491,7 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
     }
 
     tokio::time::sleep_until(shared.stop_sending).await;
-    let rss_after = shared
-        .plan
-        .server_pid
-        .and_then(|pid| procfs::rss_kib(pid).ok());
+    let rss_after = rss_kib(&shared.setup.server_pids);
     // Drain: the last acks come within a moment; then wait until every
     // acked message has reached the other side, or the grace runs out.
     let drained = loop {
@@ -527,9 +578,18 @@ async fn customer(
 ) -> anyhow::Result<Side> {
     let local = Some(local_ip(i, shared.plan.spread));
     let target = &shared.target;
-    let token = http::visitor_token(&http::client(local), target).await?;
+    let peer = shared.setup.protocol == Protocol::SocketIo;
+    let token = if peer {
+        String::new()
+    } else {
+        http::visitor_token(&http::client(local), target).await?
+    };
     let path = format!("/ws?site={}", target.site_key);
     let connect = async || -> anyhow::Result<Socket> {
+        if peer {
+            let auth = json!({"role": "customer"});
+            return Socket::open_sio(target.addr, &target.origin, &auth, local).await;
+        }
         let mut socket = Socket::open(target.addr, &path, &target.origin, None, local).await?;
         hello(
             &mut socket,
@@ -544,9 +604,17 @@ async fn customer(
         .as_str()
         .context("conversation without id")?
         .to_string();
-    socket
-        .send(&json!({"type": "handoff", "conversation_id": conversation}))
-        .await?;
+    if peer {
+        // The peer has no routing: hand the conversation to the agent
+        // whose share it is, as Careline's agents claim theirs.
+        let agents = shared.handoffs.len() as u64;
+        let share = conversation.parse::<u64>().unwrap_or(i as u64) % agents;
+        let _ = shared.handoffs[share as usize].send(conversation.clone());
+    } else {
+        socket
+            .send(&json!({"type": "handoff", "conversation_id": conversation}))
+            .await?;
+    }
 
     let mut traffic = Traffic::new(format!("c{i}"));
     let mut live = false;
@@ -597,15 +665,24 @@ async fn agent(
     shared: &Shared,
     index: usize,
     cookie: &str,
+    mut handoffs: tokio::sync::mpsc::UnboundedReceiver<String>,
     ready: tokio::sync::mpsc::Sender<()>,
     mut done: watch::Receiver<bool>,
 ) -> anyhow::Result<Side> {
     let agents = shared.plan.agent_cookies.len() as u64;
     let local = Some(local_ip(index, shared.plan.spread));
     let target = &shared.target;
+    let addr = shared.setup.agent_addr.unwrap_or(target.addr);
     let connect = async || -> anyhow::Result<(Socket, String)> {
-        let mut socket =
-            Socket::open(target.addr, "/ws", &target.origin, Some(cookie), local).await?;
+        if shared.setup.protocol == Protocol::SocketIo {
+            // The peer answers `join` with a `conversation` frame naming
+            // this id as the assignee, as Careline's claim does.
+            let me = format!("a{index}");
+            let auth = json!({"role": "agent", "id": me});
+            let socket = Socket::open_sio(addr, &target.origin, &auth, local).await?;
+            return Ok((socket, me));
+        }
+        let mut socket = Socket::open(addr, "/ws", &target.origin, Some(cookie), local).await?;
         let welcome = hello(&mut socket, json!({"type": "hello"})).await?;
         let me = welcome["user"]["id"]
             .as_str()
@@ -671,6 +748,9 @@ async fn agent(
                     traffic.recover(&mut socket, &mine).await?;
                 }
             },
+            Some(id) = handoffs.recv() => {
+                let _ = socket.send(&json!({"type": "join", "conversation_id": id})).await;
+            }
             _ = ticker.tick(), if Instant::now() < shared.stop_sending => {
                 for id in mine.clone() {
                     traffic.send(shared, &mut socket, &id).await?;

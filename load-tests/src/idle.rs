@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::socket::{Incoming, Socket};
-use crate::{Target, http, local_ip, procfs};
+use crate::{Protocol, Target, http, local_ip, procfs};
 
 #[derive(Debug, Clone)]
 pub struct IdlePlan {
@@ -22,7 +22,9 @@ pub struct IdlePlan {
     /// How long to hold every socket open once all are connected.
     pub hold: Duration,
     pub spread: usize,
+    /// The server process, to read its memory and CPU from /proc.
     pub server_pid: Option<u32>,
+    pub protocol: Protocol,
 }
 
 #[derive(Debug, Default)]
@@ -87,10 +89,10 @@ pub async fn run(target: Target, plan: IdlePlan) -> anyhow::Result<IdleReport> {
     for i in 0..plan.sockets {
         let (target, gate, open, mut done) =
             (target.clone(), gate.clone(), open.clone(), done_rx.clone());
-        let spread = plan.spread;
+        let (spread, protocol) = (plan.spread, plan.protocol);
         opening.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("the gate stays open");
-            let mut socket = visitor(&target, local_ip(i, spread)).await?;
+            let mut socket = visitor(&target, protocol, local_ip(i, spread)).await?;
             drop(permit);
             // Hold: read (so pings are answered) until told to stop.
             tokio::spawn(async move {
@@ -139,7 +141,16 @@ pub async fn run(target: Target, plan: IdlePlan) -> anyhow::Result<IdleReport> {
     Ok(report)
 }
 
-async fn visitor(target: &Target, local: std::net::IpAddr) -> anyhow::Result<Socket> {
+async fn visitor(
+    target: &Target,
+    protocol: Protocol,
+    local: std::net::IpAddr,
+) -> anyhow::Result<Socket> {
+    if protocol == Protocol::SocketIo {
+        // The peer's widget: a Socket.IO connect, nothing before it.
+        let auth = json!({"role": "customer"});
+        return Socket::open_sio(target.addr, &target.origin, &auth, Some(local)).await;
+    }
     let token = http::visitor_token(&http::client(Some(local)), target).await?;
     let path = format!("/ws?site={}", target.site_key);
     let mut socket = Socket::open(target.addr, &path, &target.origin, None, Some(local)).await?;

@@ -9,6 +9,7 @@ pub mod http;
 pub mod idle;
 pub mod procfs;
 pub mod report;
+pub mod sio;
 pub mod socket;
 
 use std::net::SocketAddr;
@@ -21,6 +22,28 @@ pub struct Target {
     /// Careline's own (`public_url`).
     pub origin: String,
     pub site_key: String,
+}
+
+/// What a scenario drives beyond one Careline instance.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// Agents connect (and log in) here instead of [`Target::addr`]: another
+    /// instance, so that every message crosses the bus.
+    pub agent_addr: Option<SocketAddr>,
+    pub protocol: Protocol,
+    /// The server processes (one per instance), to read their memory and
+    /// CPU from /proc; figures are their sums.
+    pub server_pids: Vec<u32>,
+}
+
+/// Which server the clients speak to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Careline's own WebSocket protocol (docs/protocol.md).
+    #[default]
+    Careline,
+    /// The Socket.IO 4 peer in `load-tests/peer/` (see [`sio`]).
+    SocketIo,
 }
 
 impl Target {

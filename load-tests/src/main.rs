@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use careline_load::chat::{self, ChatPlan};
 use careline_load::idle::{self, IdlePlan};
-use careline_load::{Target, http, local_ip};
-use clap::{Args, Parser, Subcommand};
+use careline_load::{Protocol, Setup, Target, http, local_ip};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(about = "Load generator for Careline (loopback only)")]
@@ -31,12 +32,29 @@ struct TargetArgs {
     /// The site's key (`careline seed` prints it).
     #[arg(long, env = "CARELINE_SITE_KEY", global = true, default_value = "")]
     site_key: String,
-    /// The server's process id, to read its memory and CPU from /proc.
+    /// Agents log in and connect here (another instance, so that every
+    /// message crosses the bus); defaults to --addr.
     #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    agent_addr: Option<SocketAddr>,
+    /// The server's process ids (comma separated, one per instance), to
+    /// read their memory and CPU from /proc.
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// Which server: Careline, or the Socket.IO peer in load-tests/peer.
+    #[arg(long, value_enum, default_value_t = Server::Careline, global = true)]
+    server: Server,
+    /// Also write the figures as one JSON object to this file.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
     /// Client source addresses 127.0.0.2 … 127.0.0.(1+N).
     #[arg(long, default_value_t = 50, global = true)]
     spread: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Server {
+    Careline,
+    Peer,
 }
 
 #[derive(Subcommand)]
@@ -90,9 +108,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args.addr
         );
     }
-    if args.site_key.is_empty() {
+    let protocol = match args.server {
+        Server::Careline => Protocol::Careline,
+        Server::Peer => Protocol::SocketIo,
+    };
+    if let Some(agent_addr) = args.agent_addr
+        && !agent_addr.ip().is_loopback()
+    {
+        bail!("--agent-addr {agent_addr} is not a loopback address");
+    }
+    if args.site_key.is_empty() && protocol == Protocol::Careline {
         bail!("--site-key is missing: `careline seed` prints it");
     }
+    let setup = Setup {
+        agent_addr: args.agent_addr,
+        protocol,
+        server_pids: args.server_pid.clone(),
+    };
+    let server = match protocol {
+        Protocol::Careline => "careline",
+        Protocol::SocketIo => "peer",
+    };
     let target = Target {
         origin: args
             .origin
@@ -118,11 +154,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             let mut agent_cookies = Vec::with_capacity(agents);
+            let mut login = target.clone();
+            login.addr = args.agent_addr.unwrap_or(target.addr);
             for i in 1..=agents {
+                if protocol == Protocol::SocketIo {
+                    // The peer has no accounts.
+                    agent_cookies.push(String::new());
+                    continue;
+                }
                 let email = format!("load-agent-{i}@load.test");
                 // One source address per agent: logins are rate limited per address.
                 let cookie =
-                    http::agent_cookie(&target, &email, &agent_password, Some(local_ip(i, 250)))
+                    http::agent_cookie(&login, &email, &agent_password, Some(local_ip(i, 250)))
                         .await
                         .with_context(|| {
                             format!(
@@ -140,13 +183,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wave_every: Duration::from_millis(wave_every_ms),
                 grace: Duration::from_secs(30),
                 spread: args.spread,
-                server_pid: args.server_pid,
+                server_pid: None,
             };
             println!(
-                "chat: {customers} customers, {agents} agents, {rate} msg/s per side per conversation, {seconds} s"
+                "chat on {server}: {customers} customers, {agents} agents, {rate} msg/s per side per conversation, {seconds} s"
             );
-            let report = chat::run(target, plan).await?;
+            let report = chat::run_with(target, plan, setup).await?;
             print!("{report}");
+            if let Some(path) = &args.json {
+                let mut figures = report.to_json();
+                figures["server"] = server.into();
+                figures["offered_per_second"] = (customers as f64 * 2.0 * rate).into();
+                figures["customers"] = customers.into();
+                figures["agents"] = agents.into();
+                write_json(path, &figures)?;
+            }
             Ok(
                 if report.lost > 0 || report.duplicated > 0 || report.failed_clients > 0 {
                     eprintln!("FAILED: lost, duplicated or failed clients above");
@@ -172,11 +223,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 concurrency,
                 hold: Duration::from_secs(hold_seconds),
                 spread: args.spread,
-                server_pid: args.server_pid,
+                server_pid: args.server_pid.first().copied(),
+                protocol,
             };
-            println!("idle: {sockets} widget sockets, held {hold_seconds} s");
+            println!("idle on {server}: {sockets} widget sockets, held {hold_seconds} s");
             let report = idle::run(target, plan).await?;
             print!("{report}");
+            if let Some(path) = &args.json {
+                let figures = json!({
+                    "server": server,
+                    "sockets": sockets,
+                    "opened": report.opened,
+                    "failed": report.failed,
+                    "open_at_end": report.open_at_end,
+                    "connect_seconds": report.connect_time.as_secs_f64(),
+                    "rss_kib_before": report.rss_kib_before,
+                    "rss_kib_open": report.rss_kib_open,
+                    "kib_per_socket": report.kib_per_socket(),
+                    "cpu_percent_at_rest": report.cpu_percent_at_rest,
+                });
+                write_json(path, &figures)?;
+            }
             Ok(if report.failed > 0 {
                 ExitCode::FAILURE
             } else {
@@ -184,4 +251,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn write_json(path: &std::path::Path, figures: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{figures}\n"))
+        .with_context(|| format!("writing {}", path.display()))
 }

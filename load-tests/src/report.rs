@@ -32,6 +32,21 @@ impl Latency {
     fn ms_at(&self, q: f64) -> f64 {
         self.0.value_at_quantile(q) as f64 / 1000.0
     }
+
+    /// `{p50, p90, p99, p99_9, max}` in milliseconds (null without samples).
+    pub fn to_json(&self) -> serde_json::Value {
+        if self.count() == 0 {
+            return serde_json::Value::Null;
+        }
+        serde_json::json!({
+            "p50": self.ms_at(0.5),
+            "p90": self.ms_at(0.9),
+            "p99": self.ms_at(0.99),
+            "p99_9": self.ms_at(0.999),
+            "max": self.0.max() as f64 / 1000.0,
+            "samples": self.count(),
+        })
+    }
 }
 
 impl fmt::Debug for Latency {

@@ -1,4 +1,7 @@
-//! One WebSocket to Careline, as a widget or the agent console opens it.
+//! One WebSocket to Careline, as a widget or the agent console opens it;
+//! or to the Socket.IO peer (`load-tests/peer/`), speaking Engine.IO v4 by
+//! hand over the same WebSocket, so that the scenarios drive both with the
+//! same frames (see [`crate::sio`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -15,6 +18,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 pub struct Socket {
     stream: WebSocketStream<TcpStream>,
     pace: Pace,
+    /// Set for a Socket.IO socket: its acks in flight and frames to hand out.
+    sio: Option<crate::sio::State>,
 }
 
 /// Keeps a client under the server's per-socket frame limit (10 per second,
@@ -67,51 +72,130 @@ impl Socket {
         cookie: Option<&str>,
         local: Option<IpAddr>,
     ) -> anyhow::Result<Socket> {
-        let tcp = match (addr, local) {
-            (SocketAddr::V4(_), Some(ip)) => {
-                let socket = TcpSocket::new_v4()?;
-                socket
-                    .bind(SocketAddr::new(ip, 0))
-                    .with_context(|| format!("bind {ip}"))?;
-                socket.connect(addr).await
+        let stream = connect(addr, path, origin, cookie, local).await?;
+        Ok(Socket {
+            stream,
+            pace: Pace::new(),
+            sio: None,
+        })
+    }
+
+    /// Opens a Socket.IO v4 socket (WebSocket transport only) and connects
+    /// to the default namespace with `auth` (`40{auth}`), as the
+    /// `socket.io-client` does with `transports: ["websocket"]`.
+    pub async fn open_sio(
+        addr: SocketAddr,
+        origin: &str,
+        auth: &Value,
+        local: Option<IpAddr>,
+    ) -> anyhow::Result<Socket> {
+        let stream = connect(
+            addr,
+            "/socket.io/?EIO=4&transport=websocket",
+            origin,
+            None,
+            local,
+        )
+        .await?;
+        let mut socket = Socket {
+            stream,
+            pace: Pace::new(),
+            sio: None,
+        };
+        // Engine.IO open (`0{sid, pingInterval, …}`), then the namespace connect.
+        match socket.raw().await {
+            Some(text) if text.starts_with('0') => {}
+            other => bail!("no Engine.IO open packet: {other:?}"),
+        }
+        socket.raw_send(format!("40{auth}")).await?;
+        loop {
+            match socket.raw().await {
+                Some(text) if text.starts_with("40") => break,
+                Some(text) if text == "2" => socket.raw_send("3".into()).await?,
+                Some(text) if text.starts_with("44") => bail!("Socket.IO refused: {text}"),
+                other => bail!("no Socket.IO connect: {other:?}"),
             }
-            _ => TcpStream::connect(addr).await,
         }
-        .with_context(|| format!("connect to {addr}"))?;
-        tcp.set_nodelay(true)?;
-        let mut request = format!("ws://{addr}{path}").into_client_request()?;
-        request
-            .headers_mut()
-            .insert("Origin", HeaderValue::from_str(origin)?);
-        if let Some(cookie) = cookie {
-            request
-                .headers_mut()
-                .insert("Cookie", HeaderValue::from_str(cookie)?);
-        }
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0)
-            .max_write_buffer_size(1024 * 1024);
-        match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await {
-            Ok((stream, _)) => Ok(Socket {
-                stream,
-                pace: Pace::new(),
-            }),
-            Err(WsError::Http(response)) => bail!("upgrade refused with {}", response.status()),
-            Err(e) => Err(e).context("websocket handshake"),
+        socket.sio = Some(crate::sio::State::default());
+        Ok(socket)
+    }
+
+    /// The next text frame, raw (None: closed or broken).
+    async fn raw(&mut self) -> Option<String> {
+        loop {
+            match self.stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
+            }
         }
     }
 
-    pub async fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
-        self.pace.take().await;
+    async fn raw_send(&mut self, text: String) -> anyhow::Result<()> {
         self.stream
-            .send(Message::Text(frame.to_string().into()))
+            .send(Message::Text(text.into()))
             .await
             .context("send frame")
     }
+}
 
-    /// The next JSON frame; pings are answered by tungstenite on the way.
+async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    origin: &str,
+    cookie: Option<&str>,
+    local: Option<IpAddr>,
+) -> anyhow::Result<WebSocketStream<TcpStream>> {
+    let tcp = match (addr, local) {
+        (SocketAddr::V4(_), Some(ip)) => {
+            let socket = TcpSocket::new_v4()?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("bind {ip}"))?;
+            socket.connect(addr).await
+        }
+        _ => TcpStream::connect(addr).await,
+    }
+    .with_context(|| format!("connect to {addr}"))?;
+    tcp.set_nodelay(true)?;
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Origin", HeaderValue::from_str(origin)?);
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("Cookie", HeaderValue::from_str(cookie)?);
+    }
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024);
+    match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await {
+        Ok((stream, _)) => Ok(stream),
+        Err(WsError::Http(response)) => bail!("upgrade refused with {}", response.status()),
+        Err(e) => Err(e).context("websocket handshake"),
+    }
+}
+
+impl Socket {
+    /// Sends a Careline frame; on a Socket.IO socket, as the event named by
+    /// its `type`, with an ack whose answer comes back as frames.
+    pub async fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
+        self.pace.take().await;
+        let text = match &mut self.sio {
+            Some(sio) => sio.emit(frame)?,
+            None => frame.to_string(),
+        };
+        self.raw_send(text).await
+    }
+
+    /// The next JSON frame; pings are answered on the way (by tungstenite,
+    /// or with an Engine.IO pong).
     pub async fn recv(&mut self) -> Incoming {
+        if self.sio.is_some() {
+            return self.recv_sio().await;
+        }
         loop {
             match self.stream.next().await {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
@@ -143,7 +227,39 @@ impl Socket {
         }
     }
 
+    async fn recv_sio(&mut self) -> Incoming {
+        loop {
+            let sio = self.sio.as_mut().expect("a Socket.IO socket");
+            if let Some(frame) = sio.queue.pop_front() {
+                return Incoming::Frame(frame);
+            }
+            let text = match self.stream.next().await {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(frame))) => {
+                    return Incoming::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Err(_)) | None => return Incoming::Closed(None),
+                Some(Ok(_)) => continue,
+            };
+            let sio = self.sio.as_mut().expect("a Socket.IO socket");
+            match sio.receive(&text) {
+                crate::sio::Received::Frames => {}
+                crate::sio::Received::Ping => {
+                    if self.raw_send("3".into()).await.is_err() {
+                        return Incoming::Closed(None);
+                    }
+                }
+                crate::sio::Received::Closed => return Incoming::Closed(None),
+            }
+        }
+    }
+
     pub async fn close(mut self) {
+        if self.sio.is_some() {
+            // Socket.IO disconnect, then Engine.IO close.
+            let _ = self.raw_send("41".into()).await;
+            let _ = self.raw_send("1".into()).await;
+        }
         let _ = self.stream.close(None).await;
     }
 }
