@@ -40,6 +40,14 @@ pub struct RawConfig {
     pub mail_poll_ms: u64,
     pub mail_max_attempts: i64,
     pub mail_retry_ms: u64,
+    pub attachment_max_bytes: u64,
+    pub blob_store: String,
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_prefix: String,
     pub log: String,
     pub log_format: String,
 }
@@ -74,6 +82,14 @@ impl Default for RawConfig {
             mail_poll_ms: 1000,
             mail_max_attempts: 8,
             mail_retry_ms: 30_000,
+            attachment_max_bytes: 10 * 1024 * 1024,
+            blob_store: "local".into(),
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_prefix: String::new(),
             log: "info".into(),
             log_format: "text".into(),
         }
@@ -111,9 +127,22 @@ pub struct Config {
     /// Names this process in logs and the `X-Careline-Instance` header.
     pub instance_name: String,
     pub mail: MailConfig,
+    /// The largest attachment accepted, checked while it streams in.
+    pub attachment_max_bytes: u64,
+    /// Where attachment bytes live.
+    pub blobs: BlobConfig,
     pub log: String,
     /// `text` (for people) or `json` (for log collectors).
     pub log_format: LogFormat,
+}
+
+/// Where attachments are stored.
+#[derive(Clone, Debug)]
+pub enum BlobConfig {
+    /// Files under `<data_dir>/blobs` (one node, or a shared volume).
+    Local,
+    /// An S3-compatible bucket (several instances).
+    S3(crate::blobs::S3Settings),
 }
 
 /// Email delivery. Without a SendGrid key emails stay in the outbox.
@@ -358,6 +387,13 @@ impl RawConfig {
         if !(1..=100).contains(&mail.max_attempts) {
             return Err(invalid("mail_max_attempts", "must be between 1 and 100"));
         }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.attachment_max_bytes) {
+            return Err(invalid(
+                "attachment_max_bytes",
+                "must be between 1024 and 1073741824 bytes",
+            ));
+        }
+        let blobs = self.blob_config()?;
         Ok(Config {
             bind,
             public_url,
@@ -380,9 +416,56 @@ impl RawConfig {
             faq_threshold: self.faq_threshold,
             instance_name,
             mail,
+            attachment_max_bytes: self.attachment_max_bytes,
+            blobs,
             log: self.log,
             log_format,
         })
+    }
+}
+
+impl RawConfig {
+    fn blob_config(&self) -> Result<BlobConfig, ConfigError> {
+        match self.blob_store.trim() {
+            "local" => Ok(BlobConfig::Local),
+            "s3" => {
+                let required = [
+                    ("s3_bucket", &self.s3_bucket),
+                    ("s3_region", &self.s3_region),
+                    ("s3_access_key_id", &self.s3_access_key_id),
+                    ("s3_secret_access_key", &self.s3_secret_access_key),
+                ];
+                for (name, value) in required {
+                    if value.trim().is_empty() {
+                        return Err(invalid(name, "is required when `blob_store` is s3"));
+                    }
+                }
+                let endpoint = self.s3_endpoint.trim().trim_end_matches('/').to_string();
+                if !(endpoint.is_empty()
+                    || endpoint.starts_with("https://")
+                    || endpoint.starts_with("http://"))
+                {
+                    return Err(invalid(
+                        "s3_endpoint",
+                        "must start with https:// (or be empty for AWS itself)",
+                    ));
+                }
+                let prefix = self.s3_prefix.trim().trim_matches('/');
+                Ok(BlobConfig::S3(crate::blobs::S3Settings {
+                    endpoint,
+                    bucket: self.s3_bucket.trim().to_string(),
+                    region: self.s3_region.trim().to_string(),
+                    access_key_id: self.s3_access_key_id.trim().to_string(),
+                    secret_access_key: self.s3_secret_access_key.trim().to_string(),
+                    prefix: if prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{prefix}/")
+                    },
+                }))
+            }
+            _ => Err(invalid("blob_store", "use local or s3")),
+        }
     }
 }
 
@@ -402,6 +485,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("instance_name", &self.instance_name)
             .field("mail", &self.mail)
+            .field("blobs", &self.blobs)
             .finish_non_exhaustive()
     }
 }
@@ -470,7 +554,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 6] = [
+        let cases: [(&str, Spoil); 9] = [
+            ("blob_store", |c| c.blob_store = "ftp".into()),
+            ("s3_bucket", |c| c.blob_store = "s3".into()),
+            ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
             ("bind", |c| c.bind = "localhost".into()),
             ("public_url", |c| c.public_url = "ftp://x".into()),
             ("database_url", |c| c.database_url = "mysql://x".into()),
@@ -494,10 +581,20 @@ mod tests {
             secret_key: "a-very-secret-key-of-32-characters!!".into(),
             database_url: "postgres://careline:hunter2@db/careline".into(),
             sendgrid_api_key: "SG.secret".into(),
+            blob_store: "s3".into(),
+            s3_bucket: "careline".into(),
+            s3_access_key_id: "AKIDEXAMPLE".into(),
+            s3_secret_access_key: "s3-very-secret".into(),
             ..RawConfig::default()
         };
         let shown = format!("{:?}", raw.validate().unwrap());
-        for secret in ["a-very-secret-key", "hunter2", "SG.secret"] {
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        for secret in [
+            "a-very-secret-key",
+            "hunter2",
+            "SG.secret",
+            "s3-very-secret",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
     }

@@ -2,6 +2,7 @@
 //! from its configuration: the one place where adapters are chosen.
 
 pub mod auth;
+pub mod blobs;
 pub mod bot;
 pub mod bus;
 pub mod config;
@@ -19,11 +20,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::Secret;
+use crate::blobs::{Blobs, LocalBlobs, S3Blobs};
 use crate::bot::Bot;
 use crate::bot::faq::FaqBot;
 use crate::bot::switching::SwitchingBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
-use crate::config::Config;
+use crate::config::{BlobConfig, Config};
 use crate::domain::conversations::{Chat, ChatConfig};
 use crate::mail::sendgrid::SendGrid;
 use crate::mail::{LogMailer, Mailer};
@@ -36,6 +38,7 @@ pub struct Adapters {
     pub bus: Option<Arc<dyn Bus>>,
     pub bot: Option<Arc<dyn Bot>>,
     pub mailer: Option<Arc<dyn Mailer>>,
+    pub blobs: Option<Arc<dyn Blobs>>,
 }
 
 /// A configured application, ready to serve.
@@ -103,7 +106,14 @@ impl App {
             )),
             (None, None) => Arc::new(LogMailer),
         };
-        let state = AppState::new(store, chat, config, secret, setup_token.clone());
+        let blobs: Arc<dyn Blobs> = match (adapters.blobs, &config.blobs) {
+            (Some(blobs), _) => blobs,
+            (None, BlobConfig::Local) => Arc::new(LocalBlobs::new(config.data_dir.join("blobs"))),
+            (None, BlobConfig::S3(settings)) => Arc::new(S3Blobs::new(settings).map_err(|e| {
+                anyhow::anyhow!("{e} (settings `s3_*`: bucket {})", settings.bucket)
+            })?),
+        };
+        let state = AppState::new(store, chat, config, secret, blobs, setup_token.clone());
         Ok(App {
             state,
             mailer,

@@ -47,6 +47,8 @@ pub enum ClientFrame {
         #[serde(deserialize_with = "de_id")]
         conversation_id: i64,
         client_msg_id: String,
+        /// May be empty (or left out) when a file goes with the message.
+        #[serde(default)]
         body: String,
         #[serde(default)]
         attachment_id: Option<String>,
@@ -124,7 +126,10 @@ pub enum ClientFrame {
         #[serde(deserialize_with = "de_id")]
         conversation_id: i64,
         client_msg_id: String,
+        #[serde(default)]
         body: String,
+        #[serde(default)]
+        attachment_id: Option<String>,
         #[serde(default, rename = "ref")]
         reference: Option<Value>,
     },
@@ -243,10 +248,25 @@ pub struct MessageFrame {
     pub sender: Sender,
     pub body: String,
     pub private: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     pub client_msg_id: String,
     pub at: String,
+}
+
+/// A file sent with a message. Its bytes are at `url` (relative to
+/// Careline's address), for whoever may read the message.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentInfo {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    /// A raster image that may be shown inline (as a thumbnail).
+    pub image: bool,
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

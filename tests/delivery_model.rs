@@ -134,12 +134,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let sent = match op {
                     Op::VisitorSend(_) => {
                         w.chat
-                            .send_as_visitor(&w.visitor, w.conversation, &id, &id)
+                            .send_as_visitor(&w.visitor, w.conversation, &id, &id, None)
                             .await
                     }
                     _ => {
                         w.chat
-                            .send_as_agent(&w.agent, w.conversation, &id, &id, private)
+                            .send_as_agent(&w.agent, w.conversation, &id, &id, private, None)
                             .await
                     }
                 }

@@ -81,6 +81,34 @@ pub fn parse_body(body: &str) -> DomainResult<String> {
     Ok(body.to_string())
 }
 
+/// A message's text when it may carry a file: a file alone needs no words.
+pub fn body_with(
+    body: &str,
+    attachment: Option<&super::attachments::AttachmentRef>,
+) -> DomainResult<String> {
+    if attachment.is_some() && body.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_body(body)
+}
+
+/// What a message says in an email or a preview, file included.
+pub fn message_text(body: &str, attachment: Option<&super::attachments::AttachmentRef>) -> String {
+    match attachment {
+        Some(a) if body.is_empty() => format!("[file: {}]", a.name),
+        Some(a) => format!("{body}\n[file: {}]", a.name),
+        None => body.to_string(),
+    }
+}
+
+/// Why a send with an upload that went out with another message is refused.
+pub fn attachment_taken() -> DomainError {
+    invalid(
+        "attachment_id",
+        "that file was already sent with another message; upload it again to send it twice",
+    )
+}
+
 pub fn parse_client_msg_id(id: &str) -> DomainResult<String> {
     let id = id.trim();
     // `:` is reserved for ids the server makes (`bot:…`, `handoff:…`), so

@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::attachments::{AttachmentRef, Reader};
 use super::chat::{
-    Conversation, Visitor, asks_for_a_person, parse_body, parse_client_msg_id, subject_from,
+    Conversation, Visitor, asks_for_a_person, attachment_taken, body_with, message_text,
+    parse_client_msg_id, subject_from,
 };
 use super::tickets::Message;
 use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
@@ -20,7 +22,8 @@ use crate::bot::{Bot, BotReply, BotTurn};
 use crate::bus::Bus;
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Assignee, ConversationFrame, Customer, MessageFrame, QueueItem, Sender, ServerFrame,
+    self, Assignee, AttachmentInfo, ConversationFrame, Customer, MessageFrame, QueueItem, Sender,
+    ServerFrame,
 };
 use crate::store::{Appended, NewChatMessage, NewEmail, Store};
 
@@ -227,6 +230,10 @@ impl Chat {
             },
             body: message.body.clone(),
             private: message.private,
+            attachment: message
+                .attachment
+                .as_ref()
+                .map(|a| attachment_info(a, audience)),
             options: Vec::new(),
             client_msg_id: message.client_msg_id.clone(),
             at: protocol::rfc3339(message.created_at),
@@ -475,10 +482,14 @@ impl Chat {
         conversation_id: i64,
         client_msg_id: &str,
         body: &str,
+        attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
-        let body = parse_body(body)?;
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
         let c = self.visitor_conversation(visitor, conversation_id).await?;
+        let attachment = self
+            .upload_to_send(&c, attachment_id, Reader::Customer)
+            .await?;
+        let body = body_with(body, attachment.as_ref())?;
         let appended = self
             .store
             .append_message(
@@ -493,6 +504,7 @@ impl Chat {
                     only_in: None,
                     only_assignee: None,
                     email: None,
+                    attachment: attachment.as_ref(),
                 },
             )
             .await?;
@@ -515,6 +527,7 @@ impl Chat {
                     "the conversation does not take messages now".into(),
                 ));
             }
+            Appended::AttachmentTaken => return Err(attachment_taken()),
         };
         self.publish_message(&sent).await;
         // Decided on the status the write saw, not the one read before it.
@@ -546,6 +559,11 @@ impl Chat {
     /// off. A bot that errs or is slower than the timeout hands off too.
     async fn bot_turn(self: &Arc<Self>, message: &Message) -> DomainResult<()> {
         let conversation_id = message.conversation_id;
+        // A file without words gives the bot nothing to answer; the file
+        // stays in the conversation for the person who takes it over.
+        if message.body.is_empty() {
+            return Ok(());
+        }
         if asks_for_a_person(&message.body) {
             return self
                 .handoff(conversation_id, HandoffReason::CustomerAsked)
@@ -639,6 +657,7 @@ impl Chat {
                     only_in: Some(&[ConversationStatus::Bot]),
                     only_assignee: None,
                     email: None,
+                    attachment: None,
                 },
             )
             .await?;
@@ -703,6 +722,7 @@ impl Chat {
                     only_in: None,
                     only_assignee: None,
                     email: None,
+                    attachment: None,
                 },
             )
             .await?;
@@ -842,14 +862,24 @@ impl Chat {
         client_msg_id: &str,
         body: &str,
         private: bool,
+        attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
         let field = if private { "note" } else { "body" };
-        let body = parse_body(body).map_err(|e| match e {
+        let client_msg_id = parse_client_msg_id(client_msg_id)?;
+        let mut c = self.staff_conversation(agent, conversation_id).await?;
+        let attachment = self
+            .upload_to_send(
+                &c,
+                attachment_id,
+                Reader::Staff {
+                    user_id: agent.id.0,
+                },
+            )
+            .await?;
+        let body = body_with(body, attachment.as_ref()).map_err(|e| match e {
             DomainError::Invalid { message, .. } => invalid(field, message),
             other => other,
         })?;
-        let client_msg_id = parse_client_msg_id(client_msg_id)?;
-        let mut c = self.staff_conversation(agent, conversation_id).await?;
         if !private {
             if c.status == ConversationStatus::Waiting && c.assignee_id.is_none() {
                 if self.store.claim(c.id, agent).await? {
@@ -871,7 +901,8 @@ impl Chat {
         let email = if private {
             None
         } else {
-            self.reply_email_if_away(&c, agent, &body).await?
+            self.reply_email_if_away(&c, agent, &message_text(&body, attachment.as_ref()))
+                .await?
         };
         let appended = self
             .store
@@ -888,6 +919,7 @@ impl Chat {
                     // A reply lands only while this agent still owns it.
                     only_assignee: (!private).then_some(agent.id.0),
                     email,
+                    attachment: attachment.as_ref(),
                 },
             )
             .await?;
@@ -910,6 +942,7 @@ impl Chat {
                     "someone else took this conversation meanwhile; ask them to transfer it".into(),
                 ));
             }
+            Appended::AttachmentTaken => return Err(attachment_taken()),
         };
         self.publish_message(&message).await;
         if !private {
@@ -919,6 +952,29 @@ impl Chat {
             message,
             duplicate: false,
         })
+    }
+
+    /// The sender's own upload in conversation `c`, to go out with a
+    /// message. A retry of a message finds its upload already sent, which is
+    /// fine: the store returns the first message.
+    async fn upload_to_send(
+        &self,
+        c: &Conversation,
+        attachment_id: Option<&str>,
+        sender: Reader,
+    ) -> DomainResult<Option<AttachmentRef>> {
+        let Some(id) = attachment_id.map(str::trim).filter(|id| !id.is_empty()) else {
+            return Ok(None);
+        };
+        match self.store.attachment(id).await? {
+            Some(a) if a.conversation_id == c.id && a.readable_by(sender) => {
+                Ok(Some(a.reference()))
+            }
+            _ => Err(invalid(
+                "attachment_id",
+                "there is no such upload in this conversation; upload the file first",
+            )),
+        }
     }
 
     /// The email for a customer who is not connected, so that a reply is
@@ -1178,5 +1234,22 @@ impl Chat {
             self.publish(&topic, &frame).await;
         }
         Ok(())
+    }
+}
+
+/// A message's file as `audience` fetches it: visitors with their token,
+/// cross-origin (the widget); staff and portal users with their session.
+pub fn attachment_info(a: &AttachmentRef, audience: Audience) -> AttachmentInfo {
+    let url = match audience {
+        Audience::Visitor => format!("/api/widget/v1/attachments/{}", a.id),
+        Audience::Staff => format!("/attachments/{}", a.id),
+    };
+    AttachmentInfo {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        size: a.size,
+        content_type: a.content_type.clone(),
+        image: a.is_image(),
+        url,
     }
 }

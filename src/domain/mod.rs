@@ -94,6 +94,7 @@ macro_rules! text_enum {
 }
 
 pub mod accounts;
+pub mod attachments;
 pub mod chat;
 pub mod conversations;
 pub mod password;

@@ -54,6 +54,7 @@ pub struct Message {
     pub private: bool,
     pub client_msg_id: String,
     pub created_at: i64,
+    pub attachment: Option<super::attachments::AttachmentRef>,
 }
 
 /// One entry of a ticket's progress timeline.

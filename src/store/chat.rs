@@ -14,6 +14,7 @@ use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::tickets::TicketActivity;
 use super::{Store, StoreError, StoreResult, now_ms};
+use crate::domain::attachments::AttachmentRef;
 use crate::domain::chat::{Conversation, QueueEntry, Visitor};
 use crate::domain::tickets::{EventKind, Message};
 use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
@@ -34,6 +35,9 @@ pub struct NewChatMessage<'a> {
     pub only_assignee: Option<i64>,
     /// An email the message causes, queued in the same transaction.
     pub email: Option<NewEmail>,
+    /// An upload of this conversation, bound to this message in the same
+    /// transaction (the caller checked it is the sender's).
+    pub attachment: Option<&'a AttachmentRef>,
 }
 
 pub enum Appended {
@@ -45,6 +49,8 @@ pub enum Appended {
     IdTaken,
     /// The conversation is not in a state that allows this message.
     Refused,
+    /// The attachment went out with another message meanwhile.
+    AttachmentTaken,
 }
 
 impl NewChatMessage<'_> {
@@ -320,8 +326,8 @@ impl Store {
             return Ok(Appended::Refused);
         };
         let inserted = sqlx::query(self.sql(&format!(
-            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(conversation_id)
         .bind(seq)
@@ -333,11 +339,33 @@ impl Store {
         .bind(i64::from(message.private))
         .bind(message.client_msg_id)
         .bind(now)
+        .bind(
+            message
+                .attachment
+                .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
+        )
         .fetch_one(&mut *tx)
         .await;
         match inserted {
             Ok(row) => {
                 let stored = rows::message(&row)?;
+                if let Some(attachment) = message.attachment {
+                    // The condition makes "one upload, one message" hold
+                    // even when two sends race for the same upload.
+                    let bound = sqlx::query(self.sql(
+                        "UPDATE attachments SET message_id = ?
+                         WHERE id = ? AND conversation_id = ? AND message_id IS NULL",
+                    ))
+                    .bind(stored.id)
+                    .bind(&attachment.id)
+                    .bind(conversation_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if bound.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Ok(Appended::AttachmentTaken);
+                    }
+                }
                 if let Some(email) = &message.email {
                     self.insert_email(&mut tx, email).await?;
                 }

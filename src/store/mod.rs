@@ -5,6 +5,7 @@
 //! syntax, connection pragmas, how a write transaction starts, migrations)
 //! lives in [`Backend`] and `migrations/<backend>/`. See docs/decisions.md.
 
+mod attachments;
 mod bulk;
 mod chat;
 mod content;

@@ -4,6 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::domain::attachments::AttachmentRef;
 use crate::domain::tickets::Message;
 use crate::domain::{Role, SenderKind, User, UserId};
 
@@ -41,7 +42,7 @@ pub(super) fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
     })
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at";
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment";
 
 pub(super) fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
@@ -56,5 +57,18 @@ pub(super) fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
         private: flag(row, "private")?,
         client_msg_id: row.try_get("client_msg_id")?,
         created_at: row.try_get("created_at")?,
+        attachment: attachment_snapshot(row)?,
     })
+}
+
+/// The attachment stored with a message (JSON, written once with it).
+fn attachment_snapshot(row: &AnyRow) -> Result<Option<AttachmentRef>, sqlx::Error> {
+    let json: Option<String> = row.try_get("attachment")?;
+    json.map(|json| {
+        serde_json::from_str(&json).map_err(|e| sqlx::Error::ColumnDecode {
+            index: "attachment".into(),
+            source: Box::new(e),
+        })
+    })
+    .transpose()
 }

@@ -85,6 +85,18 @@ pub async fn ensure_cookie(
     response
 }
 
+/// Whether a script's request (not a form) carries the page's CSRF token in
+/// `X-CSRF-Token`. Only logged-in requests are accepted this way.
+pub fn header_matches(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(binding) = binding(state, headers, None) else {
+        return false;
+    };
+    headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|token| state.secret().csrf_matches(&binding, token))
+}
+
 /// The token to put in a form's hidden `csrf` field.
 pub struct CsrfToken(pub String);
 

@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+mod attachments;
 mod client_ip;
 mod csrf;
 mod error;
@@ -23,6 +24,7 @@ use axum::middleware;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::Secret;
+use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::domain::conversations::Chat;
 use crate::store::Store;
@@ -42,6 +44,7 @@ struct Inner {
     hub: Arc<Hub>,
     config: Config,
     secret: Secret,
+    blobs: Arc<dyn Blobs>,
     /// Required by the setup page while no admin exists; printed at start.
     setup_token: Option<String>,
     setup_done: AtomicBool,
@@ -53,6 +56,7 @@ impl AppState {
         chat: Arc<Chat>,
         config: Config,
         secret: Secret,
+        blobs: Arc<dyn Blobs>,
         setup_token: Option<String>,
     ) -> AppState {
         let setup_done = setup_token.is_none();
@@ -64,6 +68,7 @@ impl AppState {
                 hub,
                 config,
                 secret,
+                blobs,
                 setup_token,
                 setup_done: AtomicBool::new(setup_done),
             }),
@@ -84,6 +89,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn Blobs> {
+        &self.inner.blobs
     }
 
     pub(crate) fn secret(&self) -> &Secret {
@@ -119,6 +128,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::routes())
         .merge(health::routes())
         .merge(assets::routes())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Uploads stream to disk under their own limit (attachment_max_bytes).
+        .merge(attachments::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             csrf::ensure_cookie,
@@ -127,7 +139,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security_headers::add,
         ))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

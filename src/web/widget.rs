@@ -35,7 +35,7 @@ async fn widget_js() -> impl IntoResponse {
     )
 }
 
-fn cors(mut response: Response, origin: &str) -> Response {
+pub(super) fn cors(mut response: Response, origin: &str) -> Response {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
@@ -54,7 +54,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// Preflight: the body (and so the site) is not known yet, so any origin
 /// that some site allows gets through; the POST itself checks its site.
-async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return error(
             StatusCode::FORBIDDEN,
@@ -86,11 +86,11 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
     let h = response.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
+        HeaderValue::from_static("GET, POST"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
+        HeaderValue::from_static("authorization, content-type"),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -260,7 +260,7 @@ impl Session {
                 if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
                     let client_msg_id = client_msg_id.unwrap_or_else(|| format!("start-{}", c.id));
                     let sent = chat
-                        .send_as_visitor(&visitor, c.id, &client_msg_id, &body)
+                        .send_as_visitor(&visitor, c.id, &client_msg_id, &body, None)
                         .await?;
                     self.acknowledge(&sent, Audience::Visitor, reference).await;
                 }
@@ -272,6 +272,7 @@ impl Session {
                     conversation_id,
                     client_msg_id,
                     body,
+                    attachment_id,
                     ..
                 },
             ) => {
@@ -280,7 +281,13 @@ impl Session {
                 chat.visitor_conversation(&visitor, conversation_id).await?;
                 self.subscribe(&public_topic(conversation_id)).await?;
                 let sent = chat
-                    .send_as_visitor(&visitor, conversation_id, &client_msg_id, &body)
+                    .send_as_visitor(
+                        &visitor,
+                        conversation_id,
+                        &client_msg_id,
+                        &body,
+                        attachment_id.as_deref(),
+                    )
                     .await?;
                 self.acknowledge(&sent, Audience::Visitor, reference).await;
                 Ok(())
@@ -291,18 +298,18 @@ impl Session {
                     conversation_id,
                     client_msg_id,
                     body,
+                    attachment_id,
                     ..
                 },
             ) => {
-                self.agent_writes(
-                    &agent,
+                let write = AgentWrite {
                     conversation_id,
-                    &client_msg_id,
-                    &body,
-                    false,
-                    reference,
-                )
-                .await
+                    client_msg_id: &client_msg_id,
+                    body: &body,
+                    private: false,
+                    attachment_id: attachment_id.as_deref(),
+                };
+                self.agent_writes(&agent, write, reference).await
             }
             (
                 Participant::Agent(agent),
@@ -310,18 +317,18 @@ impl Session {
                     conversation_id,
                     client_msg_id,
                     body,
+                    attachment_id,
                     ..
                 },
             ) => {
-                self.agent_writes(
-                    &agent,
+                let write = AgentWrite {
                     conversation_id,
-                    &client_msg_id,
-                    &body,
-                    true,
-                    reference,
-                )
-                .await
+                    client_msg_id: &client_msg_id,
+                    body: &body,
+                    private: true,
+                    attachment_id: attachment_id.as_deref(),
+                };
+                self.agent_writes(&agent, write, reference).await
             }
             (
                 who,
@@ -546,17 +553,22 @@ impl Session {
     async fn agent_writes(
         &self,
         agent: &User,
-        conversation_id: i64,
-        client_msg_id: &str,
-        body: &str,
-        private: bool,
+        write: AgentWrite<'_>,
         reference: Option<Value>,
     ) -> Reply {
         let chat = self.state.chat();
-        chat.staff_conversation(agent, conversation_id).await?;
-        self.subscribe(&staff_topic(conversation_id)).await?;
+        chat.staff_conversation(agent, write.conversation_id)
+            .await?;
+        self.subscribe(&staff_topic(write.conversation_id)).await?;
         let sent = chat
-            .send_as_agent(agent, conversation_id, client_msg_id, body, private)
+            .send_as_agent(
+                agent,
+                write.conversation_id,
+                write.client_msg_id,
+                write.body,
+                write.private,
+                write.attachment_id,
+            )
             .await?;
         self.acknowledge(&sent, Audience::Staff, reference).await;
         Ok(())
@@ -692,4 +704,13 @@ impl Session {
             None => {}
         }
     }
+}
+
+/// An agent's `send` or `note`, as the session passes it on.
+struct AgentWrite<'a> {
+    conversation_id: i64,
+    client_msg_id: &'a str,
+    body: &'a str,
+    private: bool,
+    attachment_id: Option<&'a str>,
 }

@@ -1,0 +1,262 @@
+//! Attachments: files a customer or an agent sends with a message.
+//!
+//! - The type is decided from the bytes, never from the name or the
+//!   client's claim, and only an allowlist is accepted.
+//! - Only raster images are ever shown inline; everything else is a
+//!   download, so nothing uploaded can run as a page of Careline's origin.
+//! - An upload belongs to one conversation. Until it is sent it is visible
+//!   to its uploader only; once sent it is as visible as its message.
+
+use serde::{Deserialize, Serialize};
+
+use super::SenderKind;
+
+/// What a message carries of its attachment (stored with the message, shown
+/// in `message` frames and on ticket pages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+}
+
+impl AttachmentRef {
+    /// Whether browsers may show it inline (a thumbnail), not only download it.
+    pub fn is_image(&self) -> bool {
+        is_inline_image(&self.content_type)
+    }
+}
+
+/// One upload, as stored.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub id: String,
+    pub conversation_id: i64,
+    /// `Customer` or `Agent`.
+    pub uploader_kind: SenderKind,
+    pub uploader_user_id: Option<i64>,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// The message it was sent with; `None` while it is only uploaded.
+    pub message_id: Option<i64>,
+    /// Whether that message is a private note (staff only).
+    pub private: bool,
+    pub created_at: i64,
+}
+
+impl Attachment {
+    pub fn reference(&self) -> AttachmentRef {
+        AttachmentRef {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+        }
+    }
+}
+
+/// Who reads an attachment, once it is known that they may read its
+/// conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The customer (widget visitor or portal user) of the conversation.
+    Customer,
+    /// An agent or admin.
+    Staff { user_id: i64 },
+}
+
+impl Attachment {
+    /// Sent attachments are as visible as their message; an upload not yet
+    /// sent is visible to whoever uploaded it only.
+    pub fn readable_by(&self, reader: Reader) -> bool {
+        match (reader, self.message_id) {
+            (Reader::Customer, Some(_)) => !self.private,
+            (Reader::Staff { .. }, Some(_)) => true,
+            (Reader::Customer, None) => self.uploader_kind == SenderKind::Customer,
+            (Reader::Staff { user_id }, None) => {
+                self.uploader_kind == SenderKind::Agent && self.uploader_user_id == Some(user_id)
+            }
+        }
+    }
+}
+
+const INLINE_IMAGES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+pub fn is_inline_image(content_type: &str) -> bool {
+    INLINE_IMAGES.contains(&content_type)
+}
+
+/// What people are told when a file's type is refused.
+pub const ACCEPTED_TYPES: &str = "images (PNG, JPEG, GIF, WebP), PDF, ZIP archives (also Word, Excel and other Office files) and plain text";
+
+/// The file's type, from its first bytes; `None` when it is not on the
+/// allowlist (executables, HTML, SVG, scripts, anything unknown).
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    const SIGNATURES: [(&[u8], &str); 7] = [
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"%PDF-", "application/pdf"),
+        (b"PK\x03\x04", "application/zip"),
+        (b"PK\x05\x06", "application/zip"),
+    ];
+    if let Some((_, content_type)) = SIGNATURES.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Some(content_type);
+    }
+    if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        return Some("image/webp");
+    }
+    is_plain_text(head).then_some("text/plain")
+}
+
+/// UTF-8 (a character cut at the end of the sample is fine) without control
+/// characters other than tab, newlines and form feed.
+fn is_plain_text(head: &[u8]) -> bool {
+    if head.is_empty() {
+        return false;
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).expect("checked prefix")
+        }
+        Err(_) => return false,
+    };
+    text.chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
+}
+
+/// The longest file name kept, in characters.
+pub const MAX_NAME: usize = 200;
+
+/// A file name safe to store and show: no folders, no control or
+/// bidirectional-override characters, not empty, not too long.
+pub fn clean_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .take(MAX_NAME)
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        "file".into()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// Characters that can make `exe.pdf` display as `fdp.exe`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+}
+
+/// A size as people read it: `512 B`, `14 KB`, `2.4 MB`.
+pub fn human_size(bytes: i64) -> String {
+    const KB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KB {
+        format!("{bytes} B")
+    } else if b < KB * KB {
+        format!("{:.0} KB", b / KB)
+    } else {
+        format!("{:.1} MB", b / (KB * KB))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_come_from_the_bytes_and_only_from_the_allowlist() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0..JFIF"), Some("image/jpeg"));
+        assert_eq!(sniff(b"GIF89a..."), Some("image/gif"));
+        assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff(b"%PDF-1.7\n"), Some("application/pdf"));
+        assert_eq!(sniff(b"PK\x03\x04\x14\0"), Some("application/zip"));
+        assert_eq!(
+            sniff("order 123: crème brûlée\r\n".as_bytes()),
+            Some("text/plain")
+        );
+        // A multi-byte character cut by the sample's end is still text.
+        assert_eq!(
+            sniff(&"é".repeat(300).as_bytes()[..511]),
+            Some("text/plain")
+        );
+        for refused in [
+            &b"MZ\x90\0\x03\0\0\0"[..],      // Windows executable
+            b"\x7fELF\x02\x01\x01",          // Linux executable
+            b"\0\0\0\x18ftypmp42",           // video
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a", // legacy Office container
+            b"",
+        ] {
+            assert_eq!(sniff(refused), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn markup_is_never_an_image() {
+        // SVG and HTML are text at best: never inline, never an image type.
+        for markup in [
+            &b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>"[..],
+            b"<!doctype html><script>alert(1)</script>",
+        ] {
+            let sniffed = sniff(markup).unwrap();
+            assert_eq!(sniffed, "text/plain");
+            assert!(!is_inline_image(sniffed));
+        }
+    }
+
+    #[test]
+    fn names_lose_folders_controls_and_direction_tricks() {
+        assert_eq!(clean_name("C:\\Users\\me\\report.pdf"), "report.pdf");
+        assert_eq!(clean_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_name("invoice\u{202e}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(clean_name("a\r\nb\0.txt"), "ab.txt");
+        assert_eq!(clean_name(".htaccess"), "htaccess");
+        assert_eq!(clean_name("   "), "file");
+        assert_eq!(clean_name(&"x".repeat(500)).chars().count(), MAX_NAME);
+        assert_eq!(
+            clean_name("<img src=x onerror=alert(1)>.png"),
+            "<img src=x onerror=alert(1)>.png"
+        );
+    }
+
+    #[test]
+    fn uploads_not_yet_sent_are_their_uploaders_only() {
+        let mut a = Attachment {
+            id: "a".into(),
+            conversation_id: 1,
+            uploader_kind: SenderKind::Agent,
+            uploader_user_id: Some(7),
+            name: "x.png".into(),
+            content_type: "image/png".into(),
+            size: 1,
+            sha256: String::new(),
+            message_id: None,
+            private: false,
+            created_at: 0,
+        };
+        assert!(a.readable_by(Reader::Staff { user_id: 7 }));
+        assert!(!a.readable_by(Reader::Staff { user_id: 8 }));
+        assert!(!a.readable_by(Reader::Customer));
+        a.message_id = Some(1);
+        assert!(a.readable_by(Reader::Staff { user_id: 8 }));
+        assert!(a.readable_by(Reader::Customer));
+        a.private = true;
+        assert!(!a.readable_by(Reader::Customer));
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(14 * 1024), "14 KB");
+        assert_eq!(human_size(2_516_582), "2.4 MB");
+    }
+}
