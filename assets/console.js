@@ -210,13 +210,79 @@
       list.appendChild(el("li", { class: "message " + kind }, [
         el("p", { class: "meta" }, [el("strong", { text: m.sender.name || m.sender.kind }),
           el("span", { text: (m.private ? " · private note" : "") + " · " + clock(m.at) })]),
-        el("div", { class: "body", text: m.body })
+        m.body ? el("div", { class: "body", text: m.body }) : null,
+        m.attachment ? fileLink(m.attachment) : null
       ]));
     });
     list.scrollTop = list.scrollHeight;
   }
 
+  // A message's file: images as a thumbnail, anything else as a download
+  // link. Same origin: the session cookie authorizes every read.
+  function fileLink(a) {
+    var box = el("div", { class: "attachment" });
+    if (a.image) {
+      box.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener" },
+        [el("img", { class: "thumb", src: a.url, alt: a.name, loading: "lazy" })]));
+    }
+    box.appendChild(el("a", { class: "file", href: a.url, download: a.name }, [
+      el("span", { class: "name", text: a.name }), el("span", { class: "size", text: " (" + size(a.size) + ")" })
+    ]));
+    return box;
+  }
+  function size(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1048576) return Math.round(bytes / 1024) + " KB";
+    return (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  // XMLHttpRequest for its upload progress; the page's CSRF token goes in a
+  // header. Once stored, the file goes out as a reply or a note (whichever
+  // is selected), with whatever is written in the box.
+  function upload(file) {
+    if (!state.selected) return;
+    var status = $("upload-status");
+    var conversationId = state.selected;
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/conversations/" + encodeURIComponent(conversationId) +
+      "/attachments?name=" + encodeURIComponent(file.name));
+    xhr.setRequestHeader("X-CSRF-Token", root.getAttribute("data-csrf"));
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) status.textContent = "Uploading " + file.name + ": " + Math.round(100 * e.loaded / e.total) + "%";
+    };
+    xhr.onerror = function () { status.textContent = "Upload failed: check the connection and try again."; };
+    xhr.onload = function () {
+      var reply = {};
+      try { reply = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status !== 201) {
+        status.textContent = "Not attached: " + ((reply.error && reply.error.message) || "the upload failed (" + xhr.status + ")");
+        return;
+      }
+      status.textContent = "";
+      var box = $("message");
+      var note = document.querySelector('input[name="mode"]:checked').value === "note";
+      var frame = { type: note ? "note" : "send", conversation_id: conversationId, client_msg_id: uid(),
+        body: box.value.trim(), attachment_id: reply.id };
+      box.value = "";
+      state.pending[frame.client_msg_id] = frame;
+      send(frame);
+    };
+    xhr.send(file);
+  }
+
   // ----- actions -----
+  $("attach").addEventListener("click", function () { $("file").click(); });
+  $("file").addEventListener("change", function (e) {
+    Array.prototype.forEach.call(e.target.files, upload);
+    e.target.value = "";
+  });
+  $("pane").addEventListener("dragover", function (e) { e.preventDefault(); $("pane").classList.add("dropping"); });
+  $("pane").addEventListener("dragleave", function () { $("pane").classList.remove("dropping"); });
+  $("pane").addEventListener("drop", function (e) {
+    e.preventDefault();
+    $("pane").classList.remove("dropping");
+    Array.prototype.forEach.call((e.dataTransfer && e.dataTransfer.files) || [], upload);
+  });
   $("presence").addEventListener("change", function (e) {
     state.presence = e.target.value;
     localStorage.setItem("careline:presence", state.presence);

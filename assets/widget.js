@@ -76,7 +76,9 @@
     unread: 0,
     typingTimer: null,
     lastTyping: 0,
-    rated: false
+    rated: false,
+    files: {},                            // attachment id -> object URL (fetched with the token)
+    uploads: []                           // files on their way up: {name, progress}
   };
 
   // ----- the DOM, inside a shadow root -----
@@ -93,9 +95,17 @@
   var typing = el("p", { class: "typing", "aria-live": "polite" });
   var input = el("textarea", { id: "cl-input", rows: "2", maxlength: "8000", placeholder: "Write a message…" });
   var sendButton = el("button", { type: "submit", class: "send", text: "Send" });
+  var picker = el("input", { type: "file", hidden: "", id: "cl-file",
+    accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,.zip,.docx,.xlsx,.pptx,.odt,.txt,.csv,.log" });
+  var attachButton = el("button", { type: "button", class: "attach", "aria-label": "Attach a file",
+    title: "Attach a file", text: "📎", onclick: function () { picker.click(); } });
+  picker.addEventListener("change", function () {
+    Array.prototype.forEach.call(picker.files, upload);
+    picker.value = "";
+  });
   var human = el("button", { type: "button", class: "human", text: "Talk to a person", onclick: handoff });
   var composer = el("form", { class: "composer", onsubmit: onSend }, [
-    el("label", { for: "cl-input", class: "sr-only", text: "Your message" }), input, sendButton
+    el("label", { for: "cl-input", class: "sr-only", text: "Your message" }), attachButton, picker, input, sendButton
   ]);
   var extra = el("div", { class: "extra" });
   var panel = el("section", { class: "panel", role: "dialog", "aria-labelledby": "cl-title", hidden: "" }, [
@@ -118,6 +128,14 @@
     }
   });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") toggle(); });
+  // Files dropped anywhere on the open panel are attached.
+  panel.addEventListener("dragover", function (e) { e.preventDefault(); panel.classList.add("dropping"); });
+  panel.addEventListener("dragleave", function () { panel.classList.remove("dropping"); });
+  panel.addEventListener("drop", function (e) {
+    e.preventDefault();
+    panel.classList.remove("dropping");
+    Array.prototype.forEach.call((e.dataTransfer && e.dataTransfer.files) || [], upload);
+  });
 
   function toggle() {
     state.open = !state.open;
@@ -167,7 +185,13 @@
     list.textContent = "";
     seqs.forEach(function (seq) { list.appendChild(renderOne(state.messages[seq], false)); });
     state.pending.forEach(function (p) {
-      list.appendChild(renderOne({ body: p.body, sender: { kind: "customer", name: "You" } }, true));
+      list.appendChild(renderOne({ body: p.body, attachment: p.attachment, sender: { kind: "customer", name: "You" } }, true));
+    });
+    state.uploads.forEach(function (u) {
+      list.appendChild(el("li", { class: "message customer pending" }, [
+        el("p", { class: "meta" }, [el("strong", { text: "You" }), el("span", { text: " · uploading " + u.progress + "%" })]),
+        el("progress", { max: "100", value: String(u.progress), "aria-label": "Uploading " + u.name })
+      ]));
     });
     list.scrollTop = list.scrollHeight;
   }
@@ -178,8 +202,9 @@
     var item = el("li", { class: "message " + kind + (pending ? " pending" : "") }, [
       el("p", { class: "meta" }, [el("strong", { text: who }),
         el("span", { text: pending ? " · sending…" : m.at ? " · " + clock(m.at) : "" })]),
-      el("p", { class: "body", text: m.body }) // textContent: markup is shown, never run
+      m.body ? el("p", { class: "body", text: m.body }) : null // textContent: markup is shown, never run
     ]);
+    if (m.attachment) item.appendChild(renderFile(m.attachment));
     if (m.options && m.options.length) {
       var opts = el("div", { class: "options" });
       m.options.forEach(function (o) {
@@ -188,6 +213,81 @@
       item.appendChild(opts);
     }
     return item;
+  }
+
+  // ----- files -----
+  // Files are fetched with the visitor token (no cookies cross origins) and
+  // shown from object URLs; an image becomes a thumbnail, anything else a
+  // download link with its name and size.
+  function renderFile(a) {
+    var box = el("div", { class: "file" });
+    var label = a.name + " (" + size(a.size) + ")";
+    var link = el("a", { href: "#", class: "download", download: a.name, text: (a.image ? "" : "📎 ") + label });
+    if (a.image) {
+      var img = el("img", { alt: a.name, class: "thumb" });
+      box.appendChild(img);
+      fileUrl(a).then(function (url) { img.src = url; link.href = url; }).catch(function () { img.alt = a.name + " (could not load)"; });
+    }
+    link.addEventListener("click", function (e) {
+      if (link.getAttribute("href") !== "#") return;
+      e.preventDefault();
+      fileUrl(a).then(function (url) { link.href = url; link.click(); })
+        .catch(function () { setStatus("That file could not be downloaded; try again."); });
+    });
+    box.appendChild(link);
+    return box;
+  }
+
+  function fileUrl(a) {
+    if (state.files[a.id]) return Promise.resolve(state.files[a.id]);
+    var url = BASE + (a.url || "/api/widget/v1/attachments/" + a.id) + "?site=" + encodeURIComponent(SITE);
+    return fetch(url, { headers: { Authorization: "Bearer " + state.token }, credentials: "omit" })
+      .then(function (r) { if (!r.ok) throw new Error("file " + r.status); return r.blob(); })
+      .then(function (blob) { return (state.files[a.id] = URL.createObjectURL(blob)); });
+  }
+
+  function size(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1048576) return Math.round(bytes / 1024) + " KB";
+    return (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  function upload(file) {
+    if (!state.conversation || !state.token) {
+      setStatus("Write a message first, then attach your file.");
+      return;
+    }
+    var entry = { name: file.name, progress: 0 };
+    state.uploads.push(entry);
+    renderMessages();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", BASE + "/api/widget/v1/conversations/" + encodeURIComponent(state.conversation) +
+      "/attachments?site=" + encodeURIComponent(SITE) + "&name=" + encodeURIComponent(file.name));
+    xhr.setRequestHeader("Authorization", "Bearer " + state.token);
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) { entry.progress = Math.round(100 * e.loaded / e.total); renderMessages(); }
+    };
+    function done(error) {
+      state.uploads = state.uploads.filter(function (u) { return u !== entry; });
+      if (error) setStatus(error);
+      renderMessages();
+    }
+    xhr.onerror = function () { done("The file could not be sent; check your connection and try again."); };
+    xhr.onload = function () {
+      var reply = {};
+      try { reply = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status !== 201) {
+        done((reply.error && reply.error.message) ? "File not sent: " + reply.error.message : "The file could not be sent.");
+        return;
+      }
+      done(null);
+      var message = { client_msg_id: id(), body: "", attachment_id: reply.id, attachment: reply };
+      state.pending.push(message);
+      renderMessages();
+      transmit(message);
+    };
+    xhr.send(file);
   }
 
   function markRead() {
@@ -224,7 +324,8 @@
       return;
     }
     send({ type: "send", conversation_id: state.conversation,
-      client_msg_id: message.client_msg_id, body: message.body });
+      client_msg_id: message.client_msg_id, body: message.body,
+      attachment_id: message.attachment_id || undefined });
   }
 
   function handoff() {
@@ -379,6 +480,7 @@
       case "error":
         if (frame.code === "rate_limited") setStatus("Slow down a little, please.");
         else if (frame.code === "too_large") setStatus("That message is too long; split it in two.");
+        else if (frame.code === "invalid" && frame.message) setStatus(frame.message);
         break;
     }
   }
@@ -468,6 +570,13 @@
       ".stars button.on{color:#f5b400}",
       ".composer{display:flex;gap:6px;padding:8px 14px;border-top:1px solid #d9dee7}",
       ".composer textarea{flex:1;resize:none;border:1px solid #9aa3b2;border-radius:6px;padding:6px}",
+      ".attach{background:none;border:1px solid #9aa3b2;border-radius:6px;padding:0 8px;font-size:16px}",
+      ".file{margin-top:4px;display:flex;flex-direction:column;gap:3px;align-items:flex-start}",
+      ".message.customer .file{align-items:flex-end}",
+      ".thumb{max-width:200px;max-height:160px;border-radius:8px;border:1px solid #d9dee7}",
+      ".download{color:var(--cl-color);overflow-wrap:anywhere}",
+      "progress{width:100%}",
+      ".panel.dropping{outline:3px dashed var(--cl-color);outline-offset:-6px}",
       ".send{background:var(--cl-color);color:#fff;border:0;border-radius:6px;padding:0 14px}",
       ".actions{padding:0 14px 10px}",
       ".actions button[hidden]{display:none}",

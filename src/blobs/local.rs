@@ -43,8 +43,14 @@ impl LocalBlobs {
             tokio::fs::copy(spooled, &temp).await?;
         }
         let renamed = tokio::fs::rename(&temp, &target).await;
-        if renamed.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
+        // Also after success: renaming a link onto another link of the same
+        // file (two uploads of it at once) succeeds and leaves both names.
+        match tokio::fs::remove_file(&temp).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %temp.display(), "could not remove a temporary blob link")
+            }
         }
         renamed
     }

@@ -2,11 +2,12 @@
 //! MinIO), through `object_store`. Keys are `<prefix>blobs/<sha256>`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
 
 use super::{BlobError, BlobKey, BlobStream, Blobs};
 use crate::bus::BoxFuture;
@@ -46,11 +47,26 @@ pub struct S3Blobs {
 
 impl S3Blobs {
     pub fn new(settings: &S3Settings) -> Result<S3Blobs, BlobError> {
+        // object_store builds its reqwest client on our rustls stack, which
+        // needs the process's crypto provider.
+        crate::install_tls();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_access_key_id(&settings.access_key_id)
-            .with_secret_access_key(&settings.secret_access_key);
+            .with_secret_access_key(&settings.secret_access_key)
+            // A person is waiting on an upload or a download: a few quick
+            // retries, then a clear error (object_store's default is minutes).
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60)),
+            );
         if !settings.endpoint.is_empty() {
             builder = builder
                 .with_endpoint(&settings.endpoint)

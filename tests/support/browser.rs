@@ -141,6 +141,39 @@ impl Browser {
         }
     }
 
+    /// The CSRF token of the last page with a form.
+    pub fn csrf(&self) -> Option<String> {
+        self.csrf.clone()
+    }
+
+    /// Uploads `bytes` as a page script does: raw body, the page's CSRF
+    /// token in `X-CSRF-Token` (unless `csrf` is false).
+    pub async fn upload(&mut self, path: &str, bytes: Vec<u8>, csrf: bool) -> Page {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(bytes);
+        if csrf {
+            let token = self
+                .csrf
+                .clone()
+                .expect("a page with a form was loaded first");
+            request = request.header("x-csrf-token", token);
+        }
+        self.send(request).await
+    }
+
+    /// The raw bytes at `path` (a download), with status and headers.
+    pub async fn download(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .expect("request is answered");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request).await

@@ -9,6 +9,7 @@ pub mod databases;
 pub mod fakes;
 pub mod redis;
 pub mod resilient;
+pub mod s3;
 pub mod webdriver;
 pub mod ws;
 
@@ -31,6 +32,8 @@ pub struct TestApp {
     pub hub: std::sync::Arc<careline::web::ws::hub::Hub>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The configuration it runs with (kept for [`TestApp::restart`]).
+    pub raw: RawConfig,
     _data: tempfile::TempDir,
     _db: TestDb,
 }
@@ -68,11 +71,33 @@ impl TestApp {
             ..RawConfig::default()
         };
         tweak(&mut raw);
+        let (app, shutdown, server) = Self::serve(listener, raw.clone(), adapters).await;
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            setup_token: app.setup_token,
+            store: app.store,
+            hub: app.hub,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            raw,
+            _data: data,
+            _db: test_db,
+        }
+    }
+
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        raw: RawConfig,
+        adapters: Adapters,
+    ) -> (Started, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let config = raw.validate().expect("test config is valid");
         let app = App::build_with(config, adapters).await.expect("app builds");
-        let setup_token = app.setup_token.clone();
-        let store = app.state.store().clone();
-        let hub = app.state.hub().clone();
+        let started = Started {
+            setup_token: app.setup_token.clone(),
+            store: app.state.store().clone(),
+            hub: app.state.hub().clone(),
+        };
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
             app.serve(listener, async {
@@ -81,17 +106,23 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        TestApp {
-            addr,
-            base: format!("http://{addr}"),
-            setup_token,
-            store,
-            hub,
-            shutdown: Some(tx),
-            server: Some(server),
-            _data: data,
-            _db: test_db,
-        }
+        (started, tx, server)
+    }
+
+    /// Stops the server and starts a new process-worth of it on the same
+    /// data directory, database and address: what survives this survives a
+    /// restart.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("the same address is free again");
+        let (started, shutdown, server) =
+            Self::serve(listener, self.raw.clone(), Adapters::default()).await;
+        self.store = started.store;
+        self.hub = started.hub;
+        self.shutdown = Some(shutdown);
+        self.server = Some(server);
     }
 
     /// Shuts the server down gracefully and waits until it has drained.
@@ -102,6 +133,10 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.raw.data_dir.clone().into()
     }
 
     pub fn browser(&self) -> Browser {
@@ -193,6 +228,12 @@ impl TestApp {
             .expect("the link points at Careline")
             .to_string()
     }
+}
+
+struct Started {
+    setup_token: Option<String>,
+    store: Store,
+    hub: std::sync::Arc<careline::web::ws::hub::Hub>,
 }
 
 impl Drop for TestApp {

@@ -24,7 +24,7 @@ pub async fn console(
         Some(user),
         &csrf.0,
         html! {
-            div #console.console data-me=(user.id) data-name=(user.name) {
+            div #console.console data-me=(user.id) data-name=(user.name) data-csrf=(csrf.0) {
                 div.console-head {
                     h1 { "Live chat" }
                     div.presence {
@@ -84,7 +84,11 @@ pub async fn console(
                                 }
                             }
                             label for="message" .visually-hidden { "Message" }
-                            textarea #message rows="3" maxlength="8000" placeholder="Write a reply… (Enter sends, Shift+Enter for a new line)" {}
+                            textarea #message rows="3" maxlength="8000" placeholder="Write a reply… (Enter sends, Shift+Enter for a new line; drop a file to attach it)" {}
+                            label for="file" .visually-hidden { "Attach a file" }
+                            input #file type="file" hidden;
+                            button #attach.secondary type="button" { "Attach file" }
+                            span #upload-status.upload-status role="status" {}
                             button type="submit" { "Send" }
                         }
                     }

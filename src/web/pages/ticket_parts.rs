@@ -5,6 +5,7 @@ use maud::{Markup, html};
 
 use super::layout::{badge, time};
 use crate::domain::SenderKind;
+use crate::domain::attachments::{AttachmentRef, human_size};
 use crate::domain::tickets::{Message, Ticket, TicketEvent};
 
 pub fn status_badge(ticket: &Ticket) -> Markup {
@@ -35,8 +36,32 @@ pub fn thread(messages: &[Message]) -> Markup {
                         @if message.private { " " (badge("note", "private note")) }
                         " · " (time(message.created_at))
                     }
-                    div.body { (message.body) }
+                    @if !message.body.is_empty() {
+                        div.body { (message.body) }
+                    }
+                    @if let Some(file) = &message.attachment {
+                        (attachment(file))
+                    }
                 }
+            }
+        }
+    }
+}
+
+/// A message's file: a thumbnail for images, a download link otherwise. The
+/// same-origin door (`/attachments/…`) checks the session on every read.
+pub fn attachment(file: &AttachmentRef) -> Markup {
+    let url = format!("/attachments/{}", file.id);
+    html! {
+        div.attachment {
+            @if file.is_image() {
+                a href=(url) target="_blank" rel="noopener" {
+                    img.thumb src=(url) alt=(file.name) loading="lazy";
+                }
+            }
+            a.file href=(url) download=(file.name) {
+                span.name { (file.name) }
+                " " span.size { "(" (human_size(file.size)) ")" }
             }
         }
     }
