@@ -27,7 +27,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 careline \
     && useradd --system --uid 10001 --gid 10001 --home /data careline \
-    && mkdir -p /data && chown careline:careline /data
+    && mkdir -p /data/blobs && chown -R careline:careline /data
 COPY --from=build /src/target/release/careline /usr/local/bin/careline
 USER 10001:10001
 WORKDIR /data
