@@ -41,16 +41,16 @@
     return "w-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
   }
   // A speech bubble drawn with SVG: no icon font or emoji font needed.
-  function icon() {
+  function icon(d, size) {
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("width", "26");
-    svg.setAttribute("height", "26");
+    svg.setAttribute("width", size || "26");
+    svg.setAttribute("height", size || "26");
     svg.setAttribute("aria-hidden", "true");
     var path = document.createElementNS(ns, "path");
     path.setAttribute("fill", "currentColor");
-    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    path.setAttribute("d", d || "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
     svg.appendChild(path);
     return svg;
   }
@@ -97,8 +97,10 @@
   var sendButton = el("button", { type: "submit", class: "send", text: "Send" });
   var picker = el("input", { type: "file", hidden: "", id: "cl-file",
     accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,.zip,.docx,.xlsx,.pptx,.odt,.txt,.csv,.log" });
+  // A paper clip (Material Icons' attach_file, Apache-2.0).
+  var CLIP = "M16.5 6v11.5c0 2.21-1.79 4-4 4s-4-1.79-4-4V5c0-1.38 1.12-2.5 2.5-2.5s2.5 1.12 2.5 2.5v10.5c0 .55-.45 1-1 1s-1-.45-1-1V6H10v9.5c0 1.38 1.12 2.5 2.5 2.5s2.5-1.12 2.5-2.5V5c0-2.21-1.79-4-4-4S7 2.79 7 5v12.5c0 3.04 2.46 5.5 5.5 5.5s5.5-2.46 5.5-5.5V6h-1.5z";
   var attachButton = el("button", { type: "button", class: "attach", "aria-label": "Attach a file",
-    title: "Attach a file", text: "📎", onclick: function () { picker.click(); } });
+    title: "Attach a file", onclick: function () { picker.click(); } }, [icon(CLIP, "20")]);
   picker.addEventListener("change", function () {
     Array.prototype.forEach.call(picker.files, upload);
     picker.value = "";
@@ -222,7 +224,7 @@
   function renderFile(a) {
     var box = el("div", { class: "file" });
     var label = a.name + " (" + size(a.size) + ")";
-    var link = el("a", { href: "#", class: "download", download: a.name, text: (a.image ? "" : "📎 ") + label });
+    var link = el("a", { href: "#", class: "download", download: a.name, text: label });
     if (a.image) {
       var img = el("img", { alt: a.name, class: "thumb" });
       box.appendChild(img);
@@ -570,7 +572,7 @@
       ".stars button.on{color:#f5b400}",
       ".composer{display:flex;gap:6px;padding:8px 14px;border-top:1px solid #d9dee7}",
       ".composer textarea{flex:1;resize:none;border:1px solid #9aa3b2;border-radius:6px;padding:6px}",
-      ".attach{background:none;border:1px solid #9aa3b2;border-radius:6px;padding:0 8px;font-size:16px}",
+      ".attach{background:none;border:1px solid #9aa3b2;border-radius:6px;padding:0 6px;color:#5b6475;display:flex;align-items:center}",
       ".file{margin-top:4px;display:flex;flex-direction:column;gap:3px;align-items:flex-start}",
       ".message.customer .file{align-items:flex-end}",
       ".thumb{max-width:200px;max-height:160px;border-radius:8px;border:1px solid #d9dee7}",

@@ -657,3 +657,123 @@ async fn stored_xss_is_shown_as_text_in_the_console_the_widget_and_the_portal() 
         assert_eq!(injected, 0, "no element was injected in the {who}'s page");
     }
 }
+
+/// A 1×1 PNG: a real image, so a thumbnail that loads has a width.
+const ONE_PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn files_go_both_ways_as_thumbnails_and_downloads() {
+    use base64::Engine;
+    let Some(mut chrome) = Chrome::start("browser files").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let _agent = app
+        .agent(&mut admin, "Alan Agent", "alan@example.com")
+        .await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+    let files = tempfile::tempdir().unwrap();
+    let picture = files.path().join("pixel.png");
+    std::fs::write(
+        &picture,
+        base64::engine::general_purpose::STANDARD
+            .decode(ONE_PIXEL_PNG)
+            .unwrap(),
+    )
+    .unwrap();
+    let notes = files.path().join("notes.txt");
+    std::fs::write(&notes, "Steps to fix:\n1. restart\n").unwrap();
+
+    let agent = chrome.session(1300, 900).await;
+    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
+    agent
+        .goto(&format!("{}/console/chat", app.base))
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the console to connect",
+        "document.getElementById('connection').textContent === 'Connected'",
+    )
+    .await;
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(&host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    widget_click(&customer, ".launcher").await;
+    widget_type(&customer, "I need a person").await;
+    widget_click(&customer, ".human").await;
+    wait_until(
+        &agent,
+        "the queue to show the chat",
+        "document.querySelectorAll('#queue li').length === 1",
+    )
+    .await;
+    agent
+        .find(Locator::Css("#queue li button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the chat pane",
+        "document.getElementById('pane-title').textContent.includes('live')",
+    )
+    .await;
+
+    // The customer picks a picture: it reaches the agent as a thumbnail
+    // (read with the agent's session) and shows in the widget as one (read
+    // with the visitor's token, cross-origin).
+    let host_el = customer
+        .find(Locator::Css("#careline-widget"))
+        .await
+        .unwrap();
+    let root = host_el.shadow_root().await.unwrap();
+    root.find(Locator::Css("#cl-file"))
+        .await
+        .unwrap()
+        .send_keys(&picture.to_string_lossy())
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the customer's picture",
+        "Array.from(document.querySelectorAll('#transcript .attachment img.thumb')).some(i => i.complete && i.naturalWidth === 1)",
+    )
+    .await;
+    wait_until(
+        &customer,
+        "the picture in the widget",
+        &format!("Array.from({WIDGET}.querySelectorAll('.file img.thumb')).some(i => i.complete && i.naturalWidth === 1)"),
+    )
+    .await;
+
+    // The agent attaches a text file: the customer gets a download link
+    // with its name and size.
+    agent
+        .find(Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(&notes.to_string_lossy())
+        .await
+        .unwrap();
+    wait_until(
+        &customer,
+        "the agent's file",
+        &format!("Array.from({WIDGET}.querySelectorAll('.file .download')).some(a => a.textContent === 'notes.txt (25 B)')"),
+    )
+    .await;
+    screenshot(&customer, "widget-files").await;
+    screenshot(&agent, "console-files").await;
+    customer.close().await.ok();
+    agent.close().await.ok();
+}
