@@ -50,6 +50,8 @@ pub struct Conversation {
     pub waiting_since: Option<i64>,
     pub ticket_number: Option<i64>,
     pub ticket_id: Option<i64>,
+    /// When staff first answered on the ticket (`None` until then).
+    pub first_response_at: Option<i64>,
     pub customer_name: String,
     pub customer_email: String,
     pub created_at: i64,

@@ -484,10 +484,27 @@ impl Chat {
         body: &str,
         attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
-        let client_msg_id = parse_client_msg_id(client_msg_id)?;
         let c = self.visitor_conversation(visitor, conversation_id).await?;
+        self.send_as_visitor_in(visitor, &c, client_msg_id, body, attachment_id)
+            .await
+    }
+
+    /// [`Chat::send_as_visitor`] in a conversation the caller has already
+    /// checked is the visitor's (it has it in hand: one lookup less).
+    pub async fn send_as_visitor_in(
+        self: &Arc<Self>,
+        visitor: &Visitor,
+        c: &Conversation,
+        client_msg_id: &str,
+        body: &str,
+        attachment_id: Option<&str>,
+    ) -> DomainResult<Sent> {
+        if c.visitor_id != visitor.id {
+            return Err(DomainError::NotFound);
+        }
+        let client_msg_id = parse_client_msg_id(client_msg_id)?;
         let attachment = self
-            .upload_to_send(&c, attachment_id, Reader::Customer)
+            .upload_to_send(c, attachment_id, Reader::Customer)
             .await?;
         let body = body_with(body, attachment.as_ref())?;
         let appended = self
@@ -864,9 +881,28 @@ impl Chat {
         private: bool,
         attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
+        let c = self.staff_conversation(agent, conversation_id).await?;
+        self.send_as_agent_in(agent, c, client_msg_id, body, private, attachment_id)
+            .await
+    }
+
+    /// [`Chat::send_as_agent`] with the conversation already in hand (as
+    /// read by [`Chat::staff_conversation`]: one lookup less).
+    pub async fn send_as_agent_in(
+        &self,
+        agent: &User,
+        mut c: Conversation,
+        client_msg_id: &str,
+        body: &str,
+        private: bool,
+        attachment_id: Option<&str>,
+    ) -> DomainResult<Sent> {
+        if !agent.role.is_staff() {
+            return Err(DomainError::NotFound);
+        }
+        let conversation_id = c.id;
         let field = if private { "note" } else { "body" };
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
-        let mut c = self.staff_conversation(agent, conversation_id).await?;
         let attachment = self
             .upload_to_send(
                 &c,
@@ -945,7 +981,8 @@ impl Chat {
             Appended::AttachmentTaken => return Err(attachment_taken()),
         };
         self.publish_message(&message).await;
-        if !private {
+        // Only the first reply writes it (one write less per message after).
+        if !private && c.ticket_id.is_some() && c.first_response_at.is_none() {
             self.store.note_first_response(c.id).await?;
         }
         Ok(Sent {

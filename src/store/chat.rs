@@ -70,7 +70,7 @@ impl NewChatMessage<'_> {
 const CONVERSATION_SELECT: &str = "
 SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
        c.agent_read_seq, c.customer_read_seq, c.waiting_since, c.created_at, c.updated_at,
-       t.number AS ticket_number, t.id AS ticket_id,
+       t.number AS ticket_number, t.id AS ticket_id, t.first_response_at AS first_response_at,
        a.name AS assignee_name,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email
@@ -96,6 +96,7 @@ fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
         waiting_since: row.try_get("waiting_since")?,
         ticket_number: row.try_get("ticket_number")?,
         ticket_id: row.try_get("ticket_id")?,
+        first_response_at: row.try_get("first_response_at")?,
         customer_name: row.try_get("customer_name")?,
         customer_email: row.try_get("customer_email")?,
         created_at: row.try_get("created_at")?,
@@ -302,12 +303,9 @@ impl Store {
         conversation_id: i64,
         message: NewChatMessage<'_>,
     ) -> StoreResult<Appended> {
-        if let Some(existing) = self
-            .message_by_client_id(conversation_id, message.client_msg_id)
-            .await?
-        {
-            return Ok(message.retry_of(existing));
-        }
+        // No lookup of the client_msg_id first: a retry is rare, and the
+        // unique index finds it inside the write anyway (one round trip less
+        // per message on the hot path).
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
         // The status condition is part of the seq update itself, so it holds
@@ -323,7 +321,18 @@ impl Store {
             )
             .await?
         else {
-            return Ok(Appended::Refused);
+            tx.rollback().await?;
+            // A retry of a message that was stored before the state changed
+            // (a reply retried after a transfer) is still that message.
+            return Ok(
+                match self
+                    .message_by_client_id(conversation_id, message.client_msg_id)
+                    .await?
+                {
+                    Some(existing) => message.retry_of(existing),
+                    None => Appended::Refused,
+                },
+            );
         };
         let inserted = sqlx::query(self.sql(&format!(
             "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)

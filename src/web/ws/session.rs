@@ -278,12 +278,12 @@ impl Session {
             ) => {
                 // Theirs? Then follow it before writing, so that what the
                 // write causes (a reopen, a quick reply) is not missed.
-                chat.visitor_conversation(&visitor, conversation_id).await?;
+                let c = chat.visitor_conversation(&visitor, conversation_id).await?;
                 self.subscribe(&public_topic(conversation_id)).await?;
                 let sent = chat
-                    .send_as_visitor(
+                    .send_as_visitor_in(
                         &visitor,
-                        conversation_id,
+                        &c,
                         &client_msg_id,
                         &body,
                         attachment_id.as_deref(),
@@ -557,13 +557,14 @@ impl Session {
         reference: Option<Value>,
     ) -> Reply {
         let chat = self.state.chat();
-        chat.staff_conversation(agent, write.conversation_id)
+        let c = chat
+            .staff_conversation(agent, write.conversation_id)
             .await?;
         self.subscribe(&staff_topic(write.conversation_id)).await?;
         let sent = chat
-            .send_as_agent(
+            .send_as_agent_in(
                 agent,
-                write.conversation_id,
+                c,
                 write.client_msg_id,
                 write.body,
                 write.private,
