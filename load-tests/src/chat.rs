@@ -85,6 +85,7 @@ impl ChatReport {
             "conversations": self.conversations,
             "sent": self.sent,
             "acked": self.acked,
+            "unacked": self.sent.saturating_sub(self.acked),
             "delivered": self.delivered,
             "lost": self.lost,
             "duplicated": self.duplicated,
@@ -117,8 +118,14 @@ impl std::fmt::Display for ChatReport {
         writeln!(f, "conversations live   {}", self.conversations)?;
         writeln!(
             f,
-            "messages             sent {}, acked {}, delivered {}, lost {}, duplicated {}, seq conflicts {}",
-            self.sent, self.acked, self.delivered, self.lost, self.duplicated, self.seq_conflicts
+            "messages             sent {}, acked {} (never acked {}), delivered {}, lost {}, duplicated {}, seq conflicts {}",
+            self.sent,
+            self.acked,
+            self.sent.saturating_sub(self.acked),
+            self.delivered,
+            self.lost,
+            self.duplicated,
+            self.seq_conflicts
         )?;
         writeln!(
             f,
@@ -206,9 +213,13 @@ impl Shared {
             .or_default());
     }
 
-    fn undelivered(&self) -> usize {
+    /// Messages still on their way: sent but not acked yet, or acked but
+    /// not delivered yet.
+    fn unsettled(&self) -> u64 {
         let ledger = self.ledger.lock().unwrap();
-        ledger.values().filter(|e| e.acked && !e.delivered).count()
+        let acked = ledger.values().filter(|e| e.acked).count() as u64;
+        let undelivered = ledger.values().filter(|e| e.acked && !e.delivered).count() as u64;
+        self.sent.load(Ordering::Relaxed).saturating_sub(acked) + undelivered
     }
 
     fn tally(&self, f: impl FnOnce(&mut Tallies)) {
@@ -492,12 +503,13 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
 
     tokio::time::sleep_until(shared.stop_sending).await;
     let rss_after = rss_kib(&shared.setup.server_pids);
-    // Drain: the last acks come within a moment; then wait until every
-    // acked message has reached the other side, or the grace runs out.
+    // Drain: wait until every message sent is acked and has reached the
+    // other side (an overloaded server may still be working through a
+    // backlog of sends), or the grace runs out.
     let drained = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let waited = shared.stop_sending.elapsed();
-        if (waited >= Duration::from_secs(1) && shared.undelivered() == 0)
+        if (waited >= Duration::from_secs(1) && shared.unsettled() == 0)
             || waited >= shared.plan.grace
         {
             break waited;

@@ -11,6 +11,7 @@ pub mod procfs;
 pub mod report;
 pub mod sio;
 pub mod socket;
+pub mod storm;
 
 use std::net::SocketAddr;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use careline_load::chat::{self, ChatPlan};
 use careline_load::idle::{self, IdlePlan};
+use careline_load::storm::{self, StormPlan};
 use careline_load::{Protocol, Setup, Target, http, local_ip};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -86,6 +87,18 @@ enum Scenario {
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
         hold_seconds: u64,
+    },
+    /// Widget sockets in conversations, all cut at once and reconnecting
+    /// with `resume` at once (Careline only).
+    Storm {
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        /// Connections opened at once while setting up.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// A client not back and resumed after this long has failed.
+        #[arg(long, default_value_t = 60)]
+        timeout_seconds: u64,
     },
 }
 
@@ -201,6 +214,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(
                 if report.lost > 0 || report.duplicated > 0 || report.failed_clients > 0 {
                     eprintln!("FAILED: lost, duplicated or failed clients above");
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
+        Scenario::Storm {
+            sockets,
+            concurrency,
+            timeout_seconds,
+        } => {
+            if protocol != Protocol::Careline {
+                bail!("storm runs against Careline only");
+            }
+            let (soft, _) = careline_load::procfs::open_files_limit("self")?;
+            if sockets as u64 + 100 > soft {
+                bail!(
+                    "{sockets} sockets need more open files than this process may have ({soft}): run `ulimit -n $(ulimit -Hn)` first"
+                );
+            }
+            let plan = StormPlan {
+                sockets,
+                concurrency,
+                timeout: Duration::from_secs(timeout_seconds),
+                spread: args.spread,
+                server_pid: args.server_pid.first().copied(),
+            };
+            println!("storm: {sockets} widget sockets in conversations, cut at once");
+            let report = storm::run(target, plan).await?;
+            print!("{report}");
+            if let Some(path) = &args.json {
+                let mut figures = report.to_json();
+                figures["sockets"] = sockets.into();
+                write_json(path, &figures)?;
+            }
+            Ok(
+                if report.failed > 0 || report.setup_failed > 0 || report.all_back.is_none() {
                     ExitCode::FAILURE
                 } else {
                     ExitCode::SUCCESS

@@ -33,6 +33,11 @@ impl Latency {
         self.0.value_at_quantile(q) as f64 / 1000.0
     }
 
+    /// The largest sample, in milliseconds.
+    pub fn max_ms(&self) -> f64 {
+        self.0.max() as f64 / 1000.0
+    }
+
     /// `{p50, p90, p99, p99_9, max}` in milliseconds (null without samples).
     pub fn to_json(&self) -> serde_json::Value {
         if self.count() == 0 {
