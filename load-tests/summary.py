@@ -31,9 +31,9 @@ def cluster(results):
     for path in sorted(glob.glob(os.path.join(results, "cluster-*.json"))):
         figures = load(path)
         steps.setdefault(figures["server"], []).append(figures)
-    print("| server | offered msg/s | delivered msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
-          "| ack p99 ms | lost | dup | reconnects | RSS MiB (3 instances) | load avg |")
-    print("| --- | " + "--- | " * 13)
+    print("| server | offered msg/s | live conv. | delivered msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
+          "| max ms | ack p99 ms | never acked | lost | dup | reconnects | RSS MiB (3 instances) | load avg |")
+    print("| --- | " + "--- | " * 15)
     best = {}
     for server, runs in steps.items():
         runs.sort(key=lambda f: f["offered_per_second"])
@@ -43,9 +43,11 @@ def cluster(results):
             if ok and d and d["p99"] <= bound:
                 best[server] = max(best.get(server, 0), f["delivered_per_second"])
             rss = f.get("rss_kib_after")
-            print(f"| {server} | {f['offered_per_second']:.0f} | {f['delivered_per_second']:.0f} "
+            print(f"| {server} | {f['offered_per_second']:.0f} | {f['conversations']} "
+                  f"| {f['delivered_per_second']:.0f} "
                   f"| {ms(d, 'p50')} | {ms(d, 'p90')} | {ms(d, 'p99')} | {ms(d, 'p99_9')} "
-                  f"| {ms(d, 'max')} | {ms(f.get('ack_ms'), 'p99')} | {f['lost']} | {f['duplicated']} "
+                  f"| {ms(d, 'max')} | {ms(f.get('ack_ms'), 'p99')} | {f['sent'] - f['acked']} "
+                  f"| {f['lost']} | {f['duplicated']} "
                   f"| {f['reconnects']} | {'—' if rss is None else f'{rss / 1024:.0f}'} "
                   f"| {f.get('load_average', '—')} |")
     print()
@@ -54,22 +56,26 @@ def cluster(results):
     for path in glob.glob(os.path.join(results, "ceiling-*.json")):
         name = os.path.basename(path)[len("ceiling-"):-len(".json")]
         ceilings[name] = load(path)["per_second"]
-    print("| figure | Careline | peer | Careline / peer |")
-    print("| --- | --- | --- | --- |")
-    c, p = best.get("careline"), best.get("peer")
-    print(f"| msg/s delivered with p99 ≤ {bound:.0f} ms, none lost | "
-          f"{'none' if c is None else f'{c:.0f}'} | {'none' if p is None else f'{p:.0f}'} "
-          f"| {ratio(c, p)} |")
-    c, p = top.get("careline"), top.get("peer")
-    print(f"| most msg/s delivered, any p99 | {'—' if c is None else f'{c:.0f}'} "
-          f"| {'—' if p is None else f'{p:.0f}'} | {ratio(c, p)} |")
+    ours = [s for s in steps if s != "peer"]
+    columns = ours + (["peer"] if "peer" in steps else [])
+    ratios = [s for s in ours if "peer" in steps]
+    print("| figure | " + " | ".join(columns) + "".join(f" | {s} / peer" for s in ratios) + " |")
+    print("| --- | " + "--- | " * (len(columns) + len(ratios)))
+
+    def row(label, values, fmt):
+        cells = ["—" if values.get(s) is None else fmt(values[s]) for s in columns]
+        cells += [ratio(values.get(s), values.get("peer")) for s in ratios]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    row(f"msg/s delivered with p99 ≤ {bound:.0f} ms, none lost", best, lambda v: f"{v:.0f}")
+    row("most msg/s delivered, any p99", top, lambda v: f"{v:.0f}")
     for name, per_second in sorted(ceilings.items()):
         label = {"redis": "Redis PUBLISH/s", "pg": "PostgreSQL message INSERT/s"}[name.split("-")[0]]
         clients = name.split("-")[1]
-        c, p = top.get("careline"), top.get("peer")
-        print(f"| share of the ceiling: {label} ({clients} connections) = {per_second:.0f} "
-              f"| {'—' if not c else f'{100 * c / per_second:.0f} %'} "
-              f"| {'—' if not p else f'{100 * p / per_second:.0f} %'} | |")
+        shares = {s: 100 * v / per_second for s, v in top.items() if per_second}
+        cells = [f"{shares[s]:.0f} %" if s in shares else "—" for s in columns]
+        print(f"| most delivered as a share of {label} ({clients} connections) = {per_second:.0f} | "
+              + " | ".join(cells) + " |" + " |" * len(ratios))
 
 
 def idle(results):
