@@ -346,6 +346,18 @@ async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
                 .await;
         });
         futures_util::future::join_all(handoffs).await;
+        // Each handoff is answered once it has been routed: only then is
+        // the final state there to count.
+        for (visitor, id) in visitors.iter_mut() {
+            let id = id.clone();
+            visitor
+                .expect(|f| {
+                    f["type"] == "conversation"
+                        && f["id"] == id.as_str()
+                        && (f["status"] == "waiting" || f["status"] == "live")
+                })
+                .await;
+        }
         let alan_id = app
             .store
             .user_with_hash(&careline::domain::Email::parse("alan@example.com").unwrap())
@@ -354,18 +366,24 @@ async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
             .unwrap()
             .0
             .id;
-        // Every handoff has been handled once all eight are live or waiting.
-        let mut settled = (0, 0);
-        for _ in 0..100 {
-            settled = (
+        // Routing follows each escalation closely: wait for the expected
+        // split, then make sure it holds (an overfill would go past it).
+        let count = || async {
+            (
                 app.store.agent_conversations(alan_id).await.unwrap().len(),
                 app.store.queue().await.unwrap().len(),
-            );
-            if settled.0 + settled.1 == 8 {
+            )
+        };
+        let mut settled = count().await;
+        for _ in 0..100 {
+            if settled == (5, 3) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+            settled = count().await;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(count().await, settled, "{db:?}: assignments kept changing");
         assert_eq!(
             settled,
             (5, 3),
