@@ -21,6 +21,10 @@ def ms(latency, key):
     return "—" if not latency else f"{latency[key]:.1f}"
 
 
+def pct(value):
+    return "—" if value is None else f"{value:.0f}"
+
+
 def ratio(a, b):
     return "—" if not a or not b else f"{a / b:.2f}×"
 
@@ -32,8 +36,9 @@ def cluster(results):
         figures = load(path)
         steps.setdefault(figures["server"], []).append(figures)
     print("| server | offered msg/s | live conv. | delivered msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
-          "| max ms | ack p99 ms | never acked | lost | dup | reconnects | RSS MiB (3 instances) | load avg |")
-    print("| --- | " + "--- | " * 15)
+          "| max ms | ack p99 ms | never acked | lost | dup | reconnects | RSS MiB (3 instances) "
+          "| servers' CPU, % of a core | machine busy % | load avg |")
+    print("| --- | " + "--- | " * 17)
     best = {}
     for server, runs in steps.items():
         runs.sort(key=lambda f: f["offered_per_second"])
@@ -49,6 +54,7 @@ def cluster(results):
                   f"| {ms(d, 'max')} | {ms(f.get('ack_ms'), 'p99')} | {f['sent'] - f['acked']} "
                   f"| {f['lost']} | {f['duplicated']} "
                   f"| {f['reconnects']} | {'—' if rss is None else f'{rss / 1024:.0f}'} "
+                  f"| {pct(f.get('server_cpu_percent'))} | {pct(f.get('machine_busy_percent'))} "
                   f"| {f.get('load_average', '—')} |")
     print()
     top = {s: max(f["delivered_per_second"] for f in runs) for s, runs in steps.items()}

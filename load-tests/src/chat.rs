@@ -66,17 +66,29 @@ pub struct ChatReport {
     pub failed_clients: u64,
     pub first_failure: Option<String>,
     pub send_window: Duration,
+    /// The start of the send window that is not measured (latency,
+    /// throughput): customers arriving, conversations being assigned.
+    pub warmup: Duration,
     /// From the end of sending until the last delivery (or the grace ran out).
     pub drain: Duration,
     pub delivery: Latency,
     pub ack: Latency,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_after: Option<u64>,
+    /// The servers' CPU over the measured window, in percent of one core
+    /// (summed over instances).
+    pub server_cpu_percent: Option<f64>,
+    /// The whole machine's CPU over the measured window, in percent of all
+    /// its cores (the generator, databases and neighbours included).
+    pub machine_busy_percent: Option<f64>,
 }
 
 impl ChatReport {
+    /// Deliveries of messages sent after the warm-up, per second of the
+    /// measured window.
     pub fn delivered_per_second(&self) -> f64 {
-        self.delivered as f64 / self.send_window.as_secs_f64().max(0.001)
+        let measured = self.send_window.saturating_sub(self.warmup);
+        self.delivery.count() as f64 / measured.as_secs_f64().max(0.001)
     }
 
     /// The figures, for `--json`.
@@ -96,11 +108,14 @@ impl ChatReport {
             "failed_clients": self.failed_clients,
             "delivered_per_second": self.delivered_per_second(),
             "send_seconds": self.send_window.as_secs_f64(),
+            "warmup_seconds": self.warmup.as_secs_f64(),
             "drain_seconds": self.drain.as_secs_f64(),
             "delivery_ms": self.delivery.to_json(),
             "ack_ms": self.ack.to_json(),
             "rss_kib_before": self.rss_kib_before,
             "rss_kib_after": self.rss_kib_after,
+            "server_cpu_percent": self.server_cpu_percent,
+            "machine_busy_percent": self.machine_busy_percent,
         })
     }
 
@@ -129,9 +144,10 @@ impl std::fmt::Display for ChatReport {
         )?;
         writeln!(
             f,
-            "throughput           {:.0} delivered/s over {:.1} s (drained in {:.1} s)",
+            "throughput           {:.0} delivered/s over {:.1} s after a {:.1} s warm-up (drained in {:.1} s)",
             self.delivered_per_second(),
-            self.send_window.as_secs_f64(),
+            self.send_window.saturating_sub(self.warmup).as_secs_f64(),
+            self.warmup.as_secs_f64(),
             self.drain.as_secs_f64()
         )?;
         writeln!(f, "send → message       {}", self.delivery)?;
@@ -143,6 +159,13 @@ impl std::fmt::Display for ChatReport {
         )?;
         if let Some(failure) = &self.first_failure {
             writeln!(f, "first failure        {failure}")?;
+        }
+        if let (Some(server), Some(machine)) = (self.server_cpu_percent, self.machine_busy_percent)
+        {
+            writeln!(
+                f,
+                "CPU                  servers {server:.0} % of one core, machine {machine:.0} % busy (measured window)"
+            )?;
         }
         if let (Some(before), Some(after)) = (self.rss_kib_before, self.rss_kib_after) {
             writeln!(
@@ -195,13 +218,14 @@ impl Shared {
         )
     }
 
-    fn sent_at(&self, body: &str) -> Option<Duration> {
+    /// A body's latency, and whether it was sent after the warm-up.
+    fn sent_at(&self, body: &str) -> Option<(Duration, bool)> {
         let micros: u64 = body.strip_prefix("L ")?.split(' ').next()?.parse().ok()?;
-        Some(
-            self.start
-                .elapsed()
-                .saturating_sub(Duration::from_micros(micros)),
-        )
+        let sent = Duration::from_micros(micros);
+        Some((
+            self.start.elapsed().saturating_sub(sent),
+            sent >= self.setup.warmup,
+        ))
     }
 
     fn entry(&self, id: &str, f: impl FnOnce(&mut Entry)) {
@@ -350,7 +374,9 @@ impl Traffic {
                     .as_str()
                     .and_then(|c| self.pending.remove(c));
                 if let (Some((sent, _)), Some(id)) = (pending, frame["id"].as_str()) {
-                    self.side.ack.record(sent.elapsed());
+                    if sent >= shared.start + shared.setup.warmup {
+                        self.side.ack.record(sent.elapsed());
+                    }
                     shared.entry(id, |e| e.acked = true);
                 }
             }
@@ -382,9 +408,12 @@ impl Traffic {
                     return None;
                 }
                 if frame["sender"]["kind"] == other
-                    && let Some(latency) = frame["body"].as_str().and_then(|b| shared.sent_at(b))
+                    && let Some((latency, measured)) =
+                        frame["body"].as_str().and_then(|b| shared.sent_at(b))
                 {
-                    self.side.delivery.record(latency);
+                    if measured {
+                        self.side.delivery.record(latency);
+                    }
                     shared.entry(id, |e| e.delivered = true);
                 }
                 return gap.then(|| conversation.to_string());
@@ -410,9 +439,12 @@ impl Traffic {
         None
     }
 
-    fn closed(&mut self, shared: &Shared, code: Option<u16>) {
+    fn closed(&mut self, shared: &Shared, code: Option<u16>, ended: Option<&str>) {
         self.side.reconnects += 1;
-        let code = code.map_or("none".to_string(), |c| c.to_string());
+        let code = code.map_or_else(
+            || format!("none ({})", ended.unwrap_or("?")),
+            |c| c.to_string(),
+        );
         shared.tally(|t| *t.closes.entry(code).or_default() += 1);
     }
 }
@@ -424,6 +456,18 @@ pub async fn run(target: Target, plan: ChatPlan) -> anyhow::Result<ChatReport> {
         ..Setup::default()
     };
     run_with(target, plan, setup).await
+}
+
+/// The servers' CPU ticks (summed; None without pids or if one cannot be
+/// read) and the machine's busy and total ticks.
+fn cpu(pids: &[u32]) -> Option<(Option<u64>, u64, u64)> {
+    let (busy, total) = procfs::machine_ticks().ok()?;
+    let servers = if pids.is_empty() {
+        None
+    } else {
+        pids.iter().map(|&pid| procfs::cpu_ticks(pid).ok()).sum()
+    };
+    Some((servers, busy, total))
 }
 
 /// Sum of the servers' resident memory, if every one could be read.
@@ -501,7 +545,12 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
         }
     }
 
+    // CPU over the measured window: from the end of the warm-up until
+    // sending stops.
+    tokio::time::sleep_until(start + shared.setup.warmup).await;
+    let cpu_before = cpu(&shared.setup.server_pids);
     tokio::time::sleep_until(shared.stop_sending).await;
+    let cpu_after = cpu(&shared.setup.server_pids);
     let rss_after = rss_kib(&shared.setup.server_pids);
     // Drain: wait until every message sent is acked and has reached the
     // other side (an overloaded server may still be working through a
@@ -517,10 +566,23 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
     };
     let _ = done_tx.send(true);
 
+    let window = shared.plan.duration.saturating_sub(shared.setup.warmup);
+    let (server_cpu_percent, machine_busy_percent) = match (cpu_before, cpu_after) {
+        (Some((s0, b0, t0)), Some((s1, b1, t1))) => (
+            // Linux reports CPU time in 1/100 s ticks.
+            s0.zip(s1)
+                .map(|(s0, s1)| (s1 - s0) as f64 / window.as_secs_f64().max(0.001)),
+            Some(100.0 * (b1 - b0) as f64 / (t1 - t0).max(1) as f64),
+        ),
+        _ => (None, None),
+    };
     let mut report = ChatReport {
+        server_cpu_percent,
+        machine_busy_percent,
         rss_kib_before: rss_before,
         rss_kib_after: rss_after,
         send_window: shared.plan.duration,
+        warmup: shared.setup.warmup,
         drain: drained,
         ..Default::default()
     };
@@ -650,7 +712,7 @@ async fn customer(
                     if *done.borrow() {
                         break;
                     }
-                    traffic.closed(shared, code);
+                    traffic.closed(shared, code, socket.ended());
                     let mut backoff = Backoff::new();
                     socket = loop {
                         match connect().await {
@@ -749,7 +811,7 @@ async fn agent(
                     if *done.borrow() {
                         break;
                     }
-                    traffic.closed(shared, code);
+                    traffic.closed(shared, code, socket.ended());
                     let mut backoff = Backoff::new();
                     socket = loop {
                         match connect().await {

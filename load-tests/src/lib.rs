@@ -35,6 +35,10 @@ pub struct Setup {
     /// The server processes (one per instance), to read their memory and
     /// CPU from /proc; figures are their sums.
     pub server_pids: Vec<u32>,
+    /// `chat`: messages sent this soon after the start are not measured
+    /// (latency, throughput), only checked for loss: customers arriving
+    /// and being assigned is not the steady state.
+    pub warmup: std::time::Duration,
 }
 
 /// Which server the clients speak to.

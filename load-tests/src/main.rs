@@ -72,8 +72,12 @@ enum Scenario {
         /// Messages per second each side sends in each conversation.
         #[arg(long, default_value_t = 0.5)]
         rate: f64,
+        /// From the first connection until sending stops.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// The first seconds (arrivals, assignment) are not measured.
+        #[arg(long, default_value_t = 0)]
+        warmup_seconds: u64,
         #[arg(long, default_value_t = 100)]
         wave: usize,
         #[arg(long, default_value_t = 250)]
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         agent_addr: args.agent_addr,
         protocol,
         server_pids: args.server_pid.clone(),
+        warmup: Duration::ZERO,
     };
     let server = match protocol {
         Protocol::Careline => "careline",
@@ -156,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_password,
             rate,
             seconds,
+            warmup_seconds,
             wave,
             wave_every_ms,
         } => {
@@ -201,6 +207,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "chat on {server}: {customers} customers, {agents} agents, {rate} msg/s per side per conversation, {seconds} s"
             );
+            if warmup_seconds >= seconds {
+                bail!("--warmup-seconds must be shorter than --seconds");
+            }
+            let setup = Setup {
+                warmup: Duration::from_secs(warmup_seconds),
+                ..setup
+            };
             let report = chat::run_with(target, plan, setup).await?;
             print!("{report}");
             if let Some(path) = &args.json {

@@ -25,6 +25,22 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     Ok(utime + stime)
 }
 
+/// The whole machine's CPU time from `/proc/stat`, in clock ticks:
+/// (busy, total) over all cores since boot.
+pub fn machine_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let total: u64 = ticks.iter().take(8).sum();
+    Ok((total.saturating_sub(idle), total))
+}
+
 /// (soft, hard) open-files limits of a process.
 pub fn open_files_limit(pid: &str) -> anyhow::Result<(u64, u64)> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
@@ -51,6 +67,8 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
         cpu_ticks(me).unwrap();
+        let (busy, total) = machine_ticks().unwrap();
+        assert!(busy <= total && total > 0);
         let (soft, hard) = open_files_limit("self").unwrap();
         assert!(soft > 0 && soft <= hard);
     }

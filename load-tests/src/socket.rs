@@ -20,6 +20,8 @@ pub struct Socket {
     pace: Pace,
     /// Set for a Socket.IO socket: its acks in flight and frames to hand out.
     sio: Option<crate::sio::State>,
+    /// Why the socket ended without a close frame, if it did.
+    ended: Option<&'static str>,
 }
 
 /// Keeps a client under the server's per-socket frame limit (10 per second,
@@ -77,6 +79,7 @@ impl Socket {
             stream,
             pace: Pace::new(),
             sio: None,
+            ended: None,
         })
     }
 
@@ -101,6 +104,7 @@ impl Socket {
             stream,
             pace: Pace::new(),
             sio: None,
+            ended: None,
         };
         // Engine.IO open (`0{sid, pingInterval, …}`), then the namespace connect.
         match socket.raw().await {
@@ -200,12 +204,22 @@ impl Socket {
             match self.stream.next().await {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
                     Ok(value) => return Incoming::Frame(value),
-                    Err(_) => return Incoming::Closed(None),
+                    Err(_) => {
+                        self.ended = Some("not json");
+                        return Incoming::Closed(None);
+                    }
                 },
                 Some(Ok(Message::Close(frame))) => {
                     return Incoming::Closed(frame.map(|f| u16::from(f.code)));
                 }
-                Some(Err(_)) | None => return Incoming::Closed(None),
+                Some(Err(e)) => {
+                    self.ended = Some(ended(&e));
+                    return Incoming::Closed(None);
+                }
+                None => {
+                    self.ended = Some("eof");
+                    return Incoming::Closed(None);
+                }
                 Some(Ok(_)) => continue,
             }
         }
@@ -238,7 +252,14 @@ impl Socket {
                 Some(Ok(Message::Close(frame))) => {
                     return Incoming::Closed(frame.map(|f| u16::from(f.code)));
                 }
-                Some(Err(_)) | None => return Incoming::Closed(None),
+                Some(Err(e)) => {
+                    self.ended = Some(ended(&e));
+                    return Incoming::Closed(None);
+                }
+                None => {
+                    self.ended = Some("eof");
+                    return Incoming::Closed(None);
+                }
                 Some(Ok(_)) => continue,
             };
             let sio = self.sio.as_mut().expect("a Socket.IO socket");
@@ -254,6 +275,11 @@ impl Socket {
         }
     }
 
+    /// Why the socket ended without a close frame (`eof`, `reset`, …).
+    pub fn ended(&self) -> Option<&'static str> {
+        self.ended
+    }
+
     pub async fn close(mut self) {
         if self.sio.is_some() {
             // Socket.IO disconnect, then Engine.IO close.
@@ -261,5 +287,18 @@ impl Socket {
             let _ = self.raw_send("1".into()).await;
         }
         let _ = self.stream.close(None).await;
+    }
+}
+
+/// A short name for what broke a socket.
+fn ended(error: &WsError) -> &'static str {
+    match error {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => "closed",
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset",
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "eof",
+        WsError::Io(_) => "io",
+        WsError::Protocol(_) => "protocol",
+        WsError::Capacity(_) => "too large",
+        _ => "error",
     }
 }
