@@ -137,32 +137,8 @@ fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
 /// A visitor in a live conversation with an agent: (visitor, agent socket,
 /// agent browser, conversation id).
 async fn live_chat(app: &TestApp, site: &str) -> (WsClient, WsClient, Browser, String) {
-    let mut admin = app.admin().await;
-    let agent_browser = app
-        .agent(&mut admin, "Alan Agent", "alan@example.com")
-        .await;
-    let mut agent = app.agent_socket(&agent_browser).await;
-    let mut visitor = app.visitor(site).await;
-    visitor
-        .send(json!({"type": "start", "client_msg_id": "v1", "body": "my screen shows an error"}))
-        .await;
-    let id = visitor.expect_type("conversation").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    visitor
-        .send(json!({"type": "handoff", "conversation_id": id}))
-        .await;
-    visitor
-        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
-        .await;
-    agent
-        .send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    agent
-        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
-    (visitor, agent, agent_browser, id)
+    let live = app.live_chat(site).await;
+    (live.visitor, live.agent, live.agent_browser, live.id)
 }
 
 #[tokio::test]

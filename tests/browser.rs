@@ -103,6 +103,54 @@ fn widget_count(text: &str) -> String {
     )
 }
 
+/// An agent logged in, on the live console, connected.
+async fn console(chrome: &mut Chrome, app: &TestApp, email: &str) -> Client {
+    let agent = chrome.session(1300, 900).await;
+    log_in(&agent, app, email, "agent password 1").await;
+    agent
+        .goto(&format!("{}/console/chat", app.base))
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the console to connect",
+        "document.getElementById('connection').textContent === 'Connected'",
+    )
+    .await;
+    agent
+}
+
+/// A customer on the shop's page with the chat open.
+async fn shop_with_chat_open(chrome: &mut Chrome, host: &str) -> Client {
+    let customer = chrome.session(1200, 800).await;
+    customer.goto(host).await.unwrap();
+    wait_until(
+        &customer,
+        "the widget",
+        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+    )
+    .await;
+    widget_click(&customer, ".launcher").await;
+    customer
+}
+
+/// The agent takes the one conversation waiting in the queue.
+async fn claim_from_queue(agent: &Client) {
+    wait_until(
+        agent,
+        "the queue to show the chat",
+        "document.querySelectorAll('#queue li').length === 1",
+    )
+    .await;
+    agent
+        .find(Locator::Css("#queue li button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_customer_on_another_site_chats_with_the_bot_then_an_agent_who_resolves_and_gets_rated() {
     let Some(mut chrome) = Chrome::start("browser chat").await else {
@@ -119,29 +167,10 @@ async fn a_customer_on_another_site_chats_with_the_bot_then_an_agent_who_resolve
     allow(&app, &host).await;
 
     // The agent opens the live console (away: conversations wait in the queue).
-    let agent = chrome.session(1300, 900).await;
-    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
-    agent
-        .goto(&format!("{}/console/chat", app.base))
-        .await
-        .unwrap();
-    wait_until(
-        &agent,
-        "the console to connect",
-        "document.getElementById('connection').textContent === 'Connected'",
-    )
-    .await;
+    let agent = console(&mut chrome, &app, "alan@example.com").await;
 
     // The customer, on the shop's page, asks the bot, then for a person.
-    let customer = chrome.session(1200, 800).await;
-    customer.goto(&host).await.unwrap();
-    wait_until(
-        &customer,
-        "the widget",
-        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
-    )
-    .await;
-    widget_click(&customer, ".launcher").await;
+    let customer = shop_with_chat_open(&mut chrome, &host).await;
     widget_type(&customer, "When are you open?").await;
     wait_until(
         &customer,
@@ -170,19 +199,7 @@ async fn a_customer_on_another_site_chats_with_the_bot_then_an_agent_who_resolve
     screenshot(&customer, "widget").await;
 
     // The conversation appears in the agent's queue live; the agent claims it and replies.
-    wait_until(
-        &agent,
-        "the queue to show the chat",
-        "document.querySelectorAll('#queue li').length === 1",
-    )
-    .await;
-    agent
-        .find(Locator::Css("#queue li button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    claim_from_queue(&agent).await;
     wait_until(
         &agent,
         "the chat pane",
@@ -563,15 +580,7 @@ async fn stored_xss_is_shown_as_text_in_the_console_the_widget_and_the_portal() 
     ];
 
     // The customer writes hostile text in the widget and asks for a person.
-    let customer = chrome.session(1200, 800).await;
-    customer.goto(&host).await.unwrap();
-    wait_until(
-        &customer,
-        "the widget",
-        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
-    )
-    .await;
-    widget_click(&customer, ".launcher").await;
+    let customer = shop_with_chat_open(&mut chrome, &host).await;
     for payload in payloads {
         widget_type(&customer, payload).await;
     }
@@ -584,25 +593,8 @@ async fn stored_xss_is_shown_as_text_in_the_console_the_widget_and_the_portal() 
     .await;
 
     // The agent opens it in the console and answers in kind.
-    let agent = chrome.session(1300, 900).await;
-    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
-    agent
-        .goto(&format!("{}/console/chat", app.base))
-        .await
-        .unwrap();
-    wait_until(
-        &agent,
-        "the queue",
-        "document.querySelectorAll('#queue li').length === 1",
-    )
-    .await;
-    agent
-        .find(Locator::Css("#queue li button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let agent = console(&mut chrome, &app, "alan@example.com").await;
+    claim_from_queue(&agent).await;
     wait_until(&agent, "the hostile messages shown as text", "Array.from(document.querySelectorAll('#transcript .body')).filter(e => e.textContent.includes('window.__xss')).length === 3").await;
     let message = agent.find(Locator::Css("#message")).await.unwrap();
     message
@@ -687,42 +679,11 @@ async fn files_go_both_ways_as_thumbnails_and_downloads() {
     let notes = files.path().join("notes.txt");
     std::fs::write(&notes, "Steps to fix:\n1. restart\n").unwrap();
 
-    let agent = chrome.session(1300, 900).await;
-    log_in(&agent, &app, "alan@example.com", "agent password 1").await;
-    agent
-        .goto(&format!("{}/console/chat", app.base))
-        .await
-        .unwrap();
-    wait_until(
-        &agent,
-        "the console to connect",
-        "document.getElementById('connection').textContent === 'Connected'",
-    )
-    .await;
-    let customer = chrome.session(1200, 800).await;
-    customer.goto(&host).await.unwrap();
-    wait_until(
-        &customer,
-        "the widget",
-        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
-    )
-    .await;
-    widget_click(&customer, ".launcher").await;
+    let agent = console(&mut chrome, &app, "alan@example.com").await;
+    let customer = shop_with_chat_open(&mut chrome, &host).await;
     widget_type(&customer, "I need a person").await;
     widget_click(&customer, ".human").await;
-    wait_until(
-        &agent,
-        "the queue to show the chat",
-        "document.querySelectorAll('#queue li').length === 1",
-    )
-    .await;
-    agent
-        .find(Locator::Css("#queue li button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    claim_from_queue(&agent).await;
     wait_until(
         &agent,
         "the chat pane",

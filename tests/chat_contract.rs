@@ -13,39 +13,12 @@ use support::ws::{Ended, SHOP_ORIGIN, WsClient};
 use support::{Database, TestApp};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A visitor in a live conversation with an agent; returns (visitor, agent, id).
+/// A visitor in a live conversation with an agent; returns (visitor,
+/// agent, conversation id, site key).
 async fn live_chat(app: &TestApp) -> (WsClient, WsClient, String, String) {
     let site = app.allow_shop().await;
-    let mut admin = app.admin().await;
-    let agent_browser = app
-        .agent(&mut admin, "Alan Agent", "alan@example.com")
-        .await;
-    let mut agent = app.agent_socket(&agent_browser).await;
-    let mut visitor = app.visitor(&site).await;
-    visitor
-        .send(json!({"type": "start", "client_msg_id": "v0", "body": "hello"}))
-        .await;
-    let id = visitor.expect_type("conversation").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    visitor
-        .send(json!({"type": "handoff", "conversation_id": id}))
-        .await;
-    visitor
-        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
-        .await;
-    agent
-        .send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    agent
-        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
-    agent
-        .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
-        .await;
-    agent.expect_type("resumed").await;
-    (visitor, agent, id, site)
+    let live = app.live_chat(&site).await;
+    (live.visitor, live.agent, live.id, site)
 }
 
 fn seqs_of(frames: &[Value], conversation: &str) -> Vec<i64> {

@@ -332,15 +332,9 @@ impl Store {
             tx.rollback().await?;
             // A retry of a message that was stored before the state changed
             // (a reply retried after a transfer) is still that message.
-            return Ok(
-                match self
-                    .message_by_client_id(conversation_id, message.client_msg_id)
-                    .await?
-                {
-                    Some(existing) => message.retry_of(existing),
-                    None => Appended::Refused,
-                },
-            );
+            return self
+                .retry_or(conversation_id, &message, || Ok(Appended::Refused))
+                .await;
         };
         let inserted = sqlx::query(self.sql(&format!(
             "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
@@ -393,13 +387,10 @@ impl Store {
             // roll back (the seq too, so no gap) and return its message.
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 tx.rollback().await?;
-                match self
-                    .message_by_client_id(conversation_id, message.client_msg_id)
-                    .await?
-                {
-                    Some(existing) => Ok(message.retry_of(existing)),
-                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
-                }
+                self.retry_or(conversation_id, &message, || {
+                    Err(StoreError::Database(sqlx::Error::Database(db)))
+                })
+                .await
             }
             Err(e) => Err(e.into()),
         }
@@ -454,26 +445,35 @@ impl Store {
             )),
             // Refused by the condition, or a retry of a message stored
             // before the conversation changed.
-            Ok(None) => Ok(
-                match self
-                    .message_by_client_id(conversation_id, message.client_msg_id)
-                    .await?
-                {
-                    Some(existing) => message.retry_of(existing),
-                    None => Appended::Refused,
-                },
-            ),
+            Ok(None) => {
+                self.retry_or(conversation_id, message, || Ok(Appended::Refused))
+                    .await
+            }
             // The statement failed as a whole: nothing was written.
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                match self
-                    .message_by_client_id(conversation_id, message.client_msg_id)
-                    .await?
-                {
-                    Some(existing) => Ok(message.retry_of(existing)),
-                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
-                }
+                self.retry_or(conversation_id, message, || {
+                    Err(StoreError::Database(sqlx::Error::Database(db)))
+                })
+                .await
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a write that stored nothing: the message this send stored
+    /// before (a retry, as `retry_of` tells), else `otherwise`.
+    async fn retry_or(
+        &self,
+        conversation_id: i64,
+        message: &NewChatMessage<'_>,
+        otherwise: impl FnOnce() -> StoreResult<Appended>,
+    ) -> StoreResult<Appended> {
+        match self
+            .message_by_client_id(conversation_id, message.client_msg_id)
+            .await?
+        {
+            Some(existing) => Ok(message.retry_of(existing)),
+            None => otherwise(),
         }
     }
 

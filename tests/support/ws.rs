@@ -24,6 +24,15 @@ pub struct WsClient {
     pub token: Option<String>,
 }
 
+/// See [`TestApp::live_chat`].
+pub struct LiveChat {
+    pub visitor: WsClient,
+    pub agent: WsClient,
+    pub agent_browser: Browser,
+    /// The conversation's id.
+    pub id: String,
+}
+
 /// How the socket ended, as the client saw it.
 #[derive(Debug, PartialEq)]
 pub enum Ended {
@@ -91,6 +100,46 @@ impl TestApp {
         client.send(json!({"type": "hello"})).await;
         client.expect_type("welcome").await;
         client
+    }
+
+    /// A customer and an agent in a live conversation (the agent has claimed
+    /// it and resumed it): what many tests start from.
+    pub async fn live_chat(&self, site: &str) -> LiveChat {
+        let mut admin = self.admin().await;
+        let agent_browser = self
+            .agent(&mut admin, "Alan Agent", "alan@example.com")
+            .await;
+        let mut agent = self.agent_socket(&agent_browser).await;
+        let mut visitor = self.visitor(site).await;
+        visitor
+            .send(json!({"type": "start", "client_msg_id": "v0", "body": "hello"}))
+            .await;
+        let id = visitor.expect_type("conversation").await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        visitor
+            .send(json!({"type": "handoff", "conversation_id": id}))
+            .await;
+        visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+            .await;
+        agent
+            .send(json!({"type": "claim", "conversation_id": id}))
+            .await;
+        agent
+            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+            .await;
+        agent
+            .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+            .await;
+        agent.expect_type("resumed").await;
+        LiveChat {
+            visitor,
+            agent,
+            agent_browser,
+            id,
+        }
     }
 
     /// Opens a socket; Err carries the HTTP status of a refused upgrade.
