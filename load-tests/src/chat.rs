@@ -69,6 +69,8 @@ pub struct ChatReport {
     /// The start of the send window that is not measured (latency,
     /// throughput): customers arriving, conversations being assigned.
     pub warmup: Duration,
+    /// When the last conversation went live, since the start.
+    pub all_live_after: Option<Duration>,
     /// From the end of sending until the last delivery (or the grace ran out).
     pub drain: Duration,
     pub delivery: Latency,
@@ -109,6 +111,7 @@ impl ChatReport {
             "delivered_per_second": self.delivered_per_second(),
             "send_seconds": self.send_window.as_secs_f64(),
             "warmup_seconds": self.warmup.as_secs_f64(),
+            "all_live_after_seconds": self.all_live_after.map(|d| d.as_secs_f64()),
             "drain_seconds": self.drain.as_secs_f64(),
             "delivery_ms": self.delivery.to_json(),
             "ack_ms": self.ack.to_json(),
@@ -130,7 +133,15 @@ impl ChatReport {
 
 impl std::fmt::Display for ChatReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "conversations live   {}", self.conversations)?;
+        match self.all_live_after {
+            Some(all) => writeln!(
+                f,
+                "conversations live   {} (all live {:.1} s after the start)",
+                self.conversations,
+                all.as_secs_f64()
+            )?,
+            None => writeln!(f, "conversations live   {}", self.conversations)?,
+        }
         writeln!(
             f,
             "messages             sent {}, acked {} (never acked {}), delivered {}, lost {}, duplicated {}, seq conflicts {}",
@@ -192,6 +203,8 @@ struct Shared {
     tallies: Mutex<Tallies>,
     sent: AtomicU64,
     live: AtomicU64,
+    /// When the last customer's conversation went live (since the start).
+    all_live_at: Mutex<Option<Duration>>,
 }
 
 #[derive(Default)]
@@ -218,14 +231,11 @@ impl Shared {
         )
     }
 
-    /// A body's latency, and whether it was sent after the warm-up.
-    fn sent_at(&self, body: &str) -> Option<(Duration, bool)> {
+    /// A body's latency, and when it was sent (since the start).
+    fn sent_at(&self, body: &str) -> Option<(Duration, Duration)> {
         let micros: u64 = body.strip_prefix("L ")?.split(' ').next()?.parse().ok()?;
         let sent = Duration::from_micros(micros);
-        Some((
-            self.start.elapsed().saturating_sub(sent),
-            sent >= self.setup.warmup,
-        ))
+        Some((self.start.elapsed().saturating_sub(sent), sent))
     }
 
     fn entry(&self, id: &str, f: impl FnOnce(&mut Entry)) {
@@ -274,8 +284,10 @@ impl View {
 /// One client's figures, merged at the end.
 #[derive(Default)]
 struct Side {
-    delivery: Latency,
-    ack: Latency,
+    /// (sent, since the start; latency): the measured window is chosen at
+    /// the end (see [`Setup::steady`]).
+    delivery: Vec<(Duration, Duration)>,
+    ack: Vec<(Duration, Duration)>,
     reconnects: u64,
 }
 
@@ -374,9 +386,7 @@ impl Traffic {
                     .as_str()
                     .and_then(|c| self.pending.remove(c));
                 if let (Some((sent, _)), Some(id)) = (pending, frame["id"].as_str()) {
-                    if sent >= shared.start + shared.setup.warmup {
-                        self.side.ack.record(sent.elapsed());
-                    }
+                    self.side.ack.push((sent - shared.start, sent.elapsed()));
                     shared.entry(id, |e| e.acked = true);
                 }
             }
@@ -408,12 +418,10 @@ impl Traffic {
                     return None;
                 }
                 if frame["sender"]["kind"] == other
-                    && let Some((latency, measured)) =
+                    && let Some((latency, sent)) =
                         frame["body"].as_str().and_then(|b| shared.sent_at(b))
                 {
-                    if measured {
-                        self.side.delivery.record(latency);
-                    }
+                    self.side.delivery.push((sent, latency));
                     shared.entry(id, |e| e.delivered = true);
                 }
                 return gap.then(|| conversation.to_string());
@@ -507,6 +515,7 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
         tallies: Mutex::new(Tallies::default()),
         sent: AtomicU64::new(0),
         live: AtomicU64::new(0),
+        all_live_at: Mutex::new(None),
     });
     let (done_tx, done) = watch::channel(false);
     let rss_before = rss_kib(&shared.setup.server_pids);
@@ -545,12 +554,19 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
         }
     }
 
-    // CPU over the measured window: from the end of the warm-up until
-    // sending stops.
-    tokio::time::sleep_until(start + shared.setup.warmup).await;
-    let cpu_before = cpu(&shared.setup.server_pids);
-    tokio::time::sleep_until(shared.stop_sending).await;
-    let cpu_after = cpu(&shared.setup.server_pids);
+    // CPU, sampled until sending stops; the measured window is chosen at
+    // the end.
+    let mut cpu_samples = Vec::new();
+    while Instant::now() < shared.stop_sending {
+        if let Some(sample) = cpu(&shared.setup.server_pids) {
+            cpu_samples.push((start.elapsed(), sample));
+        }
+        tokio::time::sleep(Duration::from_millis(250).min(shared.stop_sending - Instant::now()))
+            .await;
+    }
+    if let Some(sample) = cpu(&shared.setup.server_pids) {
+        cpu_samples.push((start.elapsed(), sample));
+    }
     let rss_after = rss_kib(&shared.setup.server_pids);
     // Drain: wait until every message sent is acked and has reached the
     // other side (an overloaded server may still be working through a
@@ -566,12 +582,19 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
     };
     let _ = done_tx.send(true);
 
-    let window = shared.plan.duration.saturating_sub(shared.setup.warmup);
-    let (server_cpu_percent, machine_busy_percent) = match (cpu_before, cpu_after) {
-        (Some((s0, b0, t0)), Some((s1, b1, t1))) => (
+    // The measured window: after the warm-up, and in steady mode also
+    // after every conversation went live.
+    let all_live_after = *shared.all_live_at.lock().unwrap();
+    let measure_from = match (shared.setup.steady, all_live_after) {
+        (true, Some(all_live)) => all_live.max(shared.setup.warmup),
+        _ => shared.setup.warmup,
+    };
+    let first = cpu_samples.iter().find(|(at, _)| *at >= measure_from);
+    let (server_cpu_percent, machine_busy_percent) = match (first, cpu_samples.last()) {
+        (Some((at0, (s0, b0, t0))), Some((at1, (s1, b1, t1)))) if at1 > at0 => (
             // Linux reports CPU time in 1/100 s ticks.
-            s0.zip(s1)
-                .map(|(s0, s1)| (s1 - s0) as f64 / window.as_secs_f64().max(0.001)),
+            s0.zip(*s1)
+                .map(|(s0, s1)| (s1 - s0) as f64 / (*at1 - *at0).as_secs_f64()),
             Some(100.0 * (b1 - b0) as f64 / (t1 - t0).max(1) as f64),
         ),
         _ => (None, None),
@@ -582,15 +605,24 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
         rss_kib_before: rss_before,
         rss_kib_after: rss_after,
         send_window: shared.plan.duration,
-        warmup: shared.setup.warmup,
+        warmup: measure_from.min(shared.plan.duration),
+        all_live_after,
         drain: drained,
         ..Default::default()
     };
     for task in tasks {
         match task.await.context("a client task panicked")? {
             Ok(side) => {
-                report.delivery.merge(&side.delivery);
-                report.ack.merge(&side.ack);
+                for &(sent, latency) in &side.delivery {
+                    if sent >= measure_from {
+                        report.delivery.record(latency);
+                    }
+                }
+                for &(sent, latency) in &side.ack {
+                    if sent >= measure_from {
+                        report.ack.record(latency);
+                    }
+                }
                 report.reconnects += side.reconnects;
             }
             Err(e) => {
@@ -704,7 +736,10 @@ async fn customer(
                     if !live && frame["type"] == "conversation" && frame["id"] == conversation.as_str()
                         && frame["status"] == "live" {
                         live = true;
-                        shared.live.fetch_add(1, Ordering::Relaxed);
+                        let live = shared.live.fetch_add(1, Ordering::Relaxed) + 1;
+                        if live == shared.plan.customers as u64 {
+                            *shared.all_live_at.lock().unwrap() = Some(shared.start.elapsed());
+                        }
                     }
                     traffic.handle(shared, &mut socket, &frame, "agent").await?;
                 }
@@ -774,8 +809,18 @@ async fn agent(
     let mut traffic = Traffic::new(format!("a{index}"));
     let mut mine: Vec<String> = Vec::new();
     let mut claimed = HashSet::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / shared.plan.rate));
+    // Each conversation gets `rate` messages per second, but spread out:
+    // the period is cut into SLOTS and conversation i sends in slot
+    // i % SLOTS, and agents start at different phases. (Sending for every
+    // conversation of every agent on one tick made synchronized bursts of
+    // agents × conversations messages, a queueing tail of the generator's
+    // making.)
+    const SLOTS: u32 = 8;
+    let period = Duration::from_secs_f64(1.0 / shared.plan.rate);
+    let offset = period.mul_f64((index % 97) as f64 / 97.0);
+    let mut ticker = tokio::time::interval_at(Instant::now() + offset, period / SLOTS);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut slot: u32 = 0;
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -826,7 +871,14 @@ async fn agent(
                 let _ = socket.send(&json!({"type": "join", "conversation_id": id})).await;
             }
             _ = ticker.tick(), if Instant::now() < shared.stop_sending => {
-                for id in mine.clone() {
+                let due: Vec<String> = mine
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i as u32 % SLOTS == slot)
+                    .map(|(_, id)| id.clone())
+                    .collect();
+                slot = (slot + 1) % SLOTS;
+                for id in due {
                     traffic.send(shared, &mut socket, &id).await?;
                 }
             }

@@ -39,6 +39,9 @@ pub struct Setup {
     /// (latency, throughput), only checked for loss: customers arriving
     /// and being assigned is not the steady state.
     pub warmup: std::time::Duration,
+    /// `chat`: measure only what was sent once every conversation is live
+    /// (and after `warmup`): the steady state, without the arrivals.
+    pub steady: bool,
 }
 
 /// Which server the clients speak to.

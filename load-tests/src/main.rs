@@ -78,6 +78,10 @@ enum Scenario {
         /// The first seconds (arrivals, assignment) are not measured.
         #[arg(long, default_value_t = 0)]
         warmup_seconds: u64,
+        /// Measure only messages sent once every conversation is live (the
+        /// steady state, without the arrivals and assignments).
+        #[arg(long)]
+        steady: bool,
         #[arg(long, default_value_t = 100)]
         wave: usize,
         #[arg(long, default_value_t = 250)]
@@ -142,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         protocol,
         server_pids: args.server_pid.clone(),
         warmup: Duration::ZERO,
+        steady: false,
     };
     let server = match protocol {
         Protocol::Careline => "careline",
@@ -162,6 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate,
             seconds,
             warmup_seconds,
+            steady,
             wave,
             wave_every_ms,
         } => {
@@ -212,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let setup = Setup {
                 warmup: Duration::from_secs(warmup_seconds),
+                steady,
                 ..setup
             };
             let report = chat::run_with(target, plan, setup).await?;
