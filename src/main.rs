@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use careline::App;
 use careline::config::{Config, LogFormat};
+use careline::domain::password as passwords;
 use careline::domain::{Email, Role, accounts};
 use careline::store::{Store, redact};
 use clap::{Parser, Subcommand};
@@ -32,11 +33,26 @@ enum Command {
         command: UserCommand,
     },
     /// Fill the database for load tests: `--agents N` creates agents
-    /// load-agent-1@load.test … sharing one password (read like `user
-    /// create`'s). Prints the default site's key as `site_key=…`.
+    /// load-agent-1@load.test … and `--tickets N` creates customers
+    /// load-customer-1@load.test … with tickets, conversations, messages and
+    /// timelines spread over `--days`, all sharing one password (read like
+    /// `user create`'s). Prints what it made as `name=value` lines, the
+    /// default site's key as `site_key=…`.
     Seed {
         #[arg(long, default_value_t = 0)]
         agents: u32,
+        /// Tickets to create, assigned among the agents.
+        #[arg(long, default_value_t = 0)]
+        tickets: u32,
+        /// Messages per ticket on average (threads vary from 1 to twice this).
+        #[arg(long, default_value_t = 10)]
+        messages_per_ticket: u32,
+        /// Customers owning the tickets (default: one per 10 tickets).
+        #[arg(long)]
+        customers: Option<u32>,
+        /// Tickets are opened over this many days before now.
+        #[arg(long, default_value_t = 180)]
+        days: u32,
     },
 }
 
@@ -110,9 +126,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("created {} ({}) as {}", user.name, user.email, user.role);
             Ok(())
         }
-        Command::Seed { agents } => {
+        Command::Seed {
+            agents,
+            tickets,
+            messages_per_ticket,
+            customers,
+            days,
+        } => {
+            let customers = customers.unwrap_or(tickets.div_ceil(10));
             let store = Store::open(&config.database_url, 1).await?;
-            let password = if agents > 0 {
+            let password = if agents > 0 || customers > 0 || tickets > 0 {
                 read_password()?
             } else {
                 String::new()
@@ -134,6 +157,27 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
             }
             println!("agents={agents}");
+            if customers > 0 || tickets > 0 {
+                passwords::check_new(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let hash = passwords::hash(&password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let started = std::time::Instant::now();
+                let seeded = store
+                    .seed_tickets(customers, tickets, messages_per_ticket, days, &hash)
+                    .await?;
+                let seconds = started.elapsed().as_secs_f64();
+                println!("customers={}", seeded.customers);
+                if let Some(first) = &seeded.first_customer {
+                    println!("first_customer={first}");
+                }
+                println!("tickets={}", seeded.tickets);
+                println!("numbers={}-{}", seeded.first_number, seeded.last_number);
+                println!("messages={}", seeded.messages);
+                println!("events={}", seeded.events);
+                println!("ratings={}", seeded.ratings);
+                println!("seconds={seconds:.1}");
+            }
             println!("site_key={}", store.default_site().await?.key);
             Ok(())
         }
