@@ -29,6 +29,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_attachments.sql"),
         include_str!("../../migrations/postgres/0003_attachments.sql"),
     ),
+    (
+        4,
+        "page_indexes",
+        include_str!("../../migrations/sqlite/0004_page_indexes.sql"),
+        include_str!("../../migrations/postgres/0004_page_indexes.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
