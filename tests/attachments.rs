@@ -604,3 +604,121 @@ async fn file_names_are_cleaned_and_shown_as_text() {
         "{disposition}"
     );
 }
+
+/// The upload address a ticket page's file field uses.
+fn upload_path(page: &support::Page) -> String {
+    let marker = "data-upload=\"";
+    let at = page.body.find(marker).expect("the page has a file field") + marker.len();
+    page.body[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn ticket_pages_take_files_and_a_note_keeps_its_file_private() {
+    for db in backends("ticket page files").await {
+        let app = TestApp::spawn(db).await;
+        let mut admin = app.admin().await;
+        let mut customer = app.customer("Cora Customer", "cora@example.com").await;
+        customer.get("/tickets/new").await.expect_status(200);
+        let created = customer
+            .submit(
+                "/tickets",
+                &[
+                    ("subject", "Blank invoice"),
+                    ("description", "See the PDF."),
+                ],
+            )
+            .await;
+        let number = support::ticket_number(created.location.as_deref().unwrap());
+
+        // The customer attaches the PDF to a reply in the portal: no words needed.
+        let page = customer
+            .get(&format!("/tickets/{number}"))
+            .await
+            .expect_status(200);
+        assert!(page.contains("/assets/ticket.js"));
+        let upload = upload_path(&page);
+        let sent = customer
+            .upload(&format!("{upload}?name=invoice.pdf"), pdf("invoice"), true)
+            .await;
+        assert_eq!(sent.status, 201, "{}", sent.body);
+        let invoice = sent.json()["id"].as_str().unwrap().to_string();
+        customer
+            .submit(
+                &format!("/tickets/{number}/reply"),
+                &[("body", ""), ("attachment_id", &invoice)],
+            )
+            .await
+            .expect_redirect(&format!("/tickets/{number}"));
+        let page = customer.get(&format!("/tickets/{number}")).await;
+        assert!(page.contains(&format!("href=\"/attachments/{invoice}\"")));
+        assert!(page.contains("invoice.pdf"));
+
+        // Staff see it on the console's ticket page and read it.
+        let console = admin
+            .get(&format!("/console/tickets/{number}"))
+            .await
+            .expect_status(200);
+        assert!(console.contains("invoice.pdf"));
+        let (status, _, bytes) = admin.download(&format!("/attachments/{invoice}")).await;
+        assert_eq!((status, bytes), (200, pdf("invoice")));
+
+        // Staff answer with a picture, and keep another file in a note.
+        let upload = upload_path(&console);
+        let picture = admin
+            .upload(&format!("{upload}?name=fix.png"), png("fix"), true)
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        admin
+            .submit(
+                &format!("/console/tickets/{number}/reply"),
+                &[("body", "Try this setting"), ("attachment_id", &picture)],
+            )
+            .await
+            .expect_redirect(&format!("/console/tickets/{number}"));
+        admin.get(&format!("/console/tickets/{number}")).await;
+        let internal = admin
+            .upload(
+                &format!("{upload}?name=internal.png"),
+                png("internal"),
+                true,
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        admin
+            .submit(
+                &format!("/console/tickets/{number}/note"),
+                &[("note", "Known bug"), ("attachment_id", &internal)],
+            )
+            .await
+            .expect_redirect(&format!("/console/tickets/{number}"));
+
+        // The customer sees the picture (a thumbnail), never the note's file.
+        let page = customer.get(&format!("/tickets/{number}")).await;
+        assert!(page.contains(&format!("src=\"/attachments/{picture}\"")));
+        assert!(!page.contains("internal.png") && !page.contains(&internal));
+        let (status, _, _) = customer.download(&format!("/attachments/{picture}")).await;
+        assert_eq!(status, 200);
+        let (status, _, _) = customer.download(&format!("/attachments/{internal}")).await;
+        assert_eq!(status, 404, "a note's file stays with staff");
+
+        // A file goes out once; a second reply with it is refused, nothing stored.
+        admin.get(&format!("/console/tickets/{number}")).await;
+        let again = admin
+            .submit(
+                &format!("/console/tickets/{number}/reply"),
+                &[("body", "again"), ("attachment_id", &picture)],
+            )
+            .await;
+        assert_eq!(again.status, 422, "{}", again.body);
+        assert!(again.contains("already sent"));
+        let page = customer.get(&format!("/tickets/{number}")).await;
+        assert!(!page.contains(">again<"));
+        eprintln!("ticket page files passed on {db:?}");
+    }
+}

@@ -123,13 +123,13 @@ async fn ticket_lifecycle(store: &Store) {
     assert_eq!(first.customer.email, "ada@example.com");
 
     // Thread: gap-free seq, private notes for staff only.
-    tickets::reply(store, &agent, first.number, "Leave the building")
+    tickets::reply(store, &agent, first.number, "Leave the building", None)
         .await
         .unwrap();
-    tickets::note(store, &agent, first.number, "Called the fire brigade")
+    tickets::note(store, &agent, first.number, "Called the fire brigade", None)
         .await
         .unwrap();
-    tickets::reply(store, &ada, first.number, "Done")
+    tickets::reply(store, &ada, first.number, "Done", None)
         .await
         .unwrap();
     let staff_view = tickets::view(store, &agent, first.number).await.unwrap();
@@ -193,7 +193,7 @@ async fn ticket_lifecycle(store: &Store) {
         ]
     );
     // The customer's reply reopens a resolved ticket and clears its resolution time.
-    let reopened = tickets::reply(store, &ada, first.number, "It is burning again")
+    let reopened = tickets::reply(store, &ada, first.number, "It is burning again", None)
         .await
         .unwrap();
     assert_eq!(reopened.ticket.status, TicketStatus::Open);
@@ -321,7 +321,7 @@ async fn closed_refuses(store: &Store) {
     tickets::update(store, &agent, t.number, close)
         .await
         .unwrap();
-    let refused = tickets::reply(store, &ada, t.number, "hello?").await;
+    let refused = tickets::reply(store, &ada, t.number, "hello?", None).await;
     assert!(
         matches!(refused, Err(careline::domain::DomainError::Conflict(_))),
         "{refused:?}"
@@ -337,7 +337,7 @@ async fn closed_refuses(store: &Store) {
     );
     // Customers cannot write notes or update tickets: same answer as a missing ticket.
     assert!(matches!(
-        tickets::note(store, &ada, t.number, "x").await,
+        tickets::note(store, &ada, t.number, "x", None).await,
         Err(careline::domain::DomainError::NotFound)
     ));
     assert!(matches!(
@@ -467,10 +467,10 @@ async fn note_numbering(store: &Store) {
     let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
         .await
         .unwrap();
-    tickets::note(store, &agent, t.number, "internal")
+    tickets::note(store, &agent, t.number, "internal", None)
         .await
         .unwrap();
-    tickets::reply(store, &agent, t.number, "public")
+    tickets::reply(store, &agent, t.number, "public", None)
         .await
         .unwrap();
     let staff = tickets::view(store, &agent, t.number)

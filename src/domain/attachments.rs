@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::SenderKind;
+use super::{DomainResult, SenderKind, invalid};
+use crate::store::Store;
 
 /// What a message carries of its attachment (stored with the message, shown
 /// in `message` frames and on ticket pages).
@@ -80,6 +81,29 @@ impl Attachment {
                 self.uploader_kind == SenderKind::Agent && self.uploader_user_id == Some(user_id)
             }
         }
+    }
+}
+
+/// The sender's own upload in a conversation, to go out with a message
+/// (chat, portal or console). A retried message finds its upload already
+/// sent, which is fine: the store then returns the first message.
+pub async fn sender_upload(
+    store: &Store,
+    conversation_id: i64,
+    sender: Reader,
+    attachment_id: Option<&str>,
+) -> DomainResult<Option<AttachmentRef>> {
+    let Some(id) = attachment_id.map(str::trim).filter(|id| !id.is_empty()) else {
+        return Ok(None);
+    };
+    match store.attachment(id).await? {
+        Some(a) if a.conversation_id == conversation_id && a.readable_by(sender) => {
+            Ok(Some(a.reference()))
+        }
+        _ => Err(invalid(
+            "attachment_id",
+            "there is no such upload in this conversation; upload the file first",
+        )),
     }
 }
 

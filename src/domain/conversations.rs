@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::attachments::{AttachmentRef, Reader};
+use super::attachments::{AttachmentRef, Reader, sender_upload};
 use super::chat::{
     Conversation, Visitor, asks_for_a_person, attachment_taken, body_with, message_text,
     parse_client_msg_id, subject_from,
@@ -503,9 +503,7 @@ impl Chat {
             return Err(DomainError::NotFound);
         }
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
-        let attachment = self
-            .upload_to_send(c, attachment_id, Reader::Customer)
-            .await?;
+        let attachment = sender_upload(&self.store, c.id, Reader::Customer, attachment_id).await?;
         let body = body_with(body, attachment.as_ref())?;
         let appended = self
             .store
@@ -903,15 +901,15 @@ impl Chat {
         let conversation_id = c.id;
         let field = if private { "note" } else { "body" };
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
-        let attachment = self
-            .upload_to_send(
-                &c,
-                attachment_id,
-                Reader::Staff {
-                    user_id: agent.id.0,
-                },
-            )
-            .await?;
+        let attachment = sender_upload(
+            &self.store,
+            c.id,
+            Reader::Staff {
+                user_id: agent.id.0,
+            },
+            attachment_id,
+        )
+        .await?;
         let body = body_with(body, attachment.as_ref()).map_err(|e| match e {
             DomainError::Invalid { message, .. } => invalid(field, message),
             other => other,
@@ -989,29 +987,6 @@ impl Chat {
             message,
             duplicate: false,
         })
-    }
-
-    /// The sender's own upload in conversation `c`, to go out with a
-    /// message. A retry of a message finds its upload already sent, which is
-    /// fine: the store returns the first message.
-    async fn upload_to_send(
-        &self,
-        c: &Conversation,
-        attachment_id: Option<&str>,
-        sender: Reader,
-    ) -> DomainResult<Option<AttachmentRef>> {
-        let Some(id) = attachment_id.map(str::trim).filter(|id| !id.is_empty()) else {
-            return Ok(None);
-        };
-        match self.store.attachment(id).await? {
-            Some(a) if a.conversation_id == c.id && a.readable_by(sender) => {
-                Ok(Some(a.reference()))
-            }
-            _ => Err(invalid(
-                "attachment_id",
-                "there is no such upload in this conversation; upload the file first",
-            )),
-        }
     }
 
     /// The email for a customer who is not connected, so that a reply is

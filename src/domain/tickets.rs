@@ -9,6 +9,7 @@
 //! - the first staff reply stamps the first-response time; resolving stamps
 //!   the resolution time.
 
+use super::attachments::{AttachmentRef, Reader, sender_upload};
 use super::{DomainError, DomainResult, Priority, SenderKind, TicketStatus, User, UserId, invalid};
 use crate::store::{AssigneeFilter, NewEmail, Store, StoreError, TicketActivity, TicketFilter};
 
@@ -221,6 +222,7 @@ async fn record(
             "Someone changed this ticket while you were writing. Reload the page and try again."
                 .into(),
         )),
+        Err(StoreError::AttachmentTaken) => Err(super::chat::attachment_taken()),
         other => Ok(other?),
     }
 }
@@ -256,14 +258,53 @@ pub fn resolved_email(number: i64, subject: &str, name: &str, to: &str) -> Optio
     })
 }
 
-/// A reply in the thread, by the customer or by staff. A staff reply is
-/// emailed to the customer in the same transaction.
-pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Changed> {
+/// How an author's uploads are checked: staff by who they are, customers
+/// by the conversation.
+fn reader_of(author: &User) -> Reader {
+    if author.role.is_staff() {
+        Reader::Staff {
+            user_id: author.id.0,
+        }
+    } else {
+        Reader::Customer
+    }
+}
+
+/// A message's text on a ticket: a file alone needs no words.
+fn parse_body_with(
+    field: &'static str,
+    body: &str,
+    attachment: Option<&AttachmentRef>,
+) -> DomainResult<String> {
+    if attachment.is_some() && body.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_body(field, body)
+}
+
+/// A reply in the thread, by the customer or by staff, with a file
+/// (`attachment_id`, uploaded first) or not. A staff reply is emailed to
+/// the customer in the same transaction.
+pub async fn reply(
+    store: &Store,
+    author: &User,
+    number: i64,
+    body: &str,
+    attachment_id: Option<&str>,
+) -> DomainResult<Changed> {
     let ticket = find(store, author, number).await?;
-    let body = parse_body("body", body)?;
+    let attachment = sender_upload(
+        store,
+        ticket.conversation_id,
+        reader_of(author),
+        attachment_id,
+    )
+    .await?;
+    let body = parse_body_with("body", body, attachment.as_ref())?;
     let mut activity = activity_on(&ticket, author);
     if author.role.is_staff() {
-        activity.emails.extend(reply_email(&ticket, author, &body));
+        let text = super::chat::message_text(&body, attachment.as_ref());
+        activity.emails.extend(reply_email(&ticket, author, &text));
         activity.message(SenderKind::Agent, body, false);
         activity.event(EventKind::AgentReply, None, None, false);
         if ticket.first_response_at.is_none() {
@@ -284,6 +325,9 @@ pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> Dom
             change_status(&ticket, TicketStatus::Open, &mut activity);
         }
     }
+    if let Some(attachment) = attachment {
+        activity.attach(attachment);
+    }
     let message = record(store, &ticket, activity).await?;
     Ok(Changed {
         ticket: find(store, author, number).await?,
@@ -291,15 +335,31 @@ pub async fn reply(store: &Store, author: &User, number: i64, body: &str) -> Dom
     })
 }
 
-/// A private note: staff only, never shown to the customer.
-pub async fn note(store: &Store, author: &User, number: i64, body: &str) -> DomainResult<Changed> {
+/// A private note: staff only, never shown to the customer (nor its file).
+pub async fn note(
+    store: &Store,
+    author: &User,
+    number: i64,
+    body: &str,
+    attachment_id: Option<&str>,
+) -> DomainResult<Changed> {
     if !author.role.is_staff() {
         return Err(DomainError::NotFound);
     }
     let ticket = find(store, author, number).await?;
-    let body = parse_body("note", body)?;
+    let attachment = sender_upload(
+        store,
+        ticket.conversation_id,
+        reader_of(author),
+        attachment_id,
+    )
+    .await?;
+    let body = parse_body_with("note", body, attachment.as_ref())?;
     let mut activity = TicketActivity::new(author);
     activity.message(SenderKind::Agent, body, true);
+    if let Some(attachment) = attachment {
+        activity.attach(attachment);
+    }
     activity.event(EventKind::Note, None, None, true);
     let message = record(store, &ticket, activity).await?;
     Ok(Changed { ticket, message })

@@ -360,22 +360,13 @@ impl Store {
         match inserted {
             Ok(row) => {
                 let stored = rows::message(&row)?;
-                if let Some(attachment) = message.attachment {
-                    // The condition makes "one upload, one message" hold
-                    // even when two sends race for the same upload.
-                    let bound = sqlx::query(self.sql(
-                        "UPDATE attachments SET message_id = ?
-                         WHERE id = ? AND conversation_id = ? AND message_id IS NULL",
-                    ))
-                    .bind(stored.id)
-                    .bind(&attachment.id)
-                    .bind(conversation_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if bound.rows_affected() != 1 {
-                        tx.rollback().await?;
-                        return Ok(Appended::AttachmentTaken);
-                    }
+                if let Some(attachment) = message.attachment
+                    && !self
+                        .bind_attachment(&mut tx, stored.id, &attachment.id, conversation_id)
+                        .await?
+                {
+                    tx.rollback().await?;
+                    return Ok(Appended::AttachmentTaken);
                 }
                 if let Some(email) = &message.email {
                     self.insert_email(&mut tx, email).await?;
@@ -458,6 +449,28 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Binds an upload of `conversation_id` to the message just inserted;
+    /// false when it went out with another message already. The condition
+    /// makes "one upload, one message" hold when two sends race for it.
+    pub(super) async fn bind_attachment(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        message_id: i64,
+        attachment_id: &str,
+        conversation_id: i64,
+    ) -> StoreResult<bool> {
+        let bound = sqlx::query(self.sql(
+            "UPDATE attachments SET message_id = ?
+             WHERE id = ? AND conversation_id = ? AND message_id IS NULL",
+        ))
+        .bind(message_id)
+        .bind(attachment_id)
+        .bind(conversation_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(bound.rows_affected() == 1)
     }
 
     /// After a write that stored nothing: the message this send stored

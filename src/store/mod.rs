@@ -93,6 +93,9 @@ pub enum StoreError {
     /// The record changed since it was read; the action was not applied.
     #[error("the record changed meanwhile")]
     Conflict,
+    /// The upload went out with another message; nothing was written.
+    #[error("the file was already sent with another message")]
+    AttachmentTaken,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

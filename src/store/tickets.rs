@@ -11,6 +11,7 @@ use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::auth::random_token;
+use crate::domain::attachments::AttachmentRef;
 use crate::domain::tickets::{EventKind, Message, Person, Ticket, TicketEvent};
 use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
 
@@ -44,6 +45,7 @@ struct NewMessage {
     sender_kind: SenderKind,
     body: String,
     private: bool,
+    attachment: Option<AttachmentRef>,
 }
 
 struct NewEvent {
@@ -105,7 +107,15 @@ impl TicketActivity {
             sender_kind,
             body,
             private,
+            attachment: None,
         });
+    }
+
+    /// An upload (checked by the caller) goes out with the message.
+    pub fn attach(&mut self, attachment: AttachmentRef) {
+        if let Some(message) = &mut self.message {
+            message.attachment = Some(attachment);
+        }
     }
 
     pub fn event(
@@ -260,6 +270,7 @@ impl Store {
                 sender_kind: SenderKind::Customer,
                 body: body.to_string(),
                 private: false,
+                attachment: None,
             },
             now,
         )
@@ -658,21 +669,7 @@ impl Store {
         only_in: Option<&[ConversationStatus]>,
         only_assignee: Option<i64>,
     ) -> StoreResult<Option<(i64, Option<i64>, ConversationStatus)>> {
-        // Status names come from the enum, never from input.
-        let mut condition = match only_in {
-            Some(states) => format!(
-                " AND status IN ({})",
-                states
-                    .iter()
-                    .map(|s| format!("'{}'", s.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => String::new(),
-        };
-        if only_assignee.is_some() {
-            condition.push_str(" AND assignee_id = ?");
-        }
+        let condition = super::chat::seq_condition(only_in, only_assignee);
         let mut query = sqlx::query(self.sql(&format!(
             "UPDATE conversations SET last_seq = last_seq + 1,
                     last_public_seq = last_public_seq + ?, updated_at = ?
@@ -705,8 +702,8 @@ impl Store {
         now: i64,
     ) -> StoreResult<Message> {
         let row = sqlx::query(self.sql(&format!(
-            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(conversation_id)
         .bind(seq)
@@ -719,9 +716,23 @@ impl Store {
         // Portal posts are not retried by a client, so each gets a fresh id.
         .bind(format!("portal:{}", random_token(12)))
         .bind(now)
+        .bind(
+            message
+                .attachment
+                .as_ref()
+                .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
+        )
         .fetch_one(&mut **tx)
         .await?;
-        Ok(rows::message(&row)?)
+        let stored = rows::message(&row)?;
+        if let Some(attachment) = &message.attachment
+            && !self
+                .bind_attachment(tx, stored.id, &attachment.id, conversation_id)
+                .await?
+        {
+            return Err(StoreError::AttachmentTaken);
+        }
+        Ok(stored)
     }
 
     /// Locks the conversation row for the rest of the transaction

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::session::ApiUser;
+use crate::domain::conversations::{Audience, attachment_info};
 use crate::domain::tickets::{self, Message, Ticket, TicketEvent};
 use crate::domain::{Priority, TicketStatus, invalid};
+use crate::protocol::AttachmentInfo;
 use crate::store::TicketFilter;
 
 pub fn routes() -> Router<AppState> {
@@ -78,6 +80,9 @@ struct ApiMessage {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     private: bool,
     at: i64,
+    /// A file sent with the message, read at its `url` with the same session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +104,11 @@ impl ApiMessage {
                 kind: message.sender_kind,
                 name: message.sender_name,
             },
+            attachment: message
+                .attachment
+                .as_ref()
+                // The session door: staff and portal customers alike.
+                .map(|a| attachment_info(a, Audience::Staff)),
             body: message.body,
             private: message.private,
             at: message.created_at,

@@ -10,20 +10,22 @@ use super::AppState;
 
 const CSS: &str = include_str!("../../assets/careline.css");
 const CONSOLE_JS: &str = include_str!("../../assets/console.js");
+const TICKET_JS: &str = include_str!("../../assets/ticket.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/assets/careline.css", get(css))
-        .route("/assets/console.js", get(console_js))
+        .route("/assets/console.js", get(|| script(CONSOLE_JS)))
+        .route("/assets/ticket.js", get(|| script(TICKET_JS)))
 }
 
-async fn console_js() -> impl IntoResponse {
+async fn script(source: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        CONSOLE_JS,
+        source,
     )
 }
 

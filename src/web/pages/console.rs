@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
-use super::ticket_parts::{priority_badge, status_badge, summary, thread, timeline};
+use super::ticket_parts::{attach_field, priority_badge, status_badge, summary, thread, timeline};
 use crate::domain::tickets::{self, TicketUpdate, TicketView};
 use crate::domain::{Priority, TicketStatus, User, UserId, invalid};
 use crate::store::{AssigneeFilter, TicketFilter};
@@ -187,6 +187,8 @@ fn ticket_page(
                         form method="post" action={ "/console/tickets/" (n) "/reply" } {
                             (csrf_field(csrf))
                             (text_area("Reply", "body", "", errors, 5))
+                            (attach_field(ticket.conversation_id, "reply-file"))
+                            script src="/assets/ticket.js" defer {}
                             button type="submit" { "Send reply" }
                         }
                     }
@@ -196,6 +198,7 @@ fn ticket_page(
                         form method="post" action={ "/console/tickets/" (n) "/note" } {
                             (csrf_field(csrf))
                             (text_area("Note", "note", "", errors, 3))
+                            (attach_field(ticket.conversation_id, "note-file"))
                             button.secondary type="submit" { "Add note" }
                         }
                     }
@@ -286,6 +289,9 @@ pub(super) async fn announced(
 #[derive(Deserialize)]
 pub struct ReplyForm {
     body: String,
+    /// A file uploaded first by `ticket.js` (empty: none).
+    #[serde(default)]
+    attachment_id: String,
 }
 
 pub async fn reply(
@@ -295,7 +301,14 @@ pub async fn reply(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
-    let result = tickets::reply(state.store(), &current.user, number, &form.body).await;
+    let result = tickets::reply(
+        state.store(),
+        &current.user,
+        number,
+        &form.body,
+        Some(&form.attachment_id),
+    )
+    .await;
     let result = announced(&state, result).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }
@@ -303,6 +316,8 @@ pub async fn reply(
 #[derive(Deserialize)]
 pub struct NoteForm {
     note: String,
+    #[serde(default)]
+    attachment_id: String,
 }
 
 pub async fn note(
@@ -312,7 +327,14 @@ pub async fn note(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, PageError> {
-    let result = tickets::note(state.store(), &current.user, number, &form.note).await;
+    let result = tickets::note(
+        state.store(),
+        &current.user,
+        number,
+        &form.note,
+        Some(&form.attachment_id),
+    )
+    .await;
     let result = announced(&state, result).await;
     after(&state, &current.user, &csrf.0, number, result).await
 }

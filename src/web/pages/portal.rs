@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
-use super::ticket_parts::{status_badge, summary, thread, timeline};
+use super::ticket_parts::{attach_field, status_badge, summary, thread, timeline};
 use crate::domain::tickets::{self, MAX_SUBJECT};
 use crate::domain::{Priority, TicketStatus, User};
 use crate::store::TicketFilter;
@@ -237,6 +237,8 @@ fn ticket_page(
                             form method="post" action={ "/tickets/" (ticket.number) "/reply" } {
                                 (csrf_field(csrf))
                                 (text_area("Your message", "body", draft, errors, 5))
+                                (attach_field(ticket.conversation_id, "reply-file"))
+                                script src="/assets/ticket.js" defer {}
                                 button type="submit" { "Send reply" }
                             }
                         }
@@ -279,6 +281,9 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct ReplyForm {
     body: String,
+    /// A file uploaded first by `ticket.js` (empty: none).
+    #[serde(default)]
+    attachment_id: String,
 }
 
 pub async fn reply(
@@ -288,7 +293,14 @@ pub async fn reply(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
-    let result = tickets::reply(state.store(), &user, number, &form.body).await;
+    let result = tickets::reply(
+        state.store(),
+        &user,
+        number,
+        &form.body,
+        Some(&form.attachment_id),
+    )
+    .await;
     match super::console::announced(&state, result).await {
         Ok(()) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
         Err(e) => {

@@ -67,6 +67,20 @@ pub fn attachment(file: &AttachmentRef) -> Markup {
     }
 }
 
+/// A file picker for a reply or note form, shown by `ticket.js` (without
+/// JavaScript the form stays text only). The upload happens first; the form
+/// then carries the file's id in `attachment_id`.
+pub fn attach_field(conversation_id: i64, id: &str) -> Markup {
+    html! {
+        div.attach-field data-upload={ "/api/v1/conversations/" (conversation_id) "/attachments" } hidden {
+            label for=(id) { "Attach a file (optional)" }
+            input id=(id) type="file";
+            input type="hidden" name="attachment_id" value="";
+            span.upload-status role="status" {}
+        }
+    }
+}
+
 pub fn timeline(events: &[TicketEvent]) -> Markup {
     html! {
         section.timeline aria-labelledby="timeline-title" {
