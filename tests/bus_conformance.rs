@@ -225,6 +225,31 @@ async fn redis_bus_reaches_every_subscribed_instance() {
 }
 
 #[tokio::test]
+async fn a_healthy_redis_connection_passes_its_keepalive_checks() {
+    let Some(url) = redis_available("redis keepalive").await else {
+        return;
+    };
+    // Checked every 100 ms: fifteen checks in the time below.
+    let a = RedisBus::connect_with_keepalive(&url, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let b = RedisBus::connect(&url).await.unwrap();
+    let mut events = a.events().unwrap();
+    let t = topic("keepalive");
+    a.subscribe(&t).await.unwrap();
+    settle().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(a.reconnects(), 0, "a healthy connection is never dropped");
+    assert!(a.is_connected());
+    b.publish(&t, Arc::from("still here")).await.unwrap();
+    // Nothing but the message: no resync was ever sent.
+    assert_eq!(
+        next_message(&mut events).await,
+        Some((t.clone(), "still here".into()))
+    );
+}
+
+#[tokio::test]
 async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     let Some(mut server) = PrivateRedis::start("redis restart").await else {
         return;

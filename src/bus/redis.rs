@@ -53,6 +53,15 @@ impl RedisBus {
     /// Connects to `url`. The first connection must succeed (a wrong URL
     /// stops the start); later outages are ridden out with reconnects.
     pub async fn connect(url: &str) -> Result<RedisBus, BusError> {
+        RedisBus::connect_with_keepalive(url, KEEPALIVE).await
+    }
+
+    /// [`RedisBus::connect`], checking the subscriber connection every
+    /// `keepalive` (tests shorten it to see several checks pass).
+    pub async fn connect_with_keepalive(
+        url: &str,
+        keepalive: Duration,
+    ) -> Result<RedisBus, BusError> {
         let client = redis::Client::open(url)
             .map_err(|e| BusError::Unavailable(format!("bad REDIS_URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -76,7 +85,7 @@ impl RedisBus {
             .get_async_pubsub()
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot subscribe on Redis: {e}")))?;
-        let supervisor = tokio::spawn(supervise(client, shared.clone(), tx, first));
+        let supervisor = tokio::spawn(supervise(client, shared.clone(), tx, first, keepalive));
         Ok(RedisBus {
             shared,
             publisher,
@@ -100,6 +109,7 @@ async fn supervise(
     shared: Arc<Shared>,
     events: mpsc::Sender<BusEvent>,
     first: redis::aio::PubSub,
+    keepalive_every: Duration,
 ) {
     let mut next = Some(first);
     let mut backoff = Duration::from_millis(100);
@@ -156,7 +166,7 @@ async fn supervise(
                 return;
             }
         }
-        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.tick().await;
         loop {
             let message = tokio::select! {
@@ -168,7 +178,9 @@ async fn supervise(
                     let mut sink = shared.sink.lock().await;
                     let alive = match sink.as_mut() {
                         Some(sink) => matches!(
-                            tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<String>()).await,
+                            // In subscriber mode Redis answers PING with
+                            // ["pong", ""], not +PONG: take any reply.
+                            tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await,
                             Ok(Ok(_))
                         ),
                         None => false,
