@@ -25,7 +25,7 @@ use crate::protocol::{
     self, Assignee, AttachmentInfo, ConversationFrame, Customer, MessageFrame, QueueItem, Sender,
     ServerFrame,
 };
-use crate::store::{Appended, NewChatMessage, NewEmail, Store};
+use crate::store::{Appended, Assignment, NewChatMessage, NewEmail, Store, Wait};
 
 pub fn public_topic(conversation_id: i64) -> String {
     format!("c:{conversation_id}")
@@ -108,7 +108,15 @@ pub struct Chat {
     /// When each conversation last emailed its customer (to coalesce bursts).
     emailed: Mutex<HashMap<i64, Instant>>,
     metrics: Arc<Metrics>,
+    /// Wakes the task that sends queue snapshots (see [`QUEUE_COALESCE`]).
+    queue_changed: Arc<tokio::sync::Notify>,
 }
+
+/// Queue snapshots go out at most once per this period: a burst of a
+/// thousand handoffs would otherwise read the queue and send all of it to
+/// every agent a thousand times (quadratic). A snapshot is a snapshot, so
+/// the latest one is all anyone needs.
+const QUEUE_COALESCE: Duration = Duration::from_millis(100);
 
 /// How often each instance refreshes the presence of its connected visitors.
 pub const PRESENCE_PERIOD: Duration = Duration::from_secs(30);
@@ -119,8 +127,21 @@ const EMAIL_COALESCE: Duration = Duration::from_secs(600);
 /// How many messages a resume sends per database read.
 const REPLAY_PAGE: i64 = 200;
 
+impl Drop for Chat {
+    fn drop(&mut self) {
+        // Lets the queue task see that it is the last one left.
+        self.queue_changed.notify_one();
+    }
+}
+
 impl Chat {
     pub fn new(store: Store, bus: Arc<dyn Bus>, bot: Arc<dyn Bot>, config: ChatConfig) -> Chat {
+        let queue_changed = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(send_queue_snapshots(
+            store.clone(),
+            bus.clone(),
+            queue_changed.clone(),
+        ));
         Chat {
             store,
             bus,
@@ -129,6 +150,7 @@ impl Chat {
             online_visitors: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             emailed: Mutex::new(HashMap::new()),
+            queue_changed,
         }
     }
 
@@ -306,25 +328,7 @@ impl Chat {
     }
 
     async fn publish(&self, topic: &str, frame: &ServerFrame) {
-        let text = frame.to_text();
-        if let Err(e) = self.bus.publish(topic, text.clone()).await {
-            // The message is committed. Try again in the background (a
-            // late frame is fine: clients order by seq and drop repeats);
-            // if the bus stays down, its reconnect makes every instance
-            // tell its clients to resume.
-            tracing::warn!(topic, error = %e, "publish failed; retrying");
-            let bus = self.bus.clone();
-            let topic = topic.to_string();
-            tokio::spawn(async move {
-                for delay in [200, 1000, 3000] {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    if bus.publish(&topic, text.clone()).await.is_ok() {
-                        return;
-                    }
-                }
-                tracing::error!(%topic, "publish failed for good; clients resume after the bus reconnects");
-            });
-        }
+        publish_on(&self.bus, topic, frame).await;
     }
 
     async fn publish_message(&self, message: &Message) {
@@ -358,31 +362,12 @@ impl Chat {
     }
 
     pub async fn queue_frame(&self) -> DomainResult<ServerFrame> {
-        let waiting = self
-            .store
-            .queue()
-            .await?
-            .into_iter()
-            .map(|q| QueueItem {
-                conversation_id: q.conversation_id.to_string(),
-                ticket_number: q.ticket_number,
-                customer: if q.customer_name.is_empty() {
-                    q.customer_email
-                } else {
-                    q.customer_name
-                },
-                waiting_since: protocol::rfc3339(q.waiting_since),
-                preview: q.preview.chars().take(140).collect(),
-            })
-            .collect();
-        Ok(ServerFrame::Queue { waiting })
+        queue_frame(&self.store).await
     }
 
+    /// The queue changed: a snapshot goes out shortly (coalesced).
     async fn publish_queue(&self) {
-        match self.queue_frame().await {
-            Ok(frame) => self.publish(QUEUE_TOPIC, &frame).await,
-            Err(e) => tracing::warn!(error = %e, "could not read the queue"),
-        }
+        self.queue_changed.notify_one();
     }
 
     // ----- visitors -----
@@ -787,17 +772,36 @@ impl Chat {
         Ok(())
     }
 
-    /// Gives a waiting conversation to the least busy available agent, if any.
+    /// Gives a waiting conversation to the least busy available agent, if
+    /// any. Agents another assignment holds at this moment are tried last
+    /// (then waited for), so that a burst of handoffs spreads over the team
+    /// instead of queueing behind the least busy agent's row.
     async fn route(&self, conversation_id: i64) -> DomainResult<bool> {
-        for agent in self
+        let agents = self
             .store
             .available_agents(self.presence_fresh_ms())
-            .await?
-        {
+            .await?;
+        let mut busy = Vec::new();
+        for agent in &agents {
+            match self
+                .store
+                .assign_within_capacity(conversation_id, agent, Wait::No)
+                .await?
+            {
+                Assignment::Assigned => {
+                    self.publish_conversation(conversation_id).await?;
+                    return Ok(true);
+                }
+                Assignment::AgentBusy => busy.push(agent),
+                Assignment::NotAssigned => {}
+            }
+        }
+        for agent in busy {
             if self
                 .store
-                .assign_within_capacity(conversation_id, &agent)
+                .assign_within_capacity(conversation_id, agent, Wait::Yes)
                 .await?
+                == Assignment::Assigned
             {
                 self.publish_conversation(conversation_id).await?;
                 return Ok(true);
@@ -1134,8 +1138,9 @@ impl Chat {
                 }
                 if self
                     .store
-                    .assign_within_capacity(entry.conversation_id, agent)
+                    .assign_within_capacity(entry.conversation_id, agent, Wait::Yes)
                     .await?
+                    == Assignment::Assigned
                 {
                     self.publish_conversation(entry.conversation_id).await?;
                 }
@@ -1263,5 +1268,64 @@ pub fn attachment_info(a: &AttachmentRef, audience: Audience) -> AttachmentInfo 
         content_type: a.content_type.clone(),
         image: a.is_image(),
         url,
+    }
+}
+
+/// The live queue as a frame: waiting, unassigned conversations.
+async fn queue_frame(store: &Store) -> DomainResult<ServerFrame> {
+    let waiting = store
+        .queue()
+        .await?
+        .into_iter()
+        .map(|q| QueueItem {
+            conversation_id: q.conversation_id.to_string(),
+            ticket_number: q.ticket_number,
+            customer: if q.customer_name.is_empty() {
+                q.customer_email
+            } else {
+                q.customer_name
+            },
+            waiting_since: protocol::rfc3339(q.waiting_since),
+            preview: q.preview.chars().take(140).collect(),
+        })
+        .collect();
+    Ok(ServerFrame::Queue { waiting })
+}
+
+/// Publishes `frame`; on failure tries again in the background (a late
+/// frame is fine: clients order by seq and drop repeats). If the bus stays
+/// down, its reconnect makes every instance tell its clients to resume.
+async fn publish_on(bus: &Arc<dyn Bus>, topic: &str, frame: &ServerFrame) {
+    let text = frame.to_text();
+    if let Err(e) = bus.publish(topic, text.clone()).await {
+        tracing::warn!(topic, error = %e, "publish failed; retrying");
+        let bus = bus.clone();
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            for delay in [200, 1000, 3000] {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if bus.publish(&topic, text.clone()).await.is_ok() {
+                    return;
+                }
+            }
+            tracing::error!(%topic, "publish failed for good; clients resume after the bus reconnects");
+        });
+    }
+}
+
+/// Sends a queue snapshot after each change, at most once per
+/// [`QUEUE_COALESCE`]; changes meanwhile are folded into the next one.
+/// Ends with its `Chat` (the last other holder of `changed`).
+async fn send_queue_snapshots(store: Store, bus: Arc<dyn Bus>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        changed.notified().await;
+        tokio::time::sleep(QUEUE_COALESCE).await;
+        if Arc::strong_count(&changed) == 1 {
+            return;
+        }
+        match queue_frame(&store).await {
+            Ok(frame) => publish_on(&bus, QUEUE_TOPIC, &frame).await,
+            Err(e) => tracing::warn!(error = %e, "could not read the queue"),
+        }
     }
 }

@@ -40,6 +40,22 @@ pub struct NewChatMessage<'a> {
     pub attachment: Option<&'a AttachmentRef>,
 }
 
+/// Whether an assignment to an agent may wait for another one in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Yes,
+    No,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    Assigned,
+    /// The agent has no room, or the conversation is no longer waiting.
+    NotAssigned,
+    /// Another assignment holds the agent right now (`Wait::No` only).
+    AgentBusy,
+}
+
 pub enum Appended {
     /// Stored; with the conversation's status as the write saw it.
     New(Message, ConversationStatus),
@@ -686,35 +702,51 @@ impl Store {
     /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
     /// agents claiming at once (on any instance), exactly one gets `true`.
     pub async fn claim(&self, conversation_id: i64, agent: &User) -> StoreResult<bool> {
-        self.take_waiting(conversation_id, agent, false).await
+        Ok(self.take_waiting(conversation_id, agent, None).await? == Assignment::Assigned)
     }
 
     /// Gives a waiting conversation to `agent` only while the agent has
     /// fewer live conversations than their capacity, checked in the same
     /// transaction: a burst of handoffs cannot all land on one agent.
+    /// With `Wait::No`, an agent another assignment holds right now is
+    /// skipped (`AgentBusy`) instead of waited for, so that a burst of
+    /// handoffs spreads over the agents instead of queueing on the first.
     pub async fn assign_within_capacity(
         &self,
         conversation_id: i64,
         agent: &User,
-    ) -> StoreResult<bool> {
-        self.take_waiting(conversation_id, agent, true).await
+        wait: Wait,
+    ) -> StoreResult<Assignment> {
+        self.take_waiting(conversation_id, agent, Some(wait)).await
     }
 
+    /// `capacity`: `None` claims regardless of the agent's load.
     async fn take_waiting(
         &self,
         conversation_id: i64,
         agent: &User,
-        within_capacity: bool,
-    ) -> StoreResult<bool> {
+        capacity: Option<Wait>,
+    ) -> StoreResult<Assignment> {
+        let within_capacity = capacity.is_some();
         let (mut tx, _turn) = self.write_tx().await?;
-        if within_capacity && self.backend == Backend::Postgres {
+        if let Some(wait) = capacity
+            && self.backend == Backend::Postgres
+        {
             // Assignments to one agent take turns, so that two of them
             // cannot both see the last free place. (SQLite writers already
             // take turns.)
-            sqlx::query(self.sql("SELECT id FROM users WHERE id = ? FOR UPDATE"))
+            let lock = match wait {
+                Wait::Yes => "SELECT id FROM users WHERE id = ? FOR UPDATE",
+                Wait::No => "SELECT id FROM users WHERE id = ? FOR UPDATE SKIP LOCKED",
+            };
+            let locked = sqlx::query(self.sql(lock))
                 .bind(agent.id.0)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+            if locked.is_none() {
+                tx.rollback().await?;
+                return Ok(Assignment::AgentBusy);
+            }
         }
         let capacity_check = if within_capacity {
             " AND (SELECT COUNT(*) FROM conversations WHERE assignee_id = ? AND status = 'live')
@@ -734,7 +766,7 @@ impl Store {
         }
         let won = update.execute(&mut *tx).await?.rows_affected() == 1;
         if !won {
-            return Ok(false);
+            return Ok(Assignment::NotAssigned);
         }
         self.ticket_follows(&mut tx, conversation_id, agent, |activity| {
             activity.assignee = Some(Some(agent.id));
@@ -742,7 +774,7 @@ impl Store {
         })
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Assignment::Assigned)
     }
 
     /// Hands a live conversation from its current owner to `to`. Only the

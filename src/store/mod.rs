@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlStr, Transaction};
 
-pub use chat::{Appended, NewChatMessage};
+pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
 pub use outbox::{NewEmail, OutboxEmail};
 pub use sites::{Site, SiteSettings};
