@@ -279,6 +279,17 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+        // SIGTERM, not SIGKILL: nginx's master stops its workers on the way
+        // out; killed outright, it would leave them running.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.nginx.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if matches!(self.nginx.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let _ = self.nginx.kill();
         let _ = self.nginx.wait();
     }
