@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    pub widget_new_visitors_per_minute: u32,
     pub ws_frames_per_second: u32,
     pub ws_frame_burst: u32,
     pub ws_outbound_queue: usize,
@@ -66,6 +67,7 @@ impl Default for RawConfig {
             session_ttl_hours: 24 * 14,
             auth_rate_limit_per_minute: 10,
             auth_rate_limit_burst: 10,
+            widget_new_visitors_per_minute: 60,
             ws_frames_per_second: 10,
             ws_frame_burst: 30,
             ws_outbound_queue: 256,
@@ -113,6 +115,9 @@ pub struct Config {
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
+    /// New widget visitors one client address may create per minute (also
+    /// the burst); returning visitors are never limited.
+    pub widget_new_visitors_per_minute: u32,
     pub ws_frames_per_second: u32,
     pub ws_frame_burst: u32,
     /// Frames waiting for one socket before it counts as too slow (4000).
@@ -304,6 +309,12 @@ impl RawConfig {
                 "must be between 1 and 60000",
             ));
         }
+        if !(1..=1_000_000).contains(&self.widget_new_visitors_per_minute) {
+            return Err(invalid(
+                "widget_new_visitors_per_minute",
+                "must be between 1 and 1000000",
+            ));
+        }
         if self.auth_rate_limit_burst == 0 {
             return Err(invalid("auth_rate_limit_burst", "must be at least 1"));
         }
@@ -406,6 +417,7 @@ impl RawConfig {
             session_ttl_hours: self.session_ttl_hours,
             auth_rate_limit_per_minute: self.auth_rate_limit_per_minute,
             auth_rate_limit_burst: self.auth_rate_limit_burst,
+            widget_new_visitors_per_minute: self.widget_new_visitors_per_minute,
             ws_frames_per_second: self.ws_frames_per_second,
             ws_frame_burst: self.ws_frame_burst,
             ws_outbound_queue: self.ws_outbound_queue,

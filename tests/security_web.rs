@@ -151,3 +151,63 @@ async fn password_hashes_and_tokens_never_reach_a_page_or_the_api() {
         assert!(!page.body.contains(&session), "no session token shown");
     }
 }
+
+#[tokio::test]
+async fn a_script_cannot_mint_widget_visitors_without_bound_but_returning_ones_pass() {
+    use support::ws::SHOP_ORIGIN;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| c.widget_new_visitors_per_minute = 3).await;
+    let site = app.allow_shop().await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .widget_session(SHOP_ORIGIN, serde_json::json!({"site_key": site}))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        tokens.push(body["visitor_token"].as_str().unwrap().to_string());
+    }
+    // The fourth new visitor from this address in a minute is refused,
+    // readable by the page (CORS) and saying when to come back.
+    let refused = app
+        .widget_session(SHOP_ORIGIN, serde_json::json!({"site_key": site}))
+        .await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        SHOP_ORIGIN
+    );
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // An unknown token is a new visitor too: no way around the limit.
+    let forged = app
+        .widget_session(
+            SHOP_ORIGIN,
+            serde_json::json!({"site_key": site, "visitor_token": "made-up"}),
+        )
+        .await;
+    assert_eq!(forged.status(), 429);
+    // Nor does a forged X-Forwarded-For from an untrusted peer help.
+    let spoofed = careline::http_client(std::time::Duration::from_secs(10))
+        .post(format!("{}/api/widget/v1/session", app.base))
+        .header("Origin", SHOP_ORIGIN)
+        .header("X-Forwarded-For", "203.0.113.9")
+        .json(&serde_json::json!({"site_key": site}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 429);
+    // Returning visitors (a page load in an office behind one address) are
+    // never held back.
+    for token in &tokens {
+        let again = app
+            .widget_session(
+                SHOP_ORIGIN,
+                serde_json::json!({"site_key": site, "visitor_token": token}),
+            )
+            .await;
+        assert_eq!(again.status(), 200);
+        let body: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(body["visitor_token"], token.as_str());
+    }
+}

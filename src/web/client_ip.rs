@@ -58,14 +58,18 @@ impl ClientIp {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())?;
-        let forwarded = request
-            .headers()
+        Some(self.from_headers(peer, request.headers()))
+    }
+
+    /// The client of a request from `peer` with these headers.
+    pub fn from_headers(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join(",");
-        Some(self.resolve(peer, (!forwarded.is_empty()).then_some(forwarded.as_str())))
+        self.resolve(peer, (!forwarded.is_empty()).then_some(forwarded.as_str()))
     }
 }
 

@@ -45,6 +45,9 @@ struct Inner {
     config: Config,
     secret: Secret,
     blobs: Arc<dyn Blobs>,
+    /// New widget visitors per client address (see `widget.rs`).
+    new_visitors: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    client_ip: ClientIp,
     /// Required by the setup page while no admin exists; printed at start.
     setup_token: Option<String>,
     setup_done: AtomicBool,
@@ -60,6 +63,24 @@ impl AppState {
         setup_token: Option<String>,
     ) -> AppState {
         let setup_done = setup_token.is_none();
+        let per_minute = std::num::NonZeroU32::new(config.widget_new_visitors_per_minute)
+            .expect("validated as at least 1");
+        let new_visitors = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            per_minute,
+        )));
+        // Forget addresses that have been quiet, so the table stays small.
+        let pruned = Arc::downgrade(&new_visitors);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(limiter) = pruned.upgrade() else {
+                    return;
+                };
+                limiter.retain_recent();
+            }
+        });
+        let client_ip = ClientIp::new(config.trusted_proxies.clone());
         let hub = Hub::new(chat.bus().clone(), chat.metrics().clone());
         AppState {
             inner: Arc::new(Inner {
@@ -69,6 +90,8 @@ impl AppState {
                 config,
                 secret,
                 blobs,
+                new_visitors,
+                client_ip,
                 setup_token,
                 setup_done: AtomicBool::new(setup_done),
             }),
@@ -89,6 +112,19 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether `client` may create another widget visitor now.
+    pub(crate) fn may_create_visitor(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> bool {
+        let client = self.inner.client_ip.from_headers(peer.ip(), headers);
+        self.inner
+            .new_visitors
+            .check_key(&client_ip::rate_limit_key(client))
+            .is_ok()
     }
 
     pub fn blobs(&self) -> &Arc<dyn Blobs> {

@@ -2,7 +2,9 @@
 //! `POST /api/widget/v1/session`, answered cross-origin only for origins
 //! a site allows (CORS).
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -143,6 +145,7 @@ async fn readable_by(state: &AppState, response: Response, origin: &str) -> Resp
 
 async fn session(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -190,8 +193,20 @@ async fn session(
             "this origin may not use this site's chat",
         );
     }
-    match bootstrap(&state, &site, request).await {
-        Ok(response) => cors(Json(response).into_response(), &origin),
+    let may_create = || state.may_create_visitor(peer, &headers);
+    match bootstrap(&state, &site, request, may_create).await {
+        Ok(Some(response)) => cors(Json(response).into_response(), &origin),
+        Ok(None) => {
+            let mut refused = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many new chats from your address; try again in a minute",
+            );
+            refused
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            cors(refused, &origin)
+        }
         Err(DomainError::Invalid { field, message }) => cors(
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -215,12 +230,15 @@ async fn session(
 }
 
 /// Finds the visitor by token, or makes a fresh one. An unknown token never
-/// leads to someone else's visitor: it gets a new one.
+/// leads to someone else's visitor: it gets a new one, if `may_create`
+/// allows (`None`: too many new visitors from this address; a returning
+/// visitor is never held back, so offices behind one address keep working).
 async fn bootstrap(
     state: &AppState,
     site: &crate::store::Site,
     request: SessionRequest,
-) -> Result<SessionResponse, DomainError> {
+    may_create: impl FnOnce() -> bool,
+) -> Result<Option<SessionResponse>, DomainError> {
     let name = match request
         .name
         .as_deref()
@@ -261,6 +279,9 @@ async fn bootstrap(
             (visitor, token)
         }
         None => {
+            if !may_create() {
+                return Ok(None);
+            }
             let token = random_token(32);
             (
                 store
@@ -278,7 +299,7 @@ async fn bootstrap(
         .map(|c| chat.conversation_frame(c, Audience::Visitor))
         .collect();
     let agents_online = chat.agents_online().await?;
-    Ok(SessionResponse {
+    Ok(Some(SessionResponse {
         visitor_token: token,
         visitor_id: visitor.id.to_string(),
         site: SiteInfo {
@@ -289,5 +310,5 @@ async fn bootstrap(
             agents_online,
         },
         conversations,
-    })
+    }))
 }
