@@ -135,9 +135,13 @@ impl Hub {
             let Some(entry) = state.sockets.get_mut(&id) else {
                 return Ok(());
             };
-            if entry.topics.insert(topic.clone()) {
-                state.topics.entry(topic).or_default().insert(id);
+            if !entry.topics.insert(topic.clone()) {
+                // Already following it: nothing to tell the bus. (Every send
+                // re-subscribes, so this is the hot path; the bus lock below
+                // is held across a Redis round trip when a topic is new.)
+                return Ok(());
             }
+            state.topics.entry(topic).or_default().insert(id);
         }
         self.sync_bus(topic).await
     }
