@@ -75,6 +75,12 @@ pub struct ChatReport {
     pub drain: Duration,
     pub delivery: Latency,
     pub ack: Latency,
+    /// Acks over a second late in the measured window, by when the message
+    /// was sent (5 s buckets since the start) and by who sent it: whether
+    /// the tail comes in waves, and from which side.
+    pub slow_acks: BTreeMap<u64, u64>,
+    pub slow_acks_agents: u64,
+    pub slow_acks_customers: u64,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_after: Option<u64>,
     /// The servers' CPU over the measured window, in percent of one core
@@ -163,6 +169,13 @@ impl std::fmt::Display for ChatReport {
         )?;
         writeln!(f, "send → message       {}", self.delivery)?;
         writeln!(f, "send → ack           {}", self.ack)?;
+        if !self.slow_acks.is_empty() {
+            writeln!(
+                f,
+                "acks over 1 s        agents {}, customers {}; by send time (s: count) {:?}",
+                self.slow_acks_agents, self.slow_acks_customers, self.slow_acks
+            )?;
+        }
         writeln!(
             f,
             "reconnects {} (closes {:?}), errors {:?}, replayed twice {}, failed clients {}",
@@ -289,6 +302,8 @@ struct Side {
     delivery: Vec<(Duration, Duration)>,
     ack: Vec<(Duration, Duration)>,
     reconnects: u64,
+    /// An agent's side (else a customer's), for the slow-ack breakdown.
+    agent: bool,
 }
 
 /// A client's messages in flight and what it was shown.
@@ -307,6 +322,7 @@ struct Traffic {
 
 impl Traffic {
     fn new(tag: String) -> Traffic {
+        let agent = tag.starts_with('a');
         Traffic {
             pending: HashMap::new(),
             views: HashMap::new(),
@@ -314,7 +330,10 @@ impl Traffic {
             resuming: HashSet::new(),
             tag,
             next: 0,
-            side: Side::default(),
+            side: Side {
+                agent,
+                ..Side::default()
+            },
         }
     }
 
@@ -621,6 +640,14 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
                 for &(sent, latency) in &side.ack {
                     if sent >= measure_from {
                         report.ack.record(latency);
+                        if latency > Duration::from_secs(1) {
+                            *report.slow_acks.entry(sent.as_secs() / 5 * 5).or_default() += 1;
+                            if side.agent {
+                                report.slow_acks_agents += 1;
+                            } else {
+                                report.slow_acks_customers += 1;
+                            }
+                        }
                     }
                 }
                 report.reconnects += side.reconnects;
