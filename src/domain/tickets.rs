@@ -270,6 +270,27 @@ fn reader_of(author: &User) -> Reader {
     }
 }
 
+/// What an author writes on a ticket: the text, and the author's own
+/// upload that goes with it.
+async fn written(
+    store: &Store,
+    ticket: &Ticket,
+    author: &User,
+    field: &'static str,
+    body: &str,
+    attachment_id: Option<&str>,
+) -> DomainResult<(String, Option<AttachmentRef>)> {
+    let attachment = sender_upload(
+        store,
+        ticket.conversation_id,
+        reader_of(author),
+        attachment_id,
+    )
+    .await?;
+    let body = parse_body_with(field, body, attachment.as_ref())?;
+    Ok((body, attachment))
+}
+
 /// A message's text on a ticket: a file alone needs no words.
 fn parse_body_with(
     field: &'static str,
@@ -293,14 +314,7 @@ pub async fn reply(
     attachment_id: Option<&str>,
 ) -> DomainResult<Changed> {
     let ticket = find(store, author, number).await?;
-    let attachment = sender_upload(
-        store,
-        ticket.conversation_id,
-        reader_of(author),
-        attachment_id,
-    )
-    .await?;
-    let body = parse_body_with("body", body, attachment.as_ref())?;
+    let (body, attachment) = written(store, &ticket, author, "body", body, attachment_id).await?;
     let mut activity = activity_on(&ticket, author);
     if author.role.is_staff() {
         let text = super::chat::message_text(&body, attachment.as_ref());
@@ -347,14 +361,7 @@ pub async fn note(
         return Err(DomainError::NotFound);
     }
     let ticket = find(store, author, number).await?;
-    let attachment = sender_upload(
-        store,
-        ticket.conversation_id,
-        reader_of(author),
-        attachment_id,
-    )
-    .await?;
-    let body = parse_body_with("note", body, attachment.as_ref())?;
+    let (body, attachment) = written(store, &ticket, author, "note", body, attachment_id).await?;
     let mut activity = TicketActivity::new(author);
     activity.message(SenderKind::Agent, body, true);
     if let Some(attachment) = attachment {

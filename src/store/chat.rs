@@ -56,6 +56,17 @@ pub enum Assignment {
     AgentBusy,
 }
 
+/// A message row as [`Store::insert_message_row`] writes it.
+pub(super) struct MessageRow<'a> {
+    pub sender_kind: SenderKind,
+    pub sender_user_id: Option<i64>,
+    pub sender_name: &'a str,
+    pub body: &'a str,
+    pub private: bool,
+    pub client_msg_id: &'a str,
+    pub attachment: Option<&'a AttachmentRef>,
+}
+
 pub enum Appended {
     /// Stored; with the conversation's status as the write saw it.
     New(Message, ConversationStatus),
@@ -352,6 +363,56 @@ impl Store {
                 .retry_or(conversation_id, &message, || Ok(Appended::Refused))
                 .await;
         };
+        let row = MessageRow {
+            sender_kind: message.sender_kind,
+            sender_user_id: message.sender_user_id,
+            sender_name: message.sender_name,
+            body: message.body,
+            private: message.private,
+            client_msg_id: message.client_msg_id,
+            attachment: message.attachment,
+        };
+        match self
+            .insert_message_row(&mut tx, conversation_id, (seq, public_seq), &row, now)
+            .await
+        {
+            Ok(stored) => {
+                if let Some(email) = &message.email {
+                    self.insert_email(&mut tx, email).await?;
+                }
+                tx.commit().await?;
+                Ok(Appended::New(stored, status))
+            }
+            Err(StoreError::AttachmentTaken) => {
+                tx.rollback().await?;
+                Ok(Appended::AttachmentTaken)
+            }
+            // A concurrent retry with the same client_msg_id won the race:
+            // roll back (the seq too, so no gap) and return its message.
+            Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                tx.rollback().await?;
+                self.retry_or(conversation_id, &message, || {
+                    Err(StoreError::Database(sqlx::Error::Database(db)))
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Inserts a message at `seqs` and binds its upload, in `tx`: the one
+    /// place a message row is written (chat sends and ticket pages). A
+    /// unique violation (a retried `client_msg_id`) comes back as
+    /// `StoreError::Database`; an upload already sent with another message as
+    /// `StoreError::AttachmentTaken`. Either way the caller rolls back.
+    pub(super) async fn insert_message_row(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        conversation_id: i64,
+        (seq, public_seq): (i64, Option<i64>),
+        row: &MessageRow<'_>,
+        now: i64,
+    ) -> StoreResult<Message> {
         let inserted = sqlx::query(self.sql(&format!(
             "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
@@ -359,48 +420,28 @@ impl Store {
         .bind(conversation_id)
         .bind(seq)
         .bind(public_seq)
-        .bind(message.sender_kind.as_str())
-        .bind(message.sender_user_id)
-        .bind(message.sender_name)
-        .bind(message.body)
-        .bind(i64::from(message.private))
-        .bind(message.client_msg_id)
+        .bind(row.sender_kind.as_str())
+        .bind(row.sender_user_id)
+        .bind(row.sender_name)
+        .bind(row.body)
+        .bind(i64::from(row.private))
+        .bind(row.client_msg_id)
         .bind(now)
         .bind(
-            message
-                .attachment
+            row.attachment
                 .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
         )
-        .fetch_one(&mut *tx)
-        .await;
-        match inserted {
-            Ok(row) => {
-                let stored = rows::message(&row)?;
-                if let Some(attachment) = message.attachment
-                    && !self
-                        .bind_attachment(&mut tx, stored.id, &attachment.id, conversation_id)
-                        .await?
-                {
-                    tx.rollback().await?;
-                    return Ok(Appended::AttachmentTaken);
-                }
-                if let Some(email) = &message.email {
-                    self.insert_email(&mut tx, email).await?;
-                }
-                tx.commit().await?;
-                Ok(Appended::New(stored, status))
-            }
-            // A concurrent retry with the same client_msg_id won the race:
-            // roll back (the seq too, so no gap) and return its message.
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                tx.rollback().await?;
-                self.retry_or(conversation_id, &message, || {
-                    Err(StoreError::Database(sqlx::Error::Database(db)))
-                })
-                .await
-            }
-            Err(e) => Err(e.into()),
+        .fetch_one(&mut **tx)
+        .await?;
+        let stored = rows::message(&inserted)?;
+        if let Some(attachment) = row.attachment
+            && !self
+                .bind_attachment(tx, stored.id, &attachment.id, conversation_id)
+                .await?
+        {
+            return Err(StoreError::AttachmentTaken);
         }
+        Ok(stored)
     }
 
     /// The common message (no email, no file) on PostgreSQL: the seq update
@@ -470,7 +511,7 @@ impl Store {
     /// Binds an upload of `conversation_id` to the message just inserted;
     /// false when it went out with another message already. The condition
     /// makes "one upload, one message" hold when two sends race for it.
-    pub(super) async fn bind_attachment(
+    async fn bind_attachment(
         &self,
         tx: &mut Transaction<'static, Any>,
         message_id: i64,

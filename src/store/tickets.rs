@@ -7,6 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::chat::MessageRow;
 use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
 use super::{Store, StoreError, StoreResult, now_ms};
@@ -701,38 +702,19 @@ impl Store {
         message: &NewMessage,
         now: i64,
     ) -> StoreResult<Message> {
-        let row = sqlx::query(self.sql(&format!(
-            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
-        )))
-        .bind(conversation_id)
-        .bind(seq)
-        .bind(public_seq)
-        .bind(message.sender_kind.as_str())
-        .bind(sender_user_id)
-        .bind(sender_name)
-        .bind(&message.body)
-        .bind(i64::from(message.private))
         // Portal posts are not retried by a client, so each gets a fresh id.
-        .bind(format!("portal:{}", random_token(12)))
-        .bind(now)
-        .bind(
-            message
-                .attachment
-                .as_ref()
-                .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-        let stored = rows::message(&row)?;
-        if let Some(attachment) = &message.attachment
-            && !self
-                .bind_attachment(tx, stored.id, &attachment.id, conversation_id)
-                .await?
-        {
-            return Err(StoreError::AttachmentTaken);
-        }
-        Ok(stored)
+        let client_msg_id = format!("portal:{}", random_token(12));
+        let row = MessageRow {
+            sender_kind: message.sender_kind,
+            sender_user_id,
+            sender_name,
+            body: &message.body,
+            private: message.private,
+            client_msg_id: &client_msg_id,
+            attachment: message.attachment.as_ref(),
+        };
+        self.insert_message_row(tx, conversation_id, (seq, public_seq), &row, now)
+            .await
     }
 
     /// Locks the conversation row for the rest of the transaction
