@@ -3,7 +3,6 @@
 //! rendered from `nginx/careline.conf`. Processes, so that a test can
 //! SIGKILL or SIGTERM one of them.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,14 +29,6 @@ pub struct Cluster {
     db: TestDb,
     nginx: Child,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn nginx_binary() -> Option<PathBuf> {
@@ -110,18 +101,15 @@ impl Cluster {
         }
         let redis = PrivateRedis::start(test).await?;
         let Some(nginx_bin) = nginx_binary() else {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but nginx is not installed (apt-get install nginx-light)");
-            }
-            eprintln!("SKIPPED {test}: nginx is not installed");
+            super::cannot_run(test, "nginx is not installed (apt-get install nginx-light)");
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
         let db = TestDb::create(Database::Postgres, dir.path()).await;
         let store = Store::open(&db.url, 3).await.expect("cluster database");
-        let nginx_port = free_port();
+        let nginx_port = super::free_port();
         let base = format!("http://127.0.0.1:{nginx_port}");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
         let mut cluster_instances = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             cluster_instances.push(Instance {

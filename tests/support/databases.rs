@@ -32,13 +32,11 @@ pub async fn postgres_available(test: &str) -> bool {
             true
         }
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true but PostgreSQL is not reachable at {url} ({e}); start it or set {POSTGRES_URL_VAR}"
-                );
-            }
-            eprintln!(
-                "SKIPPED {test} on PostgreSQL: no server at {url} ({e}); set {POSTGRES_URL_VAR} to run it"
+            super::cannot_run(
+                &format!("{test} on PostgreSQL"),
+                &format!(
+                    "PostgreSQL is not reachable at {url} ({e}); start it or set {POSTGRES_URL_VAR}"
+                ),
             );
             false
         }

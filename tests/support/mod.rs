@@ -23,6 +23,25 @@ use tokio::sync::oneshot;
 pub use browser::{Browser, Page};
 pub use databases::{Database, TestDb};
 
+/// A free loopback port (for a process the test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A test needs something this machine lacks (`why`). Under `CI=true` that
+/// is a failure (a skip would hide a broken setup); otherwise the test says
+/// why and skips.
+pub fn cannot_run(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {why} ({test})");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
 /// A running Careline on 127.0.0.1 with its own data directory and database.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -2,7 +2,6 @@
 //! redis://127.0.0.1:6379) when one answers, or a private `redis-server`
 //! process on a free port that a test may stop and start again.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,13 +34,9 @@ pub async fn redis_available(test: &str) -> Option<String> {
     match answers(&url).await {
         Ok(()) => Some(url),
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true but Redis is not reachable at {url} ({e}); start it or set {REDIS_URL_VAR}"
-                );
-            }
-            eprintln!(
-                "SKIPPED {test} on Redis: no server at {url} ({e}); set {REDIS_URL_VAR} to run it"
+            super::cannot_run(
+                &format!("{test} on Redis"),
+                &format!("Redis is not reachable at {url} ({e}); start it or set {REDIS_URL_VAR}"),
             );
             None
         }
@@ -63,17 +58,10 @@ impl PrivateRedis {
             .output()
             .is_err()
         {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but redis-server is not installed");
-            }
-            eprintln!("SKIPPED {test}: redis-server is not installed");
+            super::cannot_run(test, "redis-server is not installed");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut redis = PrivateRedis { port, child: None };
         redis.restart().await;
         Some(redis)

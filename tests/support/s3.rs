@@ -5,7 +5,6 @@
 //! Found at `CARELINE_TEST_MOTO_SERVER`, on PATH, or in that venv. Tests say
 //! why they skip when it is missing; under `CI=true` that is a failure.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -42,17 +41,10 @@ impl Moto {
             let why = format!(
                 "moto_server not found (set {MOTO_VAR}, or `python3 -m venv ~/.cache/careline-moto && ~/.cache/careline-moto/bin/pip install 'moto[server]'`)"
             );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but {why}");
-            }
-            eprintln!("SKIPPED {test} on S3: {why}");
+            super::cannot_run(&format!("{test} on S3"), &why);
             return None;
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -125,11 +117,7 @@ impl Drop for Moto {
 
 /// Settings for a bucket nobody serves (a closed port), to see errors.
 pub fn unreachable_settings() -> S3Settings {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::free_port();
     S3Settings {
         endpoint: format!("http://127.0.0.1:{port}"),
         bucket: "nobody".into(),

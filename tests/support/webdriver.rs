@@ -3,7 +3,6 @@
 //! profile. Tests that need a browser say why they skip when there is none,
 //! and fail under CI=true.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -29,19 +28,13 @@ impl Chrome {
         let driver = which(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
         let browser = which(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let (Some(driver), Some(_)) = (driver, browser) else {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true but chromium/chromedriver are not installed (apt-get install chromium chromium-driver)"
-                );
-            }
-            eprintln!("SKIPPED {test}: chromium or chromedriver is not installed");
+            super::cannot_run(
+                test,
+                "chromium or chromedriver is not installed (apt-get install chromium chromium-driver)",
+            );
             return None;
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
