@@ -526,3 +526,73 @@ async fn outbox_claims(store: &Store) {
     assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![all[0]]);
     assert_eq!(again[0].attempts, 2);
 }
+
+conformance!(
+    routing_tells_a_full_agent_from_a_conversation_no_longer_waiting,
+    assignment_outcomes
+);
+/// Routing tries the next agent only when this one is full; once the
+/// conversation is taken, every further try says so and routing stops.
+async fn assignment_outcomes(store: &Store) {
+    use careline::store::{Assignment, Wait};
+    let ann = user(store, "ann@example.com", Role::Agent).await;
+    let ben = user(store, "ben@example.com", Role::Agent).await;
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "token-hash", "Visitor", "")
+        .await
+        .unwrap();
+    let mut waiting = Vec::new();
+    for i in 0..6 {
+        let c = store
+            .create_conversation(site.id, visitor.id)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .escalate(c.id, &format!("Help {i}"), "Careline")
+                .await
+                .unwrap()
+        );
+        waiting.push(c.id);
+    }
+    // The default capacity is 5 live conversations.
+    for (i, id) in waiting[..5].iter().enumerate() {
+        let wait = if i % 2 == 0 { Wait::No } else { Wait::Yes };
+        let outcome = store.assign_within_capacity(*id, &ann, wait).await.unwrap();
+        assert_eq!(outcome, Assignment::Assigned, "conversation {i} to Ann");
+    }
+    for wait in [Wait::No, Wait::Yes] {
+        let outcome = store
+            .assign_within_capacity(waiting[5], &ann, wait)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Assignment::AgentFull, "Ann has no room left");
+    }
+    assert_eq!(
+        store
+            .assign_within_capacity(waiting[5], &ben, Wait::No)
+            .await
+            .unwrap(),
+        Assignment::Assigned
+    );
+    let staff = store.conversation(waiting[5]).await.unwrap().unwrap();
+    assert_eq!(
+        staff.assignee_id,
+        Some(ben.id),
+        "the full agent kept nothing"
+    );
+    for wait in [Wait::No, Wait::Yes] {
+        for (id, agent) in [(waiting[5], &ann), (waiting[0], &ben)] {
+            let outcome = store.assign_within_capacity(id, agent, wait).await.unwrap();
+            assert_eq!(outcome, Assignment::NoLongerWaiting, "{id} is taken");
+        }
+    }
+    assert!(!store.claim(waiting[0], &ben).await.unwrap());
+    let first = store.conversation(waiting[0]).await.unwrap().unwrap();
+    assert_eq!(
+        first.assignee_id,
+        Some(ann.id),
+        "a late try changes nothing"
+    );
+}

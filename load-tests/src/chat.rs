@@ -343,6 +343,12 @@ impl Traffic {
         socket: &mut Socket,
         conversation: &str,
     ) -> anyhow::Result<()> {
+        // A select! checks its `if` guard when it starts waiting, so a tick
+        // can still fire after sending stopped: such a late send would not be
+        // waited for by the drain, and would count as never acked.
+        if Instant::now() >= shared.stop_sending {
+            return Ok(());
+        }
         self.next += 1;
         let client_msg_id = format!("{}-{}", self.tag, self.next);
         let frame = json!({"type": "send", "conversation_id": conversation,

@@ -793,18 +793,22 @@ impl Chat {
                     return Ok(true);
                 }
                 Assignment::AgentBusy => busy.push(agent),
-                Assignment::NotAssigned => {}
+                Assignment::AgentFull => {}
+                Assignment::NoLongerWaiting => return Ok(false),
             }
         }
         for agent in busy {
-            if self
+            match self
                 .store
                 .assign_within_capacity(conversation_id, agent, Wait::Yes)
                 .await?
-                == Assignment::Assigned
             {
-                self.publish_conversation(conversation_id).await?;
-                return Ok(true);
+                Assignment::Assigned => {
+                    self.publish_conversation(conversation_id).await?;
+                    return Ok(true);
+                }
+                Assignment::NoLongerWaiting => return Ok(false),
+                Assignment::AgentFull | Assignment::AgentBusy => {}
             }
         }
         Ok(false)
@@ -1136,13 +1140,16 @@ impl Chat {
                 if !available.iter().any(|a| a.id == agent.id) {
                     break;
                 }
-                if self
+                match self
                     .store
                     .assign_within_capacity(entry.conversation_id, agent, Wait::Yes)
                     .await?
-                    == Assignment::Assigned
                 {
-                    self.publish_conversation(entry.conversation_id).await?;
+                    Assignment::Assigned => {
+                        self.publish_conversation(entry.conversation_id).await?;
+                    }
+                    Assignment::AgentFull => break,
+                    Assignment::AgentBusy | Assignment::NoLongerWaiting => {}
                 }
             }
             self.publish_queue().await;
