@@ -470,30 +470,28 @@ impl Chat {
         attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
         let c = self.visitor_conversation(visitor, conversation_id).await?;
-        self.send_as_visitor_in(visitor, &c, client_msg_id, body, attachment_id)
+        self.send_as_visitor_to(visitor, c.id, client_msg_id, body, attachment_id)
             .await
     }
 
-    /// [`Chat::send_as_visitor`] in a conversation the caller has already
-    /// checked is the visitor's (it has it in hand: one lookup less).
-    pub async fn send_as_visitor_in(
+    /// [`Chat::send_as_visitor`] in conversation `id`, which the caller
+    /// already knows is the visitor's (a conversation's visitor never
+    /// changes): no lookup at all. Its status is decided by the write.
+    pub async fn send_as_visitor_to(
         self: &Arc<Self>,
         visitor: &Visitor,
-        c: &Conversation,
+        id: i64,
         client_msg_id: &str,
         body: &str,
         attachment_id: Option<&str>,
     ) -> DomainResult<Sent> {
-        if c.visitor_id != visitor.id {
-            return Err(DomainError::NotFound);
-        }
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
-        let attachment = sender_upload(&self.store, c.id, Reader::Customer, attachment_id).await?;
+        let attachment = sender_upload(&self.store, id, Reader::Customer, attachment_id).await?;
         let body = body_with(body, attachment.as_ref())?;
         let appended = self
             .store
             .append_message(
-                c.id,
+                id,
                 NewChatMessage {
                     sender_kind: SenderKind::Customer,
                     sender_user_id: visitor.user_id,
@@ -542,8 +540,8 @@ impl Chat {
                 });
             }
             ConversationStatus::Resolved | ConversationStatus::Closed => {
-                if self.store.reopen(c.id, &visitor.display_name()).await? {
-                    self.publish_conversation(c.id).await?;
+                if self.store.reopen(id, &visitor.display_name()).await? {
+                    self.publish_conversation(id).await?;
                     self.publish_queue().await;
                 }
             }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlStr, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Transaction};
 
 pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
@@ -118,6 +118,9 @@ pub struct Store {
     write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A pooled connection idle at least this long is pinged before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Opens the database named by `url` and runs pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Store> {
@@ -136,6 +139,20 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection before handing it out: one extra
+            // round trip per query, a third of all of them on the chat's
+            // hot path (docs/benchmarks.md). A connection in steady use is
+            // known to work; only one idle for a while (the database may
+            // have restarted meanwhile) is checked first.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

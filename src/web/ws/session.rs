@@ -276,14 +276,20 @@ impl Session {
                     ..
                 },
             ) => {
-                // Theirs? Then follow it before writing, so that what the
-                // write causes (a reopen, a quick reply) is not missed.
-                let c = chat.visitor_conversation(&visitor, conversation_id).await?;
-                self.subscribe(&public_topic(conversation_id)).await?;
+                let topic = public_topic(conversation_id);
+                // This socket follows only conversations it has checked are
+                // the visitor's (hello, start, resume, an earlier send), so
+                // following it is proof enough: no lookup on the hot path.
+                if !self.state.hub().is_subscribed(self.id, &topic) {
+                    // Theirs? Then follow it before writing, so that what the
+                    // write causes (a reopen, a quick reply) is not missed.
+                    chat.visitor_conversation(&visitor, conversation_id).await?;
+                    self.subscribe(&topic).await?;
+                }
                 let sent = chat
-                    .send_as_visitor_in(
+                    .send_as_visitor_to(
                         &visitor,
-                        &c,
+                        conversation_id,
                         &client_msg_id,
                         &body,
                         attachment_id.as_deref(),
