@@ -12,6 +12,8 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
+use super::outbox::{Full, Outbox};
+
 use crate::bus::{Bus, BusEvent};
 use crate::domain::UserId;
 use crate::protocol::ServerFrame;
@@ -66,7 +68,7 @@ impl KillSwitch {
 }
 
 struct SocketEntry {
-    tx: mpsc::Sender<Utf8Bytes>,
+    outbox: Arc<Outbox>,
     kill: Arc<KillSwitch>,
     topics: HashSet<Arc<str>>,
     agent: Option<UserId>,
@@ -106,13 +108,13 @@ impl Hub {
 
     pub fn register(
         &self,
-        tx: mpsc::Sender<Utf8Bytes>,
+        outbox: Arc<Outbox>,
         agent: Option<UserId>,
     ) -> (SocketId, Arc<KillSwitch>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(KillSwitch::default());
         let entry = SocketEntry {
-            tx,
+            outbox,
             kill: kill.clone(),
             topics: HashSet::new(),
             agent,
@@ -290,18 +292,17 @@ impl Hub {
             let Some(entry) = state.sockets.get(id) else {
                 continue;
             };
-            match entry.tx.try_send(frame.clone()) {
+            match entry.outbox.try_push(frame.clone()) {
                 Ok(()) => {
                     self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Full(_)) => {
                     if entry.kill.code().is_none() {
                         self.slow_closes.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(socket = id, "socket too slow; closing it (4000)");
                     }
                     entry.kill.fire(close::TOO_SLOW);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
             if let Some(conversation) = assignment {
                 follow.push((*id, conversation));
@@ -337,7 +338,7 @@ impl Hub {
             .into();
             for id in listeners {
                 if let Some(entry) = state.sockets.get(id)
-                    && entry.tx.try_send(frame.clone()).is_err()
+                    && entry.outbox.try_push(frame.clone()).is_err()
                 {
                     entry.kill.fire(close::TOO_SLOW);
                 }

@@ -5,19 +5,19 @@
 //! and a writer fed by a bounded queue.
 
 pub mod hub;
+mod outbox;
 mod session;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::{Duration, timeout};
 use tracing::Instrument;
 
@@ -27,6 +27,7 @@ use crate::domain::{User, accounts};
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::store::Site;
 use hub::{KillSwitch, close};
+use outbox::Outbox;
 
 /// Pings go out at a third of the idle timeout, so a live client answers
 /// (pong) well before the server gives up on it.
@@ -140,21 +141,21 @@ async fn upgrade(
 
 async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(state.config().ws_outbound_queue);
+    let outbox = Arc::new(Outbox::new(state.config().ws_outbound_queue));
     let agent = match &auth {
         PreAuth::Agent(user, _) => Some(user.id),
         PreAuth::Visitor(_) => None,
     };
     let hub = state.hub().clone();
-    let (id, kill) = hub.register(tx.clone(), agent);
+    let (id, kill) = hub.register(outbox.clone(), agent);
     let writer = tokio::spawn(write_loop(
         sink,
-        rx,
+        outbox.clone(),
         kill.clone(),
         ping_every(state.config().ws_idle_timeout),
     ));
 
-    let mut session = session::Session::new(state.clone(), id, tx, auth);
+    let mut session = session::Session::new(state.clone(), id, outbox, auth);
     // The hello deadline counts from the upgrade: other frames do not extend it.
     let hello_by = tokio::time::Instant::now() + state.config().ws_hello_timeout;
     loop {
@@ -226,7 +227,7 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
 /// with the kill code. A blocked send is abandoned when the kill fires.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
+    outbox: Arc<Outbox>,
     kill: Arc<KillSwitch>,
     ping_every: Duration,
 ) {
@@ -236,10 +237,7 @@ async fn write_loop(
         let outgoing = tokio::select! {
             biased;
             _ = kill.fired() => break,
-            frame = rx.recv() => match frame {
-                Some(frame) => Message::Text(frame),
-                None => break,
-            },
+            frame = outbox.pop() => Message::Text(frame),
             _ = ping.tick() => Message::Ping(Default::default()),
         };
         tokio::select! {
@@ -260,7 +258,7 @@ async fn write_loop(
     // out first, within a short bound: a slow peer does not hold us up.
     if code != close::TOO_SLOW {
         let flush = async {
-            while let Ok(frame) = rx.try_recv() {
+            while let Some(frame) = outbox.try_pop() {
                 if sink.send(Message::Text(frame)).await.is_err() {
                     break;
                 }

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::PreAuth;
 use super::hub::{SocketId, close};
+use super::outbox::Outbox;
 use crate::auth::hash_token;
 use crate::domain::conversations::{
     Audience, Participant, QUEUE_TOPIC, Sent, agent_topic, public_topic, staff_topic,
@@ -55,7 +55,7 @@ impl Bucket {
 pub(super) struct Session {
     state: AppState,
     id: SocketId,
-    tx: mpsc::Sender<Utf8Bytes>,
+    outbox: Arc<Outbox>,
     site: Option<Site>,
     pending_agent: Option<(User, String)>,
     /// The agent's session token, checked on every frame.
@@ -73,7 +73,7 @@ impl Session {
     pub(super) fn new(
         state: AppState,
         id: SocketId,
-        tx: mpsc::Sender<Utf8Bytes>,
+        outbox: Arc<Outbox>,
         auth: PreAuth,
     ) -> Session {
         let (site, pending_agent) = match auth {
@@ -89,7 +89,7 @@ impl Session {
         Session {
             state,
             id,
-            tx,
+            outbox,
             site,
             pending_agent,
             agent_token: None,
@@ -109,7 +109,7 @@ impl Session {
         let text: Utf8Bytes = frame.to_text().as_ref().into();
         // Waiting here only slows this socket's own reader; a client that
         // stops reading altogether is closed as too slow.
-        if tokio::time::timeout(SEND_TIMEOUT, self.tx.send(text))
+        if tokio::time::timeout(SEND_TIMEOUT, self.outbox.push(text))
             .await
             .is_err()
         {
