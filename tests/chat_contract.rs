@@ -121,30 +121,7 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
     let (mut visitor, mut agent, id, _) = live_chat(&app).await;
 
     // A second agent console that never reads, with a tiny receive buffer.
-    let admin_browser = {
-        let mut b = app.browser();
-        b.login("admin@example.com", "admin password 1").await;
-        b
-    };
-    let cookie = admin_browser.cookie_header();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(app.addr).await.unwrap();
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{}/ws",
-            app.addr
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Origin", app.base.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("Cookie", cookie.parse().unwrap());
-    let (mut slow, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let mut slow = slow_admin_socket(&app).await;
     slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
         .await
         .unwrap();
@@ -203,6 +180,101 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
         "slow reader ended with {ended:?} after {} frames",
         slow_client.1
     );
+}
+
+/// An admin console socket that will not read, behind a 4 KiB receive buffer.
+async fn slow_admin_socket(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let admin_browser = {
+        let mut b = app.browser();
+        b.login("admin@example.com", "admin password 1").await;
+        b
+    };
+    let cookie = admin_browser.cookie_header();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{}/ws",
+            app.addr
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", app.base.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Cookie", cookie.parse().unwrap());
+    let (slow, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    slow
+}
+
+/// A client that asks for a long history and then stops reading must not
+/// hold the server's socket for long: once it is closed as too slow, the
+/// rest of the replay gives up at once instead of waiting for room frame by
+/// frame.
+#[tokio::test]
+async fn a_client_that_stops_reading_during_a_replay_is_let_go_promptly() {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.ws_frames_per_second = 10_000;
+        c.ws_frame_burst = 10_000;
+        c.ws_outbound_queue = 8;
+    })
+    .await;
+    let (_visitor, mut agent, id, _) = live_chat(&app).await;
+    // More history than the kernel's socket buffers and the queue hold.
+    let body = "y".repeat(8000);
+    let total = 1000;
+    for batch in 0..total / 10 {
+        for i in batch * 10..batch * 10 + 10 {
+            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("h{i}"), "body": body})).await;
+        }
+        let batch_last = format!("h{}", batch * 10 + 9);
+        agent
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
+            .await;
+    }
+    let before = app.hub.socket_count();
+
+    let mut slow = slow_admin_socket(&app).await;
+    slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
+        .await
+        .unwrap();
+    slow.send(Message::Text(
+        json!({"type": "resume", "conversation_id": id, "after_seq": 0})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let opened = tokio::time::Instant::now();
+    while app.hub.socket_count() <= before {
+        assert!(
+            opened.elapsed() < Duration::from_secs(5),
+            "the socket never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One send timeout (10 s) to be judged too slow, then a few seconds to
+    // close; waiting for room frame by frame would take 10 s per frame.
+    while app.hub.socket_count() > before {
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "the server still holds the socket of a client that stopped reading"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("let go after {:?}", opened.elapsed());
+    // The others are unaffected.
+    agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "after", "body": "still here"})).await;
+    agent
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "after")
+        .await;
+    drop(slow);
 }
 
 /// A raw client for the slow-reader test, counting frames as it drains.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
-use super::outbox::{Full, Outbox};
+use super::outbox::{Outbox, Refused};
 
 use crate::bus::{Bus, BusEvent};
 use crate::domain::UserId;
@@ -296,13 +296,15 @@ impl Hub {
                 Ok(()) => {
                     self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Full(_)) => {
+                Err(Refused::Full(_)) => {
                     if entry.kill.code().is_none() {
                         self.slow_closes.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(socket = id, "socket too slow; closing it (4000)");
                     }
                     entry.kill.fire(close::TOO_SLOW);
                 }
+                // Its writer has stopped: the socket is closing anyway.
+                Err(Refused::Closed) => {}
             }
             if let Some(conversation) = assignment {
                 follow.push((*id, conversation));
@@ -338,7 +340,7 @@ impl Hub {
             .into();
             for id in listeners {
                 if let Some(entry) = state.sockets.get(id)
-                    && entry.outbox.try_push(frame.clone()).is_err()
+                    && let Err(Refused::Full(_)) = entry.outbox.try_push(frame.clone())
                 {
                     entry.kill.fire(close::TOO_SLOW);
                 }

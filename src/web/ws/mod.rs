@@ -243,7 +243,11 @@ async fn write_loop(
         tokio::select! {
             sent = timeout(WRITE_TIMEOUT, sink.send(outgoing)) => match sent {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => break,
+                // The connection is broken: the reader stops too.
+                Ok(Err(_)) => {
+                    kill.fire(close::NORMAL);
+                    break;
+                }
                 // The peer has not read for this long: too slow (4000).
                 Err(_) => {
                     kill.fire(close::TOO_SLOW);
@@ -253,6 +257,9 @@ async fn write_loop(
             _ = kill.fired() => break,
         }
     }
+    // Nothing more goes out but what is queued now: a session waiting for
+    // room (a client that stopped reading) gives up at once.
+    outbox.close();
     let code = kill.code().unwrap_or(close::NORMAL);
     // Frames already queued (an error that explains the close, for one) go
     // out first, within a short bound: a slow peer does not hold us up.

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 const KEEP_SLOTS: usize = 4;
 
 pub struct Outbox {
-    frames: Mutex<VecDeque<Utf8Bytes>>,
+    queue: Mutex<Queue>,
     capacity: usize,
     /// A frame was queued (the writer waits on it).
     readable: Notify,
@@ -26,14 +26,32 @@ pub struct Outbox {
     writable: Notify,
 }
 
-/// The queue holds `capacity` frames already: the socket is not keeping up.
+struct Queue {
+    frames: VecDeque<Utf8Bytes>,
+    /// The writer is gone: nothing will be sent any more.
+    closed: bool,
+}
+
+/// Why a frame was not queued.
 #[derive(Debug)]
-pub struct Full(pub Utf8Bytes);
+pub enum Refused {
+    /// The queue holds `capacity` frames already: the socket is not keeping up.
+    Full(Utf8Bytes),
+    /// The socket's writer has stopped.
+    Closed,
+}
+
+/// The socket's writer has stopped: the frame will never be sent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed;
 
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
-            frames: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                closed: false,
+            }),
             capacity: capacity.max(1),
             readable: Notify::new(),
             writable: Notify::new(),
@@ -41,13 +59,16 @@ impl Outbox {
     }
 
     /// Queues `frame` if there is room.
-    pub fn try_push(&self, frame: Utf8Bytes) -> Result<(), Full> {
+    pub fn try_push(&self, frame: Utf8Bytes) -> Result<(), Refused> {
         {
-            let mut frames = self.frames.lock().expect("outbox lock");
-            if frames.len() >= self.capacity {
-                return Err(Full(frame));
+            let mut queue = self.queue.lock().expect("outbox lock");
+            if queue.closed {
+                return Err(Refused::Closed);
             }
-            frames.push_back(frame);
+            if queue.frames.len() >= self.capacity {
+                return Err(Refused::Full(frame));
+            }
+            queue.frames.push_back(frame);
         }
         // A permit is stored if the writer is not waiting yet: not lost.
         self.readable.notify_one();
@@ -55,26 +76,41 @@ impl Outbox {
     }
 
     /// Queues `frame`, waiting for room as long as it takes (callers bound
-    /// the wait with a timeout).
-    pub async fn push(&self, mut frame: Utf8Bytes) {
+    /// the wait with a timeout), or until the writer stops.
+    pub async fn push(&self, mut frame: Utf8Bytes) -> Result<(), Closed> {
         loop {
             let room = self.writable.notified();
             match self.try_push(frame) {
-                Ok(()) => return,
-                Err(Full(back)) => frame = back,
+                Ok(()) => return Ok(()),
+                Err(Refused::Full(back)) => frame = back,
+                Err(Refused::Closed) => return Err(Closed),
             }
             room.await;
         }
     }
 
+    /// The writer stops: later pushes are refused at once, and a push
+    /// waiting for room gives up now instead of at its timeout. Frames
+    /// already queued can still be taken (a last flush).
+    pub fn close(&self) {
+        self.queue.lock().expect("outbox lock").closed = true;
+        // Wakes every `notified()` created before this call, polled or not.
+        self.writable.notify_waiters();
+    }
+
+    /// Whether the writer has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.queue.lock().expect("outbox lock").closed
+    }
+
     /// The oldest queued frame, if any.
     pub fn try_pop(&self) -> Option<Utf8Bytes> {
         let frame = {
-            let mut frames = self.frames.lock().expect("outbox lock");
-            let frame = frames.pop_front();
-            if frames.is_empty() && frames.capacity() > KEEP_SLOTS {
+            let mut queue = self.queue.lock().expect("outbox lock");
+            let frame = queue.frames.pop_front();
+            if queue.frames.is_empty() && queue.frames.capacity() > KEEP_SLOTS {
                 // A burst is over: give its room back.
-                *frames = VecDeque::new();
+                queue.frames = VecDeque::new();
             }
             frame
         };
@@ -112,9 +148,11 @@ mod tests {
         let outbox = Outbox::new(2);
         outbox.try_push(frame("a")).unwrap();
         outbox.try_push(frame("b")).unwrap();
-        let Full(refused) = outbox.try_push(frame("c")).unwrap_err();
+        let Refused::Full(refused) = outbox.try_push(frame("c")).unwrap_err() else {
+            panic!("a full queue refuses as full");
+        };
         assert_eq!(refused.as_str(), "c", "the refused frame comes back");
-        assert_eq!(outbox.frames.lock().unwrap().len(), 2);
+        assert_eq!(outbox.queue.lock().unwrap().frames.len(), 2);
         assert_eq!(outbox.pop().await.as_str(), "a");
         assert_eq!(outbox.try_pop().unwrap().as_str(), "b");
         assert!(outbox.try_pop().is_none());
@@ -142,7 +180,7 @@ mod tests {
         outbox.try_push(frame("first")).unwrap();
         let session = tokio::spawn({
             let outbox = outbox.clone();
-            async move { outbox.push(frame("second")).await }
+            async move { outbox.push(frame("second")).await.unwrap() }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!session.is_finished(), "no room yet: the push waits");
@@ -160,10 +198,39 @@ mod tests {
         for i in 0..100 {
             outbox.try_push(frame(&i.to_string())).unwrap();
         }
-        assert!(outbox.frames.lock().unwrap().capacity() >= 100);
+        assert!(outbox.queue.lock().unwrap().frames.capacity() >= 100);
         for i in 0..100 {
             assert_eq!(outbox.pop().await.as_str(), i.to_string());
         }
-        assert!(outbox.frames.lock().unwrap().capacity() <= KEEP_SLOTS);
+        assert!(outbox.queue.lock().unwrap().frames.capacity() <= KEEP_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn once_the_writer_stops_pushes_give_up_at_once() {
+        let outbox = Arc::new(Outbox::new(1));
+        outbox.try_push(frame("queued")).unwrap();
+        // A session waiting for room (a client that stopped reading) …
+        let session = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.push(frame("waiting")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!session.is_finished(), "no room yet: the push waits");
+        // … is released when the writer stops, not after its timeout.
+        outbox.close();
+        let waited = tokio::time::timeout(Duration::from_secs(5), session)
+            .await
+            .expect("the waiting push gave up")
+            .unwrap();
+        assert_eq!(waited, Err(Closed));
+        assert!(outbox.is_closed());
+        assert!(matches!(
+            outbox.try_push(frame("late")),
+            Err(Refused::Closed)
+        ));
+        assert_eq!(outbox.push(frame("later")).await, Err(Closed));
+        // What was queued before can still go out in a last flush.
+        assert_eq!(outbox.try_pop().unwrap().as_str(), "queued");
+        assert!(outbox.try_pop().is_none());
     }
 }

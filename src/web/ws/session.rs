@@ -109,11 +109,11 @@ impl Session {
         let text: Utf8Bytes = frame.to_text().as_ref().into();
         // Waiting here only slows this socket's own reader; a client that
         // stops reading altogether is closed as too slow.
-        if tokio::time::timeout(SEND_TIMEOUT, self.outbox.push(text))
-            .await
-            .is_err()
-        {
-            self.kill(close::TOO_SLOW);
+        match tokio::time::timeout(SEND_TIMEOUT, self.outbox.push(text)).await {
+            Ok(Ok(())) => {}
+            // The writer has stopped (the socket is closing): nothing to wait for.
+            Ok(Err(_closed)) => {}
+            Err(_) => self.kill(close::TOO_SLOW),
         }
     }
 
@@ -356,6 +356,10 @@ impl Session {
                     let (frames, next, more) = chat.replay_page(&c, audience, cursor).await?;
                     for frame in frames {
                         self.send(frame).await;
+                    }
+                    if self.outbox.is_closed() {
+                        // The socket is closing: no use reading the rest.
+                        return Ok(());
                     }
                     cursor = next;
                     if !more {
