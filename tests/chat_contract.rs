@@ -121,17 +121,7 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
     let (mut visitor, mut agent, id, _) = live_chat(&app).await;
 
     // A second agent console that never reads, with a tiny receive buffer.
-    let mut slow = slow_admin_socket(&app).await;
-    slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
-        .await
-        .unwrap();
-    slow.send(Message::Text(
-        json!({"type": "resume", "conversation_id": id, "after_seq": 0})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    let slow = slow_admin_replaying(&app, &id).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // A flood of large messages: the slow socket's queue fills up.
@@ -148,15 +138,7 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
             visitor
         })
     };
-    for batch in 0..total / 10 {
-        for i in batch * 10..batch * 10 + 10 {
-            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("f{i}"), "body": body})).await;
-        }
-        let batch_last = format!("f{}", batch * 10 + 9);
-        agent
-            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
-            .await;
-    }
+    send_in_acked_batches(&mut agent, &id, "f", total, &body).await;
     // The visitor got every one, in order, without gaps.
     let visitor = reader.await.unwrap();
     let got = seqs_of(&visitor.log, &id);
@@ -182,9 +164,31 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
     );
 }
 
-/// An admin console socket that will not read, behind a 4 KiB receive buffer.
-async fn slow_admin_socket(
+/// Sends `total` messages `{prefix}0…` to conversation `id`, ten at a
+/// time, each ten acked before the next.
+async fn send_in_acked_batches(
+    agent: &mut WsClient,
+    id: &str,
+    prefix: &str,
+    total: usize,
+    body: &str,
+) {
+    for batch in 0..total / 10 {
+        for i in batch * 10..batch * 10 + 10 {
+            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("{prefix}{i}"), "body": body})).await;
+        }
+        let batch_last = format!("{prefix}{}", batch * 10 + 9);
+        agent
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
+            .await;
+    }
+}
+
+/// An admin console that asks for the whole history of conversation `id`
+/// and then never reads, behind a 4 KiB receive buffer.
+async fn slow_admin_replaying(
     app: &TestApp,
+    id: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let admin_browser = {
         let mut b = app.browser();
@@ -207,9 +211,19 @@ async fn slow_admin_socket(
     request
         .headers_mut()
         .insert("Cookie", cookie.parse().unwrap());
-    let (slow, _) = tokio_tungstenite::client_async(request, stream)
+    let (mut slow, _) = tokio_tungstenite::client_async(request, stream)
         .await
         .unwrap();
+    slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
+        .await
+        .unwrap();
+    slow.send(Message::Text(
+        json!({"type": "resume", "conversation_id": id, "after_seq": 0})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
     slow
 }
 
@@ -229,28 +243,10 @@ async fn a_client_that_stops_reading_during_a_replay_is_let_go_promptly() {
     // More history than the kernel's socket buffers and the queue hold.
     let body = "y".repeat(8000);
     let total = 1000;
-    for batch in 0..total / 10 {
-        for i in batch * 10..batch * 10 + 10 {
-            agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("h{i}"), "body": body})).await;
-        }
-        let batch_last = format!("h{}", batch * 10 + 9);
-        agent
-            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
-            .await;
-    }
+    send_in_acked_batches(&mut agent, &id, "h", total, &body).await;
     let before = app.hub.socket_count();
 
-    let mut slow = slow_admin_socket(&app).await;
-    slow.send(Message::Text(json!({"type": "hello"}).to_string().into()))
-        .await
-        .unwrap();
-    slow.send(Message::Text(
-        json!({"type": "resume", "conversation_id": id, "after_seq": 0})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    let slow = slow_admin_replaying(&app, &id).await;
     let opened = tokio::time::Instant::now();
     while app.hub.socket_count() <= before {
         assert!(
