@@ -251,13 +251,13 @@ impl Shared {
         Some((self.start.elapsed().saturating_sub(sent), sent))
     }
 
-    fn entry(&self, id: &str, f: impl FnOnce(&mut Entry)) {
+    fn entry<R>(&self, id: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
         f(self
             .ledger
             .lock()
             .unwrap()
             .entry(id.to_string())
-            .or_default());
+            .or_default())
     }
 
     /// Messages still on their way: sent but not acked yet, or acked but
@@ -446,8 +446,12 @@ impl Traffic {
                     && let Some((latency, sent)) =
                         frame["body"].as_str().and_then(|b| shared.sent_at(b))
                 {
-                    self.side.delivery.push((sent, latency));
-                    shared.entry(id, |e| e.delivered = true);
+                    // One latency per message: its first arrival on the other
+                    // side. (An agent whose claim lost follows the conversation
+                    // for a moment and may see a message too.)
+                    if shared.entry(id, |e| !std::mem::replace(&mut e.delivered, true)) {
+                        self.side.delivery.push((sent, latency));
+                    }
                 }
                 return gap.then(|| conversation.to_string());
             }
