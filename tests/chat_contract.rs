@@ -801,8 +801,13 @@ async fn pings_keep_a_live_socket_open_and_a_silent_one_is_closed() {
     live.expect_type("conversation").await;
 }
 
+// A console's session is not looked up on every frame: the change is
+// announced on the account's bus topic and the console re-checks at once.
+// So these tests send nothing after the change: the close must come by
+// itself, well before the 30 s heartbeat.
+
 #[tokio::test]
-async fn an_agent_socket_ends_with_4401_once_the_session_ends() {
+async fn an_agent_socket_ends_with_4401_as_soon_as_the_session_ends() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut admin = app.admin().await;
     let mut alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
@@ -814,9 +819,68 @@ async fn an_agent_socket_ends_with_4401_once_the_session_ends() {
         .submit("/logout", &[])
         .await
         .expect_redirect("/");
-    alan.send(json!({"type": "watch_queue"})).await;
     assert_eq!(
         alan.ended(Duration::from_secs(5)).await,
         Some(Ended::Closed(Some(4401)))
     );
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_consoles_of_every_other_session() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan_laptop = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut alan_phone = app.browser();
+    alan_phone
+        .login("alan@example.com", "agent password 1")
+        .await;
+    let mut on_laptop = app.agent_socket(&alan_laptop).await;
+    let mut on_phone = app.agent_socket(&alan_phone).await;
+
+    alan_phone.get("/account").await.expect_status(200);
+    alan_phone
+        .submit(
+            "/account/password",
+            &[
+                ("current_password", "agent password 1"),
+                ("new_password", "a new agent password"),
+            ],
+        )
+        .await
+        .expect_redirect("/account?saved=password");
+
+    assert_eq!(
+        on_laptop.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+    // The session that made the change goes on.
+    on_phone.send(json!({"type": "watch_queue"})).await;
+    on_phone.expect_type("queue").await;
+}
+
+#[tokio::test]
+async fn losing_the_staff_role_ends_the_console_at_once() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let bea_browser = app.agent(&mut admin, "Bea", "bea@example.com").await;
+    let mut alan = app.agent_socket(&alan_browser).await;
+    let mut bea = app.agent_socket(&bea_browser).await;
+
+    admin.get("/admin/people").await.expect_status(200);
+    admin
+        .submit(
+            "/admin/people/role",
+            &[("email", "alan@example.com"), ("role", "customer")],
+        )
+        .await
+        .expect_redirect("/admin/people?done=role");
+
+    assert_eq!(
+        alan.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+    // Only that account's consoles are affected.
+    bea.send(json!({"type": "watch_queue"})).await;
+    bea.expect_type("queue").await;
 }

@@ -388,3 +388,52 @@ async fn two_agents_on_two_instances_claim_at_once_and_exactly_one_owns_it() {
         assert_eq!((winners, losers), (1, 1), "round {round}: {a} / {b}");
     }
 }
+
+#[tokio::test]
+async fn a_logout_on_one_instance_ends_the_console_on_another_at_once() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let Some(cluster) = Cluster::start("cluster session end").await else {
+        return;
+    };
+    setup_people(&cluster);
+    let (first, second) = (&cluster.instances[0], &cluster.instances[1]);
+    // Logged in, and later logged out, on the second instance directly.
+    let mut browser = Browser::new(&format!("http://127.0.0.1:{}", second.port));
+    browser.login("alan@example.com", "agent password 1").await;
+    // The console on the first one; its origin is Careline's public URL.
+    let mut request = format!("ws://127.0.0.1:{}/ws", first.port)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Origin", cluster.base.parse().unwrap());
+    headers.insert("Cookie", browser.cookie_header().parse().unwrap());
+    let (mut console, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    console
+        .send(Message::Text(json!({"type": "hello"}).to_string().into()))
+        .await
+        .unwrap();
+    let welcome = console.next().await.unwrap().unwrap();
+    assert!(
+        welcome.to_text().unwrap().contains("\"welcome\""),
+        "{welcome}"
+    );
+
+    browser.get("/console").await;
+    browser.submit("/logout", &[]).await.expect_redirect("/");
+
+    // Nothing is sent on the console: the close comes over Redis by itself.
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = console.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the console closes within 5 s, long before the 30 s heartbeat");
+    assert_eq!(close, Some(4401));
+}

@@ -3,6 +3,7 @@
 
 use super::{DomainError, DomainResult, Email, Role, User, UserId, invalid, parse_name, password};
 use crate::auth::{hash_token, random_token};
+use crate::bus::Bus;
 use crate::store::{NewEmail, Store, StoreError, TokenEmail, now_ms};
 
 /// A new login session: the token goes into the cookie, only its hash is stored.
@@ -142,7 +143,12 @@ pub async fn request_password_reset(
 /// Sets a new password from an emailed link (a reset or an invitation).
 /// The link works once; every session of the account ends; the address is
 /// proven, so it counts as verified.
-pub async fn set_password_with_token(store: &Store, token: &str, new: &str) -> DomainResult<()> {
+pub async fn set_password_with_token(
+    store: &Store,
+    bus: &dyn Bus,
+    token: &str,
+    new: &str,
+) -> DomainResult<()> {
     password::check_new(new)?;
     let hash = password::hash(new).await?;
     let (purpose, ..) = TokenKind::Reset.details();
@@ -156,6 +162,7 @@ pub async fn set_password_with_token(store: &Store, token: &str, new: &str) -> D
             )
         })?;
     store.set_password_hash(user, &hash, None).await?;
+    announce_change(bus, user).await;
     store.set_verified(user).await?;
     Ok(())
 }
@@ -225,6 +232,7 @@ pub async fn create_staff(
 /// that an install is never left without one.
 pub async fn change_role(
     store: &Store,
+    bus: &dyn Bus,
     admin: &User,
     target: UserId,
     role: Role,
@@ -237,6 +245,7 @@ pub async fn change_role(
     }
     let user = store.user(target).await?.ok_or(DomainError::NotFound)?;
     store.set_role(target, role).await?;
+    announce_change(bus, target).await;
     store
         .audit(
             Some(admin.id),
@@ -288,19 +297,47 @@ pub async fn session_user(store: &Store, token: &str) -> DomainResult<Option<Use
     Ok(store.session_user(&hash_token(token)).await?)
 }
 
-pub async fn logout(store: &Store, token: &str) -> DomainResult<()> {
-    Ok(store.delete_session(&hash_token(token)).await?)
+pub async fn logout(store: &Store, bus: &dyn Bus, token: &str) -> DomainResult<()> {
+    if let Some(user) = store.delete_session(&hash_token(token)).await? {
+        announce_change(bus, user).await;
+    }
+    Ok(())
 }
 
-pub async fn update_profile(store: &Store, user: &User, name: &str) -> DomainResult<()> {
+pub async fn update_profile(
+    store: &Store,
+    bus: &dyn Bus,
+    user: &User,
+    name: &str,
+) -> DomainResult<()> {
     let name = parse_name(name)?;
-    Ok(store.set_name(user.id, &name).await?)
+    store.set_name(user.id, &name).await?;
+    announce_change(bus, user.id).await;
+    Ok(())
+}
+
+/// The bus topic on which changes to an account (its sessions, role or
+/// name) are announced. An open console listens to its own, so it ends or
+/// picks up the change at once without asking the database on every frame.
+pub fn account_topic(user: UserId) -> String {
+    format!("u:{user}")
+}
+
+/// Tells every instance that `user`'s account changed; their consoles
+/// re-check their session. Called after the change is committed. If the
+/// bus is down the consoles still re-check on their heartbeat (30 s), and a
+/// bus reconnect makes them all re-check.
+async fn announce_change(bus: &dyn Bus, user: UserId) {
+    if let Err(e) = bus.publish(&account_topic(user), "{}".into()).await {
+        tracing::warn!(%user, error = %e, "could not announce an account change");
+    }
 }
 
 /// Changes the password after checking the current one; every other session
 /// of the user ends.
 pub async fn change_password(
     store: &Store,
+    bus: &dyn Bus,
     user: &User,
     current_session: &str,
     current: &str,
@@ -321,5 +358,6 @@ pub async fn change_password(
     store
         .set_password_hash(user.id, &hash, Some(&hash_token(current_session)))
         .await?;
+    announce_change(bus, user.id).await;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Login sessions. Only a SHA-256 hash of each token is stored, so a copy of
 //! the database does not let anyone log in.
 
+use sqlx::Row;
+
 use super::rows::{self, USER_COLUMNS};
 use super::{Store, StoreResult, now_ms};
 use crate::domain::{User, UserId};
@@ -26,28 +28,39 @@ impl Store {
 
     /// The user behind a live session, if the session exists and has not expired.
     pub async fn session_user(&self, token_hash: &str) -> StoreResult<Option<User>> {
+        Ok(self.live_session(token_hash).await?.map(|(user, _)| user))
+    }
+
+    /// The user behind a live session and when the session expires (ms).
+    pub async fn live_session(&self, token_hash: &str) -> StoreResult<Option<(User, i64)>> {
         let cols = USER_COLUMNS
             .split(", ")
             .map(|c| format!("u.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
         let row = sqlx::query(self.sql(&format!(
-            "SELECT {cols} FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT {cols}, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ? AND s.expires_at > ?"
         )))
         .bind(token_hash)
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(rows::user).transpose()?)
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((rows::user(&row)?, row.try_get("expires_at")?)))
     }
 
-    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query(self.sql("DELETE FROM sessions WHERE token_hash = ?"))
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Ends a session; returns whose it was, if it existed.
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<Option<UserId>> {
+        let row =
+            sqlx::query(self.sql("DELETE FROM sessions WHERE token_hash = ? RETURNING user_id"))
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("user_id"))
+            .transpose()?
+            .map(UserId))
     }
 
     /// Removes expired sessions; returns how many.

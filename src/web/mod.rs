@@ -106,6 +106,10 @@ impl AppState {
         &self.inner.chat
     }
 
+    pub fn bus(&self) -> &dyn crate::bus::Bus {
+        self.chat().bus().as_ref()
+    }
+
     pub fn hub(&self) -> &Arc<Hub> {
         &self.inner.hub
     }

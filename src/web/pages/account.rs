@@ -89,7 +89,7 @@ pub async fn update_profile(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<ProfileForm>,
 ) -> Result<Response, PageError> {
-    match accounts::update_profile(state.store(), &user, &form.name).await {
+    match accounts::update_profile(state.store(), state.bus(), &user, &form.name).await {
         Ok(()) => Ok(Redirect::to("/account?saved=profile").into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
@@ -116,6 +116,7 @@ pub async fn change_password(
 ) -> Result<Response, PageError> {
     match accounts::change_password(
         state.store(),
+        state.bus(),
         &user,
         &token,
         &form.current_password,

@@ -192,7 +192,7 @@ pub async fn change_role(
             .user_with_hash(&email)
             .await?
             .ok_or_else(|| invalid("role_email", "Nobody has an account with this email."))?;
-        accounts::change_role(state.store(), &current.user, target.id, role).await
+        accounts::change_role(state.store(), state.bus(), &current.user, target.id, role).await
     }
     .await;
     match result {

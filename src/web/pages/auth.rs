@@ -124,7 +124,7 @@ pub async fn login(
             // Rotate: the session presented before login (if any) ends, and the
             // browser gets a new session token and a new CSRF cookie.
             if let Some(old) = crate::web::session::session_token(&state, &headers) {
-                accounts::logout(state.store(), &old).await?;
+                accounts::logout(state.store(), state.bus(), &old).await?;
             }
             let jar = jar
                 .add(session_cookie(&state, session.token))
@@ -212,7 +212,7 @@ pub async fn logout(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
     if let Some(token) = maybe.token {
-        accounts::logout(state.store(), &token).await?;
+        accounts::logout(state.store(), state.bus(), &token).await?;
     }
     let jar = jar.add(expired_session_cookie(&state));
     Ok((jar, Redirect::to("/")).into_response())

@@ -105,7 +105,9 @@ pub async fn save(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<ChooseForm>,
 ) -> Result<Response, PageError> {
-    match accounts::set_password_with_token(state.store(), &form.token, &form.password).await {
+    match accounts::set_password_with_token(state.store(), state.bus(), &form.token, &form.password)
+        .await
+    {
         Ok(()) => Ok(Redirect::to("/login?password=saved").into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;

@@ -71,8 +71,19 @@ struct SocketEntry {
     outbox: Arc<Outbox>,
     kill: Arc<KillSwitch>,
     topics: HashSet<Arc<str>>,
-    agent: Option<UserId>,
+    agent: Option<AgentLink>,
 }
+
+/// What the hub knows of a console socket: whose it is, and how to tell it
+/// that the account changed (see [`crate::domain::accounts::account_topic`]).
+pub struct AgentLink {
+    pub agent: UserId,
+    pub account_changed: Arc<Notify>,
+}
+
+/// Topics whose events are for the server, never forwarded to a client:
+/// an account changed, so its consoles re-check their session.
+const ACCOUNT_TOPIC_PREFIX: &str = "u:";
 
 #[derive(Default)]
 struct HubState {
@@ -109,7 +120,7 @@ impl Hub {
     pub fn register(
         &self,
         outbox: Arc<Outbox>,
-        agent: Option<UserId>,
+        agent: Option<AgentLink>,
     ) -> (SocketId, Arc<KillSwitch>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(KillSwitch::default());
@@ -250,7 +261,7 @@ impl Hub {
         state
             .sockets
             .values()
-            .filter(|s| s.agent == Some(agent))
+            .filter(|s| s.agent.as_ref().is_some_and(|a| a.agent == agent))
             .count()
     }
 
@@ -283,6 +294,10 @@ impl Hub {
         let Some(listeners) = state.topics.get(topic) else {
             return Vec::new();
         };
+        if topic.starts_with(ACCOUNT_TOPIC_PREFIX) {
+            account_changed(&state, listeners);
+            return Vec::new();
+        }
         let assignment = topic
             .starts_with("a:")
             .then(|| assigned_conversation(&frame))
@@ -320,7 +335,14 @@ impl Hub {
     fn resync(&self, topics: &[Arc<str>]) {
         let state = self.state.lock().expect("hub lock");
         for topic in topics {
-            let listeners = state.topics.get(topic).into_iter().flatten();
+            let Some(listeners) = state.topics.get(topic) else {
+                continue;
+            };
+            // A lost account event: every console of that account re-checks.
+            if topic.starts_with(ACCOUNT_TOPIC_PREFIX) {
+                account_changed(&state, listeners);
+                continue;
+            }
             let conversation = topic
                 .get(2..)
                 .filter(|_| topic.starts_with("c:") || topic.starts_with("s:"));
@@ -345,6 +367,15 @@ impl Hub {
                     entry.kill.fire(close::TOO_SLOW);
                 }
             }
+        }
+    }
+}
+
+/// Wakes each console among `listeners` to re-check its session.
+fn account_changed(state: &HubState, listeners: &HashSet<SocketId>) {
+    for id in listeners {
+        if let Some(link) = state.sockets.get(id).and_then(|s| s.agent.as_ref()) {
+            link.account_changed.notify_one();
         }
     }
 }
@@ -382,5 +413,63 @@ async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent
             }
             BusEvent::Resync { topics } => hub.resync(&topics),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::LocalBus;
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(Arc::new(LocalBus::standalone()), Arc::default())
+    }
+
+    fn console(hub: &Hub, agent: i64) -> (SocketId, Arc<Outbox>, Arc<Notify>) {
+        let outbox = Arc::new(Outbox::new(8));
+        let changed = Arc::new(Notify::new());
+        let link = AgentLink {
+            agent: UserId(agent),
+            account_changed: changed.clone(),
+        };
+        let (id, _) = hub.register(outbox.clone(), Some(link));
+        (id, outbox, changed)
+    }
+
+    async fn rung(changed: &Notify) -> bool {
+        tokio::time::timeout(Duration::from_millis(200), changed.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_account_event_wakes_that_accounts_consoles_and_reaches_no_client() {
+        let hub = hub();
+        let (alan, alan_out, alan_changed) = console(&hub, 1);
+        let (bea, _, bea_changed) = console(&hub, 2);
+        hub.subscribe(alan, "u:1").await.unwrap();
+        hub.subscribe(bea, "u:2").await.unwrap();
+
+        hub.deliver("u:1", "{}".into());
+
+        assert!(rung(&alan_changed).await, "alan's console re-checks");
+        assert!(!rung(&bea_changed).await, "bea's console is not woken");
+        assert!(alan_out.try_pop().is_none(), "nothing goes to the client");
+    }
+
+    #[tokio::test]
+    async fn a_lost_account_event_makes_the_consoles_re_check_instead_of_closing() {
+        let hub = hub();
+        let (alan, alan_out, alan_changed) = console(&hub, 1);
+        hub.subscribe(alan, "u:1").await.unwrap();
+        hub.subscribe(alan, "a:1").await.unwrap();
+
+        hub.resync(&[Arc::from("u:1")]);
+
+        assert!(rung(&alan_changed).await);
+        assert!(alan_out.try_pop().is_none());
+        assert_eq!(hub.agent_sockets(UserId(1)), 1);
+        let state = hub.state.lock().unwrap();
+        assert_eq!(state.sockets[&alan].kill.code(), None, "still open");
     }
 }

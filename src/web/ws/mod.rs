@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::Notify;
 use tokio::time::{Duration, timeout};
 use tracing::Instrument;
 
@@ -26,7 +27,7 @@ use super::session::session_token;
 use crate::domain::{User, accounts};
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::store::Site;
-use hub::{KillSwitch, close};
+use hub::{AgentLink, KillSwitch, close};
 use outbox::Outbox;
 
 /// Pings go out at a third of the idle timeout, so a live client answers
@@ -142,12 +143,16 @@ async fn upgrade(
 async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     let (sink, mut stream) = socket.split();
     let outbox = Arc::new(Outbox::new(state.config().ws_outbound_queue));
-    let agent = match &auth {
-        PreAuth::Agent(user, _) => Some(user.id),
+    let link = match &auth {
+        PreAuth::Agent(user, _) => Some(AgentLink {
+            agent: user.id,
+            account_changed: Arc::new(Notify::new()),
+        }),
         PreAuth::Visitor(_) => None,
     };
+    let account_changed = link.as_ref().map(|l| l.account_changed.clone());
     let hub = state.hub().clone();
-    let (id, kill) = hub.register(outbox.clone(), agent);
+    let (id, kill) = hub.register(outbox.clone(), link);
     let writer = tokio::spawn(write_loop(
         sink,
         outbox.clone(),
@@ -155,7 +160,7 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
         ping_every(state.config().ws_idle_timeout),
     ));
 
-    let mut session = session::Session::new(state.clone(), id, outbox, auth);
+    let mut session = session::Session::new(state.clone(), id, outbox, auth, account_changed);
     // The hello deadline counts from the upgrade: other frames do not extend it.
     let hello_by = tokio::time::Instant::now() + state.config().ws_hello_timeout;
     loop {

@@ -2,12 +2,13 @@
 //! a per-socket rate limit, and each client frame turned into a call to the
 //! chat service. Errors become `error` frames; the socket stays open.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::PreAuth;
@@ -19,15 +20,33 @@ use crate::domain::conversations::{
 };
 use crate::domain::{ConversationStatus, DomainError, User, UserId, accounts};
 use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
-use crate::store::Site;
+use crate::store::{Site, now_ms};
 use crate::web::AppState;
 
 /// Refused frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 30;
 /// Longest a reply may wait for room in this socket's queue.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often an agent's presence is refreshed and their session re-checked.
+/// How often an agent's presence is refreshed and their session re-checked
+/// (besides at once on an account event, and at the session's expiry).
 const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The agent behind a console as of the last check of their session, or
+/// `None` once it ended. Frames read it instead of asking the database each
+/// time: the heartbeat task re-checks when the account changes (a bus event
+/// on its account topic), when the session expires, and every [`HEARTBEAT`].
+#[derive(Default)]
+struct AgentAccount(Mutex<Option<User>>);
+
+impl AgentAccount {
+    fn current(&self) -> Option<User> {
+        self.0.lock().expect("account lock").clone()
+    }
+
+    fn set(&self, user: Option<User>) {
+        *self.0.lock().expect("account lock") = user;
+    }
+}
 
 /// A token bucket: `burst` frames at once, refilled at `per_second`.
 struct Bucket {
@@ -58,8 +77,9 @@ pub(super) struct Session {
     outbox: Arc<Outbox>,
     site: Option<Site>,
     pending_agent: Option<(User, String)>,
-    /// The agent's session token, checked on every frame.
-    agent_token: Option<String>,
+    /// Rung by the hub when this console's account changes.
+    account_changed: Option<Arc<Notify>>,
+    account: Option<Arc<AgentAccount>>,
     who: Option<Participant>,
     bucket: Bucket,
     strikes: u32,
@@ -75,6 +95,7 @@ impl Session {
         id: SocketId,
         outbox: Arc<Outbox>,
         auth: PreAuth,
+        account_changed: Option<Arc<Notify>>,
     ) -> Session {
         let (site, pending_agent) = match auth {
             PreAuth::Visitor(site) => (Some(site), None),
@@ -92,7 +113,8 @@ impl Session {
             outbox,
             site,
             pending_agent,
-            agent_token: None,
+            account_changed,
+            account: None,
             who: None,
             bucket,
             strikes: 0,
@@ -231,16 +253,13 @@ impl Session {
         let Some(mut who) = self.who.clone() else {
             return Err(crate::domain::invalid("type", "say hello first"));
         };
-        // An agent acts with the account as it is now: a logout, a password
-        // change or a lost staff role ends the socket (4401) at once.
-        if let (Participant::Agent(_), Some(token)) = (&who, &self.agent_token) {
-            match accounts::session_user(self.state.store(), token).await? {
-                Some(user) if user.role.is_staff() => {
-                    who = Participant::Agent(user);
-                    self.who = Some(who.clone());
-                }
-                _ => return Err(DomainError::Unauthenticated),
-            }
+        // An agent acts with the account as last checked: a logout, a
+        // password change or a lost staff role ends the socket (4401) as
+        // soon as it is announced, and no frame is handled after that.
+        if let Some(account) = &self.account {
+            let user = account.current().ok_or(DomainError::Unauthenticated)?;
+            who = Participant::Agent(user);
+            self.who = Some(who.clone());
         }
         match (who, frame) {
             (
@@ -591,6 +610,16 @@ impl Session {
         }
         let chat = self.state.chat().clone();
         if let Some((agent, token)) = self.pending_agent.take() {
+            // Listen for changes to the account first, then check it: a
+            // logout since the upgrade is either seen here or announced.
+            self.subscribe(&accounts::account_topic(agent.id)).await?;
+            let (agent, expires_at) = self
+                .state
+                .store()
+                .live_session(&hash_token(&token))
+                .await?
+                .filter(|(user, _)| user.role.is_staff())
+                .ok_or(DomainError::Unauthenticated)?;
             self.subscribe(&agent_topic(agent.id)).await?;
             let mine = chat.my_conversations(&agent).await?;
             for c in &mine {
@@ -612,8 +641,15 @@ impl Session {
                     .collect(),
             })
             .await;
-            self.heartbeat = Some(self.spawn_heartbeat(agent.clone(), token.clone()));
-            self.agent_token = Some(token);
+            let account = Arc::new(AgentAccount::default());
+            account.set(Some(agent.clone()));
+            self.heartbeat = Some(self.spawn_heartbeat(
+                agent.id,
+                hash_token(&token),
+                expires_at,
+                account.clone(),
+            ));
+            self.account = Some(account);
             self.who = Some(Participant::Agent(agent));
             return Ok(());
         }
@@ -665,27 +701,47 @@ impl Session {
         Ok(())
     }
 
-    /// While an agent's socket is open: refresh presence, and close the
-    /// socket (4401) when the session ends (logout, password change).
-    fn spawn_heartbeat(&self, agent: User, token: String) -> JoinHandle<()> {
+    /// While an agent's socket is open: refresh presence, and re-check the
+    /// session when the account changes, when it expires and on each beat;
+    /// once it has ended (logout, password change, lost staff role) the
+    /// socket closes (4401).
+    fn spawn_heartbeat(
+        &self,
+        agent: UserId,
+        token_hash: String,
+        expires_at: i64,
+        account: Arc<AgentAccount>,
+    ) -> JoinHandle<()> {
         let state = self.state.clone();
         let online = self.agent_online.clone();
+        let changed = self.account_changed.clone().unwrap_or_default();
         let id = self.id;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.tick().await;
+            let expiry = tokio::time::sleep_until(instant_of(expires_at));
+            tokio::pin!(expiry);
             loop {
-                tick.tick().await;
-                match accounts::session_user(state.store(), &token).await {
-                    Ok(Some(user)) if user.role.is_staff() => {}
+                let beat = tokio::select! {
+                    _ = tick.tick() => true,
+                    () = changed.notified() => false,
+                    () = &mut expiry => false,
+                };
+                match state.store().live_session(&token_hash).await {
+                    Ok(Some((user, expires_at))) if user.role.is_staff() => {
+                        expiry.as_mut().reset(instant_of(expires_at));
+                        account.set(Some(user));
+                    }
                     Ok(_) => {
+                        account.set(None);
                         state.hub().kill(id, close::SESSION_ENDED);
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "session check failed"),
                 }
-                if online.load(Ordering::Acquire)
-                    && let Err(e) = state.store().set_presence(agent.id, true).await
+                if beat
+                    && online.load(Ordering::Acquire)
+                    && let Err(e) = state.store().set_presence(agent, true).await
                 {
                     tracing::warn!(error = %e, "presence heartbeat failed");
                 }
@@ -715,6 +771,14 @@ impl Session {
             None => {}
         }
     }
+}
+
+/// When a session that expires at `expires_at` (ms since the epoch) ends,
+/// on the runtime's clock. At least a moment ahead, so that a clock that
+/// disagrees with the database's cannot spin the heartbeat.
+fn instant_of(expires_at: i64) -> tokio::time::Instant {
+    let left = u64::try_from(expires_at - now_ms()).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(left.max(100))
 }
 
 /// An agent's `send` or `note`, as the session passes it on.
