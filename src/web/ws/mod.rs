@@ -36,8 +36,11 @@ fn ping_every(idle: Duration) -> Duration {
     idle / 3
 }
 
-/// Longest one frame may take to go out before the peer counts as too slow.
+/// Longest one write may take to go out before the peer counts as too slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 32;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -245,8 +248,18 @@ async fn write_loop(
             frame = outbox.pop() => Message::Text(frame),
             _ = ping.tick() => Message::Ping(Default::default()),
         };
+        // Whatever else is already queued goes out in the same write: one
+        // flush (one syscall, one TCP segment) for a burst of frames.
+        let batch = async {
+            sink.feed(outgoing).await?;
+            for _ in 1..WRITE_BATCH {
+                let Some(frame) = outbox.try_pop() else { break };
+                sink.feed(Message::Text(frame)).await?;
+            }
+            sink.flush().await
+        };
         tokio::select! {
-            sent = timeout(WRITE_TIMEOUT, sink.send(outgoing)) => match sent {
+            sent = timeout(WRITE_TIMEOUT, batch) => match sent {
                 Ok(Ok(())) => {}
                 // The connection is broken: the reader stops too.
                 Ok(Err(_)) => {
