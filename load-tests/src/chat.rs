@@ -81,6 +81,13 @@ pub struct ChatReport {
     pub slow_acks: BTreeMap<u64, u64>,
     pub slow_acks_agents: u64,
     pub slow_acks_customers: u64,
+    /// Clients with at least one slow ack: a tail spread over everyone, or
+    /// a few clients that fell behind.
+    pub slow_ack_clients: u64,
+    /// Who they were (at most a few are worth naming).
+    pub slow_clients: Vec<String>,
+    /// Resumes the clients asked for after a gap (or `resume_required`).
+    pub resumes: u64,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_after: Option<u64>,
     /// The servers' CPU over the measured window, in percent of one core
@@ -113,6 +120,8 @@ impl ChatReport {
             "reconnects": self.reconnects,
             "closes": self.closes,
             "errors": self.errors,
+            "resumes": self.resumes,
+            "slow_ack_clients": self.slow_ack_clients,
             "failed_clients": self.failed_clients,
             "delivered_per_second": self.delivered_per_second(),
             "send_seconds": self.send_window.as_secs_f64(),
@@ -172,14 +181,32 @@ impl std::fmt::Display for ChatReport {
         if !self.slow_acks.is_empty() {
             writeln!(
                 f,
-                "acks over 1 s        agents {}, customers {}; by send time (s: count) {:?}",
-                self.slow_acks_agents, self.slow_acks_customers, self.slow_acks
+                "acks over 1 s        agents {}, customers {}, from {} clients; by send time (s: count) {:?}",
+                self.slow_acks_agents,
+                self.slow_acks_customers,
+                self.slow_ack_clients,
+                self.slow_acks
+            )?;
+            writeln!(
+                f,
+                "clients with them    {}",
+                self.slow_clients
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )?;
         }
         writeln!(
             f,
-            "reconnects {} (closes {:?}), errors {:?}, replayed twice {}, failed clients {}",
-            self.reconnects, self.closes, self.errors, self.replayed_twice, self.failed_clients
+            "reconnects {} (closes {:?}), errors {:?}, resumes after a gap {}, replayed twice {}, failed clients {}",
+            self.reconnects,
+            self.closes,
+            self.errors,
+            self.resumes,
+            self.replayed_twice,
+            self.failed_clients
         )?;
         if let Some(failure) = &self.first_failure {
             writeln!(f, "first failure        {failure}")?;
@@ -231,6 +258,7 @@ struct Tallies {
     duplicated: u64,
     seq_conflicts: u64,
     replayed_twice: u64,
+    resumes: u64,
     closes: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
 }
@@ -304,6 +332,12 @@ struct Side {
     reconnects: u64,
     /// An agent's side (else a customer's), for the slow-ack breakdown.
     agent: bool,
+    tag: String,
+    /// Conversations it held at the end, resumes it asked for, messages
+    /// it was sent twice: what a client that fell behind was doing.
+    conversations: usize,
+    resumes: u64,
+    replayed: u64,
 }
 
 /// A client's messages in flight and what it was shown.
@@ -323,6 +357,11 @@ struct Traffic {
 impl Traffic {
     fn new(tag: String) -> Traffic {
         let agent = tag.starts_with('a');
+        let side = Side {
+            agent,
+            tag: tag.clone(),
+            ..Side::default()
+        };
         Traffic {
             pending: HashMap::new(),
             views: HashMap::new(),
@@ -330,10 +369,7 @@ impl Traffic {
             resuming: HashSet::new(),
             tag,
             next: 0,
-            side: Side {
-                agent,
-                ..Side::default()
-            },
+            side,
         }
     }
 
@@ -397,6 +433,8 @@ impl Traffic {
         other: &str,
     ) -> anyhow::Result<()> {
         if let Some(conversation) = self.observe(shared, frame, other) {
+            shared.tally(|t| t.resumes += 1);
+            self.side.resumes += 1;
             self.resume(socket, &conversation).await?;
         }
         Ok(())
@@ -427,6 +465,7 @@ impl Traffic {
                 match view.held.get(&seq) {
                     Some(held) if held == id => {
                         shared.tally(|t| t.replayed_twice += 1);
+                        self.side.replayed += 1;
                         return None;
                     }
                     Some(_) => {
@@ -647,10 +686,12 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
                         report.delivery.record(latency);
                     }
                 }
+                let mut slow = false;
                 for &(sent, latency) in &side.ack {
                     if sent >= measure_from {
                         report.ack.record(latency);
                         if latency > Duration::from_secs(1) {
+                            slow = true;
                             *report.slow_acks.entry(sent.as_secs() / 5 * 5).or_default() += 1;
                             if side.agent {
                                 report.slow_acks_agents += 1;
@@ -659,6 +700,13 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
                             }
                         }
                     }
+                }
+                report.slow_ack_clients += u64::from(slow);
+                if slow {
+                    report.slow_clients.push(format!(
+                        "{} ({} conversations, {} resumes, {} replayed)",
+                        side.tag, side.conversations, side.resumes, side.replayed
+                    ));
                 }
                 report.reconnects += side.reconnects;
             }
@@ -678,6 +726,7 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
     report.duplicated = tallies.duplicated;
     report.seq_conflicts = tallies.seq_conflicts;
     report.replayed_twice = tallies.replayed_twice;
+    report.resumes = tallies.resumes;
     report.closes = tallies.closes;
     report.errors = tallies.errors;
     Ok(report)
@@ -802,6 +851,7 @@ async fn customer(
         }
     }
     socket.close().await;
+    traffic.side.conversations = traffic.views.len();
     Ok(traffic.side)
 }
 
@@ -923,6 +973,7 @@ async fn agent(
         }
     }
     socket.close().await;
+    traffic.side.conversations = mine.len();
     Ok(traffic.side)
 }
 
