@@ -564,6 +564,32 @@ async fn a_flood_of_frames_is_rate_limited_then_closed() {
 }
 
 #[tokio::test]
+async fn a_console_may_send_three_times_a_widgets_frames_and_no_more() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut alan = app.agent_socket(&alan_browser).await;
+    // A burst of 90 (3 × a widget's 30), hello included, then 20 more at
+    // once: the burst is handled, what is over it is refused (a refill of
+    // 30 per second adds a few while they are sent; 30 refusals in a row
+    // would close the socket).
+    for _ in 0..109 {
+        alan.send(json!({"type": "watch_queue"})).await;
+    }
+    let (mut handled, mut refused) = (0, 0);
+    while handled + refused < 109 {
+        let frame = alan.next().await;
+        match frame["type"].as_str() {
+            Some("queue") => handled += 1,
+            Some("error") if frame["code"] == "rate_limited" => refused += 1,
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert!(handled >= 89, "the whole burst is handled: {handled}");
+    assert!(refused > 0, "and the frames over it are refused");
+}
+
+#[tokio::test]
 async fn frames_before_hello_are_refused() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let site = app.allow_shop().await;

@@ -875,10 +875,12 @@ async fn agent(
             // this id as the assignee, as Careline's claim does.
             let me = format!("a{index}");
             let auth = json!({"role": "agent", "id": me});
-            let socket = Socket::open_sio(addr, &target.origin, &auth, local).await?;
+            let mut socket = Socket::open_sio(addr, &target.origin, &auth, local).await?;
+            socket.pace_as_console();
             return Ok((socket, me));
         }
         let mut socket = Socket::open(addr, "/ws", &target.origin, Some(cookie), local).await?;
+        socket.pace_as_console();
         let welcome = hello(&mut socket, json!({"type": "hello"})).await?;
         let me = welcome["user"]["id"]
             .as_str()

@@ -24,32 +24,38 @@ pub struct Socket {
     ended: Option<&'static str>,
 }
 
-/// Keeps a client under the server's per-socket frame limit (10 per second,
-/// burst 30) with a margin, as a well-behaved client would: bursts such as
-/// a reconnect's resumes and resends are spread out, not refused.
+/// Keeps a client under the server's per-socket frame limit with a margin,
+/// as a well-behaved client would: bursts such as a reconnect's resumes and
+/// resends are spread out, not refused. A widget may send 10 frames per
+/// second (burst 30), an agent's console three times that.
 struct Pace {
     tokens: f64,
     last: tokio::time::Instant,
+    per_second: f64,
+    burst: f64,
 }
 
 impl Pace {
-    const PER_SECOND: f64 = 8.0;
-    const BURST: f64 = 20.0;
-
     fn new() -> Pace {
+        Pace::at(8.0, 20.0)
+    }
+
+    fn at(per_second: f64, burst: f64) -> Pace {
         Pace {
-            tokens: Self::BURST,
+            tokens: burst,
             last: tokio::time::Instant::now(),
+            per_second,
+            burst,
         }
     }
 
     async fn take(&mut self) {
         let now = tokio::time::Instant::now();
         self.tokens =
-            (self.tokens + (now - self.last).as_secs_f64() * Self::PER_SECOND).min(Self::BURST);
+            (self.tokens + (now - self.last).as_secs_f64() * self.per_second).min(self.burst);
         self.last = now;
         if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / Self::PER_SECOND;
+            let wait = (1.0 - self.tokens) / self.per_second;
             tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
             self.tokens = 1.0;
             self.last = tokio::time::Instant::now();
@@ -185,6 +191,12 @@ async fn connect(
 impl Socket {
     /// Sends a Careline frame; on a Socket.IO socket, as the event named by
     /// its `type`, with an ack whose answer comes back as frames.
+    /// Paces this socket as an agent's console (24 frames per second,
+    /// burst 60: under the console's limit of 30 and 90).
+    pub fn pace_as_console(&mut self) {
+        self.pace = Pace::at(24.0, 60.0);
+    }
+
     pub async fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
         self.pace.take().await;
         let text = match &mut self.sio {

@@ -48,6 +48,12 @@ impl AgentAccount {
     }
 }
 
+/// An agent's console speaks for many conversations at once (a reply, a
+/// read receipt and typing in each of ten), so it may send this many times
+/// a widget's frames. It is a logged-in member of staff: the limit is there
+/// to stop a runaway client, not a stranger.
+const CONSOLE_RATE_FACTOR: f64 = 3.0;
+
 /// A token bucket: `burst` frames at once, refilled at `per_second`.
 struct Bucket {
     tokens: f64,
@@ -101,10 +107,16 @@ impl Session {
             PreAuth::Visitor(site) => (Some(site), None),
             PreAuth::Agent(user, token) => (None, Some((user, token))),
         };
+        let factor = if pending_agent.is_some() {
+            CONSOLE_RATE_FACTOR
+        } else {
+            1.0
+        };
+        let burst = f64::from(state.config().ws_frame_burst) * factor;
         let bucket = Bucket {
-            tokens: f64::from(state.config().ws_frame_burst),
-            burst: f64::from(state.config().ws_frame_burst),
-            per_second: f64::from(state.config().ws_frames_per_second),
+            tokens: burst,
+            burst,
+            per_second: f64::from(state.config().ws_frames_per_second) * factor,
             at: Instant::now(),
         };
         Session {
