@@ -9,6 +9,7 @@ mod outbox;
 mod session;
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -231,6 +232,33 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
     Box::pin(session.finish()).await;
 }
 
+/// Writes `first`, and whatever else is already queued (up to
+/// [`WRITE_BATCH`] frames in all), then flushes once: one syscall and one
+/// TCP segment for a burst. Written by hand: the same as an async block made
+/// every socket's writer task larger, 0.8 KiB per idle socket.
+fn write_batch<'a>(
+    sink: &'a mut futures_util::stream::SplitSink<WebSocket, Message>,
+    first: Message,
+    outbox: &'a Outbox,
+) -> impl std::future::Future<Output = Result<(), axum::Error>> + 'a {
+    let mut next = Some(first);
+    let mut written = 0;
+    std::future::poll_fn(move |cx| {
+        while let Some(message) = next.take() {
+            if sink.poll_ready_unpin(cx)?.is_pending() {
+                next = Some(message);
+                return Poll::Pending;
+            }
+            sink.start_send_unpin(message)?;
+            written += 1;
+            if written < WRITE_BATCH {
+                next = outbox.try_pop().map(Message::Text);
+            }
+        }
+        sink.poll_flush_unpin(cx)
+    })
+}
+
 /// Sends queued frames and pings until the socket is killed, then closes it
 /// with the kill code. A blocked send is abandoned when the kill fires.
 async fn write_loop(
@@ -248,18 +276,8 @@ async fn write_loop(
             frame = outbox.pop() => Message::Text(frame),
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        // Whatever else is already queued goes out in the same write: one
-        // flush (one syscall, one TCP segment) for a burst of frames.
-        let batch = async {
-            sink.feed(outgoing).await?;
-            for _ in 1..WRITE_BATCH {
-                let Some(frame) = outbox.try_pop() else { break };
-                sink.feed(Message::Text(frame)).await?;
-            }
-            sink.flush().await
-        };
         tokio::select! {
-            sent = timeout(WRITE_TIMEOUT, batch) => match sent {
+            sent = timeout(WRITE_TIMEOUT, write_batch(&mut sink, outgoing, &outbox)) => match sent {
                 Ok(Ok(())) => {}
                 // The connection is broken: the reader stops too.
                 Ok(Err(_)) => {
