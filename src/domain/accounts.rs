@@ -328,10 +328,18 @@ pub fn account_topic(user: UserId) -> String {
 /// bus is down the consoles still re-check on their heartbeat (30 s), and a
 /// bus reconnect makes them all re-check.
 async fn announce_change(bus: &dyn Bus, user: UserId) {
-    if let Err(e) = bus.publish(&account_topic(user), "{}".into()).await {
-        tracing::warn!(%user, error = %e, "could not announce an account change");
+    // Bounded: a logout must not hang on a bus that is down.
+    let topic = account_topic(user);
+    let publish = bus.publish(&topic, "{}".into());
+    match tokio::time::timeout(ANNOUNCE_TIMEOUT, publish).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(%user, error = %e, "could not announce an account change"),
+        Err(_) => tracing::warn!(%user, "could not announce an account change in time"),
     }
 }
+
+/// Longest an account change waits to be announced on the bus.
+const ANNOUNCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Changes the password after checking the current one; every other session
 /// of the user ends.

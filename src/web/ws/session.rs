@@ -31,6 +31,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// (besides at once on an account event, and at the session's expiry).
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
+/// How soon a session check that failed (the database did not answer) is
+/// tried again.
+const RECHECK_AFTER_ERROR: Duration = Duration::from_secs(1);
+
 /// The agent behind a console as of the last check of their session, or
 /// `None` once it ended. Frames read it instead of asking the database each
 /// time: the heartbeat task re-checks when the account changes (a bus event
@@ -266,9 +270,14 @@ impl Session {
             return Err(crate::domain::invalid("type", "say hello first"));
         };
         // An agent acts with the account as last checked: a logout, a
-        // password change or a lost staff role ends the socket (4401) as
-        // soon as it is announced, and no frame is handled after that.
+        // password change or a lost staff role ends the socket (4401) once
+        // the announcement has reached this instance and the session has
+        // been looked up, and no frame is handled after that. Without its
+        // heartbeat (the task that checks) nothing would: then it ends too.
         if let Some(account) = &self.account {
+            if self.heartbeat.as_ref().is_none_or(|h| h.is_finished()) {
+                return Err(DomainError::Unauthenticated);
+            }
             let user = account.current().ok_or(DomainError::Unauthenticated)?;
             who = Participant::Agent(user);
             self.who = Some(who.clone());
@@ -749,7 +758,16 @@ impl Session {
                         state.hub().kill(id, close::SESSION_ENDED);
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "session check failed"),
+                    // Try again shortly, not at the next beat: the change that
+                    // woke us (a logout, say) must not wait 30 s for the
+                    // database to answer. (Re-arming also keeps a fired
+                    // expiry from spinning the loop.)
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session check failed; retrying in 1 s");
+                        expiry
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + RECHECK_AFTER_ERROR);
+                    }
                 }
                 if beat
                     && online.load(Ordering::Acquire)
