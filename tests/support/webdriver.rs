@@ -3,6 +3,7 @@
 //! profile. Tests that need a browser say why they skip when there is none,
 //! and fail under CI=true.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,7 +36,11 @@ impl Chrome {
             return None;
         };
         let port = super::free_port();
+        // Its own process group: the browsers it starts are in it too, and
+        // go with it (killing chromedriver alone left every Chromium of the
+        // test running).
         let child = Command::new(driver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -91,6 +96,11 @@ impl Chrome {
 
 impl Drop for Chrome {
     fn drop(&mut self) {
+        // The whole group: chromedriver and every browser it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
