@@ -867,6 +867,46 @@ async fn an_agent_socket_ends_with_4401_as_soon_as_the_session_ends() {
 }
 
 #[tokio::test]
+async fn a_new_name_reaches_the_open_console_without_ending_it() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let live = app.live_chat(&site).await;
+    let (mut visitor, mut agent, mut browser, id) =
+        (live.visitor, live.agent, live.agent_browser, live.id);
+    browser.get("/account").await.expect_status(200);
+    browser
+        .submit("/account/profile", &[("name", "Alan Turing")])
+        .await
+        .expect_redirect("/account?saved=profile");
+    // The console re-checks when the change is announced; its next
+    // messages carry the new name (within 5 s, not at the 30 s heartbeat).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let client_msg_id = format!("rename-{attempt}");
+        agent
+            .send(json!({"type": "send", "conversation_id": id,
+                         "client_msg_id": client_msg_id, "body": "still here"}))
+            .await;
+        let seen = visitor
+            .expect(|f| f["type"] == "message" && f["client_msg_id"] == client_msg_id.as_str())
+            .await;
+        if seen["sender"]["name"] == "Alan Turing" {
+            break;
+        }
+        assert_eq!(seen["sender"]["name"], "Alan Agent", "{seen}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new name did not reach the console"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agent.send(json!({"type": "watch_queue"})).await;
+    agent.expect_type("queue").await;
+}
+
+#[tokio::test]
 async fn a_password_change_ends_the_consoles_of_every_other_session() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut admin = app.admin().await;
