@@ -907,6 +907,33 @@ async fn a_new_name_reaches_the_open_console_without_ending_it() {
 }
 
 #[tokio::test]
+async fn logging_in_again_ends_the_console_of_the_session_it_replaces() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let mut old = app.agent_socket(&alan_browser).await;
+    // The same browser logs in again: its old session ends (rotation).
+    alan_browser.get("/console").await;
+    let page = alan_browser
+        .submit(
+            "/login",
+            &[
+                ("email", "alan@example.com"),
+                ("password", "agent password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        old.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+    let mut new = app.agent_socket(&alan_browser).await;
+    new.send(json!({"type": "watch_queue"})).await;
+    new.expect_type("queue").await;
+}
+
+#[tokio::test]
 async fn a_password_change_ends_the_consoles_of_every_other_session() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut admin = app.admin().await;
