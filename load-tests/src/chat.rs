@@ -81,10 +81,8 @@ pub struct ChatReport {
     pub slow_acks: BTreeMap<u64, u64>,
     pub slow_acks_agents: u64,
     pub slow_acks_customers: u64,
-    /// Clients with at least one slow ack: a tail spread over everyone, or
-    /// a few clients that fell behind.
-    pub slow_ack_clients: u64,
-    /// Who they were (at most a few are worth naming).
+    /// Clients with at least one slow ack (a tail spread over everyone, or
+    /// a few clients that fell behind), and what each was doing.
     pub slow_clients: Vec<String>,
     /// Resumes the clients asked for after a gap (or `resume_required`).
     pub resumes: u64,
@@ -121,7 +119,7 @@ impl ChatReport {
             "closes": self.closes,
             "errors": self.errors,
             "resumes": self.resumes,
-            "slow_ack_clients": self.slow_ack_clients,
+            "slow_ack_clients": self.slow_clients.len(),
             "failed_clients": self.failed_clients,
             "delivered_per_second": self.delivered_per_second(),
             "send_seconds": self.send_window.as_secs_f64(),
@@ -184,7 +182,7 @@ impl std::fmt::Display for ChatReport {
                 "acks over 1 s        agents {}, customers {}, from {} clients; by send time (s: count) {:?}",
                 self.slow_acks_agents,
                 self.slow_acks_customers,
-                self.slow_ack_clients,
+                self.slow_clients.len(),
                 self.slow_acks
             )?;
             writeln!(
@@ -332,6 +330,7 @@ struct Side {
     reconnects: u64,
     /// An agent's side (else a customer's), for the slow-ack breakdown.
     agent: bool,
+    /// `c<i>` or `a<i>`: names the client, and prefixes its client_msg_ids.
     tag: String,
     /// Conversations it held at the end, resumes it asked for, messages
     /// it was sent twice: what a client that fell behind was doing.
@@ -349,7 +348,6 @@ struct Traffic {
     shown: HashSet<String>,
     /// Conversations with a resume in flight (until `resumed`).
     resuming: HashSet<String>,
-    tag: String,
     next: u64,
     side: Side,
 }
@@ -359,7 +357,7 @@ impl Traffic {
         let agent = tag.starts_with('a');
         let side = Side {
             agent,
-            tag: tag.clone(),
+            tag,
             ..Side::default()
         };
         Traffic {
@@ -367,7 +365,6 @@ impl Traffic {
             views: HashMap::new(),
             shown: HashSet::new(),
             resuming: HashSet::new(),
-            tag,
             next: 0,
             side,
         }
@@ -386,7 +383,7 @@ impl Traffic {
             return Ok(());
         }
         self.next += 1;
-        let client_msg_id = format!("{}-{}", self.tag, self.next);
+        let client_msg_id = format!("{}-{}", self.side.tag, self.next);
         let frame = json!({"type": "send", "conversation_id": conversation,
                            "client_msg_id": client_msg_id, "body": shared.body()});
         shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -701,7 +698,6 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
                         }
                     }
                 }
-                report.slow_ack_clients += u64::from(slow);
                 if slow {
                     report.slow_clients.push(format!(
                         "{} ({} conversations, {} resumes, {} replayed)",

@@ -634,10 +634,11 @@ impl Session {
             // Listen for changes to the account first, then check it: a
             // logout since the upgrade is either seen here or announced.
             self.subscribe(&accounts::account_topic(agent.id)).await?;
+            let token_hash = hash_token(&token);
             let (agent, expires_at) = self
                 .state
                 .store()
-                .live_session(&hash_token(&token))
+                .live_session(&token_hash)
                 .await?
                 .filter(|(user, _)| user.role.is_staff())
                 .ok_or(DomainError::Unauthenticated)?;
@@ -664,12 +665,8 @@ impl Session {
             .await;
             let account = Arc::new(AgentAccount::default());
             account.set(Some(agent.clone()));
-            self.heartbeat = Some(self.spawn_heartbeat(
-                agent.id,
-                hash_token(&token),
-                expires_at,
-                account.clone(),
-            ));
+            self.heartbeat =
+                Some(self.spawn_heartbeat(agent.id, token_hash, expires_at, account.clone()));
             self.account = Some(account);
             self.who = Some(Participant::Agent(agent));
             return Ok(());
