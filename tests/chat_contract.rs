@@ -847,23 +847,33 @@ async fn pings_keep_a_live_socket_open_and_a_silent_one_is_closed() {
 // So these tests send nothing after the change: the close must come by
 // itself, well before the 30 s heartbeat.
 
+/// The console was closed because its session ended (4401), within 5 s.
+async fn assert_session_ended(console: &mut WsClient) {
+    assert_eq!(
+        console.ended(Duration::from_secs(5)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+}
+
+/// The console is still open and answers.
+async fn assert_console_answers(console: &mut WsClient) {
+    console.send(json!({"type": "watch_queue"})).await;
+    console.expect_type("queue").await;
+}
+
 #[tokio::test]
 async fn an_agent_socket_ends_with_4401_as_soon_as_the_session_ends() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut admin = app.admin().await;
     let mut alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
     let mut alan = app.agent_socket(&alan_browser).await;
-    alan.send(json!({"type": "watch_queue"})).await;
-    alan.expect_type("queue").await;
+    assert_console_answers(&mut alan).await;
     alan_browser.get("/console").await;
     alan_browser
         .submit("/logout", &[])
         .await
         .expect_redirect("/");
-    assert_eq!(
-        alan.ended(Duration::from_secs(5)).await,
-        Some(Ended::Closed(Some(4401)))
-    );
+    assert_session_ended(&mut alan).await;
 }
 
 #[tokio::test]
@@ -902,8 +912,7 @@ async fn a_new_name_reaches_the_open_console_without_ending_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    agent.send(json!({"type": "watch_queue"})).await;
-    agent.expect_type("queue").await;
+    assert_console_answers(&mut agent).await;
 }
 
 #[tokio::test]
@@ -924,13 +933,9 @@ async fn logging_in_again_ends_the_console_of_the_session_it_replaces() {
         )
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
-    assert_eq!(
-        old.ended(Duration::from_secs(5)).await,
-        Some(Ended::Closed(Some(4401)))
-    );
+    assert_session_ended(&mut old).await;
     let mut new = app.agent_socket(&alan_browser).await;
-    new.send(json!({"type": "watch_queue"})).await;
-    new.expect_type("queue").await;
+    assert_console_answers(&mut new).await;
 }
 
 #[tokio::test]
@@ -957,13 +962,9 @@ async fn a_password_change_ends_the_consoles_of_every_other_session() {
         .await
         .expect_redirect("/account?saved=password");
 
-    assert_eq!(
-        on_laptop.ended(Duration::from_secs(5)).await,
-        Some(Ended::Closed(Some(4401)))
-    );
+    assert_session_ended(&mut on_laptop).await;
     // The session that made the change goes on.
-    on_phone.send(json!({"type": "watch_queue"})).await;
-    on_phone.expect_type("queue").await;
+    assert_console_answers(&mut on_phone).await;
 }
 
 #[tokio::test]
@@ -984,11 +985,7 @@ async fn losing_the_staff_role_ends_the_console_at_once() {
         .await
         .expect_redirect("/admin/people?done=role");
 
-    assert_eq!(
-        alan.ended(Duration::from_secs(5)).await,
-        Some(Ended::Closed(Some(4401)))
-    );
+    assert_session_ended(&mut alan).await;
     // Only that account's consoles are affected.
-    bea.send(json!({"type": "watch_queue"})).await;
-    bea.expect_type("queue").await;
+    assert_console_answers(&mut bea).await;
 }
