@@ -35,6 +35,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_page_indexes.sql"),
         include_str!("../../migrations/postgres/0004_page_indexes.sql"),
     ),
+    (
+        5,
+        "hot_message_writes",
+        include_str!("../../migrations/sqlite/0005_hot_message_writes.sql"),
+        include_str!("../../migrations/postgres/0005_hot_message_writes.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
