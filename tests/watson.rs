@@ -108,9 +108,21 @@ async fn watson_answers_with_options_then_hands_off_with_a_note_for_the_agent() 
         "one IAM token per bot instance, reused for every call"
     );
 
-    // The agent reads the assistant's note; the customer never does.
-    let console = admin.get(&format!("/console/tickets/{number}")).await;
-    assert!(console.contains("From the assistant: Wants a refund for order 42"));
+    // The agent reads the assistant's note; the customer never does. The
+    // note is written just after the hand-off the customer saw.
+    let note = "From the assistant: Wants a refund for order 42";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !admin
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .contains(note)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the note never reached the ticket page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     while visitor.try_next(Duration::from_millis(100)).await.is_some() {}
     assert!(
