@@ -67,6 +67,9 @@ pub struct Gauges {
     pub bus_reconnects: u64,
     pub bus_connected: bool,
     pub outbox_pending: i64,
+    /// Group commit (PostgreSQL): (batches, messages), and messages queued.
+    pub append_batches: Option<(u64, u64)>,
+    pub append_queued: usize,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
@@ -144,6 +147,26 @@ impl Metrics {
             "Emails waiting in the outbox.",
             gauges.outbox_pending,
         );
+        if let Some((batches, messages)) = gauges.append_batches {
+            counter(
+                &mut out,
+                "careline_append_batches_total",
+                "Group commits of chat messages (one statement each).",
+                batches,
+            );
+            counter(
+                &mut out,
+                "careline_append_batched_messages_total",
+                "Chat messages stored by group commits.",
+                messages,
+            );
+            gauge(
+                &mut out,
+                "careline_append_queued",
+                "Chat messages waiting for a group commit.",
+                gauges.append_queued as i64,
+            );
+        }
         out
     }
 }

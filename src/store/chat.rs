@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::Backend;
+use super::append_batch::{BatchRow, Outcome};
 use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::tickets::TicketActivity;
@@ -84,6 +85,27 @@ pub enum Appended {
 }
 
 impl NewChatMessage<'_> {
+    /// This message as a row of a group commit (see `append_batch`).
+    fn batch_row(&self, conversation_id: i64) -> BatchRow<'_> {
+        BatchRow {
+            conversation_id,
+            public: i64::from(!self.private),
+            allowed: self.only_in.map(|states| {
+                states
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            owner: self.only_assignee,
+            sender_kind: self.sender_kind.as_str(),
+            sender_user_id: self.sender_user_id,
+            sender_name: self.sender_name,
+            body: self.body,
+            client_msg_id: self.client_msg_id,
+        }
+    }
+
     /// Whether `existing` (same `client_msg_id`) came from this sender: only
     /// then is it a retry; otherwise the id is someone else's.
     fn retry_of(&self, existing: Message) -> Appended {
@@ -337,6 +359,21 @@ impl Store {
             && message.email.is_none()
             && message.attachment.is_none()
         {
+            if let Some(batcher) = &self.batcher {
+                match batcher.append(&message.batch_row(conversation_id)).await {
+                    Outcome::Stored(stored) => {
+                        let (stored, status) = *stored?;
+                        return Ok(Appended::New(stored, status));
+                    }
+                    // Refused, or a retry of a message stored before.
+                    Outcome::NotStored => {
+                        return self
+                            .retry_or(conversation_id, &message, || Ok(Appended::Refused))
+                            .await;
+                    }
+                    Outcome::WriteAlone => {}
+                }
+            }
             return self
                 .append_in_one_statement(conversation_id, &message)
                 .await;

@@ -5,6 +5,7 @@
 //! syntax, connection pragmas, how a write transaction starts, migrations)
 //! lives in [`Backend`] and `migrations/<backend>/`. See docs/decisions.md.
 
+mod append_batch;
 mod attachments;
 mod bulk;
 mod chat;
@@ -116,6 +117,8 @@ pub struct Store {
     /// to 100 ms are unfair and turned a loaded node's p90 into seconds
     /// (docs/benchmarks.md). Unused on PostgreSQL.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Group commit of chat messages (PostgreSQL only; see `append_batch`).
+    batcher: Option<Arc<append_batch::AppendBatcher>>,
 }
 
 /// A pooled connection idle at least this long is pinged before use.
@@ -176,10 +179,13 @@ impl Store {
                 url: redact(url),
                 reason: e.to_string(),
             })?;
+        let batcher = (backend == Backend::Postgres)
+            .then(|| Arc::new(append_batch::AppendBatcher::start(&pool)));
         let store = Store {
             pool,
             backend,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
+            batcher,
         };
         store.migrate().await?;
         Ok(store)
@@ -200,6 +206,25 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// (batches, messages) written by group commit so far; `None` where
+    /// messages are written one by one (SQLite).
+    pub fn append_batches(&self) -> Option<(u64, u64)> {
+        self.batcher.as_ref().map(|b| b.stats())
+    }
+
+    /// Messages waiting for a group commit (0 on SQLite).
+    pub fn append_queued(&self) -> usize {
+        self.batcher.as_ref().map_or(0, |b| b.queued())
+    }
+
+    /// The group-commit lane that writes this conversation's messages
+    /// (`None` on SQLite); messages of one lane queue behind each other.
+    pub fn append_lane(&self, conversation_id: i64) -> Option<usize> {
+        self.batcher
+            .as_ref()
+            .map(|_| append_batch::lane_of(conversation_id))
     }
 
     pub async fn close(&self) {

@@ -55,6 +55,8 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         bus_reconnects: bus.reconnects(),
         bus_connected: bus.is_connected(),
         outbox_pending: state.store().outbox_pending().await.unwrap_or(-1),
+        append_batches: state.store().append_batches(),
+        append_queued: state.store().append_queued(),
     };
     (
         [(

@@ -1,0 +1,314 @@
+//! Group commit for chat messages on PostgreSQL.
+//!
+//! One statement and one commit per message made the database spend more on
+//! each statement and commit than on the rows themselves (docs/benchmarks.md).
+//! Messages that arrive while a write is in flight now go out together: one
+//! statement, one commit, for up to [`MAX_BATCH`] messages of different
+//! conversations. A message waits at most for the write ahead of it; alone,
+//! it goes out at once, so a quiet system sees no added delay.
+//!
+//! The contract is `Store::append_message`'s. A batch is one statement, so it
+//! commits or fails as a whole: on any failure (a retried `client_msg_id`, a
+//! lost connection) no row of it was written, and each sender writes its own
+//! message alone, which sorts out retries and reports errors one by one.
+//!
+//! Conversations are spread over [`LANES`] lanes by id, each writing one
+//! batch at a time. So two batches in flight never share a conversation (no
+//! deadlock between them), a conversation's messages keep their order, and a
+//! batch that waits on a row lock holds up only its lane.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use sqlx::AnyPool;
+use sqlx::{Row, SqlSafeStr as _, SqlStr};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{self, MESSAGE_COLUMNS, text_enum};
+use super::{Backend, now_ms};
+use crate::domain::ConversationStatus;
+use crate::domain::tickets::Message;
+
+/// Lanes per process. Few, so that batches form as soon as the database is
+/// the bottleneck; more than one, so that a lock wait does not stop all.
+const LANES: usize = 2;
+/// Messages per statement at most.
+pub(super) const MAX_BATCH: usize = 64;
+/// Messages queued per lane before senders wait (back-pressure).
+const QUEUE: usize = 1024;
+
+/// A stored message, with its conversation's status as the write saw it.
+type Stored = Result<Box<(Message, ConversationStatus)>, sqlx::Error>;
+
+/// What became of a message handed to the batcher.
+pub(super) enum Outcome {
+    Stored(Stored),
+    /// Its batch committed without it: the conversation's state refused it,
+    /// or it does not exist (the caller tells a retry from a refusal).
+    NotStored,
+    /// Its batch wrote nothing (or the batcher is gone): write it alone.
+    WriteAlone,
+}
+
+/// One message's row as the statement reads it (`json_to_recordset`).
+#[derive(Serialize)]
+pub(super) struct BatchRow<'a> {
+    pub conversation_id: i64,
+    /// 1 if customers see it (it takes the next public seq), else 0.
+    pub public: i64,
+    /// Comma-separated statuses the conversation must be in; none: any.
+    pub allowed: Option<String>,
+    /// The agent who must own the conversation; none: anyone.
+    pub owner: Option<i64>,
+    pub sender_kind: &'a str,
+    pub sender_user_id: Option<i64>,
+    pub sender_name: &'a str,
+    pub body: &'a str,
+    pub client_msg_id: &'a str,
+}
+
+struct Job {
+    conversation_id: i64,
+    /// The row, serialized by the sender (no copy of the body kept).
+    json: String,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct Stats {
+    batches: AtomicU64,
+    messages: AtomicU64,
+}
+
+/// The lanes' senders. Dropping the last clone of the store drops them, and
+/// the lanes end.
+pub(super) struct AppendBatcher {
+    lanes: Vec<mpsc::Sender<Job>>,
+    stats: Arc<Stats>,
+}
+
+impl AppendBatcher {
+    /// Starts the lanes (PostgreSQL only: SQLite has one writer anyway).
+    pub(super) fn start(pool: &AnyPool) -> AppendBatcher {
+        let stats = Arc::new(Stats::default());
+        let sql = batch_statement();
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run_lane(pool.clone(), rx, sql.clone(), stats.clone()));
+                tx
+            })
+            .collect();
+        AppendBatcher { lanes, stats }
+    }
+
+    /// Hands `row` to its conversation's lane and waits for its batch.
+    pub(super) async fn append(&self, row: &BatchRow<'_>) -> Outcome {
+        let json = serde_json::to_string(row).expect("a message row serializes");
+        let (reply, outcome) = oneshot::channel();
+        let lane = &self.lanes[lane_of(row.conversation_id)];
+        let job = Job {
+            conversation_id: row.conversation_id,
+            json,
+            reply,
+        };
+        if lane.send(job).await.is_err() {
+            return Outcome::WriteAlone;
+        }
+        outcome.await.unwrap_or(Outcome::WriteAlone)
+    }
+
+    /// Messages waiting for their lane (not counting the batches in flight).
+    pub(super) fn queued(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|lane| lane.max_capacity() - lane.capacity())
+            .sum()
+    }
+
+    /// (batches committed, messages they stored), for `/metrics`.
+    pub(super) fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.batches.load(Ordering::Relaxed),
+            self.stats.messages.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The lane that writes a conversation's messages.
+pub(super) fn lane_of(conversation_id: i64) -> usize {
+    conversation_id.rem_euclid(LANES as i64) as usize
+}
+
+/// The batch statement: one seq update per conversation (at most one message
+/// of each per batch), the inserts, and the rows back, joined by
+/// conversation. The same conditions as `seq_condition`, read per row.
+fn batch_statement() -> SqlStr {
+    sqlx::AssertSqlSafe(Backend::Postgres.placeholders(&format!(
+            "WITH input AS (
+                SELECT * FROM json_to_recordset(?::json) AS x(
+                    conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT,
+                    sender_kind TEXT, sender_user_id BIGINT, sender_name TEXT, body TEXT,
+                    client_msg_id TEXT)
+             ), s AS (
+                UPDATE conversations c SET last_seq = c.last_seq + 1,
+                       last_public_seq = c.last_public_seq + input.public, updated_at = ?
+                FROM input
+                WHERE c.id = input.conversation_id
+                  AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
+                  AND (input.owner IS NULL OR c.assignee_id = input.owner)
+                RETURNING c.id, c.last_seq, c.last_public_seq, c.status
+             ), m AS (
+                INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+                SELECT input.conversation_id, s.last_seq,
+                       CASE WHEN input.public = 1 THEN s.last_public_seq END,
+                       input.sender_kind, input.sender_user_id, input.sender_name, input.body,
+                       1 - input.public, input.client_msg_id, ?
+                FROM s JOIN input ON input.conversation_id = s.id
+                RETURNING {MESSAGE_COLUMNS}
+             )
+             SELECT m.*, s.status FROM m JOIN s ON s.id = m.conversation_id"
+    )))
+    .into_sql_str()
+}
+
+async fn run_lane(pool: AnyPool, mut jobs: mpsc::Receiver<Job>, sql: SqlStr, stats: Arc<Stats>) {
+    // Jobs taken from the channel but not yet written, oldest first.
+    let mut held: VecDeque<Job> = VecDeque::new();
+    loop {
+        if held.is_empty() {
+            match jobs.recv().await {
+                Some(job) => held.push_back(job),
+                None => return,
+            }
+        }
+        while held.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => held.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let batch = take_batch(&mut held);
+        write(&pool, &sql, batch, &stats).await;
+    }
+}
+
+/// The oldest held jobs, at most one per conversation: a later message of a
+/// conversation already in the batch waits for the next one, so that its
+/// seq comes after (and once the batch is full, everything waits). The rest
+/// stay held, in order.
+fn take_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut batch: Vec<Job> = Vec::with_capacity(held.len().min(MAX_BATCH));
+    let mut later = VecDeque::new();
+    for job in held.drain(..) {
+        if batch.len() < MAX_BATCH
+            && !batch
+                .iter()
+                .any(|b| b.conversation_id == job.conversation_id)
+        {
+            batch.push(job);
+        } else {
+            later.push_back(job);
+        }
+    }
+    *held = later;
+    batch
+}
+
+async fn write(pool: &AnyPool, sql: &SqlStr, batch: Vec<Job>, stats: &Stats) {
+    let mut rows_json =
+        String::with_capacity(batch.iter().map(|j| j.json.len() + 1).sum::<usize>() + 2);
+    rows_json.push('[');
+    for (n, job) in batch.iter().enumerate() {
+        if n > 0 {
+            rows_json.push(',');
+        }
+        rows_json.push_str(&job.json);
+    }
+    rows_json.push(']');
+    let now = now_ms();
+    let result = sqlx::query(sql.clone())
+        .bind(rows_json)
+        .bind(now)
+        .bind(now)
+        .fetch_all(pool)
+        .await;
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Nothing of the batch was written; each sender writes alone and
+            // meets its own error (or a retry's stored message) there.
+            tracing::debug!(error = %e, messages = batch.len(), "batched append failed; writing each alone");
+            for job in batch {
+                let _ = job.reply.send(Outcome::WriteAlone);
+            }
+            return;
+        }
+    };
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats
+        .messages
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+    let mut stored: Vec<(i64, Stored)> = rows
+        .iter()
+        .map(|row| {
+            let conversation_id = row.try_get::<i64, _>("conversation_id").unwrap_or(0);
+            let parsed = rows::message(row).and_then(|message| {
+                let status = text_enum(row, "status", ConversationStatus::parse)?;
+                Ok(Box::new((message, status)))
+            });
+            (conversation_id, parsed)
+        })
+        .collect();
+    for job in batch {
+        let outcome = match stored.iter().position(|(id, _)| *id == job.conversation_id) {
+            Some(at) => Outcome::Stored(stored.swap_remove(at).1),
+            None => Outcome::NotStored,
+        };
+        let _ = job.reply.send(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(conversation_id: i64) -> (Job, oneshot::Receiver<Outcome>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Job {
+                conversation_id,
+                json: conversation_id.to_string(),
+                reply,
+            },
+            rx,
+        )
+    }
+
+    fn ids(jobs: impl IntoIterator<Item = Job>) -> Vec<i64> {
+        jobs.into_iter().map(|j| j.conversation_id).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_one_message_per_conversation_in_arrival_order() {
+        let mut held: VecDeque<Job> = [1, 2, 1, 3, 2, 1].into_iter().map(|c| job(c).0).collect();
+        let first = take_batch(&mut held);
+        assert_eq!(ids(first), [1, 2, 3]);
+        let second = take_batch(&mut held);
+        assert_eq!(ids(second), [1, 2]);
+        assert_eq!(ids(take_batch(&mut held)), [1]);
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_batch_messages() {
+        let mut held: VecDeque<Job> = (0..MAX_BATCH as i64 + 5).map(|c| job(c).0).collect();
+        assert_eq!(take_batch(&mut held).len(), MAX_BATCH);
+        assert_eq!(
+            ids(held),
+            (MAX_BATCH as i64..MAX_BATCH as i64 + 5).collect::<Vec<_>>()
+        );
+    }
+}
