@@ -67,8 +67,8 @@ pub struct Gauges {
     pub bus_reconnects: u64,
     pub bus_connected: bool,
     pub outbox_pending: i64,
-    /// Group commit (PostgreSQL): (batches, messages), and messages queued.
-    pub append_batches: Option<(u64, u64)>,
+    /// Group commit (PostgreSQL), and the messages waiting for it.
+    pub append_batches: Option<crate::store::BatchStats>,
     pub append_queued: usize,
 }
 
@@ -147,18 +147,24 @@ impl Metrics {
             "Emails waiting in the outbox.",
             gauges.outbox_pending,
         );
-        if let Some((batches, messages)) = gauges.append_batches {
+        if let Some(stats) = gauges.append_batches {
             counter(
                 &mut out,
                 "careline_append_batches_total",
                 "Group commits of chat messages (one statement each).",
-                batches,
+                stats.batches,
             );
             counter(
                 &mut out,
                 "careline_append_batched_messages_total",
                 "Chat messages stored by group commits.",
-                messages,
+                stats.messages,
+            );
+            counter(
+                &mut out,
+                "careline_append_batch_failures_total",
+                "Group commits that failed as a whole (their messages then written one by one).",
+                stats.failures,
             );
             gauge(
                 &mut out,

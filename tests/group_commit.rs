@@ -9,8 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use careline::domain::{ConversationStatus, SenderKind};
-use careline::store::{Appended, NewChatMessage, Store};
+use careline::domain::{ConversationStatus, Email, Role, SenderKind};
+use careline::store::{Appended, BatchStats, NewChatMessage, Store, StoreError};
 use sqlx::{Connection, PgConnection};
 use support::databases::postgres_available;
 use support::{Database, TestDb};
@@ -44,50 +44,98 @@ async fn conversations_of_one_lane(store: &Store, n: usize) -> Vec<i64> {
     ids
 }
 
-/// What a customer's send came to: the seq stored, or why not.
+/// What a send came to: the seqs stored (staff, customers'), or why not.
 #[derive(Debug, PartialEq)]
 enum Sent {
-    New(i64),
+    New(i64, Option<i64>),
     Duplicate(i64),
     Refused,
     Other,
 }
 
-/// Sends `body` (its own client id) as the customer; `only_in` as the chat
-/// passes it for a state-bound message.
-async fn send(
-    store: Store,
+/// One message to append: its body is also its client id.
+#[derive(Clone, Copy)]
+struct Msg {
     conversation: i64,
     body: &'static str,
+    /// The agent who writes it (a customer's message if none).
+    agent: Option<i64>,
+    private: bool,
     only_in: Option<&'static [ConversationStatus]>,
-) -> Sent {
+}
+
+fn customer(conversation: i64, body: &'static str) -> Msg {
+    Msg {
+        conversation,
+        body,
+        agent: None,
+        private: false,
+        only_in: None,
+    }
+}
+
+async fn append(store: Store, msg: Msg) -> Result<Sent, StoreError> {
     let appended = store
         .append_message(
-            conversation,
+            msg.conversation,
             NewChatMessage {
-                sender_kind: SenderKind::Customer,
-                sender_user_id: None,
-                sender_name: "Visitor",
-                body,
-                private: false,
-                client_msg_id: body,
-                only_in,
+                sender_kind: if msg.agent.is_some() {
+                    SenderKind::Agent
+                } else {
+                    SenderKind::Customer
+                },
+                sender_user_id: msg.agent,
+                sender_name: "Someone",
+                body: msg.body,
+                private: msg.private,
+                client_msg_id: msg.body,
+                only_in: msg.only_in,
                 only_assignee: None,
                 email: None,
                 attachment: None,
             },
         )
-        .await
-        .expect("the append answers");
-    match appended {
+        .await?;
+    Ok(match appended {
         Appended::New(message, _) => {
-            assert_eq!(message.body, body);
-            Sent::New(message.seq)
+            assert_eq!(message.body, msg.body);
+            Sent::New(message.seq, message.public_seq)
         }
         Appended::Duplicate(message) => Sent::Duplicate(message.seq),
         Appended::Refused => Sent::Refused,
         _ => Sent::Other,
+    })
+}
+
+async fn send(store: Store, msg: Msg) -> Sent {
+    append(store, msg).await.expect("the append answers")
+}
+
+/// Appends each of `msgs` from its own task, and waits until all of them
+/// are queued behind the write in flight.
+async fn queue_behind(
+    store: &Store,
+    msgs: &[Msg],
+) -> Vec<tokio::task::JoinHandle<Result<Sent, StoreError>>> {
+    let handles = msgs
+        .iter()
+        .map(|msg| tokio::spawn(append(store.clone(), *msg)))
+        .collect::<Vec<_>>();
+    wait_for("the messages to queue", async || {
+        store.append_queued() == msgs.len()
+    })
+    .await;
+    handles
+}
+
+async fn results(
+    handles: Vec<tokio::task::JoinHandle<Result<Sent, StoreError>>>,
+) -> Vec<Result<Sent, StoreError>> {
+    let mut all = Vec::new();
+    for handle in handles {
+        all.push(handle.await.unwrap());
     }
+    all
 }
 
 /// Polls `check` every 10 ms for up to 10 s.
@@ -99,13 +147,9 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// Holds conversation `id`'s row lock until the returned connection's
-/// transaction ends; returns once a write of the store waits on it.
-async fn hold_lock_until_a_write_waits(
-    url: &str,
-    id: i64,
-    write: impl FnOnce() -> tokio::task::JoinHandle<Sent>,
-) -> (PgConnection, tokio::task::JoinHandle<Sent>) {
+/// A connection holding conversation `id`'s row lock until its
+/// transaction ends (`ROLLBACK`).
+async fn lock_row(url: &str, id: i64) -> PgConnection {
     let mut locker = PgConnection::connect(url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
     sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE")
@@ -113,9 +157,13 @@ async fn hold_lock_until_a_write_waits(
         .execute(&mut locker)
         .await
         .unwrap();
-    let waiting = write();
+    locker
+}
+
+/// Waits until `n` statements of this database wait on a lock.
+async fn lock_waiters(url: &str, n: i64) {
     let mut watcher = PgConnection::connect(url).await.unwrap();
-    wait_for("the first write to wait on the row lock", async || {
+    wait_for(&format!("{n} writes to wait on row locks"), async || {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -123,10 +171,30 @@ async fn hold_lock_until_a_write_waits(
         .fetch_one(&mut watcher)
         .await
         .unwrap();
-        waiting == 1
+        waiting == n
     })
     .await;
+}
+
+/// Holds conversation `id`'s row lock until the returned connection's
+/// transaction ends; returns once a write of the store waits on it.
+async fn hold_lock_until_a_write_waits(
+    url: &str,
+    id: i64,
+    write: impl FnOnce() -> tokio::task::JoinHandle<Sent>,
+) -> (PgConnection, tokio::task::JoinHandle<Sent>) {
+    let locker = lock_row(url, id).await;
+    let waiting = write();
+    lock_waiters(url, 1).await;
     (locker, waiting)
+}
+
+fn delta(before: BatchStats, after: BatchStats) -> (u64, u64, u64) {
+    (
+        after.batches - before.batches,
+        after.messages - before.messages,
+        after.failures - before.failures,
+    )
 }
 
 #[tokio::test]
@@ -135,6 +203,15 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
         return;
     }
     let (store, db, _dir) = open().await;
+    let agent = store
+        .create_user(
+            &Email::parse("ann@example.com").unwrap(),
+            "Ann",
+            "h",
+            Role::Agent,
+        )
+        .await
+        .unwrap();
     let ids = conversations_of_one_lane(&store, 5).await;
     let [a, b, c, d, bot_only] = ids[..] else {
         unreachable!()
@@ -142,48 +219,63 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
     let before = store.append_batches().unwrap();
 
     let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
-        tokio::spawn(send(store.clone(), a, "a1", None))
+        tokio::spawn(send(store.clone(), customer(a, "a1")))
     })
     .await;
-    // Queued behind it: a second message of the same conversation, three of
-    // others, and one its conversation's state refuses (it is still `bot`).
+    // Queued behind it: a second message of the same conversation, a
+    // private note, two customers' messages, and one its conversation's
+    // state refuses (it is still `bot`).
     const LIVE: &[ConversationStatus] = &[ConversationStatus::Live];
-    let queued = [
-        (a, "a2", None),
-        (b, "b1", None),
-        (c, "c1", None),
-        (d, "d1", None),
-        (bot_only, "r1", Some(LIVE)),
-    ]
-    .map(|(id, body, only_in)| tokio::spawn(send(store.clone(), id, body, only_in)));
-    wait_for("five messages queued", async || store.append_queued() == 5).await;
+    let queued = queue_behind(
+        &store,
+        &[
+            customer(a, "a2"),
+            Msg {
+                agent: Some(agent.id.0),
+                private: true,
+                ..customer(b, "note")
+            },
+            customer(c, "c1"),
+            customer(d, "d1"),
+            Msg {
+                only_in: Some(LIVE),
+                ..customer(bot_only, "r1")
+            },
+        ],
+    )
+    .await;
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
 
-    assert_eq!(first.await.unwrap(), Sent::New(1));
-    let mut results = Vec::new();
-    for handle in queued {
-        results.push(handle.await.unwrap());
-    }
+    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
+    let results: Vec<Sent> = results(queued)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(
         results,
         [
-            Sent::New(2),
-            Sent::New(1),
-            Sent::New(1),
-            Sent::New(1),
+            Sent::New(2, Some(2)),
+            Sent::New(1, None),
+            Sent::New(1, Some(1)),
+            Sent::New(1, Some(1)),
             Sent::Refused
         ]
     );
-    let after = store.append_batches().unwrap();
     assert_eq!(
-        (after.0 - before.0, after.1 - before.1),
-        (2, 5),
+        delta(before, store.append_batches().unwrap()),
+        (2, 5, 0),
         "one batch for the first message, one for the four stored behind it"
     );
     let stored = store.messages_after(a, 0, true, 10).await.unwrap();
     assert_eq!(
         stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
         ["a1", "a2"]
+    );
+    // The note took a staff seq only: the customers' numbering goes on at 1.
+    assert_eq!(
+        send(store.clone(), customer(b, "b1")).await,
+        Sent::New(2, Some(1))
     );
     assert!(
         store
@@ -197,8 +289,10 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
 }
 
 #[tokio::test]
-async fn a_retry_in_a_batch_sends_each_message_alone_and_leaves_no_gap() {
-    if !postgres_available("a_retry_in_a_batch_sends_each_message_alone_and_leaves_no_gap").await {
+async fn a_resend_in_a_batch_gets_its_stored_message_and_the_rest_are_stored() {
+    if !postgres_available("a_resend_in_a_batch_gets_its_stored_message_and_the_rest_are_stored")
+        .await
+    {
         return;
     }
     let (store, db, _dir) = open().await;
@@ -206,41 +300,172 @@ async fn a_retry_in_a_batch_sends_each_message_alone_and_leaves_no_gap() {
     let [a, b, c, d] = ids[..] else {
         unreachable!()
     };
-    assert_eq!(send(store.clone(), b, "b1", None).await, Sent::New(1));
+    assert_eq!(
+        send(store.clone(), customer(b, "b1")).await,
+        Sent::New(1, Some(1))
+    );
     let before = store.append_batches().unwrap();
 
     let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
-        tokio::spawn(send(store.clone(), a, "a1", None))
+        tokio::spawn(send(store.clone(), customer(a, "a1")))
     })
     .await;
-    // A resend of b1 (its ack was lost) between two new messages: the batch
-    // fails on b1's unique client id as a whole, and nothing of it stays.
-    let queued = [(c, "c1"), (b, "b1"), (d, "d1")]
-        .map(|(id, body)| tokio::spawn(send(store.clone(), id, body, None)));
-    wait_for("three messages queued", async || store.append_queued() == 3).await;
+    // A resend of b1 (its ack was lost) between two new messages.
+    let queued = queue_behind(
+        &store,
+        &[customer(c, "c1"), customer(b, "b1"), customer(d, "d1")],
+    )
+    .await;
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
 
-    assert_eq!(first.await.unwrap(), Sent::New(1));
-    let mut results = Vec::new();
-    for handle in queued {
-        results.push(handle.await.unwrap());
-    }
+    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
+    let results: Vec<Sent> = results(queued)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(
         results,
-        [Sent::New(1), Sent::Duplicate(1), Sent::New(1)],
-        "each message, written alone, got its own answer"
+        [
+            Sent::New(1, Some(1)),
+            Sent::Duplicate(1),
+            Sent::New(1, Some(1))
+        ]
     );
-    let after = store.append_batches().unwrap();
     assert_eq!(
-        (after.0 - before.0, after.1 - before.1),
-        (1, 1),
-        "only the first batch committed"
+        delta(before, store.append_batches().unwrap()),
+        (2, 3, 0),
+        "the resend was left out of its batch, which committed the others"
     );
-    // The failed batch took no seq: the next messages follow on.
-    assert_eq!(send(store.clone(), c, "c2", None).await, Sent::New(2));
-    assert_eq!(send(store.clone(), b, "b2", None).await, Sent::New(2));
-    for (id, expected) in [(b, 2), (c, 2), (d, 1)] {
-        let stored = store.messages_after(id, 0, true, 10).await.unwrap();
-        assert_eq!(stored.len(), expected, "conversation {id}");
+    // It took no seq: the next message follows on.
+    assert_eq!(
+        send(store.clone(), customer(b, "b2")).await,
+        Sent::New(2, Some(2))
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_fails_its_batch_fails_alone() {
+    if !postgres_available("a_message_that_fails_its_batch_fails_alone").await {
+        return;
+    }
+    let (store, db, _dir) = open().await;
+    let ids = conversations_of_one_lane(&store, 4).await;
+    let [a, b, c, d] = ids[..] else {
+        unreachable!()
+    };
+    let before = store.append_batches().unwrap();
+
+    let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
+        tokio::spawn(send(store.clone(), customer(a, "a1")))
+    })
+    .await;
+    // A message from an account that does not exist fails the statement
+    // (its foreign key) and so the whole batch.
+    let queued = queue_behind(
+        &store,
+        &[
+            customer(b, "b1"),
+            Msg {
+                agent: Some(987_654),
+                ..customer(c, "c1")
+            },
+            customer(d, "d1"),
+        ],
+    )
+    .await;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
+    let mut results = results(queued).await.into_iter();
+    assert_eq!(results.next().unwrap().unwrap(), Sent::New(1, Some(1)));
+    let failed = results.next().unwrap();
+    assert!(
+        matches!(&failed, Err(StoreError::Database(e)) if e.to_string().contains("foreign key")),
+        "{failed:?}"
+    );
+    assert_eq!(results.next().unwrap().unwrap(), Sent::New(1, Some(1)));
+    assert_eq!(
+        delta(before, store.append_batches().unwrap()),
+        (3, 3, 1),
+        "a1's batch; the failed one, then b1 and d1 each on their own"
+    );
+    assert!(
+        store
+            .messages_after(c, 0, true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        send(store.clone(), customer(c, "c2")).await,
+        Sent::New(1, Some(1))
+    );
+}
+
+/// Two instances batch the same two conversations in opposite orders. If a
+/// batch locked its rows in arrival order, the second instance would hold X
+/// and wait for Y while the first held Y and waited for X: PostgreSQL would
+/// abort one batch after a second (a deadlock). Locking in id order, both
+/// wait for X and go one after the other.
+#[tokio::test]
+async fn batches_of_two_instances_lock_in_one_order_and_never_deadlock() {
+    if !postgres_available("batches_of_two_instances_lock_in_one_order_and_never_deadlock").await {
+        return;
+    }
+    let (first, db, _dir) = open().await;
+    let second = Store::open(&db.url, 5).await.expect("a second instance");
+    let ids = conversations_of_one_lane(&first, 4).await;
+    let [blocker_1, blocker_2, x, y] = ids[..] else {
+        unreachable!()
+    };
+    let before = (
+        first.append_batches().unwrap(),
+        second.append_batches().unwrap(),
+    );
+    let mut hold_x = lock_row(&db.url, x).await;
+
+    // The second instance: [X, Y] in one batch, waiting for X.
+    let (mut hold, ahead) = hold_lock_until_a_write_waits(&db.url, blocker_2, || {
+        tokio::spawn(send(second.clone(), customer(blocker_2, "ahead-2")))
+    })
+    .await;
+    let second_batch = queue_behind(&second, &[customer(x, "x-2"), customer(y, "y-2")]).await;
+    sqlx::query("ROLLBACK").execute(&mut hold).await.unwrap();
+    assert_eq!(ahead.await.unwrap(), Sent::New(1, Some(1)));
+    lock_waiters(&db.url, 1).await;
+
+    // The first instance: [Y, X] in one batch, behind it on X.
+    let mut hold = lock_row(&db.url, blocker_1).await;
+    let ahead = tokio::spawn(send(first.clone(), customer(blocker_1, "ahead-1")));
+    lock_waiters(&db.url, 2).await;
+    let first_batch = queue_behind(&first, &[customer(y, "y-1"), customer(x, "x-1")]).await;
+    sqlx::query("ROLLBACK").execute(&mut hold).await.unwrap();
+    assert_eq!(ahead.await.unwrap(), Sent::New(1, Some(1)));
+    lock_waiters(&db.url, 2).await;
+
+    sqlx::query("ROLLBACK").execute(&mut hold_x).await.unwrap();
+    let second_results = results(second_batch).await;
+    let first_results = results(first_batch).await;
+    for result in second_results.iter().chain(&first_results) {
+        assert!(matches!(result, Ok(Sent::New(..))), "{result:?}");
+    }
+    assert_eq!(
+        (
+            delta(before.0, first.append_batches().unwrap()),
+            delta(before.1, second.append_batches().unwrap()),
+        ),
+        ((2, 3, 0), (2, 3, 0)),
+        "each instance: its blocker, then one batch of both conversations; none failed"
+    );
+    for id in [x, y] {
+        let seqs: Vec<i64> = first
+            .messages_after(id, 0, true, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2], "conversation {id}");
     }
 }

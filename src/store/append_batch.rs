@@ -7,15 +7,18 @@
 //! conversations. A message waits at most for the write ahead of it; alone,
 //! it goes out at once, so a quiet system sees no added delay.
 //!
-//! The contract is `Store::append_message`'s. A batch is one statement, so it
-//! commits or fails as a whole: on any failure (a retried `client_msg_id`, a
-//! lost connection) no row of it was written, and each sender writes its own
-//! message alone, which sorts out retries and reports errors one by one.
+//! The contract is `Store::append_message`'s. Each row carries its own
+//! conditions; a row they refuse, or whose `client_msg_id` is stored already,
+//! is left out and its sender finds out why (`retry_or`). A batch is one
+//! statement, so it commits or fails as a whole: when it fails, nothing of it
+//! was written, and the lane writes its messages again one by one, so that
+//! the failure stays with the message that caused it.
 //!
 //! Conversations are spread over [`LANES`] lanes by id, each writing one
-//! batch at a time. So two batches in flight never share a conversation (no
-//! deadlock between them), a conversation's messages keep their order, and a
-//! batch that waits on a row lock holds up only its lane.
+//! batch at a time, so a conversation's messages go out in arrival order.
+//! Every batch locks its conversations in id order before it updates them,
+//! so batches of other lanes and other instances wait for each other rather
+//! than deadlock.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use sqlx::AnyPool;
+use sqlx::any::AnyRow;
 use sqlx::{Row, SqlSafeStr as _, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 
@@ -69,6 +73,18 @@ pub(super) struct BatchRow<'a> {
     pub client_msg_id: &'a str,
 }
 
+/// Group commit so far, for `/metrics` and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Statements that committed.
+    pub batches: u64,
+    /// Messages they stored.
+    pub messages: u64,
+    /// Batches that failed as a whole (their messages were then written one
+    /// by one).
+    pub failures: u64,
+}
+
 struct Job {
     conversation_id: i64,
     /// The row, serialized by the sender (no copy of the body kept).
@@ -80,6 +96,15 @@ struct Job {
 struct Stats {
     batches: AtomicU64,
     messages: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, rows: &[AnyRow]) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.messages
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The lanes' senders. Dropping the last clone of the store drops them, and
@@ -128,12 +153,13 @@ impl AppendBatcher {
             .sum()
     }
 
-    /// (batches committed, messages they stored), for `/metrics`.
-    pub(super) fn stats(&self) -> (u64, u64) {
-        (
-            self.stats.batches.load(Ordering::Relaxed),
-            self.stats.messages.load(Ordering::Relaxed),
-        )
+    /// Statements committed, messages they stored, batches that failed.
+    pub(super) fn stats(&self) -> BatchStats {
+        BatchStats {
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            messages: self.stats.messages.load(Ordering::Relaxed),
+            failures: self.stats.failures.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -145,31 +171,46 @@ pub(super) fn lane_of(conversation_id: i64) -> usize {
 /// The batch statement: one seq update per conversation (at most one message
 /// of each per batch), the inserts, and the rows back, joined by
 /// conversation. The same conditions as `seq_condition`, read per row.
+///
+/// - `l` locks the batch's conversations in id order before any is updated:
+///   batches of other instances (and this one's other lane) lock in the same
+///   order, so they wait for each other instead of deadlocking.
+/// - A message whose `client_msg_id` is stored already (a resend after a lost
+///   ack) is left out rather than failing the whole statement on the unique
+///   index; its sender finds the stored one (`retry_or`).
 fn batch_statement() -> SqlStr {
     sqlx::AssertSqlSafe(Backend::Postgres.placeholders(&format!(
-            "WITH input AS (
-                SELECT * FROM json_to_recordset(?::json) AS x(
-                    conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT,
-                    sender_kind TEXT, sender_user_id BIGINT, sender_name TEXT, body TEXT,
-                    client_msg_id TEXT)
-             ), s AS (
-                UPDATE conversations c SET last_seq = c.last_seq + 1,
-                       last_public_seq = c.last_public_seq + input.public, updated_at = ?
-                FROM input
-                WHERE c.id = input.conversation_id
-                  AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
-                  AND (input.owner IS NULL OR c.assignee_id = input.owner)
-                RETURNING c.id, c.last_seq, c.last_public_seq, c.status
-             ), m AS (
-                INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-                SELECT input.conversation_id, s.last_seq,
-                       CASE WHEN input.public = 1 THEN s.last_public_seq END,
-                       input.sender_kind, input.sender_user_id, input.sender_name, input.body,
-                       1 - input.public, input.client_msg_id, ?
-                FROM s JOIN input ON input.conversation_id = s.id
-                RETURNING {MESSAGE_COLUMNS}
-             )
-             SELECT m.*, s.status FROM m JOIN s ON s.id = m.conversation_id"
+        "WITH input AS (
+            SELECT * FROM json_to_recordset(?::json) AS x(
+                conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT,
+                sender_kind TEXT, sender_user_id BIGINT, sender_name TEXT, body TEXT,
+                client_msg_id TEXT)
+         ), l AS MATERIALIZED (
+            SELECT id FROM conversations
+            WHERE id IN (SELECT conversation_id FROM input)
+            ORDER BY id
+            FOR NO KEY UPDATE
+         ), s AS (
+            UPDATE conversations c SET last_seq = c.last_seq + 1,
+                   last_public_seq = c.last_public_seq + input.public, updated_at = ?
+            FROM input JOIN l ON l.id = input.conversation_id
+            WHERE c.id = input.conversation_id
+              AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
+              AND (input.owner IS NULL OR c.assignee_id = input.owner)
+              AND NOT EXISTS (SELECT 1 FROM messages stored
+                              WHERE stored.conversation_id = input.conversation_id
+                                AND stored.client_msg_id = input.client_msg_id)
+            RETURNING c.id, c.last_seq, c.last_public_seq, c.status
+         ), m AS (
+            INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+            SELECT input.conversation_id, s.last_seq,
+                   CASE WHEN input.public = 1 THEN s.last_public_seq END,
+                   input.sender_kind, input.sender_user_id, input.sender_name, input.body,
+                   1 - input.public, input.client_msg_id, ?
+            FROM s JOIN input ON input.conversation_id = s.id
+            RETURNING {MESSAGE_COLUMNS}
+         )
+         SELECT m.*, s.status FROM m JOIN s ON s.id = m.conversation_id"
     )))
     .into_sql_str()
 }
@@ -218,10 +259,41 @@ fn take_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
 }
 
 async fn write(pool: &AnyPool, sql: &SqlStr, batch: Vec<Job>, stats: &Stats) {
+    let rows = match execute(pool, sql, &batch).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Nothing of the batch was written (a statement is atomic). Each
+            // message is written again on its own, here in the lane, so that
+            // the rest keep their order and the failure stays with the one
+            // that caused it.
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, messages = batch.len(), "a group commit failed; writing its messages one by one");
+            for job in batch {
+                let outcome = match execute(pool, sql, std::slice::from_ref(&job)).await {
+                    Ok(rows) => {
+                        stats.count(&rows);
+                        answer(&rows, job.conversation_id)
+                    }
+                    // Its own failure: the sender writes it alone, which
+                    // tells a retry from an error.
+                    Err(_) => Outcome::WriteAlone,
+                };
+                let _ = job.reply.send(outcome);
+            }
+            return;
+        }
+    };
+    stats.count(&rows);
+    for job in batch {
+        let _ = job.reply.send(answer(&rows, job.conversation_id));
+    }
+}
+
+async fn execute(pool: &AnyPool, sql: &SqlStr, jobs: &[Job]) -> Result<Vec<AnyRow>, sqlx::Error> {
     let mut rows_json =
-        String::with_capacity(batch.iter().map(|j| j.json.len() + 1).sum::<usize>() + 2);
+        String::with_capacity(jobs.iter().map(|j| j.json.len() + 1).sum::<usize>() + 2);
     rows_json.push('[');
-    for (n, job) in batch.iter().enumerate() {
+    for (n, job) in jobs.iter().enumerate() {
         if n > 0 {
             rows_json.push(',');
         }
@@ -229,46 +301,32 @@ async fn write(pool: &AnyPool, sql: &SqlStr, batch: Vec<Job>, stats: &Stats) {
     }
     rows_json.push(']');
     let now = now_ms();
-    let result = sqlx::query(sql.clone())
+    sqlx::query(sql.clone())
         .bind(rows_json)
         .bind(now)
         .bind(now)
         .fetch_all(pool)
-        .await;
-    let rows = match result {
-        Ok(rows) => rows,
-        Err(e) => {
-            // Nothing of the batch was written; each sender writes alone and
-            // meets its own error (or a retry's stored message) there.
-            tracing::debug!(error = %e, messages = batch.len(), "batched append failed; writing each alone");
-            for job in batch {
-                let _ = job.reply.send(Outcome::WriteAlone);
+        .await
+}
+
+/// The outcome for the message of `conversation_id` (a batch holds at most
+/// one per conversation): its row, or none if the statement left it out.
+fn answer(rows: &[AnyRow], conversation_id: i64) -> Outcome {
+    for row in rows {
+        match row.try_get::<i64, _>("conversation_id") {
+            Ok(id) if id == conversation_id => {
+                return Outcome::Stored(rows::message(row).and_then(|message| {
+                    let status = text_enum(row, "status", ConversationStatus::parse)?;
+                    Ok(Box::new((message, status)))
+                }));
             }
-            return;
+            Ok(_) => {}
+            // Cannot tell whose row this is: claiming "not stored" could
+            // turn a stored message into a duplicate, so report the error.
+            Err(e) => return Outcome::Stored(Err(e)),
         }
-    };
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats
-        .messages
-        .fetch_add(rows.len() as u64, Ordering::Relaxed);
-    let mut stored: Vec<(i64, Stored)> = rows
-        .iter()
-        .map(|row| {
-            let conversation_id = row.try_get::<i64, _>("conversation_id").unwrap_or(0);
-            let parsed = rows::message(row).and_then(|message| {
-                let status = text_enum(row, "status", ConversationStatus::parse)?;
-                Ok(Box::new((message, status)))
-            });
-            (conversation_id, parsed)
-        })
-        .collect();
-    for job in batch {
-        let outcome = match stored.iter().position(|(id, _)| *id == job.conversation_id) {
-            Some(at) => Outcome::Stored(stored.swap_remove(at).1),
-            None => Outcome::NotStored,
-        };
-        let _ = job.reply.send(outcome);
     }
+    Outcome::NotStored
 }
 
 #[cfg(test)]

@@ -817,8 +817,13 @@ impl Store {
             // cannot both see the last free place. (SQLite writers already
             // take turns.)
             let lock = match wait {
-                Wait::Yes => "SELECT id FROM users WHERE id = ? FOR UPDATE",
-                Wait::No => "SELECT id FROM users WHERE id = ? FOR UPDATE SKIP LOCKED",
+                // NO KEY UPDATE: two assignments still exclude each other,
+                // but the key-share lock a message's foreign key takes on
+                // its sender does not wait for this one (a group commit
+                // holding the waiting conversation while it checks the
+                // agent's key would otherwise deadlock with us).
+                Wait::Yes => "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE",
+                Wait::No => "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE SKIP LOCKED",
             };
             let locked = sqlx::query(self.sql(lock))
                 .bind(agent.id.0)

@@ -26,6 +26,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Transaction};
 
+pub use append_batch::BatchStats;
 pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
 pub use outbox::{NewEmail, OutboxEmail};
@@ -208,9 +209,9 @@ impl Store {
         Ok(())
     }
 
-    /// (batches, messages) written by group commit so far; `None` where
-    /// messages are written one by one (SQLite).
-    pub fn append_batches(&self) -> Option<(u64, u64)> {
+    /// Group commit so far; `None` where messages are written one by one
+    /// (SQLite).
+    pub fn append_batches(&self) -> Option<BatchStats> {
         self.batcher.as_ref().map(|b| b.stats())
     }
 
@@ -221,6 +222,7 @@ impl Store {
 
     /// The group-commit lane that writes this conversation's messages
     /// (`None` on SQLite); messages of one lane queue behind each other.
+    /// For tests that need messages queued behind one another.
     pub fn append_lane(&self, conversation_id: i64) -> Option<usize> {
         self.batcher
             .as_ref()
