@@ -187,14 +187,14 @@ fn batch_statement() -> SqlStr {
                 client_msg_id TEXT)
          ), l AS MATERIALIZED (
             SELECT id FROM conversations
-            WHERE id IN (SELECT conversation_id FROM input)
+            WHERE id = ANY (?::text::BIGINT[])
             ORDER BY id
             FOR NO KEY UPDATE
          ), s AS (
             UPDATE conversations c SET last_seq = c.last_seq + 1,
                    last_public_seq = c.last_public_seq + input.public, updated_at = ?
             FROM input JOIN l ON l.id = input.conversation_id
-            WHERE c.id = input.conversation_id
+            WHERE c.id = input.conversation_id AND c.id = ANY (?::text::BIGINT[])
               AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
               AND (input.owner IS NULL OR c.assignee_id = input.owner)
               AND NOT EXISTS (SELECT 1 FROM messages stored
@@ -300,10 +300,22 @@ async fn execute(pool: &AnyPool, sql: &SqlStr, jobs: &[Job]) -> Result<Vec<AnyRo
         rows_json.push_str(&job.json);
     }
     rows_json.push(']');
+    // The ids again as an array: the planner cannot see into the JSON and
+    // guesses 100 rows, which made it scan the whole conversations table
+    // twice per batch; with the array it looks each id up by key.
+    let ids = format!(
+        "{{{}}}",
+        jobs.iter()
+            .map(|job| job.conversation_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let now = now_ms();
     sqlx::query(sql.clone())
         .bind(rows_json)
+        .bind(&ids)
         .bind(now)
+        .bind(&ids)
         .bind(now)
         .fetch_all(pool)
         .await
