@@ -189,6 +189,25 @@ async fn hold_lock_until_a_write_waits(
     (locker, waiting)
 }
 
+/// Sends "ahead" to `blocker` while its row is locked, queues `msgs` behind
+/// it in the same lane, lets go, and returns what each of `msgs` came to
+/// (after checking that the message ahead was stored).
+async fn one_batch_behind(
+    store: &Store,
+    url: &str,
+    blocker: i64,
+    msgs: &[Msg],
+) -> Vec<Result<Sent, StoreError>> {
+    let (mut locker, ahead) = hold_lock_until_a_write_waits(url, blocker, || {
+        tokio::spawn(send(store.clone(), customer(blocker, "ahead")))
+    })
+    .await;
+    let queued = queue_behind(store, msgs).await;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(ahead.await.unwrap(), Sent::New(1, Some(1)));
+    results(queued).await
+}
+
 fn delta(before: BatchStats, after: BatchStats) -> (u64, u64, u64) {
     (
         after.batches - before.batches,
@@ -218,16 +237,14 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
     };
     let before = store.append_batches().unwrap();
 
-    let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
-        tokio::spawn(send(store.clone(), customer(a, "a1")))
-    })
-    .await;
-    // Queued behind it: a second message of the same conversation, a
+    // Queued behind a message to `a`: a second message of the same conversation, a
     // private note, two customers' messages, and one its conversation's
     // state refuses (it is still `bot`).
     const LIVE: &[ConversationStatus] = &[ConversationStatus::Live];
-    let queued = queue_behind(
+    let results: Vec<Sent> = one_batch_behind(
         &store,
+        &db.url,
+        a,
         &[
             customer(a, "a2"),
             Msg {
@@ -243,15 +260,10 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
             },
         ],
     )
-    .await;
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-
-    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
-    let results: Vec<Sent> = results(queued)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
+    .await
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect();
     assert_eq!(
         results,
         [
@@ -270,7 +282,7 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
     let stored = store.messages_after(a, 0, true, 10).await.unwrap();
     assert_eq!(
         stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        ["a1", "a2"]
+        ["ahead", "a2"]
     );
     // The note took a staff seq only: the customers' numbering goes on at 1.
     assert_eq!(
@@ -306,24 +318,17 @@ async fn a_resend_in_a_batch_gets_its_stored_message_and_the_rest_are_stored() {
     );
     let before = store.append_batches().unwrap();
 
-    let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
-        tokio::spawn(send(store.clone(), customer(a, "a1")))
-    })
-    .await;
     // A resend of b1 (its ack was lost) between two new messages.
-    let queued = queue_behind(
+    let results: Vec<Sent> = one_batch_behind(
         &store,
+        &db.url,
+        a,
         &[customer(c, "c1"), customer(b, "b1"), customer(d, "d1")],
     )
-    .await;
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-
-    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
-    let results: Vec<Sent> = results(queued)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
+    .await
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect();
     assert_eq!(
         results,
         [
@@ -356,14 +361,12 @@ async fn a_message_that_fails_its_batch_fails_alone() {
     };
     let before = store.append_batches().unwrap();
 
-    let (mut locker, first) = hold_lock_until_a_write_waits(&db.url, a, || {
-        tokio::spawn(send(store.clone(), customer(a, "a1")))
-    })
-    .await;
     // A message from an account that does not exist fails the statement
     // (its foreign key) and so the whole batch.
-    let queued = queue_behind(
+    let mut results = one_batch_behind(
         &store,
+        &db.url,
+        a,
         &[
             customer(b, "b1"),
             Msg {
@@ -373,11 +376,8 @@ async fn a_message_that_fails_its_batch_fails_alone() {
             customer(d, "d1"),
         ],
     )
-    .await;
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-
-    assert_eq!(first.await.unwrap(), Sent::New(1, Some(1)));
-    let mut results = results(queued).await.into_iter();
+    .await
+    .into_iter();
     assert_eq!(results.next().unwrap().unwrap(), Sent::New(1, Some(1)));
     let failed = results.next().unwrap();
     assert!(
@@ -388,7 +388,7 @@ async fn a_message_that_fails_its_batch_fails_alone() {
     assert_eq!(
         delta(before, store.append_batches().unwrap()),
         (3, 3, 1),
-        "a1's batch; the failed one, then b1 and d1 each on their own"
+        "the batch ahead; the failed one, then b1 and d1 each on their own"
     );
     assert!(
         store
