@@ -469,3 +469,63 @@ async fn batches_of_two_instances_lock_in_one_order_and_never_deadlock() {
         assert_eq!(seqs, [1, 2], "conversation {id}");
     }
 }
+
+/// Routing holds the agent's row while it assigns a conversation, and a
+/// message by that agent checks the agent's key (its foreign key). Routing
+/// used to lock the row `FOR UPDATE`, which that check waits for: a batch
+/// holding the conversation routing wanted next deadlocked with it. With
+/// `FOR NO KEY UPDATE` the agent's reply goes through while routing waits.
+#[tokio::test]
+async fn an_agents_reply_is_not_held_up_by_routing_to_that_agent() {
+    if !postgres_available("an_agents_reply_is_not_held_up_by_routing_to_that_agent").await {
+        return;
+    }
+    use careline::store::{Assignment, Wait};
+    let (store, db, _dir) = open().await;
+    let agent = store
+        .create_user(
+            &Email::parse("ann@example.com").unwrap(),
+            "Ann",
+            "h",
+            Role::Agent,
+        )
+        .await
+        .unwrap();
+    let ids = conversations_of_one_lane(&store, 2).await;
+    let [hers, waiting] = ids[..] else {
+        unreachable!()
+    };
+    for id in [hers, waiting] {
+        assert!(store.escalate(id, "Help", "Careline").await.unwrap());
+    }
+    assert!(store.claim(hers, &agent).await.unwrap());
+
+    // Routing takes the agent's row, then waits for the waiting
+    // conversation (locked here) while it is in the middle of assigning.
+    let mut locker = lock_row(&db.url, waiting).await;
+    let routing = {
+        let store = store.clone();
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            store
+                .assign_within_capacity(waiting, &agent, Wait::Yes)
+                .await
+        })
+    };
+    lock_waiters(&db.url, 1).await;
+
+    let reply = tokio::spawn(send(
+        store.clone(),
+        Msg {
+            agent: Some(agent.id.0),
+            ..customer(hers, "on it")
+        },
+    ));
+    let replied = tokio::time::timeout(Duration::from_secs(10), reply).await;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(
+        replied.expect("the reply waited for routing").unwrap(),
+        Sent::New(1, Some(1))
+    );
+    assert_eq!(routing.await.unwrap().unwrap(), Assignment::Assigned);
+}
