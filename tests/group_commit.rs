@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use careline::domain::{ConversationStatus, Email, Role, SenderKind};
+use careline::domain::{ConversationStatus, Email, Role, SenderKind, User};
 use careline::store::{Appended, BatchStats, NewChatMessage, Store, StoreError};
 use sqlx::{Connection, PgConnection};
 use support::databases::postgres_available;
@@ -42,6 +42,18 @@ async fn conversations_of_one_lane(store: &Store, n: usize) -> Vec<i64> {
         }
     }
     ids
+}
+
+async fn agent(store: &Store) -> User {
+    store
+        .create_user(
+            &Email::parse("ann@example.com").unwrap(),
+            "Ann",
+            "h",
+            Role::Agent,
+        )
+        .await
+        .unwrap()
 }
 
 /// What a send came to: the seqs stored (staff, customers'), or why not.
@@ -222,24 +234,16 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
         return;
     }
     let (store, db, _dir) = open().await;
-    let agent = store
-        .create_user(
-            &Email::parse("ann@example.com").unwrap(),
-            "Ann",
-            "h",
-            Role::Agent,
-        )
-        .await
-        .unwrap();
+    let agent = agent(&store).await;
     let ids = conversations_of_one_lane(&store, 5).await;
     let [a, b, c, d, bot_only] = ids[..] else {
         unreachable!()
     };
     let before = store.append_batches().unwrap();
 
-    // Queued behind a message to `a`: a second message of the same conversation, a
-    // private note, two customers' messages, and one its conversation's
-    // state refuses (it is still `bot`).
+    // Queued behind a message to `a`: a second message to `a`, a private
+    // note, two customers' messages, and one its conversation's state
+    // refuses (it is still `bot`).
     const LIVE: &[ConversationStatus] = &[ConversationStatus::Live];
     let results: Vec<Sent> = one_batch_behind(
         &store,
@@ -482,15 +486,7 @@ async fn an_agents_reply_is_not_held_up_by_routing_to_that_agent() {
     }
     use careline::store::{Assignment, Wait};
     let (store, db, _dir) = open().await;
-    let agent = store
-        .create_user(
-            &Email::parse("ann@example.com").unwrap(),
-            "Ann",
-            "h",
-            Role::Agent,
-        )
-        .await
-        .unwrap();
+    let agent = agent(&store).await;
     let ids = conversations_of_one_lane(&store, 2).await;
     let [hers, waiting] = ids[..] else {
         unreachable!()
