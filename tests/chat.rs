@@ -439,6 +439,104 @@ async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
     assert_eq!(replies().await.len(), 1);
 }
 
+/// A console that follows a conversation writes a reply without reading the
+/// conversation first; the write itself checks what the read would have
+/// decided: that the customer needs no email, and the first response.
+#[tokio::test]
+async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
+    for db in backends("reply email after leaving").await {
+        let app = TestApp::spawn(db).await;
+        let site = app.allow_shop().await;
+        let mut admin = app.admin().await;
+        let (mut visitor, id) = started(&app, &site, "talk to a person").await;
+        let waiting = visitor
+            .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+            .await;
+        let number = waiting["ticket_number"].as_i64().unwrap();
+        visitor
+            .send(json!({"type": "contact", "name": "Grace", "email": "grace@example.com"}))
+            .await;
+        let welcome = visitor
+            .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
+            .await;
+        let visitor_id: i64 = welcome["user"]["id"].as_str().unwrap().parse().unwrap();
+        let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+        let mut console = app.agent_socket(&alan).await;
+        console
+            .send(json!({"type": "claim", "conversation_id": id}))
+            .await;
+        console
+            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+            .await;
+        let replies = || async {
+            let all = app.store.outbox(20).await.unwrap();
+            all.into_iter()
+                .filter(|e| e.template == "agent_reply")
+                .collect::<Vec<_>>()
+        };
+        let first_response = || async {
+            app.store
+                .ticket_by_number(number)
+                .await
+                .unwrap()
+                .unwrap()
+                .first_response_at
+        };
+
+        // Here: replies go out live, nobody is emailed, and the first one
+        // stamps the ticket's first response (once).
+        for (n, body) in [(1, "First answer"), (2, "Second answer")] {
+            let client_msg_id = format!("r{n}");
+            console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": client_msg_id, "body": body})).await;
+            console
+                .expect(|f| f["type"] == "ack" && f["client_msg_id"] == client_msg_id.as_str())
+                .await;
+            visitor.expect_message(body).await;
+        }
+        assert!(replies().await.is_empty(), "{db:?}: {:?}", replies().await);
+        let stamped = first_response().await;
+        assert!(
+            stamped.is_some(),
+            "{db:?}: the first reply is the first response"
+        );
+
+        // Gone: the next reply is stored with an email.
+        visitor.close().await;
+        for _ in 0..100 {
+            if app.store.visitor_last_seen(visitor_id).await.unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            app.store.visitor_last_seen(visitor_id).await.unwrap(),
+            0,
+            "{db:?}"
+        );
+        console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r3", "body": "Third answer"})).await;
+        let ack = console
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r3")
+            .await;
+        let outbox = replies().await;
+        assert_eq!(outbox.len(), 1, "{db:?}: {outbox:?}");
+        assert_eq!(outbox[0].to_email, "grace@example.com");
+        assert!(outbox[0].payload.contains("Third answer"), "{outbox:?}");
+        let stored = app
+            .store
+            .messages_after(
+                id.parse().unwrap(),
+                ack["seq"].as_i64().unwrap() - 1,
+                true,
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1, "{db:?}: {stored:?}");
+        assert_eq!(stored[0].body, "Third answer");
+        assert_eq!(first_response().await, stamped, "{db:?}: stamped once");
+    }
+}
+
 #[tokio::test]
 async fn an_agent_transfers_a_conversation_to_a_colleague() {
     let app = TestApp::spawn(Database::Sqlite).await;
@@ -478,6 +576,14 @@ async fn an_agent_transfers_a_conversation_to_a_colleague() {
         f["type"] == "conversation" && f["id"] == id.as_str() && f["assignee"]["name"] == "Bea"
     })
     .await;
+    // Alan's console still follows it, but his replies no longer land.
+    a.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "body": "still me", "ref": "late"})).await;
+    let refused = a.expect(|f| f["ref"] == "late").await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("Bea owns"),
+        "{refused}"
+    );
     visitor
         .expect(|f| f["type"] == "message" && f["body"] == "Bea will take it from here.")
         .await;

@@ -74,6 +74,8 @@ struct Msg {
     agent: Option<i64>,
     private: bool,
     only_in: Option<&'static [ConversationStatus]>,
+    /// Stored only if the customer needs no email (see `NewChatMessage`).
+    only_if_customer_seen_after: Option<i64>,
 }
 
 fn customer(conversation: i64, body: &'static str) -> Msg {
@@ -83,6 +85,7 @@ fn customer(conversation: i64, body: &'static str) -> Msg {
         agent: None,
         private: false,
         only_in: None,
+        only_if_customer_seen_after: None,
     }
 }
 
@@ -103,6 +106,7 @@ async fn append(store: Store, msg: Msg) -> Result<Sent, StoreError> {
                 client_msg_id: msg.body,
                 only_in: msg.only_in,
                 only_assignee: None,
+                only_if_customer_seen_after: msg.only_if_customer_seen_after,
                 email: None,
                 attachment: None,
             },
@@ -524,4 +528,61 @@ async fn an_agents_reply_is_not_held_up_by_routing_to_that_agent() {
         Sent::New(1, Some(1))
     );
     assert_eq!(routing.await.unwrap().unwrap(), Assignment::Assigned);
+}
+
+#[tokio::test]
+async fn a_reply_for_an_away_customer_is_left_out_of_its_batch() {
+    if !postgres_available("a_reply_for_an_away_customer_is_left_out_of_its_batch").await {
+        return;
+    }
+    let (store, db, _dir) = open().await;
+    let agent = agent(&store).await;
+    let ids = conversations_of_one_lane(&store, 2).await;
+    let [blocker, anonymous] = ids[..] else {
+        unreachable!()
+    };
+    // Grace left an address and is gone; her conversation is in the same lane.
+    let site = store.default_site().await.unwrap();
+    let grace = store
+        .create_visitor(site.id, "grace-token", "Grace", "grace@example.com")
+        .await
+        .unwrap();
+    store.visitor_left(grace.id).await.unwrap();
+    let away = loop {
+        let c = store.create_conversation(site.id, grace.id).await.unwrap();
+        if store.append_lane(c.id) == store.append_lane(blocker) {
+            break c.id;
+        }
+    };
+    let before = store.append_batches().unwrap();
+
+    let reply = |conversation, body| Msg {
+        agent: Some(agent.id.0),
+        only_if_customer_seen_after: Some(careline::store::now_ms() - 60_000),
+        ..customer(conversation, body)
+    };
+    let results: Vec<Sent> = one_batch_behind(
+        &store,
+        &db.url,
+        blocker,
+        &[reply(away, "to grace"), reply(anonymous, "to anonymous")],
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect();
+    assert_eq!(results, [Sent::Refused, Sent::New(1, Some(1))]);
+    assert_eq!(
+        delta(before, store.append_batches().unwrap()),
+        (2, 2, 0),
+        "the message ahead, then the batch that left Grace's reply out"
+    );
+    assert!(
+        store
+            .messages_after(away, 0, true, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the refused reply left nothing"
+    );
 }

@@ -5,7 +5,9 @@ mod support;
 
 use careline::domain::tickets::{self, EventKind, TicketUpdate};
 use careline::domain::{Email, Priority, Role, SenderKind, TicketStatus, User, accounts};
-use careline::store::{AssigneeFilter, Store, StoreError, TicketFilter};
+use careline::store::{
+    Appended, AssigneeFilter, NewChatMessage, Store, StoreError, TicketFilter, now_ms,
+};
 use support::{Database, TestDb, databases::backends};
 
 async fn open(db: Database) -> (Store, TestDb, tempfile::TempDir) {
@@ -595,4 +597,102 @@ async fn assignment_outcomes(store: &Store) {
         Some(ann.id),
         "a late try changes nothing"
     );
+}
+
+conformance!(
+    a_reply_that_would_need_an_email_is_left_to_the_caller,
+    email_condition
+);
+/// `only_if_customer_seen_after`: a write with it stores nothing when its
+/// customer has an address and is away (the caller decides the email), and
+/// stores as usual otherwise.
+async fn email_condition(store: &Store) {
+    let site = store.default_site().await.unwrap();
+    let agent = user(store, "alan@example.com", Role::Agent).await;
+    let grace = store
+        .create_visitor(site.id, "grace-token", "Grace", "grace@example.com")
+        .await
+        .unwrap();
+    let anonymous = store
+        .create_visitor(site.id, "anonymous-token", "", "")
+        .await
+        .unwrap();
+    let with_address = store.create_conversation(site.id, grace.id).await.unwrap();
+    let without = store
+        .create_conversation(site.id, anonymous.id)
+        .await
+        .unwrap();
+    for c in [with_address.id, without.id] {
+        assert!(store.escalate(c, "Help", "Careline").await.unwrap());
+        assert!(store.claim(c, &agent).await.unwrap());
+    }
+    let reply = async |conversation: i64, client_msg_id: &str| {
+        let appended = store
+            .append_message(
+                conversation,
+                NewChatMessage {
+                    sender_kind: SenderKind::Agent,
+                    sender_user_id: Some(agent.id.0),
+                    sender_name: &agent.name,
+                    body: "An answer",
+                    private: false,
+                    client_msg_id,
+                    only_in: None,
+                    only_assignee: Some(agent.id.0),
+                    only_if_customer_seen_after: Some(now_ms() - 60_000),
+                    email: None,
+                    attachment: None,
+                },
+            )
+            .await
+            .unwrap();
+        match appended {
+            Appended::New(message, _) => Some(message.seq),
+            Appended::Refused => None,
+            _ => panic!("neither stored nor refused"),
+        }
+    };
+    let last_seq = async |conversation: i64| {
+        store
+            .conversation(conversation)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seq
+    };
+
+    // Both customers were seen just now.
+    let first = reply(with_address.id, "r1").await.expect("stored");
+    assert!(reply(without.id, "r1").await.is_some());
+    // Both leave: only the one with an address needs an email.
+    store.visitor_left(grace.id).await.unwrap();
+    store.visitor_left(anonymous.id).await.unwrap();
+    assert_eq!(reply(with_address.id, "r2").await, None);
+    assert_eq!(
+        last_seq(with_address.id).await,
+        first,
+        "nothing was written"
+    );
+    assert!(reply(without.id, "r2").await.is_some());
+    // Back again.
+    store.touch_visitors(&[grace.id]).await.unwrap();
+    assert_eq!(reply(with_address.id, "r2").await, Some(first + 1));
+
+    // The first response is stamped once, and only where there is a ticket.
+    let ticket_of = async |conversation: i64| {
+        let c = store.conversation(conversation).await.unwrap().unwrap();
+        store
+            .ticket_by_number(c.ticket_number.unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert!(store.note_first_response(with_address.id).await.unwrap());
+    let stamped = ticket_of(with_address.id).await.first_response_at;
+    assert!(stamped.is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(store.note_first_response(with_address.id).await.unwrap());
+    assert_eq!(ticket_of(with_address.id).await.first_response_at, stamped);
+    let no_ticket = store.create_conversation(site.id, grace.id).await.unwrap();
+    assert!(!store.note_first_response(no_ticket.id).await.unwrap());
 }

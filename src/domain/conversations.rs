@@ -7,7 +7,7 @@
 //! - `queue` carries the waiting list; `a:{agent}` tells one agent that a
 //!   conversation became theirs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,10 @@ pub struct Chat {
     online_visitors: Mutex<HashMap<i64, usize>>,
     /// When each conversation last emailed its customer (to coalesce bursts).
     emailed: Mutex<HashMap<i64, Instant>>,
+    /// Conversations whose ticket is known to have its first response, so
+    /// that an agent's reply need not look (bounded: see
+    /// [`FIRST_RESPONSES_KEPT`]; forgetting costs one idempotent write).
+    first_responded: Mutex<HashSet<i64>>,
     metrics: Arc<Metrics>,
     /// Wakes the task that sends queue snapshots (see [`QUEUE_COALESCE`]).
     queue_changed: Arc<tokio::sync::Notify>,
@@ -123,6 +127,9 @@ pub const PRESENCE_PERIOD: Duration = Duration::from_secs(30);
 
 /// At most one "you have a reply" email per conversation in this window.
 const EMAIL_COALESCE: Duration = Duration::from_secs(600);
+
+/// Conversations remembered in `Chat::first_responded` before it starts over.
+const FIRST_RESPONSES_KEPT: usize = 100_000;
 
 /// How many messages a resume sends per database read.
 const REPLAY_PAGE: i64 = 200;
@@ -150,6 +157,7 @@ impl Chat {
             online_visitors: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             emailed: Mutex::new(HashMap::new()),
+            first_responded: Mutex::new(HashSet::new()),
             queue_changed,
         }
     }
@@ -437,7 +445,7 @@ impl Chat {
             return Ok(true);
         }
         let seen = self.store.visitor_last_seen(visitor_id).await?;
-        Ok(seen > crate::store::now_ms() - 2 * PRESENCE_PERIOD.as_millis() as i64)
+        Ok(seen > away_if_unseen_since())
     }
 
     /// A new conversation with the bot. A retried start (same first
@@ -501,6 +509,7 @@ impl Chat {
                     client_msg_id: &client_msg_id,
                     only_in: None,
                     only_assignee: None,
+                    only_if_customer_seen_after: None,
                     email: None,
                     attachment: attachment.as_ref(),
                 },
@@ -654,6 +663,7 @@ impl Chat {
                     client_msg_id,
                     only_in: Some(&[ConversationStatus::Bot]),
                     only_assignee: None,
+                    only_if_customer_seen_after: None,
                     email: None,
                     attachment: None,
                 },
@@ -719,6 +729,7 @@ impl Chat {
                     client_msg_id,
                     only_in: None,
                     only_assignee: None,
+                    only_if_customer_seen_after: None,
                     email: None,
                     attachment: None,
                 },
@@ -890,6 +901,79 @@ impl Chat {
             .await
     }
 
+    /// An agent's message written straight away, without reading the
+    /// conversation first, when nothing needs deciding before the write:
+    /// the agent owns the conversation (a reply), and its customer needs no
+    /// email about it. Both are conditions of the write itself. `None` when
+    /// they refused it: [`Chat::send_as_agent`] then decides (a claim, a
+    /// conflict, an email) and writes. For a conversation the caller knows
+    /// exists (a console following it); no attachment (it has its checks).
+    pub async fn send_as_owner(
+        &self,
+        agent: &User,
+        conversation_id: i64,
+        client_msg_id: &str,
+        body: &str,
+        private: bool,
+    ) -> DomainResult<Option<Sent>> {
+        if !agent.role.is_staff() {
+            return Err(DomainError::NotFound);
+        }
+        let client_msg_id = parse_client_msg_id(client_msg_id)?;
+        let body = agent_body(body, None, private)?;
+        let appended = self
+            .store
+            .append_message(
+                conversation_id,
+                NewChatMessage {
+                    sender_kind: SenderKind::Agent,
+                    sender_user_id: Some(agent.id.0),
+                    sender_name: &agent.name,
+                    body: &body,
+                    private,
+                    client_msg_id: &client_msg_id,
+                    only_in: None,
+                    only_assignee: (!private).then_some(agent.id.0),
+                    only_if_customer_seen_after: (!private).then(away_if_unseen_since),
+                    email: None,
+                    attachment: None,
+                },
+            )
+            .await?;
+        let Some(sent) = agent_sent(appended)? else {
+            return Ok(None);
+        };
+        if !sent.duplicate {
+            self.publish_message(&sent.message).await;
+            if !private {
+                self.note_first_response(conversation_id).await?;
+            }
+        }
+        Ok(Some(sent))
+    }
+
+    /// Stamps the ticket's first response unless this instance knows it
+    /// has one (one idempotent write per conversation, not one per reply).
+    async fn note_first_response(&self, conversation_id: i64) -> DomainResult<()> {
+        let known = self
+            .first_responded
+            .lock()
+            .expect("first responses lock")
+            .contains(&conversation_id);
+        if !known && self.store.note_first_response(conversation_id).await? {
+            self.remember_first_response(conversation_id);
+        }
+        Ok(())
+    }
+
+    fn remember_first_response(&self, conversation_id: i64) {
+        let mut known = self.first_responded.lock().expect("first responses lock");
+        if known.len() >= FIRST_RESPONSES_KEPT {
+            known.clear();
+        }
+        known.insert(conversation_id);
+    }
+
     /// [`Chat::send_as_agent`] with the conversation already in hand (as
     /// read by [`Chat::staff_conversation`]: one lookup less).
     pub async fn send_as_agent_in(
@@ -905,7 +989,6 @@ impl Chat {
             return Err(DomainError::NotFound);
         }
         let conversation_id = c.id;
-        let field = if private { "note" } else { "body" };
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
         let attachment = sender_upload(
             &self.store,
@@ -916,10 +999,7 @@ impl Chat {
             attachment_id,
         )
         .await?;
-        let body = body_with(body, attachment.as_ref()).map_err(|e| match e {
-            DomainError::Invalid { message, .. } => invalid(field, message),
-            other => other,
-        })?;
+        let body = agent_body(body, attachment.as_ref(), private)?;
         if !private {
             if c.status == ConversationStatus::Waiting && c.assignee_id.is_none() {
                 if self.store.claim(c.id, agent).await? {
@@ -958,41 +1038,29 @@ impl Chat {
                     only_in: None,
                     // A reply lands only while this agent still owns it.
                     only_assignee: (!private).then_some(agent.id.0),
+                    only_if_customer_seen_after: None,
                     email,
                     attachment: attachment.as_ref(),
                 },
             )
             .await?;
-        let message = match appended {
-            Appended::Duplicate(message) => {
-                return Ok(Sent {
-                    message,
-                    duplicate: true,
-                });
-            }
-            Appended::New(message, _) => message,
-            Appended::IdTaken => {
-                return Err(DomainError::Conflict(
-                    "client_msg_id is already used in this conversation; send with a fresh one"
-                        .into(),
-                ));
-            }
-            Appended::Refused => {
-                return Err(DomainError::Conflict(
-                    "someone else took this conversation meanwhile; ask them to transfer it".into(),
-                ));
-            }
-            Appended::AttachmentTaken => return Err(attachment_taken()),
+        let Some(sent) = agent_sent(appended)? else {
+            return Err(DomainError::Conflict(
+                "someone else took this conversation meanwhile; ask them to transfer it".into(),
+            ));
         };
-        self.publish_message(&message).await;
-        // Only the first reply writes it (one write less per message after).
-        if !private && c.ticket_id.is_some() && c.first_response_at.is_none() {
-            self.store.note_first_response(c.id).await?;
+        if sent.duplicate {
+            return Ok(sent);
         }
-        Ok(Sent {
-            message,
-            duplicate: false,
-        })
+        self.publish_message(&sent.message).await;
+        if !private && c.ticket_id.is_some() {
+            if c.first_response_at.is_some() {
+                self.remember_first_response(c.id);
+            } else {
+                self.note_first_response(c.id).await?;
+            }
+        }
+        Ok(sent)
     }
 
     /// The email for a customer who is not connected, so that a reply is
@@ -1332,5 +1400,48 @@ async fn send_queue_snapshots(store: Store, bus: Arc<dyn Bus>, changed: Arc<toki
             Ok(frame) => publish_on(&bus, QUEUE_TOPIC, &frame).await,
             Err(e) => tracing::warn!(error = %e, "could not read the queue"),
         }
+    }
+}
+
+/// Before this time (ms), a customer not connected here counts as away
+/// (presence is refreshed every [`PRESENCE_PERIOD`]; one missed refresh is
+/// allowed for).
+fn away_if_unseen_since() -> i64 {
+    crate::store::now_ms() - 2 * PRESENCE_PERIOD.as_millis() as i64
+}
+
+/// An agent's text, with its attachment, checked; errors name the field the
+/// console shows them on.
+fn agent_body(
+    body: &str,
+    attachment: Option<&AttachmentRef>,
+    private: bool,
+) -> DomainResult<String> {
+    body_with(body, attachment).map_err(|e| match e {
+        DomainError::Invalid { message, .. } => {
+            invalid(if private { "note" } else { "body" }, message)
+        }
+        other => other,
+    })
+}
+
+/// An agent's write as the agent is told of it: stored (new, or the message
+/// a resend already stored), refused by the write's conditions (`None`: each
+/// caller says what that means), or an error.
+fn agent_sent(appended: Appended) -> DomainResult<Option<Sent>> {
+    match appended {
+        Appended::New(message, _) => Ok(Some(Sent {
+            message,
+            duplicate: false,
+        })),
+        Appended::Duplicate(message) => Ok(Some(Sent {
+            message,
+            duplicate: true,
+        })),
+        Appended::Refused => Ok(None),
+        Appended::IdTaken => Err(DomainError::Conflict(
+            "client_msg_id is already used in this conversation; send with a fresh one".into(),
+        )),
+        Appended::AttachmentTaken => Err(attachment_taken()),
     }
 }

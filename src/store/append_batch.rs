@@ -67,6 +67,9 @@ pub(super) struct BatchRow<'a> {
     pub allowed: Option<String>,
     /// The agent who must own the conversation; none: anyone.
     pub owner: Option<i64>,
+    /// The customer must have no email address or have been seen after
+    /// this time (ms); none: no such condition.
+    pub seen_after: Option<i64>,
     pub sender_kind: &'a str,
     pub sender_user_id: Option<i64>,
     pub sender_name: &'a str,
@@ -171,7 +174,7 @@ pub(super) fn lane_of(conversation_id: i64) -> usize {
 
 /// The batch statement: one seq update per conversation (at most one message
 /// of each per batch), the inserts, and the rows back, joined by
-/// conversation. The same conditions as `seq_condition`, read per row.
+/// conversation. The same conditions as `chat::Conditions`, read per row.
 ///
 /// - `l` locks the batch's conversations in id order before any is updated:
 ///   batches of other instances (and this one's other lane) lock in the same
@@ -183,7 +186,7 @@ fn batch_statement() -> SqlStr {
     sqlx::AssertSqlSafe(Backend::Postgres.placeholders(&format!(
         "WITH input AS (
             SELECT * FROM json_to_recordset(?::json) AS x(
-                conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT,
+                conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT, seen_after BIGINT,
                 sender_kind TEXT, sender_user_id BIGINT, sender_name TEXT, body TEXT,
                 client_msg_id TEXT)
          ), l AS MATERIALIZED (
@@ -198,6 +201,11 @@ fn batch_statement() -> SqlStr {
             WHERE c.id = input.conversation_id AND c.id = ANY (?::text::BIGINT[])
               AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
               AND (input.owner IS NULL OR c.assignee_id = input.owner)
+              AND (input.seen_after IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM visitors v LEFT JOIN users cu ON cu.id = v.user_id
+                                  WHERE v.id = c.visitor_id
+                                    AND COALESCE(cu.email, v.email, '') <> ''
+                                    AND v.last_seen_at <= input.seen_after))
               AND NOT EXISTS (SELECT 1 FROM messages stored
                               WHERE stored.conversation_id = input.conversation_id
                                 AND stored.client_msg_id = input.client_msg_id)

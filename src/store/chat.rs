@@ -34,6 +34,11 @@ pub struct NewChatMessage<'a> {
     /// The message is stored only while this user owns the conversation
     /// (an agent's reply must not land after a transfer away).
     pub only_assignee: Option<i64>,
+    /// The message is stored only if its customer needs no email about it:
+    /// they have no address, or were seen after this time (ms). An agent's
+    /// reply written without looking the conversation up first uses it;
+    /// refused, the caller decides the email and writes both together.
+    pub only_if_customer_seen_after: Option<i64>,
     /// An email the message causes, queued in the same transaction.
     pub email: Option<NewEmail>,
     /// An upload of this conversation, bound to this message in the same
@@ -98,6 +103,7 @@ impl NewChatMessage<'_> {
                     .join(",")
             }),
             owner: self.only_assignee,
+            seen_after: self.only_if_customer_seen_after,
             sender_kind: self.sender_kind.as_str(),
             sender_user_id: self.sender_user_id,
             sender_name: self.sender_name,
@@ -391,8 +397,7 @@ impl Store {
                 conversation_id,
                 message.private,
                 now,
-                message.only_in,
-                message.only_assignee,
+                Conditions::of(&message),
             )
             .await?
         else {
@@ -493,8 +498,9 @@ impl Store {
         conversation_id: i64,
         message: &NewChatMessage<'_>,
     ) -> StoreResult<Appended> {
-        let condition = seq_condition(message.only_in, message.only_assignee);
-        let mut query = sqlx::query(self.sql(&format!(
+        let conditions = Conditions::of(message);
+        let condition = conditions.sql();
+        let query = sqlx::query(self.sql(&format!(
             "WITH s AS (
                 UPDATE conversations SET last_seq = last_seq + 1,
                        last_public_seq = last_public_seq + ?, updated_at = ?
@@ -511,10 +517,8 @@ impl Store {
         .bind(if message.private { 0_i64 } else { 1 })
         .bind(now_ms())
         .bind(conversation_id);
-        if let Some(owner) = message.only_assignee {
-            query = query.bind(owner);
-        }
-        let inserted = query
+        let inserted = conditions
+            .bind(query)
             .bind(conversation_id)
             .bind(i64::from(message.private))
             .bind(message.sender_kind.as_str())
@@ -1019,18 +1023,23 @@ impl Store {
         Ok(())
     }
 
-    /// Stamps the ticket's first response time if it has none yet.
-    pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<()> {
+    /// Stamps the ticket's first response time if it has none yet. True
+    /// when the conversation's ticket has one now (stamped here or before);
+    /// false when it has no ticket.
+    pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
-        sqlx::query(self.sql(
-            "UPDATE tickets SET first_response_at = ?, updated_at = ? WHERE conversation_id = ? AND first_response_at IS NULL",
+        let now = now_ms();
+        let stamped = sqlx::query(self.sql(
+            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?),
+                    updated_at = CASE WHEN first_response_at IS NULL THEN ? ELSE updated_at END
+             WHERE conversation_id = ?",
         ))
-        .bind(now_ms())
-        .bind(now_ms())
+        .bind(now)
+        .bind(now)
         .bind(conversation_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(stamped.rows_affected() > 0)
     }
 
     /// The live queue: waiting, unassigned conversations, longest waiting first.
@@ -1192,26 +1201,69 @@ impl Store {
     }
 }
 
-/// The extra `WHERE` of a seq update: the message lands only while the
-/// conversation is in one of `only_in` and owned by `only_assignee` (bound
-/// as the next parameter). Status names come from the enum, never input.
-pub(super) fn seq_condition(
-    only_in: Option<&[ConversationStatus]>,
-    only_assignee: Option<i64>,
-) -> String {
-    let mut condition = match only_in {
-        Some(states) => format!(
-            " AND status IN ({})",
-            states
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => String::new(),
-    };
-    if only_assignee.is_some() {
-        condition.push_str(" AND assignee_id = ?");
+/// What must hold at the moment a message is written: checked in the seq
+/// update's own `WHERE`, so it holds on every backend without a lock.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Conditions<'a> {
+    /// The conversation is in one of these states.
+    pub only_in: Option<&'a [ConversationStatus]>,
+    /// The conversation is owned by this user.
+    pub only_assignee: Option<i64>,
+    /// The customer has no email address, or was seen after this time (ms).
+    pub only_if_customer_seen_after: Option<i64>,
+}
+
+impl<'a> Conditions<'a> {
+    pub fn of(message: &NewChatMessage<'a>) -> Conditions<'a> {
+        Conditions {
+            only_in: message.only_in,
+            only_assignee: message.only_assignee,
+            only_if_customer_seen_after: message.only_if_customer_seen_after,
+        }
     }
-    condition
+
+    /// The extra `WHERE` of an `UPDATE conversations` (not aliased), with a
+    /// placeholder per value, bound by [`Conditions::bind`]. Status names
+    /// come from the enum, never from input.
+    pub fn sql(&self) -> String {
+        let mut condition = match self.only_in {
+            Some(states) => format!(
+                " AND status IN ({})",
+                states
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        if self.only_assignee.is_some() {
+            condition.push_str(" AND assignee_id = ?");
+        }
+        if self.only_if_customer_seen_after.is_some() {
+            // The same test as `Chat::visitor_online`, over the presence
+            // every instance writes.
+            condition.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM visitors v LEFT JOIN users cu ON cu.id = v.user_id
+                                  WHERE v.id = conversations.visitor_id
+                                    AND COALESCE(cu.email, v.email, '') <> ''
+                                    AND v.last_seen_at <= ?)",
+            );
+        }
+        condition
+    }
+
+    /// Binds the values of [`Conditions::sql`]'s placeholders, in order.
+    pub fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        if let Some(owner) = self.only_assignee {
+            query = query.bind(owner);
+        }
+        if let Some(seen_after) = self.only_if_customer_seen_after {
+            query = query.bind(seen_after);
+        }
+        query
+    }
 }

@@ -651,15 +651,14 @@ impl Store {
         private: bool,
         now: i64,
     ) -> StoreResult<(i64, Option<i64>)> {
-        self.next_seqs_if(tx, conversation_id, private, now, None, None)
+        self.next_seqs_if(tx, conversation_id, private, now, Default::default())
             .await?
             .map(|(seq, public, _)| (seq, public))
             .ok_or(StoreError::NotFound)
     }
 
     /// [`Store::next_seqs`] under conditions checked in the same statement
-    /// (so they hold at the moment of the write on every backend): the
-    /// conversation is in one of `only_in`, and is owned by `only_assignee`.
+    /// (so they hold at the moment of the write on every backend).
     /// Also returns the conversation's status as the write saw it.
     pub(super) async fn next_seqs_if(
         &self,
@@ -667,11 +666,10 @@ impl Store {
         conversation_id: i64,
         private: bool,
         now: i64,
-        only_in: Option<&[ConversationStatus]>,
-        only_assignee: Option<i64>,
+        conditions: super::chat::Conditions<'_>,
     ) -> StoreResult<Option<(i64, Option<i64>, ConversationStatus)>> {
-        let condition = super::chat::seq_condition(only_in, only_assignee);
-        let mut query = sqlx::query(self.sql(&format!(
+        let condition = conditions.sql();
+        let query = sqlx::query(self.sql(&format!(
             "UPDATE conversations SET last_seq = last_seq + 1,
                     last_public_seq = last_public_seq + ?, updated_at = ?
              WHERE id = ?{condition} RETURNING last_seq, last_public_seq, status"
@@ -679,10 +677,7 @@ impl Store {
         .bind(if private { 0_i64 } else { 1 })
         .bind(now)
         .bind(conversation_id);
-        if let Some(owner) = only_assignee {
-            query = query.bind(owner);
-        }
-        let Some(row) = query.fetch_optional(&mut **tx).await? else {
+        let Some(row) = conditions.bind(query).fetch_optional(&mut **tx).await? else {
             return Ok(None);
         };
         let public: i64 = row.try_get("last_public_seq")?;

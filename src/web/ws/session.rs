@@ -607,10 +607,29 @@ impl Session {
         reference: Option<Value>,
     ) -> Reply {
         let chat = self.state.chat();
+        let topic = staff_topic(write.conversation_id);
+        // Followed means looked up before (it exists): the common reply goes
+        // out with no read first, unless its write finds there is something
+        // to decide (a claim, a conflict, an email to an away customer).
+        if write.attachment_id.is_none() && self.state.hub().is_subscribed(self.id, &topic) {
+            let sent = chat
+                .send_as_owner(
+                    agent,
+                    write.conversation_id,
+                    write.client_msg_id,
+                    write.body,
+                    write.private,
+                )
+                .await?;
+            if let Some(sent) = sent {
+                self.acknowledge(&sent, Audience::Staff, reference).await;
+                return Ok(());
+            }
+        }
         let c = chat
             .staff_conversation(agent, write.conversation_id)
             .await?;
-        self.subscribe(&staff_topic(write.conversation_id)).await?;
+        self.subscribe(&topic).await?;
         let sent = chat
             .send_as_agent_in(
                 agent,
