@@ -164,8 +164,11 @@ async fn a_slow_reader_is_closed_and_the_others_keep_up() {
     );
 }
 
-/// Sends `total` messages `{prefix}0…` to conversation `id`, ten at a
-/// time, each ten acked before the next.
+/// Sends `total` messages `{prefix}0…` to conversation `id`, a few at a
+/// time, each few acked before the next. Few: the agent's socket does not
+/// read while it sends, and each message comes back to it (an ack and the
+/// 8 KB message) — more than the kernel's buffers and a small queue hold
+/// would have the server close the agent as a slow reader too.
 async fn send_in_acked_batches(
     agent: &mut WsClient,
     id: &str,
@@ -173,11 +176,13 @@ async fn send_in_acked_batches(
     total: usize,
     body: &str,
 ) {
-    for batch in 0..total / 10 {
-        for i in batch * 10..batch * 10 + 10 {
+    const AT_ONCE: usize = 4;
+    for batch in 0..total.div_ceil(AT_ONCE) {
+        let ids = batch * AT_ONCE..(batch * AT_ONCE + AT_ONCE).min(total);
+        for i in ids.clone() {
             agent.send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("{prefix}{i}"), "body": body})).await;
         }
-        let batch_last = format!("{prefix}{}", batch * 10 + 9);
+        let batch_last = format!("{prefix}{}", ids.end - 1);
         agent
             .expect(|f| f["type"] == "ack" && f["client_msg_id"] == batch_last.as_str())
             .await;
