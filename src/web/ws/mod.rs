@@ -330,7 +330,14 @@ async fn write_loop(
         code,
         reason: reason.into(),
     }));
-    // The peer may not be reading at all (that may be why it is closed).
-    let _ = timeout(Duration::from_secs(1), sink.send(close)).await;
-    let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    // The peer may not be reading at all (that may be why it is closed):
+    // a second to take the frame that says why. If it cannot, the connection
+    // is just dropped; closing the sink then would send an empty close
+    // frame (no code) once the peer reads, which tells it less than a drop.
+    if timeout(Duration::from_secs(1), sink.send(close))
+        .await
+        .is_ok()
+    {
+        let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    }
 }
