@@ -54,6 +54,10 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     pub messages_in: AtomicU64,
+    /// Agents' messages written without reading their conversation first,
+    /// and those that read it first (see `Chat::send_as_owner`).
+    pub agent_writes_direct: AtomicU64,
+    pub agent_writes_read_first: AtomicU64,
     pub frames_out: AtomicU64,
     pub publish_latency: Histogram,
     pub bot_latency: Histogram,
@@ -100,6 +104,18 @@ impl Metrics {
             "careline_messages_in_total",
             "Chat messages stored from this instance's sockets.",
             self.messages_in.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "careline_agent_writes_direct_total",
+            "Agents' messages written without reading their conversation first.",
+            self.agent_writes_direct.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "careline_agent_writes_read_first_total",
+            "Agents' messages that read their conversation first: not followed by the console, with a file, or refused by the direct write's conditions (a claim, a conflict, an away customer).",
+            self.agent_writes_read_first.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

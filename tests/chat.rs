@@ -499,6 +499,11 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
             stamped.is_some(),
             "{db:?}: the first reply is the first response"
         );
+        assert_eq!(
+            agent_writes(&app).await,
+            (2, 0),
+            "{db:?}: (direct, read first)"
+        );
 
         // Gone: the next reply is stored with an email.
         visitor.close().await;
@@ -533,8 +538,36 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
             .unwrap();
         assert_eq!(stored.len(), 1, "{db:?}: {stored:?}");
         assert_eq!(stored[0].body, "Third answer");
+        assert_eq!(
+            agent_writes(&app).await,
+            (2, 1),
+            "{db:?}: the write found the customer away and read first"
+        );
+        // Within the burst already emailed about, no email is due: the
+        // next reply goes straight in again, and makes no second email.
+        console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r4", "body": "Fourth answer"})).await;
+        console
+            .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r4")
+            .await;
+        assert_eq!(agent_writes(&app).await, (3, 1), "{db:?}");
+        assert_eq!(replies().await.len(), 1, "{db:?}");
         assert_eq!(first_response().await, stamped, "{db:?}: stamped once");
     }
+}
+
+/// This instance's agent messages so far: (written directly, read first).
+async fn agent_writes(app: &TestApp) -> (u64, u64) {
+    let page = app.browser().get("/metrics").await.expect_status(200);
+    let value = |name: &str| -> u64 {
+        page.body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    (
+        value("careline_agent_writes_direct_total"),
+        value("careline_agent_writes_read_first_total"),
+    )
 }
 
 #[tokio::test]

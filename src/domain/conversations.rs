@@ -8,6 +8,7 @@
 //!   conversation became theirs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -584,9 +585,7 @@ impl Chat {
         let reply = tokio::time::timeout(self.config.bot_timeout, self.bot.reply(turn)).await;
         self.metrics.bot_latency.observe(started.elapsed());
         if !matches!(reply, Ok(Ok(_))) {
-            self.metrics
-                .bot_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.bot_failures.fetch_add(1, Ordering::Relaxed);
         }
         tracing::debug!(
             bot = self.bot.name(),
@@ -934,7 +933,11 @@ impl Chat {
                     client_msg_id: &client_msg_id,
                     only_in: None,
                     only_assignee: (!private).then_some(agent.id.0),
-                    only_if_customer_seen_after: (!private).then(away_if_unseen_since),
+                    // Within a burst already emailed about, no email is due
+                    // whether or not the customer is here.
+                    only_if_customer_seen_after: (!private
+                        && !self.emailed_lately(conversation_id))
+                    .then(away_if_unseen_since),
                     email: None,
                     attachment: None,
                 },
@@ -944,12 +947,25 @@ impl Chat {
             return Ok(None);
         };
         if !sent.duplicate {
+            self.metrics
+                .agent_writes_direct
+                .fetch_add(1, Ordering::Relaxed);
             self.publish_message(&sent.message).await;
             if !private {
                 self.note_first_response(conversation_id).await?;
             }
         }
         Ok(Some(sent))
+    }
+
+    /// Whether this conversation's customer was emailed within
+    /// [`EMAIL_COALESCE`] (so a reply now would not email them again).
+    fn emailed_lately(&self, conversation_id: i64) -> bool {
+        self.emailed
+            .lock()
+            .expect("emailed lock")
+            .get(&conversation_id)
+            .is_some_and(|at| at.elapsed() < EMAIL_COALESCE)
     }
 
     /// Stamps the ticket's first response unless this instance knows it
@@ -1052,6 +1068,9 @@ impl Chat {
         if sent.duplicate {
             return Ok(sent);
         }
+        self.metrics
+            .agent_writes_read_first
+            .fetch_add(1, Ordering::Relaxed);
         self.publish_message(&sent.message).await;
         if !private && c.ticket_id.is_some() {
             if c.first_response_at.is_some() {

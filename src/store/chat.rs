@@ -1027,19 +1027,29 @@ impl Store {
     /// when the conversation's ticket has one now (stamped here or before);
     /// false when it has no ticket.
     pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<bool> {
-        let _turn = self.write_turn().await;
         let now = now_ms();
-        let stamped = sqlx::query(self.sql(
-            "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?),
-                    updated_at = CASE WHEN first_response_at IS NULL THEN ? ELSE updated_at END
-             WHERE conversation_id = ?",
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(conversation_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(stamped.rows_affected() > 0)
+        let stamped = {
+            let _turn = self.write_turn().await;
+            sqlx::query(self.sql(
+                "UPDATE tickets SET first_response_at = ?, updated_at = ?
+                 WHERE conversation_id = ? AND first_response_at IS NULL",
+            ))
+            .bind(now)
+            .bind(now)
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+        };
+        if stamped > 0 {
+            return Ok(true);
+        }
+        // Stamped before, or no ticket: a read, not a write, tells which.
+        let ticket = sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
+            .bind(conversation_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(ticket.is_some())
     }
 
     /// The live queue: waiting, unassigned conversations, longest waiting first.

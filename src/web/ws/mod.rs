@@ -331,13 +331,11 @@ async fn write_loop(
         reason: reason.into(),
     }));
     // The peer may not be reading at all (that may be why it is closed):
-    // a second to take the frame that says why. If it cannot, the connection
-    // is just dropped; closing the sink then would send an empty close
-    // frame (no code) once the peer reads, which tells it less than a drop.
-    if timeout(Duration::from_secs(1), sink.send(close))
-        .await
-        .is_ok()
-    {
+    // a second for the sink to take the frame that says why, and one more to
+    // flush it and close. If the sink cannot take it, the connection is just
+    // dropped: closing the sink then would queue an empty close frame (no
+    // code) for when the peer reads, which tells it less than a drop.
+    if let Ok(Ok(())) = timeout(Duration::from_secs(1), sink.feed(close)).await {
         let _ = timeout(Duration::from_secs(1), sink.close()).await;
     }
 }
