@@ -973,6 +973,37 @@ async fn a_password_change_ends_the_consoles_of_every_other_session() {
 }
 
 #[tokio::test]
+async fn a_password_reset_by_link_ends_every_console_of_the_account() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let bea_browser = app.agent(&mut admin, "Bea", "bea@example.com").await;
+    let mut alan = app.agent_socket(&alan_browser).await;
+    let mut bea = app.agent_socket(&bea_browser).await;
+    assert_console_answers(&mut alan).await;
+
+    // Someone with Alan's mailbox (Alan on another device, or not Alan).
+    let mut b = app.browser();
+    b.get("/password/forgot").await.expect_status(200);
+    b.submit("/password/forgot", &[("email", "alan@example.com")])
+        .await
+        .expect_redirect("/password/forgot?sent=1");
+    let link = app.emailed_link("alan@example.com", "password_reset").await;
+    let token = support::token_of(&link);
+    b.get(&link).await.expect_status(200);
+    b.submit(
+        "/password",
+        &[("token", &token), ("password", "a brand new password")],
+    )
+    .await
+    .expect_redirect("/login?password=saved");
+
+    // No session made the change, so every one of Alan's consoles ends.
+    assert_session_ended(&mut alan).await;
+    assert_console_answers(&mut bea).await;
+}
+
+#[tokio::test]
 async fn losing_the_staff_role_ends_the_console_at_once() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let mut admin = app.admin().await;
