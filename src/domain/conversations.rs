@@ -925,21 +925,12 @@ impl Chat {
             .append_message(
                 conversation_id,
                 NewChatMessage {
-                    sender_kind: SenderKind::Agent,
-                    sender_user_id: Some(agent.id.0),
-                    sender_name: &agent.name,
-                    body: &body,
-                    private,
-                    client_msg_id: &client_msg_id,
-                    only_in: None,
-                    only_assignee: (!private).then_some(agent.id.0),
                     // Within a burst already emailed about, no email is due
                     // whether or not the customer is here.
                     only_if_customer_seen_after: (!private
                         && !self.emailed_lately(conversation_id))
                     .then(away_if_unseen_since),
-                    email: None,
-                    attachment: None,
+                    ..agent_message(agent, &body, private, &client_msg_id)
                 },
             )
             .await?;
@@ -1045,18 +1036,9 @@ impl Chat {
             .append_message(
                 c.id,
                 NewChatMessage {
-                    sender_kind: SenderKind::Agent,
-                    sender_user_id: Some(agent.id.0),
-                    sender_name: &agent.name,
-                    body: &body,
-                    private,
-                    client_msg_id: &client_msg_id,
-                    only_in: None,
-                    // A reply lands only while this agent still owns it.
-                    only_assignee: (!private).then_some(agent.id.0),
-                    only_if_customer_seen_after: None,
                     email,
                     attachment: attachment.as_ref(),
+                    ..agent_message(agent, &body, private, &client_msg_id)
                 },
             )
             .await?;
@@ -1427,6 +1409,29 @@ async fn send_queue_snapshots(store: Store, bus: Arc<dyn Bus>, changed: Arc<toki
 /// allowed for).
 fn away_if_unseen_since() -> i64 {
     crate::store::now_ms() - 2 * PRESENCE_PERIOD.as_millis() as i64
+}
+
+/// An agent's message as both write paths store it: a reply lands only
+/// while this agent still owns the conversation; a private note anywhere.
+fn agent_message<'a>(
+    agent: &'a User,
+    body: &'a str,
+    private: bool,
+    client_msg_id: &'a str,
+) -> NewChatMessage<'a> {
+    NewChatMessage {
+        sender_kind: SenderKind::Agent,
+        sender_user_id: Some(agent.id.0),
+        sender_name: &agent.name,
+        body,
+        private,
+        client_msg_id,
+        only_in: None,
+        only_assignee: (!private).then_some(agent.id.0),
+        only_if_customer_seen_after: None,
+        email: None,
+        attachment: None,
+    }
 }
 
 /// An agent's text, with its attachment, checked; errors name the field the
