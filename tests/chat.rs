@@ -420,13 +420,7 @@ async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
         .await;
     console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r1", "body": "Here is your answer"})).await;
     console.expect_type("ack").await;
-    let replies = || async {
-        let all = app.store.outbox(20).await.unwrap();
-        all.into_iter()
-            .filter(|e| e.template == "agent_reply")
-            .collect::<Vec<_>>()
-    };
-    let outbox = replies().await;
+    let outbox = reply_emails(&app).await;
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(outbox[0].to_email, "grace@example.com");
     assert_eq!(outbox[0].template, "agent_reply");
@@ -436,7 +430,7 @@ async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
     console
         .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r2")
         .await;
-    assert_eq!(replies().await.len(), 1);
+    assert_eq!(reply_emails(&app).await.len(), 1);
 }
 
 /// A console that follows a conversation writes a reply without reading the
@@ -468,12 +462,6 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
         console
             .expect(|f| f["type"] == "conversation" && f["status"] == "live")
             .await;
-        let replies = || async {
-            let all = app.store.outbox(20).await.unwrap();
-            all.into_iter()
-                .filter(|e| e.template == "agent_reply")
-                .collect::<Vec<_>>()
-        };
         let first_response = || async {
             app.store
                 .ticket_by_number(number)
@@ -493,7 +481,11 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
                 .await;
             visitor.expect_message(body).await;
         }
-        assert!(replies().await.is_empty(), "{db:?}: {:?}", replies().await);
+        assert!(
+            reply_emails(&app).await.is_empty(),
+            "{db:?}: {:?}",
+            reply_emails(&app).await
+        );
         let stamped = first_response().await;
         assert!(
             stamped.is_some(),
@@ -522,7 +514,7 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
         let ack = console
             .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r3")
             .await;
-        let outbox = replies().await;
+        let outbox = reply_emails(&app).await;
         assert_eq!(outbox.len(), 1, "{db:?}: {outbox:?}");
         assert_eq!(outbox[0].to_email, "grace@example.com");
         assert!(outbox[0].payload.contains("Third answer"), "{outbox:?}");
@@ -550,9 +542,17 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
             .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "r4")
             .await;
         assert_eq!(agent_writes(&app).await, (3, 1), "{db:?}");
-        assert_eq!(replies().await.len(), 1, "{db:?}");
+        assert_eq!(reply_emails(&app).await.len(), 1, "{db:?}");
         assert_eq!(first_response().await, stamped, "{db:?}: stamped once");
     }
+}
+
+/// The "you have a reply" emails queued so far.
+async fn reply_emails(app: &TestApp) -> Vec<careline::store::OutboxEmail> {
+    let all = app.store.outbox(20).await.unwrap();
+    all.into_iter()
+        .filter(|e| e.template == "agent_reply")
+        .collect()
 }
 
 /// This instance's agent messages so far: (written directly, read first).

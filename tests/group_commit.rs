@@ -224,6 +224,15 @@ async fn one_batch_behind(
     results(queued).await
 }
 
+/// Whether conversation `id` holds no message at all.
+async fn nothing_stored(store: &Store, id: i64) -> bool {
+    store
+        .messages_after(id, 0, true, 10)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 fn delta(before: BatchStats, after: BatchStats) -> (u64, u64, u64) {
     (
         after.batches - before.batches,
@@ -298,11 +307,7 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
         Sent::New(2, Some(1))
     );
     assert!(
-        store
-            .messages_after(bot_only, 0, true, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        nothing_stored(&store, bot_only).await,
         "the refused message left nothing"
     );
     assert_eq!(store.append_queued(), 0);
@@ -398,13 +403,7 @@ async fn a_message_that_fails_its_batch_fails_alone() {
         (3, 3, 1),
         "the batch ahead; the failed one, then b1 and d1 each on their own"
     );
-    assert!(
-        store
-            .messages_after(c, 0, true, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_stored(&store, c).await);
     assert_eq!(
         send(store.clone(), customer(c, "c2")).await,
         Sent::New(1, Some(1))
@@ -578,11 +577,7 @@ async fn a_reply_for_an_away_customer_is_left_out_of_its_batch() {
         "the message ahead, then the batch that left Grace's reply out"
     );
     assert!(
-        store
-            .messages_after(away, 0, true, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        nothing_stored(&store, away).await,
         "the refused reply left nothing"
     );
 }
