@@ -53,9 +53,25 @@
     return state.conversations[id];
   }
 
+  // Subscribes to a conversation and catches up from the last seq held.
   function follow(id) {
     var c = conversation(id);
+    clearTimeout(c.gapTimer);
+    c.gapTimer = null;
+    c.resuming = true;
     send({ type: "resume", conversation_id: String(id), after_seq: c.lastSeq });
+  }
+
+  // How long a seq that skips ahead waits for the missing ones to arrive
+  // live before the console resumes (protocol §6.5).
+  var GAP_GRACE_MS = 500;
+
+  function watchGap(id, c) {
+    c.gapTimer = setTimeout(function () {
+      c.gapTimer = null;
+      var past = Object.keys(c.messages).some(function (held) { return Number(held) > c.lastSeq; });
+      if (past && !c.resuming) follow(id);
+    }, GAP_GRACE_MS);
   }
 
   // ----- frames -----
@@ -92,14 +108,16 @@
       case "message": {
         var conv = conversation(f.conversation_id);
         if (conv.messages[f.seq]) break; // held already (resume and live overlapped)
-        if (f.seq > conv.lastSeq + 1 && !conv.resuming) {
-          conv.resuming = true;
-          send({ type: "resume", conversation_id: String(f.conversation_id), after_seq: conv.lastSeq });
-        }
         conv.messages[f.seq] = f;
         // lastSeq only moves over a run without holes: a resume after a
         // drop asks for everything still missing.
         while (conv.messages[conv.lastSeq + 1]) conv.lastSeq++;
+        if (f.seq > conv.lastSeq + 1 && !conv.resuming && !conv.gapTimer) {
+          // A gap. Usually this message overtook the missing one on its
+          // way from another server; give it a moment to arrive, then
+          // resume from the last seq held (protocol §6.5).
+          watchGap(String(f.conversation_id), conv);
+        }
         var fromOthers = !(f.sender && f.sender.kind === "agent" && f.sender.id === ME);
         if (fromOthers && String(f.conversation_id) !== state.selected) conv.unread++;
         if (String(f.conversation_id) === state.selected) {

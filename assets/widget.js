@@ -18,6 +18,9 @@
   var BASE = new URL(script.src, location.href).origin;
   var WS_URL = BASE.replace(/^http/, "ws") + "/ws?site=" + encodeURIComponent(SITE);
   var KEY = "careline:" + SITE + ":";
+  // How long a seq that skips ahead waits for the missing ones to arrive
+  // live before the widget resumes (protocol §6.5).
+  var GAP_GRACE_MS = 500;
 
   // ----- small helpers -----
   function store(name, value) {
@@ -171,15 +174,24 @@
     // lastSeq only moves over a run without holes, so a resume after a
     // drop always asks for everything still missing.
     while (state.messages[state.lastSeq + 1]) state.lastSeq++;
-    if (m.seq > state.lastSeq + 1 && !state.resuming) {
-      // A gap: something was missed; fetch it from the server in order.
-      resume();
+    if (m.seq > state.lastSeq + 1 && !state.resuming && !state.gapTimer) {
+      // A gap. Usually this message overtook the missing one on its way
+      // from another server, which arrives a moment later; give it that
+      // moment, then fetch what is still missing in order (protocol §6.5).
+      state.gapTimer = setTimeout(function () {
+        state.gapTimer = null;
+        if (holdsPast(state.lastSeq) && !state.resuming) resume();
+      }, GAP_GRACE_MS);
     }
     state.pending = state.pending.filter(function (p) { return p.client_msg_id !== m.client_msg_id; });
     renderMessages();
     var mine = m.sender && m.sender.kind === "customer";
     if (!mine && !state.open) { state.unread++; renderBadge(); }
     if (!mine && state.open) markRead();
+  }
+
+  function holdsPast(seq) {
+    return Object.keys(state.messages).some(function (held) { return Number(held) > seq; });
   }
 
   function renderMessages() {
@@ -437,6 +449,8 @@
   // ----- the connection -----
   function resume() {
     if (!state.conversation) return;
+    clearTimeout(state.gapTimer);
+    state.gapTimer = null;
     state.resuming = true;
     send({ type: "resume", conversation_id: state.conversation, after_seq: state.lastSeq });
   }

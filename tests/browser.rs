@@ -18,6 +18,11 @@ use support::{Database, TestApp, ticket_number};
 /// A shop's page on its own origin, with its own styles and script, that
 /// embeds the widget with the one documented tag.
 async fn host_page(app: &TestApp, site_key: &str) -> (SocketAddr, String) {
+    host_page_with(app, site_key, "").await
+}
+
+/// [`host_page`] with `script` run before the widget loads.
+async fn host_page_with(app: &TestApp, site_key: &str, script: &str) -> (SocketAddr, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let html = format!(
@@ -25,6 +30,7 @@ async fn host_page(app: &TestApp, site_key: &str) -> (SocketAddr, String) {
 <style>body {{ font-family: serif; background: rgb(255, 238, 238); }} button {{ background: rgb(255, 0, 0); }} p {{ color: rgb(0, 0, 128); }}</style>
 </head><body><h1>My Shop</h1><p id="host-text">Welcome to the shop</p><button id="host-button">Buy</button>
 <script>window.hostCounter = 41; document.getElementById('host-button').addEventListener('click', function () {{ window.hostCounter++; }});</script>
+<script>{script}</script>
 <script src="{}/widget.js" data-site="{site_key}" async></script>
 </body></html>"#,
         app.base
@@ -132,6 +138,32 @@ async fn shop_with_chat_open(chrome: &mut Chrome, host: &str) -> Client {
     .await;
     widget_click(&customer, ".launcher").await;
     customer
+}
+
+/// `agent` claims the first waiting conversation over a socket of their
+/// own; returns the socket and the conversation's id.
+async fn claim_by_socket(
+    app: &TestApp,
+    agent: &support::browser::Browser,
+) -> (support::ws::WsClient, String) {
+    let mut console = app.agent_socket(agent).await;
+    console
+        .send(serde_json::json!({"type": "watch_queue"}))
+        .await;
+    let queue = console
+        .expect(|f| f["type"] == "queue" && !f["waiting"].as_array().unwrap().is_empty())
+        .await;
+    let id = queue["waiting"][0]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    console
+        .send(serde_json::json!({"type": "claim", "conversation_id": id}))
+        .await;
+    console
+        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
+        .await;
+    (console, id)
 }
 
 /// The agent takes the one conversation waiting in the queue.
@@ -310,25 +342,7 @@ async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
     .await;
 
     // The agent answers over a socket of their own.
-    let mut console = app.agent_socket(&alan).await;
-    let queue = {
-        console
-            .send(serde_json::json!({"type": "watch_queue"}))
-            .await;
-        console
-            .expect(|f| f["type"] == "queue" && !f["waiting"].as_array().unwrap().is_empty())
-            .await
-    };
-    let id = queue["waiting"][0]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    console
-        .send(serde_json::json!({"type": "claim", "conversation_id": id}))
-        .await;
-    console
-        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
+    let (mut console, id) = claim_by_socket(&app, &alan).await;
     console.send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "body": "Before the drop"})).await;
     wait_until(
         &customer,
@@ -368,6 +382,142 @@ async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
         .filter(|b| b.starts_with("While away"))
         .collect();
     assert_eq!(away, vec!["While away 1", "While away 2", "While away 3"]);
+    customer.close().await.ok();
+}
+
+/// Stands between the widget and its socket on the shop's page: records
+/// the type of every frame the widget sends (`window.__sent`), holds the
+/// first "Held back" message frame for 200 ms (so the next one overtakes
+/// it, as a message from another instance can) and drops the first "Lost
+/// on the way" (as a lost frame).
+const UNRELIABLE_NETWORK: &str = r#"
+window.__sent = [];
+(function () {
+  var Native = window.WebSocket, seen = {};
+  function Unreliable(url) {
+    var ws = new Native(url);
+    var send = ws.send.bind(ws);
+    ws.send = function (data) { window.__sent.push(JSON.parse(data).type); send(data); };
+    Object.defineProperty(ws, "onmessage", { set: function (handler) {
+      ws.addEventListener("message", function (e) {
+        var f = JSON.parse(e.data);
+        var first = f.type === "message" && !seen[f.body];
+        if (f.type === "message") seen[f.body] = true;
+        if (first && f.body === "Lost on the way") return;
+        if (first && f.body === "Held back") { setTimeout(function () { handler.call(ws, e); }, 200); return; }
+        handler.call(ws, e);
+      });
+    } });
+    return ws;
+  }
+  Unreliable.prototype = Native.prototype;
+  window.WebSocket = Unreliable;
+})();
+"#;
+
+#[tokio::test]
+async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one() {
+    let Some(mut chrome) = Chrome::start("browser gaps").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page_with(&app, &key, UNRELIABLE_NETWORK).await;
+    allow(&app, &host).await;
+    let customer = shop_with_chat_open(&mut chrome, &host).await;
+    widget_type(&customer, "talk to a person please").await;
+    wait_until(
+        &customer,
+        "waiting",
+        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
+    )
+    .await;
+    let (mut console, id) = claim_by_socket(&app, &alan).await;
+    let resumes = async || -> u64 {
+        let sent = customer
+            .execute(
+                "return window.__sent.filter(t => t === 'resume').length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        sent.as_u64().unwrap()
+    };
+    let shown = async || -> Vec<String> {
+        let bodies = customer
+            .execute(&format!("return Array.from({WIDGET}.querySelectorAll('.message .body')).map(e => e.textContent)"), vec![])
+            .await
+            .unwrap();
+        let bodies: Vec<String> = serde_json::from_value(bodies).unwrap();
+        bodies
+            .into_iter()
+            .filter(|b| {
+                [
+                    "Held back",
+                    "Overtakes it",
+                    "Lost on the way",
+                    "After the loss",
+                ]
+                .contains(&b.as_str())
+            })
+            .collect()
+    };
+    let before = resumes().await;
+    let reply = async |console: &mut support::ws::WsClient, n: u32, body: &str| {
+        console
+            .send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("g{n}"), "body": body}))
+            .await;
+        console.expect(|f| f["type"] == "ack").await;
+    };
+
+    // Overtaken: the held frame arrives 200 ms late, within the grace.
+    reply(&mut console, 1, "Held back").await;
+    reply(&mut console, 2, "Overtakes it").await;
+    wait_until(
+        &customer,
+        "both replies",
+        &format!(
+            "{} === 1 && {} === 1",
+            widget_count("Held back"),
+            widget_count("Overtakes it")
+        ),
+    )
+    .await;
+    // Past the grace (500 ms after the gap opened): no resume was needed.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        resumes().await,
+        before,
+        "an overtaken message is waited for, not fetched"
+    );
+    assert_eq!(
+        shown().await,
+        ["Held back", "Overtakes it"],
+        "shown in seq order"
+    );
+
+    // Lost: after the grace the widget resumes and gets it from the server.
+    reply(&mut console, 3, "Lost on the way").await;
+    reply(&mut console, 4, "After the loss").await;
+    wait_until(
+        &customer,
+        "the lost reply, fetched",
+        &format!("{} === 1", widget_count("Lost on the way")),
+    )
+    .await;
+    assert_eq!(resumes().await, before + 1, "one resume for the lost frame");
+    assert_eq!(
+        shown().await,
+        [
+            "Held back",
+            "Overtakes it",
+            "Lost on the way",
+            "After the loss"
+        ],
+        "in order, each once"
+    );
     customer.close().await.ok();
 }
 

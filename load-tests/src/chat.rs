@@ -3,9 +3,10 @@
 //!
 //! The clients follow the delivery contract (docs/protocol.md §6) as the
 //! widget and the console do: they hold messages by `seq`, drop a `seq`
-//! already held (resume may send one twice), resume from the highest
-//! gap-free `seq` after a reconnect and resend what was not acked with the
-//! same `client_msg_id`. What they measure:
+//! already held (resume may send one twice), give a live `seq` that skips
+//! ahead [`GAP_GRACE`] to be overtaken before resuming, resume from the
+//! highest gap-free `seq` after a reconnect and resend what was not acked
+//! with the same `client_msg_id`. What they measure:
 //! - end-to-end latency: every body carries its send time;
 //! - lost: acked, but never shown to the other side (a ledger keyed by the
 //!   server's message id);
@@ -86,6 +87,9 @@ pub struct ChatReport {
     pub slow_clients: Vec<String>,
     /// Resumes the clients asked for after a gap (or `resume_required`).
     pub resumes: u64,
+    /// Live messages that arrived ahead of an earlier seq: how often
+    /// senders on different instances were delivered out of order.
+    pub reordered: u64,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_after: Option<u64>,
     /// The servers' CPU over the measured window, in percent of one core
@@ -119,6 +123,7 @@ impl ChatReport {
             "closes": self.closes,
             "errors": self.errors,
             "resumes": self.resumes,
+            "reordered": self.reordered,
             "slow_ack_clients": self.slow_clients.len(),
             "failed_clients": self.failed_clients,
             "delivered_per_second": self.delivered_per_second(),
@@ -198,10 +203,11 @@ impl std::fmt::Display for ChatReport {
         }
         writeln!(
             f,
-            "reconnects {} (closes {:?}), errors {:?}, resumes after a gap {}, replayed twice {}, failed clients {}",
+            "reconnects {} (closes {:?}), errors {:?}, out of order {}, resumes {}, replayed twice {}, failed clients {}",
             self.reconnects,
             self.closes,
             self.errors,
+            self.reordered,
             self.resumes,
             self.replayed_twice,
             self.failed_clients
@@ -225,6 +231,11 @@ impl std::fmt::Display for ChatReport {
         Ok(())
     }
 }
+
+/// How long a gap may wait for its missing seqs to arrive live before the
+/// client resumes (docs/protocol.md §6.5): live messages from senders on
+/// different instances overtake each other by milliseconds.
+const GAP_GRACE: Duration = Duration::from_millis(500);
 
 /// What every client shares: the clock in message bodies, the ledger and
 /// the counters.
@@ -257,6 +268,7 @@ struct Tallies {
     seq_conflicts: u64,
     replayed_twice: u64,
     resumes: u64,
+    reordered: u64,
     closes: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
 }
@@ -307,6 +319,13 @@ struct View {
 }
 
 impl View {
+    /// A seq is held above a missing one.
+    fn has_hole(&self) -> bool {
+        self.held
+            .last_key_value()
+            .is_some_and(|(&top, _)| top > self.gap_free())
+    }
+
     /// The highest seq held with nothing missing below it: where to resume.
     fn gap_free(&self) -> i64 {
         let mut last = 0;
@@ -317,6 +336,68 @@ impl View {
             last = seq;
         }
         last
+    }
+}
+
+/// Conversations with a hole in their seqs, and when to stop waiting for
+/// the live messages that fill it and resume instead.
+#[derive(Default)]
+struct Gaps {
+    due: HashMap<String, Instant>,
+}
+
+impl Gaps {
+    /// Accounts for live message `seq`, just added to `view`. Returns
+    /// whether it skipped ahead of a missing seq (outside a resume, where
+    /// order is not kept: §6.4.3).
+    fn after_live(
+        &mut self,
+        conversation: &str,
+        view: &View,
+        seq: i64,
+        resuming: bool,
+        now: Instant,
+    ) -> bool {
+        if !view.has_hole() {
+            self.forget(conversation);
+            return false;
+        }
+        let ahead = seq > view.gap_free() + 1 && !resuming;
+        if ahead {
+            self.wait(conversation, now);
+        }
+        ahead
+    }
+
+    /// Starts the grace of a gap, unless one is already running.
+    fn wait(&mut self, conversation: &str, now: Instant) {
+        self.due
+            .entry(conversation.to_string())
+            .or_insert(now + GAP_GRACE);
+    }
+
+    fn forget(&mut self, conversation: &str) {
+        self.due.remove(conversation);
+    }
+
+    /// When the first grace ends, if a gap is open.
+    fn due(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+
+    /// The conversations whose grace has ended (they are forgotten here;
+    /// the resume that follows answers them).
+    fn overdue(&mut self, now: Instant) -> Vec<String> {
+        let overdue: Vec<String> = self
+            .due
+            .iter()
+            .filter(|(_, due)| **due <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &overdue {
+            self.due.remove(id);
+        }
+        overdue
     }
 }
 
@@ -348,6 +429,7 @@ struct Traffic {
     shown: HashSet<String>,
     /// Conversations with a resume in flight (until `resumed`).
     resuming: HashSet<String>,
+    gaps: Gaps,
     next: u64,
     side: Side,
 }
@@ -365,6 +447,7 @@ impl Traffic {
             views: HashMap::new(),
             shown: HashSet::new(),
             resuming: HashSet::new(),
+            gaps: Gaps::default(),
             next: 0,
             side,
         }
@@ -396,6 +479,7 @@ impl Traffic {
 
     /// Catches up on a conversation from the highest gap-free seq held.
     async fn resume(&mut self, socket: &mut Socket, conversation: &str) -> anyhow::Result<()> {
+        self.gaps.forget(conversation);
         self.resuming.insert(conversation.to_string());
         let after = self.views.get(conversation).map_or(0, View::gap_free);
         // A failed write means the socket is going: the reconnect resumes.
@@ -430,15 +514,37 @@ impl Traffic {
         other: &str,
     ) -> anyhow::Result<()> {
         if let Some(conversation) = self.observe(shared, frame, other) {
-            shared.tally(|t| t.resumes += 1);
-            self.side.resumes += 1;
-            self.resume(socket, &conversation).await?;
+            self.resume_after_gap(shared, socket, &conversation).await?;
+        }
+        Ok(())
+    }
+
+    async fn resume_after_gap(
+        &mut self,
+        shared: &Shared,
+        socket: &mut Socket,
+        conversation: &str,
+    ) -> anyhow::Result<()> {
+        shared.tally(|t| t.resumes += 1);
+        self.side.resumes += 1;
+        self.resume(socket, conversation).await
+    }
+
+    fn next_gap_due(&self) -> Option<Instant> {
+        self.gaps.due()
+    }
+
+    /// Resumes every conversation whose gap outlived its grace (§6.5).
+    async fn resume_overdue(&mut self, shared: &Shared, socket: &mut Socket) -> anyhow::Result<()> {
+        for conversation in self.gaps.overdue(Instant::now()) {
+            self.resume_after_gap(shared, socket, &conversation).await?;
         }
         Ok(())
     }
 
     /// Accounts for a frame; messages from `other` count as deliveries.
-    /// Returns a conversation that has a gap to fill by resuming (§6.5).
+    /// Returns a conversation to resume now; a live message that skips
+    /// ahead only starts its gap's grace (see [`GAP_GRACE`]).
     fn observe(&mut self, shared: &Shared, frame: &Value, other: &str) -> Option<String> {
         match frame["type"].as_str() {
             Some("ack") => {
@@ -473,7 +579,13 @@ impl Traffic {
                         view.held.insert(seq, id.to_string());
                     }
                 }
-                let gap = seq > view.gap_free() + 1 && !self.resuming.contains(conversation);
+                let resuming = self.resuming.contains(conversation);
+                if self
+                    .gaps
+                    .after_live(conversation, view, seq, resuming, Instant::now())
+                {
+                    shared.tally(|t| t.reordered += 1);
+                }
                 if !self.shown.insert(id.to_string()) {
                     shared.tally(|t| t.duplicated += 1);
                     return None;
@@ -489,15 +601,21 @@ impl Traffic {
                         self.side.delivery.push((sent, latency));
                     }
                 }
-                return gap.then(|| conversation.to_string());
+                return None;
             }
             Some("resumed") => {
                 let conversation = frame["conversation_id"].as_str()?;
                 self.resuming.remove(conversation);
                 // Still missing something below the end: resume again.
-                let held = self.views.get(conversation).map_or(0, View::gap_free);
+                let view = self.views.get(conversation);
+                let held = view.map_or(0, View::gap_free);
                 if held < frame["last_seq"].as_i64().unwrap_or(0) {
                     return Some(conversation.to_string());
+                }
+                // A live message past the end skipped one that was stored
+                // after the resume read: give it its grace too.
+                if view.is_some_and(View::has_hole) {
+                    self.gaps.wait(conversation, Instant::now());
                 }
             }
             Some("resume_required") => {
@@ -722,6 +840,7 @@ pub async fn run_with(target: Target, plan: ChatPlan, setup: Setup) -> anyhow::R
     report.duplicated = tallies.duplicated;
     report.seq_conflicts = tallies.seq_conflicts;
     report.replayed_twice = tallies.replayed_twice;
+    report.reordered = tallies.reordered;
     report.resumes = tallies.resumes;
     report.closes = tallies.closes;
     report.errors = tallies.errors;
@@ -812,6 +931,7 @@ async fn customer(
     let mut ticker = tokio::time::interval_at(Instant::now() + offset, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        let gap_due = traffic.next_gap_due();
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Incoming::Frame(frame) => {
@@ -842,6 +962,9 @@ async fn customer(
             },
             _ = ticker.tick(), if live && Instant::now() < shared.stop_sending => {
                 traffic.send(shared, &mut socket, &conversation).await?;
+            }
+            _ = tokio::time::sleep_until(gap_due.unwrap_or(shared.stop_sending)), if gap_due.is_some() => {
+                traffic.resume_overdue(shared, &mut socket).await?;
             }
             _ = done.changed() => break,
         }
@@ -907,6 +1030,7 @@ async fn agent(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut slot: u32 = 0;
     loop {
+        let gap_due = traffic.next_gap_due();
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Incoming::Frame(frame) => {
@@ -952,6 +1076,9 @@ async fn agent(
                     traffic.recover(&mut socket, &mine).await?;
                 }
             },
+            _ = tokio::time::sleep_until(gap_due.unwrap_or(shared.stop_sending)), if gap_due.is_some() => {
+                traffic.resume_overdue(shared, &mut socket).await?;
+            }
             Some(id) = handoffs.recv() => {
                 let _ = socket.send(&json!({"type": "join", "conversation_id": id})).await;
             }
@@ -977,7 +1104,11 @@ async fn agent(
 
 #[cfg(test)]
 mod tests {
-    use super::View;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{GAP_GRACE, Gaps, View};
 
     #[test]
     fn resume_point_is_the_highest_seq_without_a_gap_below() {
@@ -987,7 +1118,53 @@ mod tests {
             view.held.insert(seq, format!("m{seq}"));
         }
         assert_eq!(view.gap_free(), 2);
+        assert!(view.has_hole(), "4 is held above the missing 3");
         view.held.insert(3, "m3".into());
         assert_eq!(view.gap_free(), 4);
+        assert!(!view.has_hole(), "3 filled the hole");
+    }
+
+    fn view(seqs: &[i64]) -> View {
+        let mut view = View::default();
+        for &seq in seqs {
+            view.held.insert(seq, format!("m{seq}"));
+        }
+        view
+    }
+
+    #[test]
+    fn a_live_message_that_skips_ahead_waits_for_its_grace_before_a_resume() {
+        let start = Instant::now();
+        let mut gaps = Gaps::default();
+        assert!(!gaps.after_live("c", &view(&[1, 2]), 2, false, start));
+        assert_eq!(gaps.due(), None, "in order: nothing to wait for");
+
+        assert!(gaps.after_live("c", &view(&[1, 2, 4]), 4, false, start));
+        assert_eq!(gaps.due(), Some(start + GAP_GRACE));
+        // A second message above the same hole does not move the deadline.
+        let later = start + Duration::from_millis(100);
+        assert!(gaps.after_live("c", &view(&[1, 2, 4, 5]), 5, false, later));
+        assert_eq!(gaps.due(), Some(start + GAP_GRACE));
+        assert!(gaps.overdue(later).is_empty(), "still within its grace");
+        assert_eq!(gaps.overdue(start + GAP_GRACE), vec!["c".to_string()]);
+        assert_eq!(gaps.due(), None, "handed to the resume");
+    }
+
+    #[test]
+    fn a_gap_filled_live_is_never_resumed() {
+        let start = Instant::now();
+        let mut gaps = Gaps::default();
+        assert!(gaps.after_live("c", &view(&[1, 3]), 3, false, start));
+        assert!(!gaps.after_live("c", &view(&[1, 2, 3]), 2, false, start));
+        assert_eq!(gaps.due(), None);
+        assert!(gaps.overdue(start + GAP_GRACE * 2).is_empty());
+    }
+
+    #[test]
+    fn order_during_a_resume_is_not_a_gap() {
+        let start = Instant::now();
+        let mut gaps = Gaps::default();
+        assert!(!gaps.after_live("c", &view(&[1, 3]), 3, true, start));
+        assert_eq!(gaps.due(), None, "the resume will send what is missing");
     }
 }
