@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub redis_url: String,
     pub secret_key: String,
     pub trusted_proxies: String,
+    pub metrics_token: String,
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
@@ -64,6 +65,7 @@ impl Default for RawConfig {
             redis_url: String::new(),
             secret_key: String::new(),
             trusted_proxies: String::new(),
+            metrics_token: String::new(),
             session_ttl_hours: 24 * 14,
             auth_rate_limit_per_minute: 10,
             auth_rate_limit_burst: 10,
@@ -112,6 +114,10 @@ pub struct Config {
     /// Signs CSRF tokens. Empty means "generate one and keep it in the data dir".
     pub secret_key: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// Lets a scraper elsewhere read `/metrics` with `Authorization: Bearer
+    /// <token>`; without it only the machine itself may (a loopback client,
+    /// not forwarded by a proxy).
+    pub metrics_token: Option<String>,
     pub session_ttl_hours: u64,
     pub auth_rate_limit_per_minute: u64,
     pub auth_rate_limit_burst: u32,
@@ -405,6 +411,13 @@ impl RawConfig {
             ));
         }
         let blobs = self.blob_config()?;
+        let metrics_token = Some(self.metrics_token.trim().to_string()).filter(|t| !t.is_empty());
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid(
+                "metrics_token",
+                "use at least 16 characters (e.g. `openssl rand -hex 16`), or leave it empty",
+            ));
+        }
         Ok(Config {
             bind,
             public_url,
@@ -414,6 +427,7 @@ impl RawConfig {
             redis_url,
             secret_key,
             trusted_proxies,
+            metrics_token,
             session_ttl_hours: self.session_ttl_hours,
             auth_rate_limit_per_minute: self.auth_rate_limit_per_minute,
             auth_rate_limit_burst: self.auth_rate_limit_burst,
@@ -495,6 +509,7 @@ impl std::fmt::Debug for Config {
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("instance_name", &self.instance_name)
             .field("mail", &self.mail)
             .field("blobs", &self.blobs)
@@ -566,7 +581,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 9] = [
+        let cases: [(&str, Spoil); 10] = [
             ("blob_store", |c| c.blob_store = "ftp".into()),
             ("s3_bucket", |c| c.blob_store = "s3".into()),
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
@@ -578,6 +593,7 @@ mod tests {
                 c.trusted_proxies = "10.0.0.0/99".into()
             }),
             ("redis_url", |c| c.redis_url = "localhost:6379".into()),
+            ("metrics_token", |c| c.metrics_token = "guessable".into()),
         ];
         for (setting, spoil) in cases {
             let mut raw = RawConfig::default();
@@ -597,6 +613,7 @@ mod tests {
             s3_bucket: "careline".into(),
             s3_access_key_id: "AKIDEXAMPLE".into(),
             s3_secret_access_key: "s3-very-secret".into(),
+            metrics_token: "metrics-very-secret".into(),
             ..RawConfig::default()
         };
         let shown = format!("{:?}", raw.validate().unwrap());
@@ -606,6 +623,7 @@ mod tests {
             "hunter2",
             "SG.secret",
             "s3-very-secret",
+            "metrics-very-secret",
         ] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }

@@ -533,3 +533,56 @@ async fn metrics_are_prometheus_text_with_counts_only() {
     let ready = app.browser().get("/readyz").await.expect_status(200).json();
     assert_eq!(ready["bus"], "local");
 }
+
+/// `/metrics` as someone else would ask for it: status and body.
+async fn metrics_as(app: &TestApp, headers: &[(&str, &str)]) -> (u16, String) {
+    let client = careline::http_client(std::time::Duration::from_secs(10));
+    let mut request = client.get(format!("{}/metrics", app.base));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_are_refused_to_a_forwarded_request_and_to_a_wrong_token() {
+    // No token: this machine only, and not through a proxy.
+    let app =
+        TestApp::spawn_with(Database::Sqlite, |c| c.trusted_proxies = "127.0.0.1".into()).await;
+    let (status, body) = metrics_as(&app, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // What nginx sends for a visitor from outside, and a visitor's attempt
+    // to pass as local through it: both refused, with what to do.
+    for forwarded in ["203.0.113.7", "127.0.0.1, 203.0.113.7", "127.0.0.1"] {
+        let (status, body) = metrics_as(&app, &[("x-forwarded-for", forwarded)]).await;
+        assert_eq!(status, 403, "{forwarded}: {body}");
+        assert!(body.contains("CARELINE_METRICS_TOKEN"), "{body}");
+        assert!(!body.contains("careline_"), "no figures leak: {body}");
+    }
+
+    // With a token: the token from anywhere, nothing without it.
+    let token = "0123456789abcdef0123";
+    let app = TestApp::spawn_with(Database::Sqlite, |c| c.metrics_token = token.into()).await;
+    let bearer = format!("Bearer {token}");
+    let (status, body) = metrics_as(
+        &app,
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-for", "203.0.113.7"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("careline_sockets_open"), "{body}");
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer 0123456789abcdef0124")],
+        vec![("authorization", "Bearer ")],
+        vec![("authorization", token)],
+    ] {
+        let (status, body) = metrics_as(&app, &headers).await;
+        assert_eq!(status, 403, "{headers:?}: {body}");
+        assert!(!body.contains("careline_"), "{body}");
+    }
+}

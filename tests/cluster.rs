@@ -237,6 +237,18 @@ async fn a_conversation_flows_across_instances_and_the_queue_updates_everywhere(
     setup_people(&cluster);
     let site = allow_shop(&cluster).await;
 
+    // Metrics: each instance shows them to this machine, nginx to no one.
+    let http = careline::http_client(std::time::Duration::from_secs(30));
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(format!("{}/metrics", cluster.base)).await, 404);
+    for instance in &cluster.instances {
+        let url = format!("http://127.0.0.1:{}/metrics", instance.port);
+        assert_eq!(status(url).await, 200, "{}", instance.name);
+    }
+
     // Two agents watch the queue from two instances.
     let mut alan = agent(&cluster, "alan@example.com", "alan").await;
     let mut bea = agent(&cluster, "bea@example.com", "bea").await;

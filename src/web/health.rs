@@ -1,9 +1,13 @@
 //! `/healthz`: the process answers. `/readyz`: it can reach its database.
+//! `/metrics`: counters for this machine or a scraper with the token.
+
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
@@ -46,8 +50,21 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
     (status, Json(body))
 }
 
-/// Prometheus text format. Counts only: no names, emails or message bodies.
-async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+/// Prometheus text format. Counts only: no names, emails or message bodies;
+/// still not for the public (`AppState::may_read_metrics`).
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.may_read_metrics(peer, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are for this machine, or for a scraper with the metrics token \
+             (Authorization: Bearer <CARELINE_METRICS_TOKEN>)\n",
+        )
+            .into_response();
+    }
     let bus = state.chat().bus();
     let gauges = crate::metrics::Gauges {
         sockets_open: state.hub().socket_count() as u64,
@@ -65,4 +82,5 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         )],
         state.chat().metrics().render(&gauges),
     )
+        .into_response()
 }

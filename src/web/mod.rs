@@ -131,6 +131,27 @@ impl AppState {
             .is_ok()
     }
 
+    /// Whether a request may read `/metrics`: with the configured bearer
+    /// token from anywhere; without one, only from this machine, straight
+    /// (a loopback peer and no `X-Forwarded-For`: a request that a proxy on
+    /// this machine forwarded from the public carries one).
+    pub(crate) fn may_read_metrics(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> bool {
+        use subtle::ConstantTimeEq;
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (&self.inner.config.metrics_token, bearer) {
+            (Some(expected), Some(given)) => expected.as_bytes().ct_eq(given.as_bytes()).into(),
+            (Some(_), None) => false,
+            (None, _) => peer.ip().is_loopback() && !headers.contains_key("x-forwarded-for"),
+        }
+    }
+
     pub fn blobs(&self) -> &Arc<dyn Blobs> {
         &self.inner.blobs
     }
