@@ -66,11 +66,15 @@
   // live before the console resumes (protocol §6.5).
   var GAP_GRACE_MS = 500;
 
+  function holdsPast(c) {
+    return Object.keys(c.messages).some(function (held) { return Number(held) > c.lastSeq; });
+  }
+
   function watchGap(id, c) {
+    if (c.gapTimer) return;
     c.gapTimer = setTimeout(function () {
       c.gapTimer = null;
-      var past = Object.keys(c.messages).some(function (held) { return Number(held) > c.lastSeq; });
-      if (past && !c.resuming) follow(id);
+      if (holdsPast(c) && !c.resuming) follow(id);
     }, GAP_GRACE_MS);
   }
 
@@ -112,7 +116,7 @@
         // lastSeq only moves over a run without holes: a resume after a
         // drop asks for everything still missing.
         while (conv.messages[conv.lastSeq + 1]) conv.lastSeq++;
-        if (f.seq > conv.lastSeq + 1 && !conv.resuming && !conv.gapTimer) {
+        if (f.seq > conv.lastSeq + 1 && !conv.resuming) {
           // A gap. Usually this message overtook the missing one on its
           // way from another server; give it a moment to arrive, then
           // resume from the last seq held (protocol §6.5).
@@ -127,9 +131,16 @@
         renderMine();
         break;
       }
-      case "resumed":
-        conversation(f.conversation_id).resuming = false;
+      case "resumed": {
+        var resumed = conversation(f.conversation_id);
+        resumed.resuming = false;
+        // Everything up to last_seq has been sent: what is still missing
+        // below it was lost on the way, so ask again; a hole above it is a
+        // live message that overtook another (protocol §6.4).
+        if (resumed.lastSeq < f.last_seq) follow(f.conversation_id);
+        else if (holdsPast(resumed)) watchGap(String(f.conversation_id), resumed);
         break;
+      }
       case "resume_required":
         follow(f.conversation_id);
         break;

@@ -174,20 +174,25 @@
     // lastSeq only moves over a run without holes, so a resume after a
     // drop always asks for everything still missing.
     while (state.messages[state.lastSeq + 1]) state.lastSeq++;
-    if (m.seq > state.lastSeq + 1 && !state.resuming && !state.gapTimer) {
+    if (m.seq > state.lastSeq + 1 && !state.resuming) {
       // A gap. Usually this message overtook the missing one on its way
       // from another server, which arrives a moment later; give it that
       // moment, then fetch what is still missing in order (protocol §6.5).
-      state.gapTimer = setTimeout(function () {
-        state.gapTimer = null;
-        if (holdsPast(state.lastSeq) && !state.resuming) resume();
-      }, GAP_GRACE_MS);
+      watchGap();
     }
     state.pending = state.pending.filter(function (p) { return p.client_msg_id !== m.client_msg_id; });
     renderMessages();
     var mine = m.sender && m.sender.kind === "customer";
     if (!mine && !state.open) { state.unread++; renderBadge(); }
     if (!mine && state.open) markRead();
+  }
+
+  function watchGap() {
+    if (state.gapTimer) return;
+    state.gapTimer = setTimeout(function () {
+      state.gapTimer = null;
+      if (holdsPast(state.lastSeq) && !state.resuming) resume();
+    }, GAP_GRACE_MS);
   }
 
   function holdsPast(seq) {
@@ -474,7 +479,15 @@
         }
         break;
       case "message": addMessage(frame); break;
-      case "resumed": state.resuming = false; break;
+      case "resumed":
+        state.resuming = false;
+        if (String(frame.conversation_id) !== String(state.conversation)) break;
+        // Everything up to last_seq has been sent: what is still missing
+        // below it was lost on the way, so ask again; a hole above it is a
+        // live message that overtook another (protocol §6.4).
+        if (state.lastSeq < frame.last_seq) resume();
+        else if (holdsPast(state.lastSeq)) watchGap();
+        break;
       case "ack":
         // Committed. Its message frame normally arrives about now; if it
         // got lost, a resume fetches it (the bubble says "sending" until then).
