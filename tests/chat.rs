@@ -310,6 +310,158 @@ async fn an_online_agent_is_given_new_conversations_automatically() {
     console.expect_message("hello Alan").await;
 }
 
+/// Alan's "chats at once" as the people page shows it.
+fn chats_at_once_shown(page: &str, email: &str) -> Option<String> {
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains(&format!("<td>{email}</td>")))?;
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split("</td>").next().unwrap())
+        .collect();
+    cells.get(3).map(|c| c.to_string())
+}
+
+#[tokio::test]
+async fn chats_at_once_set_by_an_admin_bound_routing_and_a_raise_takes_from_the_queue() {
+    for db in backends("chats at once").await {
+        let app = TestApp::spawn(db).await;
+        let site = app.allow_shop().await;
+        let mut admin = app.admin().await;
+        let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+        let page = admin.get("/admin/people").await.expect_status(200);
+        assert_eq!(
+            chats_at_once_shown(&page.body, "alan@example.com").as_deref(),
+            Some("5"),
+            "the default"
+        );
+        assert!(page.contains(r#"name="capacity_email""#) && page.contains(r#"name="capacity""#));
+        admin
+            .submit(
+                "/admin/people/capacity",
+                &[("capacity_email", "alan@example.com"), ("capacity", "1")],
+            )
+            .await
+            .expect_redirect("/admin/people?done=capacity");
+        let page = admin
+            .get("/admin/people?done=capacity")
+            .await
+            .expect_status(200);
+        assert!(page.contains("Chats at once were saved."));
+        assert_eq!(
+            chats_at_once_shown(&page.body, "alan@example.com").as_deref(),
+            Some("1")
+        );
+
+        let mut console = app.agent_socket(&alan).await;
+        console
+            .send(json!({"type": "presence", "status": "online"}))
+            .await;
+        console.send(json!({"type": "watch_queue"})).await;
+        console.expect_type("queue").await;
+        let (_first, one) = started(&app, &site, "talk to a person please").await;
+        console
+            .expect(|f| {
+                f["type"] == "conversation" && f["id"] == one.as_str() && f["status"] == "live"
+            })
+            .await;
+        // Full at one: the second chat waits in the queue.
+        let (_second, two) = started(&app, &site, "talk to a person please").await;
+        console
+            .expect(|f| {
+                f["type"] == "queue"
+                    && f["waiting"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|w| w["conversation_id"] == two.as_str())
+            })
+            .await;
+
+        // Raised to two while Alan is online: the waiting chat is his at once.
+        admin.get("/admin/people").await;
+        admin
+            .submit(
+                "/admin/people/capacity",
+                &[("capacity_email", "alan@example.com"), ("capacity", "2")],
+            )
+            .await
+            .expect_redirect("/admin/people?done=capacity");
+        let taken = console
+            .expect(|f| {
+                f["type"] == "conversation" && f["id"] == two.as_str() && f["status"] == "live"
+            })
+            .await;
+        assert_eq!(taken["assignee"]["name"], "Alan", "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn chats_at_once_refuses_bad_numbers_customers_strangers_and_anyone_but_an_admin() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    app.customer("Grace", "grace@example.com").await;
+    let alans = async || -> i64 {
+        let staff = app.store.staff_with_capacity().await.unwrap();
+        staff
+            .iter()
+            .find(|(u, _)| u.email == "alan@example.com")
+            .unwrap()
+            .1
+    };
+    admin.get("/admin/people").await;
+    for (email, chats, says) in [
+        ("alan@example.com", "0", "from 1 to 50"),
+        ("alan@example.com", "51", "from 1 to 50"),
+        ("alan@example.com", "two", "from 1 to 50"),
+        ("alan@example.com", "", "from 1 to 50"),
+        ("alan@example.com", "2.5", "from 1 to 50"),
+        (
+            "grace@example.com",
+            "3",
+            "Only agents and admins take chats",
+        ),
+        (
+            "ghost@example.com",
+            "3",
+            "Nobody has an account with this email.",
+        ),
+        ("not an address", "3", "Enter the person's email address."),
+    ] {
+        let page = admin
+            .submit(
+                "/admin/people/capacity",
+                &[("capacity_email", email), ("capacity", chats)],
+            )
+            .await
+            .expect_status(422);
+        assert!(page.contains(says), "{email} {chats}: {}", page.body);
+        // What was typed stays in the form.
+        assert!(page.contains(&format!(r#"value="{}""#, chats)), "{chats}");
+    }
+    assert_eq!(alans().await, 5, "nothing changed");
+
+    // An agent is not an admin: no such page for them, nothing changed.
+    alan.get("/console").await.expect_status(200);
+    alan.submit(
+        "/admin/people/capacity",
+        &[("capacity_email", "alan@example.com"), ("capacity", "50")],
+    )
+    .await
+    .expect_status(404);
+    // Without the page's token: refused.
+    admin
+        .post_raw(
+            "/admin/people/capacity",
+            &[("capacity_email", "alan@example.com"), ("capacity", "50")],
+        )
+        .await
+        .expect_status(403);
+    assert_eq!(alans().await, 5, "nothing changed");
+}
+
 #[tokio::test]
 async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
     for db in backends("handoff burst").await {

@@ -1016,7 +1016,7 @@ async fn losing_the_staff_role_ends_the_console_at_once() {
     admin
         .submit(
             "/admin/people/role",
-            &[("email", "alan@example.com"), ("role", "customer")],
+            &[("role_email", "alan@example.com"), ("role", "customer")],
         )
         .await
         .expect_redirect("/admin/people?done=role");

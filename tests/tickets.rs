@@ -232,7 +232,7 @@ async fn customers_cannot_reach_agent_or_admin_pages() {
     grace
         .submit(
             "/admin/people/role",
-            &[("email", "grace@example.com"), ("role", "admin")],
+            &[("role_email", "grace@example.com"), ("role", "admin")],
         )
         .await
         .expect_status(404);
@@ -520,11 +520,13 @@ async fn admin_adds_agents_and_changes_roles() {
     // Promote a customer to agent by email.
     let mut grace = app.customer("Grace", "grace@example.com").await;
     grace.get("/console").await.expect_status(404);
-    admin.get("/admin/people").await;
+    let page = admin.get("/admin/people").await;
+    // The fields the page's form sends (once, its `email` was not).
+    assert!(page.contains(r#"name="role_email""#) && page.contains(r#"name="role""#));
     admin
         .submit(
             "/admin/people/role",
-            &[("email", "grace@example.com"), ("role", "agent")],
+            &[("role_email", "grace@example.com"), ("role", "agent")],
         )
         .await
         .expect_redirect("/admin/people?done=role");
@@ -535,7 +537,7 @@ async fn admin_adds_agents_and_changes_roles() {
     let page = admin
         .submit(
             "/admin/people/role",
-            &[("email", "admin@example.com"), ("role", "agent")],
+            &[("role_email", "admin@example.com"), ("role", "agent")],
         )
         .await
         .expect_status(422);
@@ -543,7 +545,7 @@ async fn admin_adds_agents_and_changes_roles() {
     let page = admin
         .submit(
             "/admin/people/role",
-            &[("email", "ghost@example.com"), ("role", "agent")],
+            &[("role_email", "ghost@example.com"), ("role", "agent")],
         )
         .await
         .expect_status(422);

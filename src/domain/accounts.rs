@@ -256,6 +256,52 @@ pub async fn change_role(
     Ok(User { role, ..user })
 }
 
+/// The most live chats one person may be given at once.
+pub const MAX_CAPACITY: i64 = 50;
+
+/// Sets how many live chats the staff member with `email` may hold at once
+/// (admins only). Returns that person.
+pub async fn set_capacity(
+    store: &Store,
+    admin: &User,
+    email: &str,
+    capacity: &str,
+) -> DomainResult<User> {
+    require_admin(admin)?;
+    let capacity: i64 = capacity
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_CAPACITY).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                "capacity",
+                format!("Enter a whole number of chats from 1 to {MAX_CAPACITY}."),
+            )
+        })?;
+    let email = Email::parse(email)
+        .map_err(|_| invalid("capacity_email", "Enter the person's email address."))?;
+    let (target, _) = store
+        .user_with_hash(&email)
+        .await?
+        .ok_or_else(|| invalid("capacity_email", "Nobody has an account with this email."))?;
+    if !target.role.is_staff() {
+        return Err(invalid(
+            "capacity_email",
+            "Only agents and admins take chats: change the role first.",
+        ));
+    }
+    store.set_capacity(target.id, capacity).await?;
+    store
+        .audit(
+            Some(admin.id),
+            "user.capacity",
+            &format!("{}: {capacity}", target.email),
+        )
+        .await?;
+    Ok(target)
+}
+
 fn require_admin(user: &User) -> DomainResult<()> {
     if user.role == Role::Admin {
         Ok(())

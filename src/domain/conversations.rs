@@ -1199,28 +1199,41 @@ impl Chat {
     pub async fn presence(&self, agent: &User, online: bool) -> DomainResult<()> {
         self.store.set_presence(agent.id, online).await?;
         if online {
-            for entry in self.store.queue().await? {
-                let available = self
-                    .store
-                    .available_agents(self.presence_fresh_ms())
-                    .await?;
-                if !available.iter().any(|a| a.id == agent.id) {
-                    break;
-                }
-                match self
-                    .store
-                    .assign_within_capacity(entry.conversation_id, agent, Wait::Yes)
-                    .await?
-                {
-                    Assignment::Assigned => {
-                        self.publish_conversation(entry.conversation_id).await?;
-                    }
-                    Assignment::AgentFull => break,
-                    Assignment::AgentBusy | Assignment::NoLongerWaiting => {}
-                }
-            }
-            self.publish_queue().await;
+            self.pick_up_waiting(agent).await?;
         }
+        Ok(())
+    }
+
+    /// An admin changed how many chats `agent` may hold: if they are online
+    /// with room now, they take what is waiting at once.
+    pub async fn capacity_changed(&self, agent: &User) -> DomainResult<()> {
+        self.pick_up_waiting(agent).await
+    }
+
+    /// Assigns waiting conversations to `agent`, oldest first, while the
+    /// agent is available and below capacity.
+    async fn pick_up_waiting(&self, agent: &User) -> DomainResult<()> {
+        for entry in self.store.queue().await? {
+            let available = self
+                .store
+                .available_agents(self.presence_fresh_ms())
+                .await?;
+            if !available.iter().any(|a| a.id == agent.id) {
+                break;
+            }
+            match self
+                .store
+                .assign_within_capacity(entry.conversation_id, agent, Wait::Yes)
+                .await?
+            {
+                Assignment::Assigned => {
+                    self.publish_conversation(entry.conversation_id).await?;
+                }
+                Assignment::AgentFull => break,
+                Assignment::AgentBusy | Assignment::NoLongerWaiting => {}
+            }
+        }
+        self.publish_queue().await;
         Ok(())
     }
 

@@ -97,6 +97,36 @@ impl Store {
         Ok(rows.iter().map(rows::user).collect::<Result<_, _>>()?)
     }
 
+    /// Agents and admins with how many live chats each may hold at once.
+    pub async fn staff_with_capacity(&self) -> StoreResult<Vec<(User, i64)>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {USER_COLUMNS}, capacity FROM users
+             WHERE role IN ('agent', 'admin') ORDER BY name, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((rows::user(row)?, row.try_get("capacity")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Sets how many live chats a staff member may hold at once (routing
+    /// stops assigning at that many). Not found unless the user is staff.
+    pub async fn set_capacity(&self, id: UserId, capacity: i64) -> StoreResult<()> {
+        let done = sqlx::query(
+            self.sql("UPDATE users SET capacity = ? WHERE id = ? AND role IN ('agent', 'admin')"),
+        )
+        .bind(capacity)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn any_admin_exists(&self) -> StoreResult<bool> {
         let row = sqlx::query(self.sql("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'"))
             .fetch_one(&self.pool)

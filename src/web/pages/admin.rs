@@ -1,5 +1,5 @@
-//! Admin: the people who work tickets. Create agents and admins, and change
-//! anyone's role by email.
+//! Admin: the people who work tickets. Create agents and admins, change
+//! anyone's role by email, and set how many chats each takes at once.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -27,10 +27,27 @@ pub struct CreateForm {
     role: String,
 }
 
+/// Field names as the page's form sends them (`role_email`, so that its
+/// error shows under its own field and not under the invitation's).
 #[derive(Deserialize, Default)]
 pub struct RoleForm {
+    #[serde(rename = "role_email")]
     email: String,
     role: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CapacityForm {
+    capacity_email: String,
+    capacity: String,
+}
+
+/// The forms as the person filled them in, shown again with their errors.
+#[derive(Default)]
+struct Filled {
+    create: CreateForm,
+    role: RoleForm,
+    capacity: CapacityForm,
 }
 
 fn role_select(name: &str, current: &str, with_customer: bool) -> Markup {
@@ -48,12 +65,16 @@ fn role_select(name: &str, current: &str, with_customer: bool) -> Markup {
 fn render(
     admin: &User,
     csrf: &str,
-    staff: &[User],
+    staff: &[(User, i64)],
     notice: Option<&str>,
-    create: &CreateForm,
-    role: &RoleForm,
+    filled: &Filled,
     errors: &FormErrors,
 ) -> Markup {
+    let Filled {
+        create,
+        role,
+        capacity,
+    } = filled;
     page(
         "People",
         Some(admin),
@@ -62,13 +83,13 @@ fn render(
             h1 { "People" }
             (super::settings::admin_nav("/admin/people"))
             @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
-            (form_errors(errors, &["name", "email", "role_email"]))
+            (form_errors(errors, &["name", "email", "role_email", "capacity_email", "capacity"]))
             table.people {
                 caption { "Agents and admins" }
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Since" } } }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Chats at once" } th scope="col" { "Since" } } }
                 tbody {
-                    @for person in staff {
-                        tr { td { (person.name) } td { (person.email) } td { (person.role) } td { (time(person.created_at)) } }
+                    @for (person, chats) in staff {
+                        tr { td { (person.name) } td { (person.email) } td { (person.role) } td { (chats) } td { (time(person.created_at)) } }
                     }
                 }
             }
@@ -94,6 +115,16 @@ fn render(
                         button type="submit" { "Change role" }
                     }
                 }
+                section.card {
+                    h2 { "Chats at once" }
+                    p.hint { "How many live chats routing gives this person at a time (1 to " (accounts::MAX_CAPACITY) "). Raised while they are online, they take what is waiting at once." }
+                    form method="post" action="/admin/people/capacity" {
+                        (csrf_field(csrf))
+                        (field("Email", "capacity_email", "email", &capacity.capacity_email, errors, required("off")))
+                        (field("Chats at once", "capacity", "number", &capacity.capacity, errors, required("off")))
+                        button type="submit" { "Save" }
+                    }
+                }
             }
         },
     )
@@ -105,10 +136,11 @@ pub async fn people(
     csrf: CsrfToken,
     Query(notice): Query<Notice>,
 ) -> Result<Response, PageError> {
-    let staff = state.store().staff().await?;
+    let staff = state.store().staff_with_capacity().await?;
     let notice = match notice.done.as_str() {
         "created" => Some("The person was invited: they get an email to choose a password."),
         "role" => Some("The role was changed."),
+        "capacity" => Some("Chats at once were saved."),
         _ => None,
     };
     Ok(render(
@@ -116,8 +148,7 @@ pub async fn people(
         &csrf.0,
         &staff,
         notice,
-        &CreateForm::default(),
-        &RoleForm::default(),
+        &Filled::default(),
         &FormErrors::default(),
     )
     .into_response())
@@ -128,14 +159,13 @@ async fn failed(
     admin: &User,
     csrf: &str,
     e: DomainError,
-    create: &CreateForm,
-    role: &RoleForm,
+    filled: &Filled,
 ) -> Result<Response, PageError> {
     let errors = FormErrors::from_domain(e)?;
-    let staff = state.store().staff().await?;
+    let staff = state.store().staff_with_capacity().await?;
     Ok((
         StatusCode::UNPROCESSABLE_ENTITY,
-        render(admin, csrf, &staff, None, create, role, &errors),
+        render(admin, csrf, &staff, None, filled, &errors),
     )
         .into_response())
 }
@@ -163,15 +193,11 @@ pub async fn create(
     match result {
         Ok(_) => Ok(Redirect::to("/admin/people?done=created").into_response()),
         Err(e) => {
-            failed(
-                &state,
-                &current.user,
-                &csrf.0,
-                e,
-                &form,
-                &RoleForm::default(),
-            )
-            .await
+            let filled = Filled {
+                create: form,
+                ..Filled::default()
+            };
+            failed(&state, &current.user, &csrf.0, e, &filled).await
         }
     }
 }
@@ -198,15 +224,43 @@ pub async fn change_role(
     match result {
         Ok(_) => Ok(Redirect::to("/admin/people?done=role").into_response()),
         Err(e) => {
-            failed(
-                &state,
-                &current.user,
-                &csrf.0,
-                e,
-                &CreateForm::default(),
-                &form,
-            )
-            .await
+            let filled = Filled {
+                role: form,
+                ..Filled::default()
+            };
+            failed(&state, &current.user, &csrf.0, e, &filled).await
+        }
+    }
+}
+
+pub async fn set_capacity(
+    State(state): State<AppState>,
+    Admin(current): Admin,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<CapacityForm>,
+) -> Result<Response, PageError> {
+    let result = accounts::set_capacity(
+        state.store(),
+        &current.user,
+        &form.capacity_email,
+        &form.capacity,
+    )
+    .await;
+    match result {
+        Ok(target) => {
+            // Routing may give them more now; a failure here leaves the
+            // setting saved and the queue as it was.
+            if let Err(e) = state.chat().capacity_changed(&target).await {
+                tracing::warn!(error = %e, "capacity saved; picking up waiting chats failed");
+            }
+            Ok(Redirect::to("/admin/people?done=capacity").into_response())
+        }
+        Err(e) => {
+            let filled = Filled {
+                capacity: form,
+                ..Filled::default()
+            };
+            failed(&state, &current.user, &csrf.0, e, &filled).await
         }
     }
 }

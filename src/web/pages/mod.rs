@@ -49,6 +49,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/tickets/{number}/update", post(console::update))
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
+        .route("/admin/people/capacity", post(admin::set_capacity))
         .route("/admin/sites", get(settings::sites))
         .route("/admin/sites/{id}", post(settings::save_site))
         .route("/admin/faq", get(settings::faq).post(settings::add_faq))
