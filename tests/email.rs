@@ -329,6 +329,21 @@ async fn ticket_emails_opened_replied_and_resolved_with_a_rating_link() {
         .await
         .expect_status(422);
     assert!(bad.contains("Choose from 1 to 5 stars."));
+    // No star chosen (a client that skips `required`): the same page and
+    // advice, not a bare error page, and the earlier rating stands.
+    for fields in [vec![("comment", "no stars")], vec![("score", "four")]] {
+        let bad = grace
+            .submit(&format!("/tickets/{number}/rate"), &fields)
+            .await
+            .expect_status(422);
+        assert!(bad.contains("Choose from 1 to 5 stars."), "{fields:?}");
+        assert!(
+            bad.contains("How did we do?"),
+            "{fields:?}: the ticket page"
+        );
+    }
+    let page = grace.get(&format!("/tickets/{number}")).await;
+    assert!(page.contains("You rated this <strong>4 out of 5</strong>"));
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cluster;
 pub mod databases;
 pub mod fakes;
+pub mod forms;
 pub mod redis;
 pub mod resilient;
 pub mod s3;

@@ -315,7 +315,10 @@ pub async fn reply(
 
 #[derive(Deserialize)]
 pub struct RateForm {
-    score: i64,
+    /// Absent when no star was chosen (the radios are `required`, but not
+    /// every client checks): the page says to choose, not "bad form".
+    #[serde(default)]
+    score: Option<String>,
     #[serde(default)]
     comment: String,
 }
@@ -327,7 +330,12 @@ pub async fn rate(
     Path(number): Path<i64>,
     CsrfForm(form): CsrfForm<RateForm>,
 ) -> Result<Response, PageError> {
-    match tickets::rate(state.store(), &user, number, form.score, &form.comment).await {
+    let score = form
+        .score
+        .as_deref()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    match tickets::rate(state.store(), &user, number, score, &form.comment).await {
         Ok(_) => Ok(Redirect::to(&format!("/tickets/{number}#rate")).into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
