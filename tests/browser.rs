@@ -385,12 +385,22 @@ async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
     customer.close().await.ok();
 }
 
-/// Stands between the widget and its socket on the shop's page: records
-/// the type of every frame the widget sends (`window.__sent`), holds the
-/// first "Held back" message frame for 200 ms (so the next one overtakes
-/// it, as a message from another instance can), drops the first "Lost on
-/// the way" (as a lost frame) and the first two "Lost twice" (live, then
-/// in the resume's replay).
+/// What the unreliable network's tests send, in order.
+const GAP_BODIES: [&str; 6] = [
+    "Held back",
+    "Overtakes it",
+    "Lost on the way",
+    "After the loss",
+    "Lost twice",
+    "Last",
+];
+
+/// Stands between a page and its socket (the widget's on the shop's page,
+/// or the console's): records the type of every frame the page sends
+/// (`window.__sent`), holds the first "Held back" message frame for 200 ms
+/// (so the next one overtakes it, as a message from another instance can),
+/// drops the first "Lost on the way" (as a lost frame) and the first two
+/// "Lost twice" (live, then in the resume's replay).
 const UNRELIABLE_NETWORK: &str = r#"
 window.__sent = [];
 (function () {
@@ -453,13 +463,7 @@ async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_un
         let bodies: Vec<String> = serde_json::from_value(bodies).unwrap();
         bodies
             .into_iter()
-            .filter(|b| {
-                b.starts_with("Held")
-                    || b.starts_with("Overtakes")
-                    || b.starts_with("Lost")
-                    || b.starts_with("After")
-                    || b == "Last"
-            })
+            .filter(|b| GAP_BODIES.contains(&b.as_str()))
             .collect()
     };
     let before = resumes().await;
@@ -545,6 +549,121 @@ async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_un
         "in order, each once"
     );
     customer.close().await.ok();
+}
+
+#[tokio::test]
+async fn the_console_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_until_it_has_it() {
+    let Some(mut chrome) = Chrome::start("browser console gaps").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let site = app.allow_shop().await;
+    let agent = console(&mut chrome, &app, "alan@example.com").await;
+    let mut visitor = app.visitor(&site).await;
+    visitor
+        .send(serde_json::json!({"type": "start", "client_msg_id": "first", "body": "talk to a person please"}))
+        .await;
+    let id = visitor.expect(|f| f["type"] == "conversation").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    claim_from_queue(&agent).await;
+    wait_until(
+        &agent,
+        "the chat pane",
+        "document.getElementById('pane-title').textContent.includes('live')",
+    )
+    .await;
+
+    // The console's next socket goes through the unreliable network: put
+    // it in the page, then cut the console's connection.
+    agent.execute(UNRELIABLE_NETWORK, vec![]).await.unwrap();
+    app.hub.kill_consoles(1001);
+    wait_until(
+        &agent,
+        "the console to reconnect and resume",
+        "window.__sent.includes('hello') && window.__sent.includes('resume')",
+    )
+    .await;
+    let resumes = async || -> u64 {
+        let sent = agent
+            .execute(
+                "return window.__sent.filter(t => t === 'resume').length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        sent.as_u64().unwrap()
+    };
+    let shown = async || -> Vec<String> {
+        let bodies = agent
+            .execute("return Array.from(document.querySelectorAll('#transcript .body')).map(e => e.textContent)", vec![])
+            .await
+            .unwrap();
+        let bodies: Vec<String> = serde_json::from_value(bodies).unwrap();
+        bodies
+            .into_iter()
+            .filter(|b| GAP_BODIES.contains(&b.as_str()))
+            .collect()
+    };
+    let shows = |body: &str| {
+        format!(
+            "Array.from(document.querySelectorAll('#transcript .body')).filter(e => e.textContent === {}).length === 1",
+            serde_json::to_string(body).unwrap()
+        )
+    };
+    let before = resumes().await;
+    let mut n = 0;
+    let mut say = async |body: &str| {
+        n += 1;
+        visitor
+            .send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("v{n}"), "body": body}))
+            .await;
+        visitor.expect(|f| f["type"] == "ack").await;
+    };
+
+    say("Held back").await;
+    say("Overtakes it").await;
+    wait_until(
+        &agent,
+        "both messages",
+        &format!("{} && {}", shows("Held back"), shows("Overtakes it")),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        resumes().await,
+        before,
+        "an overtaken message is waited for, not fetched"
+    );
+
+    say("Lost on the way").await;
+    say("After the loss").await;
+    wait_until(
+        &agent,
+        "the lost message, fetched",
+        &shows("Lost on the way"),
+    )
+    .await;
+    assert_eq!(resumes().await, before + 1, "one resume for the lost frame");
+
+    say("Lost twice").await;
+    say("Last").await;
+    wait_until(
+        &agent,
+        "the message lost twice, fetched again",
+        &shows("Lost twice"),
+    )
+    .await;
+    assert_eq!(
+        resumes().await,
+        before + 3,
+        "a second resume after the first came up short"
+    );
+    assert_eq!(shown().await, GAP_BODIES, "in order, each once");
+    agent.close().await.ok();
 }
 
 #[tokio::test]

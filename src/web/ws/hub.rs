@@ -256,6 +256,16 @@ impl Hub {
         }
     }
 
+    /// Closes every console socket with `code` without waiting (a network
+    /// blip on the staff side, for tests).
+    pub fn kill_consoles(&self, code: u16) {
+        for entry in self.state.lock().expect("hub lock").sockets.values() {
+            if entry.agent.is_some() {
+                entry.kill.fire(code);
+            }
+        }
+    }
+
     pub fn agent_sockets(&self, agent: UserId) -> usize {
         let state = self.state.lock().expect("hub lock");
         state
