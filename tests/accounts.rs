@@ -354,6 +354,60 @@ async fn login_is_rate_limited_per_client_and_a_spoofed_forwarded_header_does_no
 }
 
 #[tokio::test]
+async fn instances_sharing_redis_give_a_guesser_one_budget_not_one_each() {
+    let Some(mut redis) = support::redis::PrivateRedis::start("shared login limit").await else {
+        return;
+    };
+    let url = redis.url();
+    let tweak = |c: &mut careline::config::RawConfig| {
+        c.redis_url = url.clone();
+        c.trusted_proxies = "127.0.0.1".into();
+        c.auth_rate_limit_burst = 3;
+        c.auth_rate_limit_per_minute = 1;
+    };
+    let one = TestApp::spawn_with(Database::Sqlite, tweak).await;
+    let two = TestApp::spawn_with(Database::Sqlite, tweak).await;
+    let wrong = [("email", "x@example.com"), ("password", "wrong password")];
+    let from = |app: &TestApp, address: &str| {
+        let mut b = app.browser();
+        b.headers.push(("X-Forwarded-For".into(), address.into()));
+        b
+    };
+    let mut on_one = from(&one, "203.0.113.5");
+    let mut on_two = from(&two, "203.0.113.5");
+    on_one.get("/login").await;
+    on_two.get("/login").await;
+    // Three attempts spread over both instances, as a load balancer would.
+    on_one.submit("/login", &wrong).await.expect_status(401);
+    on_two.submit("/login", &wrong).await.expect_status(401);
+    on_one.submit("/login", &wrong).await.expect_status(401);
+    // The fourth reaches the instance that saw one: refused all the same.
+    let limited = on_two.submit("/login", &wrong).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.contains("Too many attempts"));
+    let wait: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    // Someone else, through the same instances, is not held up.
+    let mut other = from(&two, "198.51.100.9");
+    other.get("/login").await;
+    other.submit("/login", &wrong).await.expect_status(401);
+
+    // Redis gone: each instance's own limit still holds (three a minute
+    // here, for an address it has not seen), and logins still work.
+    redis.stop();
+    let mut during = from(&one, "192.0.2.44");
+    during.get("/login").await;
+    for _ in 0..3 {
+        during.submit("/login", &wrong).await.expect_status(401);
+    }
+    during.submit("/login", &wrong).await.expect_status(429);
+}
+
+#[tokio::test]
 async fn a_trusted_proxy_forwards_the_client_address_for_rate_limits() {
     let app = TestApp::spawn_with(Database::Sqlite, |c| {
         c.auth_rate_limit_burst = 1;

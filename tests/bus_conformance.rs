@@ -307,3 +307,42 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
         Some(("c:6".into(), "after".into()))
     );
 }
+
+#[tokio::test]
+async fn counts_in_a_window_are_shared_by_instances_on_redis_and_start_over_after_it() {
+    let Some(url) = redis_available("redis shared counts").await else {
+        return;
+    };
+    let connect = redis_at(url);
+    let (a, b) = (connect().await, connect().await);
+    // A key of its own: the shared Redis outlives this test.
+    let key = format!("test:{}", std::process::id());
+    let window = Duration::from_millis(1500);
+    let counts = [
+        a.count_in_window(&key, window).await.unwrap().unwrap(),
+        b.count_in_window(&key, window).await.unwrap().unwrap(),
+        a.count_in_window(&key, window).await.unwrap().unwrap(),
+    ];
+    assert_eq!(counts.map(|(n, _)| n), [1, 2, 3], "one count for both");
+    for (_, left) in counts {
+        assert!(left <= window && left > Duration::ZERO, "{left:?}");
+    }
+    // Later counts do not push the window's end back.
+    assert!(counts[2].1 <= counts[0].1);
+    tokio::time::sleep(window + Duration::from_millis(200)).await;
+    let (n, _) = b.count_in_window(&key, window).await.unwrap().unwrap();
+    assert_eq!(n, 1, "a new window starts from one");
+}
+
+#[tokio::test]
+async fn the_local_bus_has_no_shared_count() {
+    let bus = local()().await;
+    let counted = bus
+        .count_in_window("anything", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        counted, None,
+        "one process: its own limiters see everything"
+    );
+}

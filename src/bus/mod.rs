@@ -12,6 +12,7 @@ mod redis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -63,5 +64,18 @@ pub trait Bus: Send + Sync + 'static {
     /// Times the connection to the bus was re-established (for /metrics).
     fn reconnects(&self) -> u64 {
         0
+    }
+
+    /// Counts one event under `key` in a window of `window` that every
+    /// instance on this bus shares, and returns the count so far in the
+    /// window and the time until it ends (for limits that a load balancer
+    /// spreading requests over instances must not multiply). `None`: this
+    /// bus is one process alone, whose own limiters see everything.
+    fn count_in_window<'a>(
+        &'a self,
+        _key: &'a str,
+        _window: Duration,
+    ) -> BoxFuture<'a, Result<Option<(u64, Duration)>, BusError>> {
+        Box::pin(async { Ok(None) })
     }
 }

@@ -226,6 +226,32 @@ impl Bus for RedisBus {
         })
     }
 
+    fn count_in_window<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<Option<(u64, Duration)>, BusError>> {
+        Box::pin(async move {
+            let mut connection = self.publisher.clone();
+            let key = format!("{PREFIX}count:{key}");
+            // One round trip, atomic: the first count of a window starts
+            // its clock (NX: later counts do not push the end back).
+            let (count, left_ms): (u64, i64) = redis::pipe()
+                .atomic()
+                .incr(&key, 1u64)
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(window.as_millis() as u64)
+                .arg("NX")
+                .ignore()
+                .pttl(&key)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            Ok(Some((count, Duration::from_millis(left_ms.max(0) as u64))))
+        })
+    }
+
     fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let mut sink = self.shared.sink.lock().await;

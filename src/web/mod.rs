@@ -118,6 +118,16 @@ impl AppState {
         &self.inner.config
     }
 
+    /// The client of a request from `peer`: its own address, or the one a
+    /// trusted proxy forwarded.
+    pub(crate) fn client_of(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        self.inner.client_ip.from_headers(peer.ip(), headers)
+    }
+
     /// Whether `client` may create another widget visitor now.
     pub(crate) fn may_create_visitor(
         &self,

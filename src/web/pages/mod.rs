@@ -14,11 +14,14 @@ mod settings;
 mod setup;
 mod ticket_parts;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, Response, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_governor::GovernorError;
@@ -97,7 +100,39 @@ fn rate_limited(state: &AppState) -> Router<AppState> {
             get(password::forgot).post(password::send_link),
         )
         .route("/password", get(password::choose).post(password::save))
+        .route_layer(middleware::from_fn_with_state(state.clone(), cluster_limit))
         .route_layer(GovernorLayer::new(governor).error_handler(too_many_requests))
+}
+
+/// How long the shared count of a client's attempts runs.
+const CLUSTER_WINDOW: Duration = Duration::from_secs(60);
+
+/// The same pages limited across every instance: a load balancer spreading
+/// one guesser over three instances must not give them three budgets. The
+/// shared count (on the bus: Redis) allows `max(burst, per minute)`
+/// attempts a minute per client; this instance's own limiter still runs
+/// first, and is the only one while the shared count cannot be read.
+async fn cluster_limit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let client = super::client_ip::rate_limit_key(state.client_of(peer, request.headers()));
+    let config = state.config();
+    let allowed = u64::from(config.auth_rate_limit_burst).max(config.auth_rate_limit_per_minute);
+    let key = format!("auth:{client}");
+    match state.bus().count_in_window(&key, CLUSTER_WINDOW).await {
+        Ok(Some((count, left))) if count > allowed => too_many(left.as_secs().max(1)),
+        Ok(_) => next.run(request).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "shared rate limit unreadable: this instance's own limit applies");
+            next.run(request).await
+        }
+    }
 }
 
 fn too_many_requests(error: GovernorError) -> Response<Body> {
@@ -105,6 +140,11 @@ fn too_many_requests(error: GovernorError) -> Response<Body> {
         GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
         _ => 60,
     };
+    too_many(wait)
+}
+
+/// 429 with a page that says how long to wait, and `Retry-After`.
+fn too_many(wait: u64) -> Response<Body> {
     let page = layout::error_page(
         "Too many attempts",
         &format!("Too many attempts from your address. Wait {wait} seconds and try again."),
