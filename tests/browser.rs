@@ -166,6 +166,32 @@ async fn claim_by_socket(
     (console, id)
 }
 
+/// A customer on the shop's page (`script` run before the widget loads)
+/// who asked for a person, and Alan, an agent, who claimed the chat over a
+/// socket of his own: the customer's browser, Alan's socket and the
+/// conversation's id.
+async fn a_customer_alan_took(
+    chrome: &mut Chrome,
+    app: &TestApp,
+    script: &str,
+) -> (Client, support::ws::WsClient, String) {
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page_with(app, &key, script).await;
+    allow(app, &host).await;
+    let customer = shop_with_chat_open(chrome, &host).await;
+    widget_type(&customer, "talk to a person please").await;
+    wait_until(
+        &customer,
+        "waiting",
+        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
+    )
+    .await;
+    let (console, id) = claim_by_socket(app, &alan).await;
+    (customer, console, id)
+}
+
 /// The agent takes the one conversation waiting in the queue.
 async fn claim_from_queue(agent: &Client) {
     wait_until(
@@ -318,31 +344,8 @@ async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
         return;
     };
     let app = TestApp::spawn(Database::Sqlite).await;
-    let mut admin = app.admin().await;
-    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
-    let key = app.store.default_site().await.unwrap().key;
-    let (_, host) = host_page(&app, &key).await;
-    allow(&app, &host).await;
-
-    let customer = chrome.session(1200, 800).await;
-    customer.goto(&host).await.unwrap();
-    wait_until(
-        &customer,
-        "the widget",
-        &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
-    )
-    .await;
-    widget_click(&customer, ".launcher").await;
-    widget_type(&customer, "talk to a person please").await;
-    wait_until(
-        &customer,
-        "waiting",
-        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
-    )
-    .await;
-
     // The agent answers over a socket of their own.
-    let (mut console, id) = claim_by_socket(&app, &alan).await;
+    let (customer, mut console, id) = a_customer_alan_took(&mut chrome, &app, "").await;
     console.send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": "a1", "body": "Before the drop"})).await;
     wait_until(
         &customer,
@@ -425,28 +428,19 @@ window.__sent = [];
 })();
 "#;
 
-#[tokio::test]
-async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_until_it_has_it() {
-    let Some(mut chrome) = Chrome::start("browser gaps").await else {
-        return;
-    };
-    let app = TestApp::spawn(Database::Sqlite).await;
-    let mut admin = app.admin().await;
-    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
-    let key = app.store.default_site().await.unwrap().key;
-    let (_, host) = host_page_with(&app, &key, UNRELIABLE_NETWORK).await;
-    allow(&app, &host).await;
-    let customer = shop_with_chat_open(&mut chrome, &host).await;
-    widget_type(&customer, "talk to a person please").await;
-    wait_until(
-        &customer,
-        "waiting",
-        &format!("{WIDGET}.querySelector('.status').textContent.includes('Waiting')"),
-    )
-    .await;
-    let (mut console, id) = claim_by_socket(&app, &alan).await;
+/// The other side (`writer`, a socket in conversation `id`) sends
+/// [`GAP_BODIES`] through [`UNRELIABLE_NETWORK`] to `page`, whose message
+/// bodies are the elements of the JS expression `bodies`: an overtaken
+/// message is waited for (no resume), a lost one fetched after the grace
+/// (one resume), one lost in the replay too fetched again (two more).
+async fn gaps_are_waited_for_then_fetched(
+    page: &Client,
+    bodies: &str,
+    writer: &mut support::ws::WsClient,
+    id: &str,
+) {
     let resumes = async || -> u64 {
-        let sent = customer
+        let sent = page
             .execute(
                 "return window.__sent.filter(t => t === 'resume').length",
                 vec![],
@@ -456,35 +450,36 @@ async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_un
         sent.as_u64().unwrap()
     };
     let shown = async || -> Vec<String> {
-        let bodies = customer
-            .execute(&format!("return Array.from({WIDGET}.querySelectorAll('.message .body')).map(e => e.textContent)"), vec![])
-            .await
-            .unwrap();
-        let bodies: Vec<String> = serde_json::from_value(bodies).unwrap();
-        bodies
-            .into_iter()
+        let script = format!("return Array.from({bodies}).map(e => e.textContent)");
+        let all: Vec<String> =
+            serde_json::from_value(page.execute(&script, vec![]).await.unwrap()).unwrap();
+        all.into_iter()
             .filter(|b| GAP_BODIES.contains(&b.as_str()))
             .collect()
     };
+    let shows = |body: &str| {
+        format!(
+            "Array.from({bodies}).filter(e => e.textContent === {}).length === 1",
+            serde_json::to_string(body).unwrap()
+        )
+    };
     let before = resumes().await;
-    let reply = async |console: &mut support::ws::WsClient, n: u32, body: &str| {
-        console
-            .send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("g{n}"), "body": body}))
+    let mut sent = 0;
+    let mut write = async |body: &str| {
+        sent += 1;
+        writer
+            .send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("g{sent}"), "body": body}))
             .await;
-        console.expect(|f| f["type"] == "ack").await;
+        writer.expect(|f| f["type"] == "ack").await;
     };
 
     // Overtaken: the held frame arrives 200 ms late, within the grace.
-    reply(&mut console, 1, "Held back").await;
-    reply(&mut console, 2, "Overtakes it").await;
+    write("Held back").await;
+    write("Overtakes it").await;
     wait_until(
-        &customer,
-        "both replies",
-        &format!(
-            "{} === 1 && {} === 1",
-            widget_count("Held back"),
-            widget_count("Overtakes it")
-        ),
+        page,
+        "both messages",
+        &format!("{} && {}", shows("Held back"), shows("Overtakes it")),
     )
     .await;
     // Past the grace (500 ms after the gap opened): no resume was needed.
@@ -494,41 +489,23 @@ async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_un
         before,
         "an overtaken message is waited for, not fetched"
     );
-    assert_eq!(
-        shown().await,
-        ["Held back", "Overtakes it"],
-        "shown in seq order"
-    );
+    assert_eq!(shown().await, GAP_BODIES[..2], "shown in seq order");
 
-    // Lost: after the grace the widget resumes and gets it from the server.
-    reply(&mut console, 3, "Lost on the way").await;
-    reply(&mut console, 4, "After the loss").await;
-    wait_until(
-        &customer,
-        "the lost reply, fetched",
-        &format!("{} === 1", widget_count("Lost on the way")),
-    )
-    .await;
+    // Lost: after the grace the page resumes and gets it from the server.
+    write("Lost on the way").await;
+    write("After the loss").await;
+    wait_until(page, "the lost message, fetched", &shows("Lost on the way")).await;
     assert_eq!(resumes().await, before + 1, "one resume for the lost frame");
-    assert_eq!(
-        shown().await,
-        [
-            "Held back",
-            "Overtakes it",
-            "Lost on the way",
-            "After the loss"
-        ],
-        "in order, each once"
-    );
+    assert_eq!(shown().await, GAP_BODIES[..4], "in order, each once");
 
     // Lost again in the resume's replay: `resumed` says it was sent, so
-    // the widget asks once more.
-    reply(&mut console, 5, "Lost twice").await;
-    reply(&mut console, 6, "Last").await;
+    // the page asks once more.
+    write("Lost twice").await;
+    write("Last").await;
     wait_until(
-        &customer,
-        "the reply lost twice, fetched again",
-        &format!("{} === 1", widget_count("Lost twice")),
+        page,
+        "the message lost twice, fetched again",
+        &shows("Lost twice"),
     )
     .await;
     assert_eq!(
@@ -536,18 +513,19 @@ async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_un
         before + 3,
         "a second resume after the first came up short"
     );
-    assert_eq!(
-        shown().await,
-        [
-            "Held back",
-            "Overtakes it",
-            "Lost on the way",
-            "After the loss",
-            "Lost twice",
-            "Last"
-        ],
-        "in order, each once"
-    );
+    assert_eq!(shown().await, GAP_BODIES, "in order, each once");
+}
+
+#[tokio::test]
+async fn the_widget_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_until_it_has_it() {
+    let Some(mut chrome) = Chrome::start("browser gaps").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let (customer, mut console, id) =
+        a_customer_alan_took(&mut chrome, &app, UNRELIABLE_NETWORK).await;
+    let bodies = format!("{WIDGET}.querySelectorAll('.message .body')");
+    gaps_are_waited_for_then_fetched(&customer, &bodies, &mut console, &id).await;
     customer.close().await.ok();
 }
 
@@ -587,82 +565,13 @@ async fn the_console_waits_for_an_overtaken_message_and_resumes_for_a_lost_one_u
         "window.__sent.includes('hello') && window.__sent.includes('resume')",
     )
     .await;
-    let resumes = async || -> u64 {
-        let sent = agent
-            .execute(
-                "return window.__sent.filter(t => t === 'resume').length",
-                vec![],
-            )
-            .await
-            .unwrap();
-        sent.as_u64().unwrap()
-    };
-    let shown = async || -> Vec<String> {
-        let bodies = agent
-            .execute("return Array.from(document.querySelectorAll('#transcript .body')).map(e => e.textContent)", vec![])
-            .await
-            .unwrap();
-        let bodies: Vec<String> = serde_json::from_value(bodies).unwrap();
-        bodies
-            .into_iter()
-            .filter(|b| GAP_BODIES.contains(&b.as_str()))
-            .collect()
-    };
-    let shows = |body: &str| {
-        format!(
-            "Array.from(document.querySelectorAll('#transcript .body')).filter(e => e.textContent === {}).length === 1",
-            serde_json::to_string(body).unwrap()
-        )
-    };
-    let before = resumes().await;
-    let mut n = 0;
-    let mut say = async |body: &str| {
-        n += 1;
-        visitor
-            .send(serde_json::json!({"type": "send", "conversation_id": id, "client_msg_id": format!("v{n}"), "body": body}))
-            .await;
-        visitor.expect(|f| f["type"] == "ack").await;
-    };
-
-    say("Held back").await;
-    say("Overtakes it").await;
-    wait_until(
+    gaps_are_waited_for_then_fetched(
         &agent,
-        "both messages",
-        &format!("{} && {}", shows("Held back"), shows("Overtakes it")),
+        "document.querySelectorAll('#transcript .body')",
+        &mut visitor,
+        &id,
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(
-        resumes().await,
-        before,
-        "an overtaken message is waited for, not fetched"
-    );
-
-    say("Lost on the way").await;
-    say("After the loss").await;
-    wait_until(
-        &agent,
-        "the lost message, fetched",
-        &shows("Lost on the way"),
-    )
-    .await;
-    assert_eq!(resumes().await, before + 1, "one resume for the lost frame");
-
-    say("Lost twice").await;
-    say("Last").await;
-    wait_until(
-        &agent,
-        "the message lost twice, fetched again",
-        &shows("Lost twice"),
-    )
-    .await;
-    assert_eq!(
-        resumes().await,
-        before + 3,
-        "a second resume after the first came up short"
-    );
-    assert_eq!(shown().await, GAP_BODIES, "in order, each once");
     agent.close().await.ok();
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use careline::Adapters;
 use careline::bot::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use serde_json::json;
+use support::browser::Browser;
 use support::databases::backends;
 use support::ws::WsClient;
 use support::{Database, TestApp};
@@ -310,7 +311,18 @@ async fn an_online_agent_is_given_new_conversations_automatically() {
     console.expect_message("hello Alan").await;
 }
 
-/// Alan's "chats at once" as the people page shows it.
+/// Sets someone's chats at once through the people page's form (loaded).
+async fn set_chats_at_once(admin: &mut Browser, email: &str, chats: &str) {
+    admin
+        .submit(
+            "/admin/people/capacity",
+            &[("capacity_email", email), ("capacity", chats)],
+        )
+        .await
+        .expect_redirect("/admin/people?done=capacity");
+}
+
+/// Someone's "chats at once" as the people page shows it.
 fn chats_at_once_shown(page: &str, email: &str) -> Option<String> {
     let row = page
         .split("<tr>")
@@ -337,13 +349,7 @@ async fn chats_at_once_set_by_an_admin_bound_routing_and_a_raise_takes_from_the_
             "the default"
         );
         assert!(page.contains(r#"name="capacity_email""#) && page.contains(r#"name="capacity""#));
-        admin
-            .submit(
-                "/admin/people/capacity",
-                &[("capacity_email", "alan@example.com"), ("capacity", "1")],
-            )
-            .await
-            .expect_redirect("/admin/people?done=capacity");
+        set_chats_at_once(&mut admin, "alan@example.com", "1").await;
         let page = admin
             .get("/admin/people?done=capacity")
             .await
@@ -381,13 +387,7 @@ async fn chats_at_once_set_by_an_admin_bound_routing_and_a_raise_takes_from_the_
 
         // Raised to two while Alan is online: the waiting chat is his at once.
         admin.get("/admin/people").await;
-        admin
-            .submit(
-                "/admin/people/capacity",
-                &[("capacity_email", "alan@example.com"), ("capacity", "2")],
-            )
-            .await
-            .expect_redirect("/admin/people?done=capacity");
+        set_chats_at_once(&mut admin, "alan@example.com", "2").await;
         let taken = console
             .expect(|f| {
                 f["type"] == "conversation" && f["id"] == two.as_str() && f["status"] == "live"
