@@ -59,6 +59,7 @@
     clearTimeout(c.gapTimer);
     c.gapTimer = null;
     c.resuming = true;
+    c.resumedFrom = c.lastSeq;
     send({ type: "resume", conversation_id: String(id), after_seq: c.lastSeq });
   }
 
@@ -136,9 +137,14 @@
         resumed.resuming = false;
         // Everything up to last_seq has been sent: what is still missing
         // below it was lost on the way, so ask again; a hole above it is a
-        // live message that overtook another (protocol §6.4).
+        // live message that overtook another (protocol §6.4), worth another
+        // wait only if this resume got somewhere (a hole the server cannot
+        // fill, e.g. after a database restore, must not resume forever; the
+        // next live message looks again).
         if (resumed.lastSeq < f.last_seq) follow(f.conversation_id);
-        else if (holdsPast(resumed)) watchGap(String(f.conversation_id), resumed);
+        else if (holdsPast(resumed) && resumed.lastSeq > resumed.resumedFrom) {
+          watchGap(String(f.conversation_id), resumed);
+        }
         break;
       }
       case "resume_required":

@@ -457,6 +457,7 @@
     clearTimeout(state.gapTimer);
     state.gapTimer = null;
     state.resuming = true;
+    state.resumedFrom = state.lastSeq;
     send({ type: "resume", conversation_id: state.conversation, after_seq: state.lastSeq });
   }
 
@@ -484,9 +485,12 @@
         if (String(frame.conversation_id) !== String(state.conversation)) break;
         // Everything up to last_seq has been sent: what is still missing
         // below it was lost on the way, so ask again; a hole above it is a
-        // live message that overtook another (protocol §6.4).
+        // live message that overtook another (protocol §6.4), worth another
+        // wait only if this resume got somewhere (a hole the server cannot
+        // fill, e.g. after a database restore, must not resume forever; the
+        // next live message looks again).
         if (state.lastSeq < frame.last_seq) resume();
-        else if (holdsPast(state.lastSeq)) watchGap();
+        else if (holdsPast(state.lastSeq) && state.lastSeq > state.resumedFrom) watchGap();
         break;
       case "ack":
         // Committed. Its message frame normally arrives about now; if it

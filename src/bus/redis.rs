@@ -234,16 +234,19 @@ impl Bus for RedisBus {
         Box::pin(async move {
             let mut connection = self.publisher.clone();
             let key = format!("{PREFIX}count:{key}");
-            // One round trip, atomic: the first count of a window starts
-            // its clock (NX: later counts do not push the end back).
+            // One round trip, atomic: the first count of a window creates
+            // the key with the window's expiry (SET NX: later counts do not
+            // push the end back; works on Redis before 7, unlike PEXPIRE NX).
             let (count, left_ms): (u64, i64) = redis::pipe()
                 .atomic()
-                .incr(&key, 1u64)
-                .cmd("PEXPIRE")
+                .cmd("SET")
                 .arg(&key)
+                .arg(0)
+                .arg("PX")
                 .arg(window.as_millis() as u64)
                 .arg("NX")
                 .ignore()
+                .incr(&key, 1u64)
                 .pttl(&key)
                 .query_async(&mut connection)
                 .await

@@ -158,7 +158,11 @@ impl AppState {
         match (&self.inner.config.metrics_token, bearer) {
             (Some(expected), Some(given)) => expected.as_bytes().ct_eq(given.as_bytes()).into(),
             (Some(_), None) => false,
-            (None, _) => peer.ip().is_loopback() && !headers.contains_key("x-forwarded-for"),
+            // `to_canonical`: on a dual-stack socket a local IPv4 client
+            // arrives as ::ffff:127.0.0.1.
+            (None, _) => {
+                peer.ip().to_canonical().is_loopback() && !headers.contains_key("x-forwarded-for")
+            }
         }
     }
 

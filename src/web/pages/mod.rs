@@ -106,6 +106,8 @@ fn rate_limited(state: &AppState) -> Router<AppState> {
 
 /// How long the shared count of a client's attempts runs.
 const CLUSTER_WINDOW: Duration = Duration::from_secs(60);
+/// How long a credential request waits for the shared count.
+const CLUSTER_COUNT_WAIT: Duration = Duration::from_millis(250);
 
 /// The same pages limited across every instance: a load balancer spreading
 /// one guesser over three instances must not give them three budgets. The
@@ -125,11 +127,22 @@ async fn cluster_limit(
     let config = state.config();
     let allowed = u64::from(config.auth_rate_limit_burst).max(config.auth_rate_limit_per_minute);
     let key = format!("auth:{client}");
-    match state.bus().count_in_window(&key, CLUSTER_WINDOW).await {
-        Ok(Some((count, left))) if count > allowed => too_many(left.as_secs().max(1)),
-        Ok(_) => next.run(request).await,
-        Err(e) => {
+    // An unreachable Redis must not hold up every login: past a short wait
+    // the local limit alone decides.
+    let counted = tokio::time::timeout(
+        CLUSTER_COUNT_WAIT,
+        state.bus().count_in_window(&key, CLUSTER_WINDOW),
+    )
+    .await;
+    match counted {
+        Ok(Ok(Some((count, left)))) if count > allowed => too_many(left.as_secs().max(1)),
+        Ok(Ok(_)) => next.run(request).await,
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "shared rate limit unreadable: this instance's own limit applies");
+            next.run(request).await
+        }
+        Err(_) => {
+            tracing::warn!("shared rate limit too slow to read: this instance's own limit applies");
             next.run(request).await
         }
     }
