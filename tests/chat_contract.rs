@@ -882,6 +882,37 @@ async fn an_agent_socket_ends_with_4401_as_soon_as_the_session_ends() {
 }
 
 #[tokio::test]
+async fn a_console_ends_with_4401_when_its_session_expires_with_nothing_sent() {
+    use sqlx::Connection as _;
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    // Alan's session runs out in two seconds (as if it had been opened two
+    // weeks ago): written straight to the database, as time would.
+    let mut db = sqlx::SqliteConnection::connect(&app.raw.database_url)
+        .await
+        .unwrap();
+    let soon = careline::store::now_ms() + 2_000;
+    let changed = sqlx::query(
+        "UPDATE sessions SET expires_at = ? WHERE user_id = (SELECT id FROM users WHERE email = 'alan@example.com')",
+    )
+    .bind(soon)
+    .execute(&mut db)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    let mut alan = app.agent_socket(&alan_browser).await;
+    assert_console_answers(&mut alan).await;
+    // Nothing is sent, nothing announced: the console's own timer ends it
+    // at the expiry, well before the 30 s heartbeat.
+    assert_eq!(
+        alan.ended(Duration::from_secs(10)).await,
+        Some(Ended::Closed(Some(4401)))
+    );
+}
+
+#[tokio::test]
 async fn a_new_name_reaches_the_open_console_without_ending_it() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let site = app.allow_shop().await;
