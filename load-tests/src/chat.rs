@@ -530,10 +530,6 @@ impl Traffic {
         self.resume(socket, conversation).await
     }
 
-    fn next_gap_due(&self) -> Option<Instant> {
-        self.gaps.due()
-    }
-
     /// Resumes every conversation whose gap outlived its grace (§6.5).
     async fn resume_overdue(&mut self, shared: &Shared, socket: &mut Socket) -> anyhow::Result<()> {
         for conversation in self.gaps.overdue(Instant::now()) {
@@ -931,7 +927,7 @@ async fn customer(
     let mut ticker = tokio::time::interval_at(Instant::now() + offset, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let gap_due = traffic.next_gap_due();
+        let gap_due = traffic.gaps.due();
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Incoming::Frame(frame) => {
@@ -1030,7 +1026,7 @@ async fn agent(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut slot: u32 = 0;
     loop {
-        let gap_due = traffic.next_gap_due();
+        let gap_due = traffic.gaps.due();
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Incoming::Frame(frame) => {

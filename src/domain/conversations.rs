@@ -1204,15 +1204,10 @@ impl Chat {
         Ok(())
     }
 
-    /// An admin changed how many chats `agent` may hold: if they are online
-    /// with room now, they take what is waiting at once.
-    pub async fn capacity_changed(&self, agent: &User) -> DomainResult<()> {
-        self.pick_up_waiting(agent).await
-    }
-
     /// Assigns waiting conversations to `agent`, oldest first, while the
-    /// agent is available and below capacity.
-    async fn pick_up_waiting(&self, agent: &User) -> DomainResult<()> {
+    /// agent is available and below capacity: when they come online, or
+    /// when an admin gives them room for more chats.
+    pub async fn pick_up_waiting(&self, agent: &User) -> DomainResult<()> {
         for entry in self.store.queue().await? {
             let available = self
                 .store

@@ -183,6 +183,8 @@ pub(super) fn lane_of(conversation_id: i64) -> usize {
 ///   ack) is left out rather than failing the whole statement on the unique
 ///   index; its sender finds the stored one (`retry_or`).
 fn batch_statement() -> SqlStr {
+    let customer_needs_email =
+        super::chat::customer_needs_email("c.visitor_id", "input.seen_after");
     sqlx::AssertSqlSafe(Backend::Postgres.placeholders(&format!(
         "WITH input AS (
             SELECT * FROM json_to_recordset(?::json) AS x(
@@ -201,11 +203,7 @@ fn batch_statement() -> SqlStr {
             WHERE c.id = input.conversation_id AND c.id = ANY (?::text::BIGINT[])
               AND (input.allowed IS NULL OR c.status = ANY (string_to_array(input.allowed, ',')))
               AND (input.owner IS NULL OR c.assignee_id = input.owner)
-              AND (input.seen_after IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM visitors v LEFT JOIN users cu ON cu.id = v.user_id
-                                  WHERE v.id = c.visitor_id
-                                    AND COALESCE(cu.email, v.email, '') <> ''
-                                    AND v.last_seen_at <= input.seen_after))
+              AND (input.seen_after IS NULL OR NOT {customer_needs_email})
               AND NOT EXISTS (SELECT 1 FROM messages stored
                               WHERE stored.conversation_id = input.conversation_id
                                 AND stored.client_msg_id = input.client_msg_id)

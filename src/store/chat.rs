@@ -1211,6 +1211,21 @@ impl Store {
     }
 }
 
+/// SQL that is true when the customer `visitor_id` (an expression for a
+/// conversation's visitor) would need an email about a message: they have
+/// an address, and were last seen at or before `seen_after` (an expression
+/// for a time in ms). The same test as `Chat::visitor_online`, over the
+/// presence every instance writes; one text for every statement that
+/// writes under it.
+pub(super) fn customer_needs_email(visitor_id: &str, seen_after: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM visitors v LEFT JOIN users cu ON cu.id = v.user_id
+                 WHERE v.id = {visitor_id}
+                   AND COALESCE(cu.email, v.email, '') <> ''
+                   AND v.last_seen_at <= {seen_after})"
+    )
+}
+
 /// What must hold at the moment a message is written: checked in the seq
 /// update's own `WHERE`, so it holds on every backend without a lock.
 #[derive(Clone, Copy, Default)]
@@ -1251,14 +1266,8 @@ impl<'a> Conditions<'a> {
             condition.push_str(" AND assignee_id = ?");
         }
         if self.only_if_customer_seen_after.is_some() {
-            // The same test as `Chat::visitor_online`, over the presence
-            // every instance writes.
-            condition.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM visitors v LEFT JOIN users cu ON cu.id = v.user_id
-                                  WHERE v.id = conversations.visitor_id
-                                    AND COALESCE(cu.email, v.email, '') <> ''
-                                    AND v.last_seen_at <= ?)",
-            );
+            condition.push_str(" AND NOT ");
+            condition.push_str(&customer_needs_email("conversations.visitor_id", "?"));
         }
         condition
     }

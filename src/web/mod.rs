@@ -134,7 +134,7 @@ impl AppState {
         peer: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> bool {
-        let client = self.inner.client_ip.from_headers(peer.ip(), headers);
+        let client = self.client_of(peer, headers);
         self.inner
             .new_visitors
             .check_key(&client_ip::rate_limit_key(client))

@@ -250,7 +250,7 @@ pub async fn set_capacity(
         Ok(target) => {
             // Routing may give them more now; a failure here leaves the
             // setting saved and the queue as it was.
-            if let Err(e) = state.chat().capacity_changed(&target).await {
+            if let Err(e) = state.chat().pick_up_waiting(&target).await {
                 tracing::warn!(error = %e, "capacity saved; picking up waiting chats failed");
             }
             Ok(Redirect::to("/admin/people?done=capacity").into_response())
