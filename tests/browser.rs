@@ -157,12 +157,7 @@ async fn claim_by_socket(
         .as_str()
         .unwrap()
         .to_string();
-    console
-        .send(serde_json::json!({"type": "claim", "conversation_id": id}))
-        .await;
-    console
-        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
+    console.claim(&id).await;
     (console, id)
 }
 

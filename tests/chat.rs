@@ -70,12 +70,7 @@ async fn customer_bot_handoff_agent_reply_resolve_and_rating() {
         assert_eq!(queue["waiting"][0]["ticket_number"], ticket_number);
 
         // The agent claims it and replies; the visitor sees the reply.
-        agent
-            .send(json!({"type": "claim", "conversation_id": id}))
-            .await;
-        let claimed = agent
-            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-            .await;
+        let claimed = agent.claim(&id).await;
         assert_eq!(claimed["assignee"]["name"], "Alan Agent");
         agent
             .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
@@ -553,23 +548,13 @@ async fn with_nobody_online_the_reply_waits_and_goes_out_by_email() {
     visitor
         .expect(|f| f["type"] == "message" && f["sender"]["kind"] == "system")
         .await;
-    visitor
-        .send(json!({"type": "contact", "name": "Grace", "email": "grace@example.com"}))
-        .await;
-    visitor
-        .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
-        .await;
+    visitor.leave_contact("Grace", "grace@example.com").await;
     visitor.close().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
     let mut console = app.agent_socket(&alan).await;
-    console
-        .send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    console
-        .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
+    console.claim(&id).await;
     console.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "r1", "body": "Here is your answer"})).await;
     console.expect_type("ack").await;
     let outbox = reply_emails(&app).await;
@@ -599,21 +584,11 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
             .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
             .await;
         let number = waiting["ticket_number"].as_i64().unwrap();
-        visitor
-            .send(json!({"type": "contact", "name": "Grace", "email": "grace@example.com"}))
-            .await;
-        let welcome = visitor
-            .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
-            .await;
+        let welcome = visitor.leave_contact("Grace", "grace@example.com").await;
         let visitor_id: i64 = welcome["user"]["id"].as_str().unwrap().parse().unwrap();
         let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
         let mut console = app.agent_socket(&alan).await;
-        console
-            .send(json!({"type": "claim", "conversation_id": id}))
-            .await;
-        console
-            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-            .await;
+        console.claim(&id).await;
         let first_response = || async {
             app.store
                 .ticket_by_number(number)
@@ -735,10 +710,7 @@ async fn an_agent_transfers_a_conversation_to_a_colleague() {
     visitor
         .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
         .await;
-    a.send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    a.expect(|f| f["type"] == "conversation" && f["status"] == "live")
-        .await;
+    a.claim(&id).await;
     // Bea cannot write in Alan's conversation…
     b.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "b0", "body": "hi", "ref": "early"})).await;
     assert_eq!(b.expect(|f| f["ref"] == "early").await["code"], "conflict");

@@ -230,12 +230,7 @@ async fn a_verified_email_brings_earlier_chats_into_the_portal() {
     let app = TestApp::spawn(Database::Sqlite).await;
     let site = app.allow_shop().await;
     let mut visitor = app.visitor(&site).await;
-    visitor
-        .send(json!({"type": "contact", "name": "Grace", "email": "Grace@Example.com"}))
-        .await;
-    visitor
-        .expect(|f| f["type"] == "welcome" && f["user"]["name"] == "Grace")
-        .await;
+    visitor.leave_contact("Grace", "Grace@Example.com").await;
     visitor.send(json!({"type": "start", "client_msg_id": "s", "body": "My parcel never came, talk to a person"})).await;
     let waiting = visitor
         .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use serde_json::{Value, json};
+use support::browser::Browser;
 use support::ws::{Ended, SHOP_ORIGIN, WsClient};
 use support::{Database, TestApp};
 use tokio_tungstenite::tungstenite::Message;
@@ -860,6 +861,16 @@ async fn assert_session_ended(console: &mut WsClient) {
     );
 }
 
+/// Two agents with a console each (Bea's: the one that must not be
+/// affected), and the admin who invited them.
+async fn alan_and_bea_consoles(app: &TestApp) -> (Browser, WsClient, WsClient) {
+    let mut admin = app.admin().await;
+    let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let bea = app.agent(&mut admin, "Bea", "bea@example.com").await;
+    let (alan, bea) = (app.agent_socket(&alan).await, app.agent_socket(&bea).await);
+    (admin, alan, bea)
+}
+
 /// The console is still open and answers.
 async fn assert_console_answers(console: &mut WsClient) {
     console.send(json!({"type": "watch_queue"})).await;
@@ -1006,11 +1017,7 @@ async fn a_password_change_ends_the_consoles_of_every_other_session() {
 #[tokio::test]
 async fn a_password_reset_by_link_ends_every_console_of_the_account() {
     let app = TestApp::spawn(Database::Sqlite).await;
-    let mut admin = app.admin().await;
-    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
-    let bea_browser = app.agent(&mut admin, "Bea", "bea@example.com").await;
-    let mut alan = app.agent_socket(&alan_browser).await;
-    let mut bea = app.agent_socket(&bea_browser).await;
+    let (_admin, mut alan, mut bea) = alan_and_bea_consoles(&app).await;
     assert_console_answers(&mut alan).await;
 
     // Someone with Alan's mailbox (Alan on another device, or not Alan).
@@ -1037,11 +1044,7 @@ async fn a_password_reset_by_link_ends_every_console_of_the_account() {
 #[tokio::test]
 async fn losing_the_staff_role_ends_the_console_at_once() {
     let app = TestApp::spawn(Database::Sqlite).await;
-    let mut admin = app.admin().await;
-    let alan_browser = app.agent(&mut admin, "Alan", "alan@example.com").await;
-    let bea_browser = app.agent(&mut admin, "Bea", "bea@example.com").await;
-    let mut alan = app.agent_socket(&alan_browser).await;
-    let mut bea = app.agent_socket(&bea_browser).await;
+    let (mut admin, mut alan, mut bea) = alan_and_bea_consoles(&app).await;
 
     admin.get("/admin/people").await.expect_status(200);
     admin

@@ -124,12 +124,7 @@ impl TestApp {
         visitor
             .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
             .await;
-        agent
-            .send(json!({"type": "claim", "conversation_id": id}))
-            .await;
-        agent
-            .expect(|f| f["type"] == "conversation" && f["status"] == "live")
-            .await;
+        agent.claim(&id).await;
         agent
             .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
             .await;
@@ -235,6 +230,28 @@ impl WsClient {
 
     pub async fn expect_type(&mut self, kind: &str) -> Value {
         self.expect_named(kind, |f| f["type"] == kind).await
+    }
+
+    /// A visitor leaves a name and an address (`contact`); returns the
+    /// `welcome` that greets them by name.
+    pub async fn leave_contact(&mut self, name: &str, email: &str) -> Value {
+        self.send(json!({"type": "contact", "name": name, "email": email}))
+            .await;
+        self.expect_named("the welcome by name", |f| {
+            f["type"] == "welcome" && f["user"]["name"] == name
+        })
+        .await
+    }
+
+    /// Claims conversation `id` (an agent's socket) and returns the
+    /// `conversation` frame that says it is live.
+    pub async fn claim(&mut self, id: &str) -> Value {
+        self.send(json!({"type": "claim", "conversation_id": id}))
+            .await;
+        self.expect_named("the claimed conversation, live", |f| {
+            f["type"] == "conversation" && f["status"] == "live"
+        })
+        .await
     }
 
     /// The next message frame with this body.
