@@ -280,12 +280,7 @@ async fn an_online_agent_is_given_new_conversations_automatically() {
     let mut admin = app.admin().await;
     let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
     let mut console = app.agent_socket(&alan).await;
-    console
-        .send(json!({"type": "presence", "status": "online"}))
-        .await;
-    // Presence is written before the next frame is handled.
-    console.send(json!({"type": "watch_queue"})).await;
-    console.expect_type("queue").await;
+    console.go_online().await;
 
     let (mut visitor, id) = started(&app, &site, "talk to a person please").await;
     let assigned = console
@@ -356,11 +351,7 @@ async fn chats_at_once_set_by_an_admin_bound_routing_and_a_raise_takes_from_the_
         );
 
         let mut console = app.agent_socket(&alan).await;
-        console
-            .send(json!({"type": "presence", "status": "online"}))
-            .await;
-        console.send(json!({"type": "watch_queue"})).await;
-        console.expect_type("queue").await;
+        console.go_online().await;
         let (_first, one) = started(&app, &site, "talk to a person please").await;
         console
             .expect(|f| {
@@ -465,11 +456,7 @@ async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
         let mut admin = app.admin().await;
         let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
         let mut console = app.agent_socket(&alan).await;
-        console
-            .send(json!({"type": "presence", "status": "online"}))
-            .await;
-        console.send(json!({"type": "watch_queue"})).await;
-        console.expect_type("queue").await;
+        console.go_online().await;
 
         // Eight customers ask for a person at the same moment; Alan's
         // capacity is the default 5.

@@ -243,6 +243,16 @@ impl WsClient {
         .await
     }
 
+    /// An agent's console goes online and watches the queue; returns with
+    /// the first queue snapshot (presence is written before the next frame
+    /// is handled, so routing counts the agent from here on).
+    pub async fn go_online(&mut self) -> Value {
+        self.send(json!({"type": "presence", "status": "online"}))
+            .await;
+        self.send(json!({"type": "watch_queue"})).await;
+        self.expect_type("queue").await
+    }
+
     /// Claims conversation `id` (an agent's socket) and returns the
     /// `conversation` frame that says it is live.
     pub async fn claim(&mut self, id: &str) -> Value {
