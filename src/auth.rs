@@ -21,6 +21,12 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether `given` is the secret `expected`, in time that does not tell
+/// how much of it matched.
+pub fn same_secret(expected: &str, given: &str) -> bool {
+    expected.as_bytes().ct_eq(given.as_bytes()).into()
+}
+
 /// The server's signing secret.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -107,8 +113,7 @@ impl Secret {
     }
 
     pub fn csrf_matches(&self, binding: &str, token: &str) -> bool {
-        let expected = self.csrf_token(binding);
-        expected.as_bytes().ct_eq(token.as_bytes()).into()
+        same_secret(&self.csrf_token(binding), token)
     }
 }
 

@@ -325,10 +325,7 @@ async fn widget_visitor(
         }
         Err(e) => return Err(unavailable("site lookup", &e)),
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let token = super::bearer_token(headers)
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 100);
     let unauthorized = || {

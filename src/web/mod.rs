@@ -150,17 +150,13 @@ impl AppState {
         peer: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> bool {
-        use subtle::ConstantTimeEq;
-        let bearer = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match (&self.inner.config.metrics_token, bearer) {
-            (Some(expected), Some(given)) => expected.as_bytes().ct_eq(given.as_bytes()).into(),
-            (Some(_), None) => false,
+        match &self.inner.config.metrics_token {
+            Some(expected) => {
+                bearer_token(headers).is_some_and(|given| crate::auth::same_secret(expected, given))
+            }
             // `to_canonical`: on a dual-stack socket a local IPv4 client
             // arrives as ::ffff:127.0.0.1.
-            (None, _) => {
+            None => {
                 peer.ip().to_canonical().is_loopback() && !headers.contains_key("x-forwarded-for")
             }
         }
@@ -179,11 +175,10 @@ impl AppState {
     }
 
     fn setup_token_matches(&self, token: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        match &self.inner.setup_token {
-            Some(expected) => expected.as_bytes().ct_eq(token.as_bytes()).into(),
-            None => false,
-        }
+        self.inner
+            .setup_token
+            .as_deref()
+            .is_some_and(|expected| crate::auth::same_secret(expected, token))
     }
 
     fn finish_setup(&self) {
@@ -194,6 +189,14 @@ impl AppState {
 /// Forms and JSON bodies are small: an 8,000-character message in any
 /// script url-encodes to under 100 KiB. Attachments get their own limit.
 const BODY_LIMIT: usize = 256 * 1024;
+
+/// The token of an `Authorization: Bearer <token>` header, as sent.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
