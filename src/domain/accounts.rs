@@ -256,6 +256,22 @@ pub async fn change_role(
     Ok(User { role, ..user })
 }
 
+/// The account an admin typed the address of into form field `field`;
+/// errors say what is wrong under that field.
+pub async fn person_by_email(
+    store: &Store,
+    email: &str,
+    field: &'static str,
+) -> DomainResult<User> {
+    let email =
+        Email::parse(email).map_err(|_| invalid(field, "Enter the person's email address."))?;
+    let (person, _) = store
+        .user_with_hash(&email)
+        .await?
+        .ok_or_else(|| invalid(field, "Nobody has an account with this email."))?;
+    Ok(person)
+}
+
 /// The most live chats one person may be given at once.
 pub const MAX_CAPACITY: i64 = 50;
 
@@ -279,12 +295,7 @@ pub async fn set_capacity(
                 format!("Enter a whole number of chats from 1 to {MAX_CAPACITY}."),
             )
         })?;
-    let email = Email::parse(email)
-        .map_err(|_| invalid("capacity_email", "Enter the person's email address."))?;
-    let (target, _) = store
-        .user_with_hash(&email)
-        .await?
-        .ok_or_else(|| invalid("capacity_email", "Nobody has an account with this email."))?;
+    let target = person_by_email(store, email, "capacity_email").await?;
     if !target.role.is_staff() {
         return Err(invalid(
             "capacity_email",

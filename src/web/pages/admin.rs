@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, field, form_errors, page, required, time};
-use crate::domain::{DomainError, Email, Role, User, accounts, invalid};
+use crate::domain::{DomainError, Role, User, accounts, invalid};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;
@@ -211,13 +211,7 @@ pub async fn change_role(
     let result = async {
         let role = Role::parse(&form.role)
             .ok_or_else(|| invalid("role", "Choose a role from the list."))?;
-        let email = Email::parse(&form.email)
-            .map_err(|_| invalid("role_email", "Enter the person's email address."))?;
-        let (target, _) = state
-            .store()
-            .user_with_hash(&email)
-            .await?
-            .ok_or_else(|| invalid("role_email", "Nobody has an account with this email."))?;
+        let target = accounts::person_by_email(state.store(), &form.email, "role_email").await?;
         accounts::change_role(state.store(), state.bus(), &current.user, target.id, role).await
     }
     .await;
