@@ -14,6 +14,7 @@ pub mod store;
 pub mod web;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,7 +133,11 @@ impl App {
     ) -> anyhow::Result<()> {
         let store = self.state.store().clone();
         let hub = self.state.hub().clone();
-        spawn_housekeeping(store.clone());
+        spawn_housekeeping(
+            store.clone(),
+            self.state.blobs().clone(),
+            blobs::spool_dir(&self.state.config().data_dir),
+        );
         let mail = &self.state.config().mail;
         let worker = mail::worker::spawn(
             store.clone(),
@@ -190,10 +195,11 @@ impl App {
     }
 }
 
-/// Periodic clean-up that needs no coordination between instances.
-fn spawn_housekeeping(store: Store) {
+/// Periodic clean-up that needs no coordination between instances: each
+/// step is safe to run on all of them at once.
+fn spawn_housekeeping(store: Store, blobs: Arc<dyn Blobs>, spool_dir: PathBuf) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
         loop {
             tick.tick().await;
             match store.delete_expired_sessions().await {
@@ -201,9 +207,28 @@ fn spawn_housekeeping(store: Store) {
                 Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
             }
+            let before =
+                store::now_ms() - domain::attachments::UNSENT_UPLOAD_LIFETIME.as_millis() as i64;
+            match domain::attachments::sweep_unsent_uploads(&store, &*blobs, &spool_dir, before)
+                .await
+            {
+                Ok(swept) if swept == Default::default() => {}
+                Ok(swept) => tracing::info!(
+                    uploads = swept.uploads,
+                    blobs = swept.blobs,
+                    spool_files = swept.spool_files,
+                    "removed uploads that were never sent"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove uploads that were never sent")
+                }
+            }
         }
     });
 }
+
+/// How often expired sessions and unsent uploads are removed.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(15 * 60);
 
 /// Installs the TLS crypto provider (ring) once per process; every HTTPS
 /// client (Watson, SendGrid) is built after this.

@@ -722,3 +722,177 @@ async fn ticket_pages_take_files_and_a_note_keeps_its_file_private() {
         eprintln!("ticket page files passed on {db:?}");
     }
 }
+
+#[tokio::test]
+async fn uploads_never_sent_are_removed_after_a_day_and_shared_bytes_stay() {
+    let test = "unsent upload sweep";
+    for blobs in blob_backends(test).await {
+        for db in backends(test).await {
+            unsent_uploads_expire(&blobs, db).await;
+            eprintln!("{test} passed on {db:?} with {} blobs", blobs.name());
+        }
+    }
+}
+
+async fn unsent_uploads_expire(blobs: &BlobBackend, db: Database) {
+    use careline::domain::attachments::{Swept, UNSENT_UPLOAD_LIFETIME, sweep_unsent_uploads};
+    let app = TestApp::spawn_with(db, |raw| blobs.configure(raw)).await;
+    let site = app.allow_shop().await;
+    let (mut visitor, _agent, _agent_browser, id) = live_chat(&app, &site).await;
+    let token = visitor.token.clone().unwrap();
+    // An S3 bucket outlives the app (one bucket for both databases): files
+    // of this run's own, counted from what is there.
+    let earlier = blobs.count(&app).await;
+    let png = |tag: &str| png(&format!("{tag} {db:?}"));
+    let pdf = |tag: &str| pdf(&format!("{tag} {db:?}"));
+    let upload = |name: &'static str, bytes: Vec<u8>| {
+        let (app, site, token, id) = (&app, &site, &token, &id);
+        async move {
+            let (status, body) = widget_upload(app, site, token, id, name, bytes).await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().unwrap().to_string()
+        }
+    };
+    // Sent: stays. Its twin (same bytes, never sent): its row goes, the
+    // bytes stay for the sent one. Forgotten: row and bytes go.
+    let sent = upload("sent.png", png("sent")).await;
+    let twin = upload("twin.png", png("sent")).await;
+    let forgotten = upload("forgotten.pdf", pdf("forgotten")).await;
+    visitor
+        .send(
+            json!({"type": "send", "conversation_id": id, "client_msg_id": "v-sent",
+                     "body": "the one I meant", "attachment_id": sent}),
+        )
+        .await;
+    visitor
+        .expect(|f| f["type"] == "ack" && f["client_msg_id"] == "v-sent")
+        .await;
+    assert_eq!(blobs.count(&app).await, earlier + 2);
+
+    // A day and a bit later; one more upload made just now.
+    app.store.backdate_uploads(25 * 3_600_000).await.unwrap();
+    let fresh = upload("fresh.pdf", pdf("fresh")).await;
+    // A spool file left by a process that died mid-upload, and one of an
+    // upload in progress.
+    let spool = careline::blobs::spool_dir(&app.data_dir());
+    let stale_spool = spool.join(".tmp-stale");
+    let live_spool = spool.join(".tmp-live");
+    for path in [&stale_spool, &live_spool] {
+        std::fs::write(path, b"partial").unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&stale_spool)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - 2 * UNSENT_UPLOAD_LIFETIME)
+        .unwrap();
+
+    let before = careline::store::now_ms() - UNSENT_UPLOAD_LIFETIME.as_millis() as i64;
+    let swept = sweep_unsent_uploads(&app.store, &*app.blobs, &spool, before)
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Swept {
+            uploads: 2,
+            blobs: 1,
+            spool_files: 1
+        }
+    );
+    assert!(app.store.attachment(&sent).await.unwrap().is_some());
+    assert!(app.store.attachment(&fresh).await.unwrap().is_some());
+    for gone in [&twin, &forgotten] {
+        assert!(
+            app.store.attachment(gone).await.unwrap().is_none(),
+            "{gone}"
+        );
+    }
+    assert_eq!(
+        blobs.count(&app).await,
+        earlier + 2,
+        "the sent file's and the fresh one's"
+    );
+    assert!(!stale_spool.exists());
+    assert!(live_spool.exists());
+
+    // The sent file still downloads; the forgotten one cannot be sent any
+    // more, and the customer is told what to do.
+    let (status, _, bytes) = widget_download(
+        &app,
+        &site,
+        Some(&token),
+        SHOP_ORIGIN,
+        &format!("/api/widget/v1/attachments/{sent}"),
+    )
+    .await;
+    assert_eq!((status, bytes), (200, png("sent")));
+    visitor
+        .send(
+            json!({"type": "send", "conversation_id": id, "client_msg_id": "v-late",
+                     "body": "and this", "attachment_id": forgotten}),
+        )
+        .await;
+    let refused = visitor.expect_type("error").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload the file first"),
+        "{refused}"
+    );
+
+    // A second sweep finds nothing; the same file uploaded again is whole.
+    let again = sweep_unsent_uploads(&app.store, &*app.blobs, &spool, before)
+        .await
+        .unwrap();
+    assert_eq!(again, Swept::default());
+    let back = upload("forgotten.pdf", pdf("forgotten")).await;
+    let (status, _, bytes) = widget_download(
+        &app,
+        &site,
+        Some(&token),
+        SHOP_ORIGIN,
+        &format!("/api/widget/v1/attachments/{back}"),
+    )
+    .await;
+    assert_eq!((status, bytes), (200, pdf("forgotten")));
+}
+
+#[tokio::test]
+async fn an_upload_whose_bytes_cannot_be_stored_leaves_no_row_behind() {
+    // A blob store that refuses connections: nothing listens on the port.
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let app = TestApp::spawn_with(Database::Sqlite, |raw| {
+        raw.blob_store = "s3".into();
+        raw.s3_endpoint = dead;
+        raw.s3_bucket = "careline".into();
+        raw.s3_region = "us-east-1".into();
+        raw.s3_access_key_id = "test".into();
+        raw.s3_secret_access_key = "test-secret".into();
+    })
+    .await;
+    let site = app.allow_shop().await;
+    let mut visitor = app.visitor(&site).await;
+    visitor
+        .send(json!({"type": "start", "client_msg_id": "v1", "body": "hello"}))
+        .await;
+    let id = visitor.expect_type("conversation").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = visitor.token.clone().unwrap();
+    let (status, body) = widget_upload(&app, &site, &token, &id, "a.png", png("a")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let unsent = app
+        .store
+        .unsent_uploads_since(id.parse().unwrap(), 0)
+        .await
+        .unwrap();
+    assert_eq!(unsent, 0, "the refused upload's row was left behind");
+}

@@ -696,3 +696,113 @@ async fn email_condition(store: &Store) {
     let no_ticket = store.create_conversation(site.id, grace.id).await.unwrap();
     assert!(!store.note_first_response(no_ticket.id).await.unwrap());
 }
+
+conformance!(
+    an_upload_and_a_sweep_of_the_same_file_wait_for_each_other,
+    upload_sweep_race
+);
+async fn upload_sweep_race(store: &Store) {
+    use careline::domain::attachments::Attachment;
+    use careline::store::UploadRemoval;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "race-token", "Rae", "")
+        .await
+        .unwrap();
+    let conversation = store
+        .create_conversation(site.id, visitor.id)
+        .await
+        .unwrap();
+    let sha = "ab".repeat(32);
+    let upload = |id: &str| Attachment {
+        id: id.into(),
+        conversation_id: conversation.id,
+        uploader_kind: SenderKind::Customer,
+        uploader_user_id: None,
+        name: "same.png".into(),
+        content_type: "image/png".into(),
+        size: 10,
+        sha256: sha.clone(),
+        message_id: None,
+        private: false,
+        created_at: now_ms(),
+    };
+
+    // The sweep holds the hash while it deletes the bytes: an upload of the
+    // same file waits, so its bytes are stored after the delete, not before.
+    store.insert_attachment(&upload("old")).await.unwrap();
+    let (deleting_tx, deleting) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let sweep = tokio::spawn({
+        let (store, sha) = (store.clone(), sha.clone());
+        async move {
+            store
+                .remove_unsent_upload("old", &sha, async move {
+                    deleting_tx.send(()).unwrap();
+                    released.await.unwrap();
+                    true
+                })
+                .await
+        }
+    });
+    deleting.await.unwrap();
+    let racing = tokio::spawn({
+        let (store, new) = (store.clone(), upload("new"));
+        async move { store.insert_attachment(&new).await }
+    });
+    // Not a speed check: without the lock the insert would be done long
+    // before this; with it, it cannot finish until the sweep commits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !racing.is_finished(),
+        "the upload did not wait for the sweep"
+    );
+    release.send(()).unwrap();
+    assert_eq!(sweep.await.unwrap().unwrap(), UploadRemoval::Removed);
+    racing.await.unwrap().unwrap();
+    assert!(store.attachment("new").await.unwrap().is_some());
+
+    // The other order: the sweep of an expired twin sees the newer row and
+    // leaves the bytes alone, without trying to delete them.
+    store.insert_attachment(&upload("twin")).await.unwrap();
+    let tried = Arc::new(AtomicBool::new(false));
+    let removal = store
+        .remove_unsent_upload("twin", &sha, {
+            let tried = tried.clone();
+            async move {
+                tried.store(true, Ordering::SeqCst);
+                true
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(removal, UploadRemoval::BytesShared);
+    assert!(!tried.load(Ordering::SeqCst));
+
+    // Bytes that cannot be deleted: nothing changes, the next sweep retries.
+    let failed = store
+        .remove_unsent_upload("new", &sha, async { false })
+        .await
+        .unwrap();
+    assert_eq!(failed, UploadRemoval::BytesFailed);
+    assert!(store.attachment("new").await.unwrap().is_some());
+    // Removing it twice (two instances sweeping at once) is harmless.
+    assert_eq!(
+        store
+            .remove_unsent_upload("new", &sha, async { true })
+            .await
+            .unwrap(),
+        UploadRemoval::Removed
+    );
+    assert_eq!(
+        store
+            .remove_unsent_upload("new", &sha, async { true })
+            .await
+            .unwrap(),
+        UploadRemoval::NotThere
+    );
+}

@@ -6,11 +6,17 @@
 //!   download, so nothing uploaded can run as a page of Careline's origin.
 //! - An upload belongs to one conversation. Until it is sent it is visible
 //!   to its uploader only; once sent it is as visible as its message.
+//! - An upload not sent within [`UNSENT_UPLOAD_LIFETIME`] is removed, and
+//!   its bytes with it unless another upload has the same file.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::{DomainResult, SenderKind, invalid};
-use crate::store::Store;
+use crate::blobs::{BlobKey, Blobs};
+use crate::store::{Store, UploadRemoval};
 
 /// What a message carries of its attachment (stored with the message, shown
 /// in `message` frames and on ticket pages).
@@ -102,9 +108,104 @@ pub async fn sender_upload(
         }
         _ => Err(invalid(
             "attachment_id",
-            "there is no such upload in this conversation; upload the file first",
+            "there is no such upload in this conversation (uploads not sent within a day are removed); upload the file first",
         )),
     }
+}
+
+/// How long an upload may wait to be sent before it is removed.
+pub const UNSENT_UPLOAD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Uploads removed per store round trip of a sweep.
+const SWEEP_BATCH: i64 = 200;
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Unsent uploads whose rows were removed.
+    pub uploads: u64,
+    /// Blobs deleted with them (fewer when another upload shares the file).
+    pub blobs: u64,
+    /// Spool files of uploads that never finished (a process that died
+    /// mid-upload leaves them).
+    pub spool_files: u64,
+}
+
+/// Removes the uploads made before `before_ms` that no message took, their
+/// bytes when nothing else uses them, and spool files older than
+/// [`UNSENT_UPLOAD_LIFETIME`] in `spool_dir`. Safe to run on every
+/// instance at once, and beside uploads of the same file (see
+/// `store::attachments`). An upload whose bytes cannot be deleted now stays
+/// for the next sweep.
+pub async fn sweep_unsent_uploads(
+    store: &Store,
+    blobs: &dyn Blobs,
+    spool_dir: &Path,
+    before_ms: i64,
+) -> DomainResult<Swept> {
+    let mut swept = Swept::default();
+    loop {
+        let expired = store.unsent_uploads_before(before_ms, SWEEP_BATCH).await?;
+        let mut progress = false;
+        for (id, sha256) in &expired {
+            let delete_bytes = async {
+                let Some(key) = BlobKey::parse(sha256) else {
+                    // Not a key this store ever wrote: no bytes to delete.
+                    return true;
+                };
+                match blobs.delete(&key).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, blob = %key, "could not delete the bytes of an expired upload; the next sweep tries again");
+                        false
+                    }
+                }
+            };
+            match store.remove_unsent_upload(id, sha256, delete_bytes).await? {
+                UploadRemoval::Removed => {
+                    swept.uploads += 1;
+                    swept.blobs += 1;
+                    progress = true;
+                }
+                UploadRemoval::BytesShared => {
+                    swept.uploads += 1;
+                    progress = true;
+                }
+                UploadRemoval::NotThere => progress = true,
+                UploadRemoval::BytesFailed => {}
+            }
+        }
+        // A short page is the last; a page where nothing could be removed
+        // (the blob store is down) would come back the same.
+        if (expired.len() as i64) < SWEEP_BATCH || !progress {
+            break;
+        }
+    }
+    swept.spool_files = remove_stale_spool_files(spool_dir).await;
+    Ok(swept)
+}
+
+/// Spool files are deleted when their upload ends; one older than an
+/// upload's whole lifetime belongs to a process that died mid-upload.
+async fn remove_stale_spool_files(dir: &Path) -> u64 {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return 0; // No upload yet: no folder.
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let stale = entry
+            .metadata()
+            .await
+            .ok()
+            .filter(|meta| meta.is_file())
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age > UNSENT_UPLOAD_LIFETIME);
+        if stale && tokio::fs::remove_file(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 const INLINE_IMAGES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];

@@ -1,11 +1,21 @@
 //! Attachment rows: one upload into one conversation, bound to at most one
 //! message (in the message's own transaction, see `append_message`).
+//!
+//! Blobs are shared by every upload of the same bytes, so a blob may go
+//! only when no row names it any more. The rows of one hash change under
+//! that hash's lock ([`Store::lock_blob`]): an upload records its row under
+//! it *before* it stores the bytes, and removing an unsent upload checks for
+//! other rows and deletes the bytes under it. Whichever comes second sees
+//! the other's work: either the sweeper finds the new row and keeps the
+//! bytes, or the upload finds them gone and stores them again.
 
-use sqlx::Row;
+use std::future::Future;
+
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::rows::{flag, text_enum};
-use super::{Store, StoreResult};
+use super::{Backend, Store, StoreResult};
 use crate::domain::SenderKind;
 use crate::domain::attachments::Attachment;
 
@@ -31,9 +41,37 @@ fn attachment(row: &AnyRow) -> Result<Attachment, sqlx::Error> {
     })
 }
 
+/// What became of an unsent upload the sweeper removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadRemoval {
+    /// Its row and its bytes are gone.
+    Removed,
+    /// Its row is gone; its bytes stay for another upload of the same file.
+    BytesShared,
+    /// It was sent meanwhile, or removed already: nothing changed.
+    NotThere,
+    /// Its bytes could not be deleted: nothing changed.
+    BytesFailed,
+}
+
+/// The class of PostgreSQL advisory locks that guard blob hashes (two-key
+/// locks, so that they cannot collide with single-key locks elsewhere).
+const BLOB_LOCKS: i32 = 0x424c_4f42; // "BLOB"
+
+/// A hash's lock key: its first 32 bits. Two hashes that share them only
+/// wait for each other.
+fn blob_lock_key(sha256: &str) -> i32 {
+    let prefix = sha256.get(..8).unwrap_or(sha256);
+    u32::from_str_radix(prefix, 16).unwrap_or(0) as i32
+}
+
 impl Store {
-    /// Records an upload whose bytes are already in the blob store.
+    /// Records an upload, under its hash's lock. Store its bytes only after
+    /// this returns (see the module's comment), and call
+    /// [`Store::forget_failed_upload`] if that fails.
     pub async fn insert_attachment(&self, a: &Attachment) -> StoreResult<()> {
+        let (mut tx, _turn) = self.write_tx().await?;
+        self.lock_blob(&mut tx, &a.sha256).await?;
         sqlx::query(self.sql(
             "INSERT INTO attachments (id, conversation_id, uploader_kind, uploader_user_id, name, content_type, size, sha256, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -47,8 +85,105 @@ impl Store {
         .bind(a.size)
         .bind(&a.sha256)
         .bind(a.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the row of an upload whose bytes could not be stored (nobody
+    /// was told its id, so nothing refers to it).
+    pub async fn forget_failed_upload(&self, id: &str) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(self.sql("DELETE FROM attachments WHERE id = ? AND message_id IS NULL"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads no message took that were made before `before_ms`, oldest
+    /// first, at most `limit`: (id, sha256).
+    pub async fn unsent_uploads_before(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, sha256 FROM attachments
+             WHERE message_id IS NULL AND created_at < ?
+             ORDER BY created_at LIMIT ?",
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("sha256")?)))
+            .collect()
+    }
+
+    /// Removes unsent upload `id` and, when no other upload has the same
+    /// bytes, runs `delete_bytes` (which says whether the bytes are gone),
+    /// all under the hash's lock. If the bytes could not be deleted,
+    /// nothing changes: the next sweep tries again.
+    pub async fn remove_unsent_upload(
+        &self,
+        id: &str,
+        sha256: &str,
+        delete_bytes: impl Future<Output = bool>,
+    ) -> StoreResult<UploadRemoval> {
+        let (mut tx, _turn) = self.write_tx().await?;
+        self.lock_blob(&mut tx, sha256).await?;
+        let removed = sqlx::query(
+            self.sql("DELETE FROM attachments WHERE id = ? AND sha256 = ? AND message_id IS NULL"),
+        )
+        .bind(id)
+        .bind(sha256)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() == 0 {
+            // Sent meanwhile, or another instance's sweep was first.
+            return Ok(UploadRemoval::NotThere);
+        }
+        let others: i64 =
+            sqlx::query(self.sql("SELECT COUNT(*) AS n FROM attachments WHERE sha256 = ?"))
+                .bind(sha256)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+        let outcome = if others > 0 {
+            UploadRemoval::BytesShared
+        } else if delete_bytes.await {
+            UploadRemoval::Removed
+        } else {
+            return Ok(UploadRemoval::BytesFailed);
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Makes every upload look `by_ms` older (tests of expiry).
+    #[doc(hidden)]
+    pub async fn backdate_uploads(&self, by_ms: i64) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(self.sql("UPDATE attachments SET created_at = created_at - ?"))
+            .bind(by_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the lock of one blob hash until `tx` ends. On SQLite the write
+    /// transaction is the lock already: it is the only writer.
+    async fn lock_blob(&self, tx: &mut Transaction<'static, Any>, sha256: &str) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(self.sql("SELECT pg_advisory_xact_lock(?, ?)"))
+                .bind(BLOB_LOCKS)
+                .bind(blob_lock_key(sha256))
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 

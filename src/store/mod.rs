@@ -27,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Transaction};
 
 pub use append_batch::BatchStats;
+pub use attachments::UploadRemoval;
 pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
 pub use outbox::{NewEmail, OutboxEmail};

@@ -193,9 +193,6 @@ async fn receive(
             format!("this kind of file cannot be attached; send {ACCEPTED_TYPES}"),
         );
     };
-    if let Err(e) = state.blobs().put(&spooled.key, spooled.path()).await {
-        return unavailable("storing a blob", &e);
-    }
     let attachment = Attachment {
         id: random_token(24),
         conversation_id: c.id,
@@ -209,8 +206,18 @@ async fn receive(
         private: false,
         created_at: now_ms(),
     };
+    // The row first, then the bytes: a sweep that removes an expired upload
+    // of the same file then either sees this row and keeps the bytes, or
+    // deleted them before this row, and the put below stores them again
+    // (`store::attachments`).
     if let Err(e) = store.insert_attachment(&attachment).await {
         return unavailable("recording an upload", &e);
+    }
+    if let Err(e) = state.blobs().put(&spooled.key, spooled.path()).await {
+        if let Err(forget) = store.forget_failed_upload(&attachment.id).await {
+            tracing::warn!(error = %forget, "could not remove the row of an upload whose bytes were not stored; the sweep will");
+        }
+        return unavailable("storing a blob", &e);
     }
     (
         StatusCode::CREATED,

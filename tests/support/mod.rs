@@ -50,6 +50,7 @@ pub struct TestApp {
     pub setup_token: Option<String>,
     pub store: Store,
     pub hub: std::sync::Arc<careline::web::ws::hub::Hub>,
+    pub blobs: std::sync::Arc<dyn careline::blobs::Blobs>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     /// The configuration it runs with (kept for [`TestApp::restart`]).
@@ -98,6 +99,7 @@ impl TestApp {
             setup_token: app.setup_token,
             store: app.store,
             hub: app.hub,
+            blobs: app.blobs,
             shutdown: Some(shutdown),
             server: Some(server),
             raw,
@@ -117,6 +119,7 @@ impl TestApp {
             setup_token: app.setup_token.clone(),
             store: app.state.store().clone(),
             hub: app.state.hub().clone(),
+            blobs: app.state.blobs().clone(),
         };
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
@@ -141,6 +144,7 @@ impl TestApp {
             Self::serve(listener, self.raw.clone(), Adapters::default()).await;
         self.store = started.store;
         self.hub = started.hub;
+        self.blobs = started.blobs;
         self.shutdown = Some(shutdown);
         self.server = Some(server);
     }
@@ -254,6 +258,7 @@ struct Started {
     setup_token: Option<String>,
     store: Store,
     hub: std::sync::Arc<careline::web::ws::hub::Hub>,
+    blobs: std::sync::Arc<dyn careline::blobs::Blobs>,
 }
 
 impl Drop for TestApp {
