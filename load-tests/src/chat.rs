@@ -326,6 +326,13 @@ impl View {
             .is_some_and(|(&top, _)| top > self.gap_free())
     }
 
+    /// After a resume from `resumed_from` answered: whether a hole left
+    /// above the end is worth waiting for. Only if the resume got
+    /// somewhere: one that filled nothing would be asked again every grace.
+    fn hole_worth_a_grace(&self, resumed_from: i64) -> bool {
+        self.has_hole() && self.gap_free() > resumed_from
+    }
+
     /// The highest seq held with nothing missing below it: where to resume.
     fn gap_free(&self) -> i64 {
         let mut last = 0;
@@ -427,8 +434,9 @@ struct Traffic {
     views: HashMap<String, View>,
     /// Every message id shown, whichever the seq.
     shown: HashSet<String>,
-    /// Conversations with a resume in flight (until `resumed`).
-    resuming: HashSet<String>,
+    /// Conversations with a resume in flight (until `resumed`), and the
+    /// seq each asked to resume after.
+    resuming: HashMap<String, i64>,
     gaps: Gaps,
     next: u64,
     side: Side,
@@ -446,7 +454,7 @@ impl Traffic {
             pending: HashMap::new(),
             views: HashMap::new(),
             shown: HashSet::new(),
-            resuming: HashSet::new(),
+            resuming: HashMap::new(),
             gaps: Gaps::default(),
             next: 0,
             side,
@@ -480,8 +488,8 @@ impl Traffic {
     /// Catches up on a conversation from the highest gap-free seq held.
     async fn resume(&mut self, socket: &mut Socket, conversation: &str) -> anyhow::Result<()> {
         self.gaps.forget(conversation);
-        self.resuming.insert(conversation.to_string());
         let after = self.views.get(conversation).map_or(0, View::gap_free);
+        self.resuming.insert(conversation.to_string(), after);
         // A failed write means the socket is going: the reconnect resumes.
         let _ = socket
             .send(&json!({"type": "resume", "conversation_id": conversation, "after_seq": after}))
@@ -575,7 +583,7 @@ impl Traffic {
                         view.held.insert(seq, id.to_string());
                     }
                 }
-                let resuming = self.resuming.contains(conversation);
+                let resuming = self.resuming.contains_key(conversation);
                 if self
                     .gaps
                     .after_live(conversation, view, seq, resuming, Instant::now())
@@ -601,16 +609,18 @@ impl Traffic {
             }
             Some("resumed") => {
                 let conversation = frame["conversation_id"].as_str()?;
-                self.resuming.remove(conversation);
+                let from = self.resuming.remove(conversation).unwrap_or(0);
                 // Still missing something below the end: resume again.
                 let view = self.views.get(conversation);
-                let held = view.map_or(0, View::gap_free);
-                if held < frame["last_seq"].as_i64().unwrap_or(0) {
+                if view.map_or(0, View::gap_free) < frame["last_seq"].as_i64().unwrap_or(0) {
                     return Some(conversation.to_string());
                 }
                 // A live message past the end skipped one that was stored
-                // after the resume read: give it its grace too.
-                if view.is_some_and(View::has_hole) {
+                // after the resume read: give it its grace too, if this
+                // resume got anywhere (as the widget does, §6.5: a hole no
+                // resume fills is not asked about every 500 ms; the next
+                // live message past it starts a grace again).
+                if view.is_some_and(|v| v.hole_worth_a_grace(from)) {
                     self.gaps.wait(conversation, Instant::now());
                 }
             }
@@ -1144,6 +1154,21 @@ mod tests {
         assert!(gaps.overdue(later).is_empty(), "still within its grace");
         assert_eq!(gaps.overdue(start + GAP_GRACE), vec!["c".to_string()]);
         assert_eq!(gaps.due(), None, "handed to the resume");
+    }
+
+    #[test]
+    fn a_hole_left_after_a_resume_waits_only_if_the_resume_got_somewhere() {
+        let view = View {
+            held: [1, 2, 3, 5].map(|seq| (seq, format!("m{seq}"))).into(),
+        };
+        // Resumed from 1, now whole up to 3: the hole at 4 gets its grace.
+        assert!(view.hole_worth_a_grace(1));
+        // Resumed from 3 and nothing came: not asked again and again.
+        assert!(!view.hole_worth_a_grace(3));
+        let whole = View {
+            held: [1, 2].map(|seq| (seq, format!("m{seq}"))).into(),
+        };
+        assert!(!whole.hole_worth_a_grace(0));
     }
 
     #[test]
