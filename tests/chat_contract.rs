@@ -5,8 +5,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use careline::Adapters;
+use careline::bot::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use support::browser::Browser;
@@ -108,6 +111,81 @@ async fn resume_after_a_dropped_socket_has_no_gap_and_no_duplicate() {
         let live = back.expect_message("live again").await;
         assert_eq!(live["seq"].as_i64().unwrap(), held + 6);
         eprintln!("resume passed on {db:?}");
+    }
+}
+
+/// A bot that asks which order, offering buttons the way an assistant's
+/// content can come: padded, blank, far too long, far too many.
+struct AskingBot;
+
+impl Bot for AskingBot {
+    fn reply<'a>(&'a self, _turn: BotTurn<'a>) -> BoxFuture<'a, Result<BotReply, BotError>> {
+        Box::pin(async {
+            let mut options = vec!["  Latest order ".to_string(), " ".into(), "x".repeat(300)];
+            options.extend((1..=20).map(|n| format!("Order {n}")));
+            Ok(BotReply::Answer {
+                text: "Which order?".into(),
+                options,
+            })
+        })
+    }
+    fn name(&self) -> &'static str {
+        "asking"
+    }
+}
+
+#[tokio::test]
+async fn a_bot_questions_buttons_come_back_on_resume_as_they_were_sent_live() {
+    for db in support::databases::backends("bot options on resume").await {
+        let adapters = Adapters {
+            bot: Some(Arc::new(AskingBot)),
+            ..Adapters::default()
+        };
+        let app = TestApp::spawn_full(db, |_| {}, adapters).await;
+        let site = app.allow_shop().await;
+        let mut visitor = app.visitor(&site).await;
+        visitor
+            .send(json!({"type": "start", "client_msg_id": "q1", "body": "where is my order"}))
+            .await;
+        let live = visitor.expect_message("Which order?").await;
+        let id = live["conversation_id"].as_str().unwrap().to_string();
+        // Bounded: trimmed, blanks dropped, cut to 200 characters, 10 at most.
+        let mut expected = vec![json!("Latest order"), json!("x".repeat(200))];
+        expected.extend((1..=8).map(|n| json!(format!("Order {n}"))));
+        assert_eq!(live["options"], Value::Array(expected.clone()));
+
+        // The customer reloads: a new socket resumes from nothing held.
+        let token = visitor.token.clone().unwrap();
+        visitor.drop_connection();
+        let mut back = app.visitor_with_token(&site, &token).await;
+        back.send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+            .await;
+        back.expect_type("resumed").await;
+        let replayed: Vec<&Value> = back.seen("message");
+        assert_eq!(replayed.len(), 2, "{replayed:?}");
+        assert_eq!(replayed[0]["body"], "where is my order");
+        assert!(
+            replayed[0].get("options").is_none(),
+            "no `options` on a message without any"
+        );
+        assert_eq!(replayed[1]["seq"], live["seq"]);
+        assert_eq!(replayed[1]["options"], live["options"]);
+
+        // Staff replaying the conversation see them too.
+        let admin = app.admin().await;
+        let mut console = app.agent_socket(&admin).await;
+        console
+            .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+            .await;
+        console.expect_type("resumed").await;
+        let question = console
+            .seen("message")
+            .into_iter()
+            .find(|f| f["body"] == "Which order?")
+            .cloned()
+            .expect("staff replay the bot's question");
+        assert_eq!(question["options"], Value::Array(expected));
+        eprintln!("bot options on resume passed on {db:?}");
     }
 }
 

@@ -76,6 +76,8 @@ struct Msg {
     only_in: Option<&'static [ConversationStatus]>,
     /// Stored only if the customer needs no email (see `NewChatMessage`).
     only_if_customer_seen_after: Option<i64>,
+    /// Buttons offered with it: the bot's question (if not an agent's).
+    options: &'static [&'static str],
 }
 
 fn customer(conversation: i64, body: &'static str) -> Msg {
@@ -86,16 +88,20 @@ fn customer(conversation: i64, body: &'static str) -> Msg {
         private: false,
         only_in: None,
         only_if_customer_seen_after: None,
+        options: &[],
     }
 }
 
 async fn append(store: Store, msg: Msg) -> Result<Sent, StoreError> {
+    let options: Vec<String> = msg.options.iter().map(|o| o.to_string()).collect();
     let appended = store
         .append_message(
             msg.conversation,
             NewChatMessage {
                 sender_kind: if msg.agent.is_some() {
                     SenderKind::Agent
+                } else if !options.is_empty() {
+                    SenderKind::Bot
                 } else {
                     SenderKind::Customer
                 },
@@ -109,12 +115,14 @@ async fn append(store: Store, msg: Msg) -> Result<Sent, StoreError> {
                 only_if_customer_seen_after: msg.only_if_customer_seen_after,
                 email: None,
                 attachment: None,
+                options: &options,
             },
         )
         .await?;
     Ok(match appended {
         Appended::New(message, _) => {
             assert_eq!(message.body, msg.body);
+            assert_eq!(message.options, msg.options, "as the batch returns it");
             Sent::New(message.seq, message.public_seq)
         }
         Appended::Duplicate(message) => Sent::Duplicate(message.seq),
@@ -311,6 +319,66 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
         "the refused message left nothing"
     );
     assert_eq!(store.append_queued(), 0);
+}
+
+/// A bot's question goes out in a batch like any message; its buttons stay
+/// its own: the rows around it store none (NULL).
+#[tokio::test]
+async fn a_bot_question_in_a_batch_keeps_its_options_and_only_it() {
+    if !postgres_available("a_bot_question_in_a_batch_keeps_its_options_and_only_it").await {
+        return;
+    }
+    let (store, db, _dir) = open().await;
+    let ids = conversations_of_one_lane(&store, 4).await;
+    let [a, b, c, d] = ids[..] else {
+        unreachable!()
+    };
+    let before = store.append_batches().unwrap();
+    let results: Vec<Sent> = one_batch_behind(
+        &store,
+        &db.url,
+        a,
+        &[
+            customer(b, "b1"),
+            Msg {
+                options: &["Latest order", "Another \"order\", with ünïcode"],
+                ..customer(c, "Which order?")
+            },
+            customer(d, "d1"),
+        ],
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect();
+    assert_eq!(
+        results,
+        [
+            Sent::New(1, Some(1)),
+            Sent::New(1, Some(1)),
+            Sent::New(1, Some(1))
+        ]
+    );
+    assert_eq!(
+        delta(before, store.append_batches().unwrap()),
+        (2, 4, 0),
+        "the three went out together"
+    );
+    for (id, options) in [
+        (b, &[][..]),
+        (c, &["Latest order", "Another \"order\", with ünïcode"][..]),
+        (d, &[][..]),
+    ] {
+        let stored = store.messages_after(id, 0, false, 10).await.unwrap();
+        assert_eq!(stored[0].options, options, "as a resume reads it");
+    }
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let with_options: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE options IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(with_options, 1, "the others store NULL, not an empty list");
 }
 
 #[tokio::test]

@@ -483,6 +483,104 @@ async fn note_numbering(store: &Store) {
     assert_eq!(pairs, vec![(1, Some(1)), (2, None), (3, Some(2))]);
 }
 
+/// A bot's question keeps its buttons: stored with it, and read back by
+/// every read that builds messages (resume, a retried write, ticket pages);
+/// every other message stores none (NULL, not an empty list).
+#[tokio::test]
+async fn a_bot_question_keeps_its_options_and_other_messages_store_none() {
+    for db in backends("a_bot_question_keeps_its_options").await {
+        let (store, test_db, _dir) = open(db).await;
+        bot_options(&store, &test_db.url).await;
+        eprintln!("bot options passed on {db:?}");
+    }
+}
+
+async fn bot_options(store: &Store, url: &str) {
+    use careline::domain::ConversationStatus;
+
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "options-token", "Dana", "")
+        .await
+        .unwrap();
+    let c = store
+        .create_conversation(site.id, visitor.id)
+        .await
+        .unwrap();
+    let offered = vec!["Latest order".to_string(), "Another order".to_string()];
+    let append = async |kind: SenderKind, body: &str, options: &[String]| {
+        store
+            .append_message(
+                c.id,
+                NewChatMessage {
+                    sender_kind: kind,
+                    sender_user_id: None,
+                    sender_name: if kind == SenderKind::Bot {
+                        "Assistant"
+                    } else {
+                        "Dana"
+                    },
+                    body,
+                    private: false,
+                    client_msg_id: body,
+                    only_in: (kind == SenderKind::Bot).then_some(&[ConversationStatus::Bot][..]),
+                    only_assignee: None,
+                    only_if_customer_seen_after: None,
+                    email: None,
+                    attachment: None,
+                    options,
+                },
+            )
+            .await
+            .unwrap()
+    };
+    let Appended::New(asked, _) = append(SenderKind::Customer, "Where is my order?", &[]).await
+    else {
+        panic!("the customer's message is stored")
+    };
+    assert!(asked.options.is_empty());
+    let Appended::New(question, _) = append(SenderKind::Bot, "Which order?", &offered).await else {
+        panic!("the bot's question is stored")
+    };
+    assert_eq!(question.options, offered, "as the write returns it");
+    let Appended::Duplicate(again) = append(SenderKind::Bot, "Which order?", &offered).await else {
+        panic!("a retried write is the stored message")
+    };
+    assert_eq!(again.options, offered, "as a retry finds it");
+
+    // What a resume reads, and what a ticket page reads.
+    let replayed = store.messages_after(c.id, 0, false, 10).await.unwrap();
+    let thread = store.messages(c.id, true).await.unwrap();
+    for messages in [replayed, thread] {
+        let options: Vec<(&str, &[String])> = messages
+            .iter()
+            .map(|m| (m.body.as_str(), m.options.as_slice()))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                ("Where is my order?", &[][..]),
+                ("Which order?", &offered[..])
+            ]
+        );
+    }
+
+    // In the table: a JSON array of strings, or NULL.
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let stored: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT options FROM messages WHERE conversation_id = {} ORDER BY seq",
+        c.id
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], None, "a message without options stores NULL");
+    let json: Vec<String> = serde_json::from_str(stored[1].as_deref().unwrap()).unwrap();
+    assert_eq!(json, offered);
+}
+
 conformance!(outbox_claims_give_each_email_to_one_worker, outbox_claims);
 async fn outbox_claims(store: &Store) {
     use careline::store::NewEmail;
@@ -642,6 +740,7 @@ async fn email_condition(store: &Store) {
                     only_if_customer_seen_after: Some(now_ms() - 60_000),
                     email: None,
                     attachment: None,
+                    options: &[],
                 },
             )
             .await
@@ -805,4 +904,72 @@ async fn upload_sweep_race(store: &Store) {
             .unwrap(),
         UploadRemoval::NotThere
     );
+}
+
+conformance!(
+    two_admins_demoting_each_other_at_once_leave_one_admin,
+    mutual_demotion
+);
+async fn mutual_demotion(store: &Store) {
+    use careline::store::RoleChange;
+    let admins = |n: usize| async move {
+        let mut both = Vec::new();
+        for i in 0..n {
+            let admin = user(store, &format!("admin{i}-{n}@example.com"), Role::Customer).await;
+            store.set_role(admin.id, Role::Admin).await.unwrap();
+            both.push(admin);
+        }
+        both
+    };
+    let admin_count = || async {
+        let mut n = 0;
+        for role_holder in store.staff().await.unwrap() {
+            n += usize::from(role_holder.role == Role::Admin);
+        }
+        n
+    };
+
+    // One after the other: the second's author is no longer an admin.
+    let pair = admins(2).await;
+    let (ann, bob) = (&pair[0], &pair[1]);
+    let before = admin_count().await;
+    assert_eq!(
+        store
+            .change_role_as(ann.id, bob.id, Role::Agent)
+            .await
+            .unwrap(),
+        RoleChange::Changed
+    );
+    assert_eq!(
+        store
+            .change_role_as(bob.id, ann.id, Role::Agent)
+            .await
+            .unwrap(),
+        RoleChange::ActorNotAdmin
+    );
+    assert_eq!(admin_count().await, before - 1);
+
+    // At the same moment, many times over: never both.
+    for round in 0..10 {
+        let pair = admins(2 + round).await;
+        let (a, b) = (&pair[pair.len() - 2], &pair[pair.len() - 1]);
+        let (one, other) = tokio::join!(
+            store.change_role_as(a.id, b.id, Role::Agent),
+            store.change_role_as(b.id, a.id, Role::Agent),
+        );
+        let mut outcomes = [one.unwrap(), other.unwrap()];
+        outcomes.sort_by_key(|o| *o == RoleChange::Changed);
+        assert_eq!(
+            outcomes,
+            [RoleChange::ActorNotAdmin, RoleChange::Changed],
+            "round {round}"
+        );
+    }
+
+    // A target that does not exist is not found; nothing changes.
+    let ghost = careline::domain::UserId(i64::MAX);
+    assert!(matches!(
+        store.change_role_as(ann.id, ghost, Role::Agent).await,
+        Err(StoreError::NotFound)
+    ));
 }

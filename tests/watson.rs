@@ -1,7 +1,8 @@
 //! Watson Assistant as the bot, against a fake Watson that checks requests
 //! like the real service (IAM bearer token, `version`, session lifecycle):
-//! answers with options, handoff to a person with a note for the agent,
-//! expired sessions, failures, the circuit breaker and the FAQ fallback.
+//! answers with options (again on resume after a reconnect), handoff to a
+//! person with a note for the agent, expired sessions, failures, the
+//! circuit breaker and the FAQ fallback.
 
 mod support;
 
@@ -82,6 +83,26 @@ async fn watson_answers_with_options_then_hands_off_with_a_note_for_the_agent() 
     assert_eq!(answer["body"], "Hi! What is it about?\n\nChoose a topic");
     assert_eq!(answer["options"], json!(["An order", "A refund"]));
 
+    // The customer's connection drops before they choose; back, the widget
+    // resumes from nothing held (a reload) and gets the buttons again.
+    let token = visitor.token.clone().unwrap();
+    visitor.drop_connection();
+    let mut visitor = app.visitor_with_token(&site, &token).await;
+    visitor
+        .send(json!({"type": "resume", "conversation_id": id, "after_seq": 0}))
+        .await;
+    visitor.expect_type("resumed").await;
+    let replayed = visitor
+        .seen("message")
+        .into_iter()
+        .find(|f| f["sender"]["kind"] == "bot")
+        .cloned()
+        .expect("the bot's answer is replayed");
+    assert_eq!(replayed["seq"], answer["seq"]);
+    assert_eq!(replayed["body"], answer["body"]);
+    assert_eq!(replayed["options"], json!(["An order", "A refund"]));
+
+    // Choosing one after the reconnect is a message like any other.
     visitor.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "w2", "body": "A refund"})).await;
     let waiting = visitor
         .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")

@@ -26,6 +26,35 @@ pub enum BotReply {
     Handoff { text: String, note: Option<String> },
 }
 
+/// Buttons under one bot message, at most.
+pub const MAX_OPTIONS: usize = 10;
+/// Characters of one button's label, at most.
+pub const MAX_OPTION_CHARS: usize = 200;
+
+/// The buttons a bot's answer may show. What a bot offers is untrusted
+/// (Watson's options are whatever its assistant was given), and Careline
+/// stores them with the message and sends them to every socket: each label
+/// has its control characters turned into spaces, is trimmed and cut to
+/// [`MAX_OPTION_CHARS`]; empty labels are dropped; the first
+/// [`MAX_OPTIONS`] are kept. Work per label is bounded too: no label is
+/// read past its first [`MAX_OPTION_CHARS`] characters of text.
+pub fn bounded_options(offered: &[String]) -> Vec<String> {
+    offered
+        .iter()
+        .filter_map(|label| {
+            let label: String = label
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .skip_while(|c| c.is_whitespace())
+                .take(MAX_OPTION_CHARS)
+                .collect();
+            let label = label.trim_end();
+            (!label.is_empty()).then(|| label.to_string())
+        })
+        .take(MAX_OPTIONS)
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error("the bot is unavailable: {0}")]
@@ -39,4 +68,49 @@ pub trait Bot: Send + Sync + 'static {
 
     /// Called when an admin changed what the bot knows.
     fn reload(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(labels: &[&str]) -> Vec<String> {
+        labels.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_are_trimmed_and_empty_ones_dropped() {
+        let offered = strings(&["  Orders ", "", "   ", "\tBilling\n", "Re\u{0}funds"]);
+        assert_eq!(bounded_options(&offered), ["Orders", "Billing", "Re funds"]);
+    }
+
+    #[test]
+    fn at_most_ten_options_are_kept_counting_only_real_ones() {
+        let mut offered = vec![String::new(); 3];
+        offered.extend((1..=15).map(|n| format!("Option {n}")));
+        let kept = bounded_options(&offered);
+        assert_eq!(kept.len(), MAX_OPTIONS);
+        assert_eq!(kept.first().map(String::as_str), Some("Option 1"));
+        assert_eq!(kept.last().map(String::as_str), Some("Option 10"));
+    }
+
+    #[test]
+    fn a_long_label_is_cut_to_200_characters_not_bytes() {
+        let long = format!("  {}", "é".repeat(5_000));
+        let kept = bounded_options(&[long]);
+        assert_eq!(kept[0].chars().count(), MAX_OPTION_CHARS);
+        assert!(kept[0].chars().all(|c| c == 'é'));
+        // A cut that ends on a space leaves no trailing space.
+        let spaced = format!("{} tail", "a".repeat(MAX_OPTION_CHARS - 1));
+        assert_eq!(
+            bounded_options(&[spaced]),
+            ["a".repeat(MAX_OPTION_CHARS - 1)]
+        );
+    }
+
+    #[test]
+    fn nothing_offered_is_nothing_shown() {
+        assert!(bounded_options(&[]).is_empty());
+        assert!(bounded_options(&strings(&["", " \r\n "])).is_empty());
+    }
 }

@@ -19,7 +19,7 @@ use super::chat::{
 };
 use super::tickets::Message;
 use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
-use crate::bot::{Bot, BotReply, BotTurn};
+use crate::bot::{Bot, BotReply, BotTurn, bounded_options};
 use crate::bus::Bus;
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -265,7 +265,7 @@ impl Chat {
                 .attachment
                 .as_ref()
                 .map(|a| attachment_info(a, audience)),
-            options: Vec::new(),
+            options: message.options.clone(),
             client_msg_id: message.client_msg_id.clone(),
             at: protocol::rfc3339(message.created_at),
         }))
@@ -513,6 +513,7 @@ impl Chat {
                     only_if_customer_seen_after: None,
                     email: None,
                     attachment: attachment.as_ref(),
+                    options: &[],
                 },
             )
             .await?;
@@ -641,7 +642,9 @@ impl Chat {
         }
     }
 
-    /// A bot message; refused by the store once a person is involved.
+    /// A bot message, with the buttons it offers (bounded here: they come
+    /// from the bot, and are stored and sent to customers); refused by the
+    /// store once a person is involved.
     async fn bot_says(
         &self,
         conversation_id: i64,
@@ -649,6 +652,7 @@ impl Chat {
         text: &str,
         options: Vec<String>,
     ) -> DomainResult<()> {
+        let options = bounded_options(&options);
         let appended = self
             .store
             .append_message(
@@ -665,22 +669,12 @@ impl Chat {
                     only_if_customer_seen_after: None,
                     email: None,
                     attachment: None,
+                    options: &options,
                 },
             )
             .await?;
         if let Appended::New(message, _) = appended {
-            for audience in [Audience::Staff, Audience::Visitor] {
-                if let Some(ServerFrame::Message(mut frame)) =
-                    self.message_frame(&message, audience)
-                {
-                    frame.options = options.clone();
-                    let topic = match audience {
-                        Audience::Staff => staff_topic(conversation_id),
-                        Audience::Visitor => public_topic(conversation_id),
-                    };
-                    self.publish(&topic, &ServerFrame::Message(frame)).await;
-                }
-            }
+            self.publish_message(&message).await;
         }
         Ok(())
     }
@@ -731,6 +725,7 @@ impl Chat {
                     only_if_customer_seen_after: None,
                     email: None,
                     attachment: None,
+                    options: &[],
                 },
             )
             .await?;
@@ -1439,6 +1434,7 @@ fn agent_message<'a>(
         only_if_customer_seen_after: None,
         email: None,
         attachment: None,
+        options: &[],
     }
 }
 

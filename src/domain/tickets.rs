@@ -56,6 +56,9 @@ pub struct Message {
     pub client_msg_id: String,
     pub created_at: i64,
     pub attachment: Option<super::attachments::AttachmentRef>,
+    /// The buttons a bot offered with it (already bounded); empty for
+    /// every other message.
+    pub options: Vec<String>,
 }
 
 /// One entry of a ticket's progress timeline.

@@ -75,6 +75,13 @@ pub(super) struct BatchRow<'a> {
     pub sender_name: &'a str,
     pub body: &'a str,
     pub client_msg_id: &'a str,
+    /// A bot question's buttons, as a JSON array inside the row: the
+    /// statement's TEXT column takes the array's text, the same JSON the
+    /// other write paths store. Left out when there are none (every other
+    /// message), which the statement reads as NULL: ordinary rows carry
+    /// not a byte more.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub options: &'a [String],
 }
 
 /// Group commit so far, for `/metrics` and tests.
@@ -190,7 +197,7 @@ fn batch_statement() -> SqlStr {
             SELECT * FROM json_to_recordset(?::json) AS x(
                 conversation_id BIGINT, public BIGINT, allowed TEXT, owner BIGINT, seen_after BIGINT,
                 sender_kind TEXT, sender_user_id BIGINT, sender_name TEXT, body TEXT,
-                client_msg_id TEXT)
+                client_msg_id TEXT, options TEXT)
          ), l AS MATERIALIZED (
             SELECT id FROM conversations
             WHERE id = ANY (?::text::BIGINT[])
@@ -209,11 +216,11 @@ fn batch_statement() -> SqlStr {
                                 AND stored.client_msg_id = input.client_msg_id)
             RETURNING c.id, c.last_seq, c.last_public_seq, c.status
          ), m AS (
-            INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
+            INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, options)
             SELECT input.conversation_id, s.last_seq,
                    CASE WHEN input.public = 1 THEN s.last_public_seq END,
                    input.sender_kind, input.sender_user_id, input.sender_name, input.body,
-                   1 - input.public, input.client_msg_id, ?
+                   1 - input.public, input.client_msg_id, ?, input.options
             FROM s JOIN input ON input.conversation_id = s.id
             RETURNING {MESSAGE_COLUMNS}
          )

@@ -44,6 +44,9 @@ pub struct NewChatMessage<'a> {
     /// An upload of this conversation, bound to this message in the same
     /// transaction (the caller checked it is the sender's).
     pub attachment: Option<&'a AttachmentRef>,
+    /// Buttons offered with the message (a bot's question), stored with it;
+    /// empty for every other message. The caller bounds them.
+    pub options: &'a [String],
 }
 
 /// Whether an assignment to an agent may wait for another one in progress.
@@ -74,6 +77,7 @@ pub(super) struct MessageRow<'a> {
     pub private: bool,
     pub client_msg_id: &'a str,
     pub attachment: Option<&'a AttachmentRef>,
+    pub options: &'a [String],
 }
 
 pub enum Appended {
@@ -109,6 +113,7 @@ impl NewChatMessage<'_> {
             sender_name: self.sender_name,
             body: self.body,
             client_msg_id: self.client_msg_id,
+            options: self.options,
         }
     }
 
@@ -416,6 +421,7 @@ impl Store {
             private: message.private,
             client_msg_id: message.client_msg_id,
             attachment: message.attachment,
+            options: message.options,
         };
         match self
             .insert_message_row(&mut tx, conversation_id, (seq, public_seq), &row, now)
@@ -459,8 +465,8 @@ impl Store {
         now: i64,
     ) -> StoreResult<Message> {
         let inserted = sqlx::query(self.sql(&format!(
-            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+            "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment, options)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(conversation_id)
         .bind(seq)
@@ -476,6 +482,7 @@ impl Store {
             row.attachment
                 .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
         )
+        .bind(rows::options_json(row.options))
         .fetch_one(&mut **tx)
         .await?;
         let stored = rows::message(&inserted)?;
@@ -507,8 +514,8 @@ impl Store {
                 WHERE id = ?{condition}
                 RETURNING last_seq, last_public_seq, status
              ), m AS (
-                INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at)
-                SELECT ?, s.last_seq, CASE WHEN ? = 1 THEN NULL ELSE s.last_public_seq END, ?, ?, ?, ?, ?, ?, ?
+                INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, options)
+                SELECT ?, s.last_seq, CASE WHEN ? = 1 THEN NULL ELSE s.last_public_seq END, ?, ?, ?, ?, ?, ?, ?, ?
                 FROM s
                 RETURNING {MESSAGE_COLUMNS}
              )
@@ -528,6 +535,7 @@ impl Store {
             .bind(i64::from(message.private))
             .bind(message.client_msg_id)
             .bind(now_ms())
+            .bind(rows::options_json(message.options))
             .fetch_optional(&self.pool)
             .await;
         match inserted {

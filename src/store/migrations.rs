@@ -41,6 +41,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_hot_message_writes.sql"),
         include_str!("../../migrations/postgres/0005_hot_message_writes.sql"),
     ),
+    (
+        6,
+        "message_options",
+        include_str!("../../migrations/sqlite/0006_message_options.sql"),
+        include_str!("../../migrations/postgres/0006_message_options.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -42,7 +42,7 @@ pub(super) fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
     })
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment";
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment, options";
 
 pub(super) fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
@@ -58,7 +58,26 @@ pub(super) fn message(row: &AnyRow) -> Result<Message, sqlx::Error> {
         client_msg_id: row.try_get("client_msg_id")?,
         created_at: row.try_get("created_at")?,
         attachment: attachment_snapshot(row)?,
+        options: options(row)?,
     })
+}
+
+/// A bot message's buttons as stored: a JSON array of strings, NULL when
+/// there are none (so an ordinary message stores and reads nothing more).
+pub(super) fn options_json(options: &[String]) -> Option<String> {
+    (!options.is_empty())
+        .then(|| serde_json::to_string(options).expect("a list of strings serializes"))
+}
+
+fn options(row: &AnyRow) -> Result<Vec<String>, sqlx::Error> {
+    let json: Option<String> = row.try_get("options")?;
+    match json {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::ColumnDecode {
+            index: "options".into(),
+            source: Box::new(e),
+        }),
+    }
 }
 
 /// The attachment stored with a message (JSON, written once with it).

@@ -707,6 +707,7 @@ impl Store {
             private: message.private,
             client_msg_id: &client_msg_id,
             attachment: message.attachment.as_ref(),
+            options: &[],
         };
         self.insert_message_row(tx, conversation_id, (seq, public_seq), &row, now)
             .await
