@@ -4,7 +4,7 @@
 use super::{DomainError, DomainResult, Email, Role, User, UserId, invalid, parse_name, password};
 use crate::auth::{hash_token, random_token};
 use crate::bus::Bus;
-use crate::store::{NewEmail, Store, StoreError, TokenEmail, now_ms};
+use crate::store::{NewEmail, RoleChange, Store, StoreError, TokenEmail, now_ms};
 
 /// A new login session: the token goes into the cookie, only its hash is stored.
 pub struct Session {
@@ -228,8 +228,9 @@ pub async fn create_staff(
     Ok(user)
 }
 
-/// An admin changes someone's role. Admins cannot demote themselves, so
-/// that an install is never left without one.
+/// An admin changes someone's role. Admins cannot demote themselves, and
+/// the change is made only if its author is still an admin when it is
+/// written, so that an install is never left without one.
 pub async fn change_role(
     store: &Store,
     bus: &dyn Bus,
@@ -244,7 +245,17 @@ pub async fn change_role(
         ));
     }
     let user = store.user(target).await?.ok_or(DomainError::NotFound)?;
-    store.set_role(target, role).await?;
+    match store.change_role_as(admin.id, target, role).await {
+        Ok(RoleChange::Changed) => {}
+        // Demoted by another admin while this change was on its way.
+        Ok(RoleChange::ActorNotAdmin) => {
+            return Err(DomainError::Forbidden(
+                "You are no longer an admin, so this change was not made.",
+            ));
+        }
+        Err(StoreError::NotFound) => return Err(DomainError::NotFound),
+        Err(e) => return Err(e.into()),
+    }
     announce_change(bus, target).await;
     store
         .audit(

@@ -33,7 +33,7 @@ pub use content::{CannedReply, FaqEntry};
 pub use outbox::{NewEmail, OutboxEmail};
 pub use sites::{Site, SiteSettings};
 pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
-pub use users::TokenEmail;
+pub use users::{RoleChange, TokenEmail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

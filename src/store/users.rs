@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::outbox::NewEmail;
 use super::rows::{self, USER_COLUMNS};
-use super::{Store, StoreError, StoreResult, now_ms, unique_as};
+use super::{Backend, Store, StoreError, StoreResult, now_ms, unique_as};
 
 /// A single-use token (only its hash is stored) and the email carrying it.
 pub struct TokenEmail {
@@ -14,6 +14,14 @@ pub struct TokenEmail {
     pub email: NewEmail,
 }
 use crate::domain::{Email, Role, User, UserId};
+
+/// What [`Store::change_role_as`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Changed,
+    /// The one changing it is not an admin (any more): nothing changed.
+    ActorNotAdmin,
+}
 
 impl Store {
     pub async fn create_user(
@@ -132,6 +140,52 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Admin `actor` gives `target` a role, if `actor` is still an admin
+    /// when it is written. Both rows are locked, in id order, first: two
+    /// admins demoting each other at the same moment then take turns, and
+    /// the second is no longer an admin, so an install keeps one.
+    pub async fn change_role_as(
+        &self,
+        actor: UserId,
+        target: UserId,
+        role: Role,
+    ) -> StoreResult<RoleChange> {
+        let (mut tx, _turn) = self.write_tx().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            // The write transaction is the lock.
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT id, role FROM users WHERE id IN (?, ?) ORDER BY id{lock}"
+        )))
+        .bind(actor.0)
+        .bind(target.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let role_of = |id: UserId| -> StoreResult<Option<String>> {
+            for row in &rows {
+                if row.try_get::<i64, _>("id")? == id.0 {
+                    return Ok(Some(row.try_get("role")?));
+                }
+            }
+            Ok(None)
+        };
+        if role_of(actor)?.as_deref() != Some(Role::Admin.as_str()) {
+            return Ok(RoleChange::ActorNotAdmin);
+        }
+        if role_of(target)?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(self.sql("UPDATE users SET role = ? WHERE id = ?"))
+            .bind(role.as_str())
+            .bind(target.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RoleChange::Changed)
     }
 
     pub async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
