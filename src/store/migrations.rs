@@ -47,6 +47,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_message_options.sql"),
         include_str!("../../migrations/postgres/0006_message_options.sql"),
     ),
+    (
+        7,
+        "unsent_uploads",
+        include_str!("../../migrations/sqlite/0007_unsent_uploads.sql"),
+        include_str!("../../migrations/postgres/0007_unsent_uploads.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
