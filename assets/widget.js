@@ -202,7 +202,11 @@
   function renderMessages() {
     var seqs = Object.keys(state.messages).map(Number).sort(function (a, b) { return a - b; });
     list.textContent = "";
-    seqs.forEach(function (seq) { list.appendChild(renderOne(state.messages[seq], false)); });
+    // A question's buttons answer it only while it is the latest message and
+    // nothing the customer wrote is on its way; older ones are history
+    // (shown disabled: what was offered stays readable). docs/decisions.md.
+    var answerable = state.pending.length ? null : seqs[seqs.length - 1];
+    seqs.forEach(function (seq) { list.appendChild(renderOne(state.messages[seq], false, seq === answerable)); });
     state.pending.forEach(function (p) {
       list.appendChild(renderOne({ body: p.body, attachment: p.attachment, sender: { kind: "customer", name: "You" } }, true));
     });
@@ -215,7 +219,7 @@
     list.scrollTop = list.scrollHeight;
   }
 
-  function renderOne(m, pending) {
+  function renderOne(m, pending, answerable) {
     var kind = (m.sender && m.sender.kind) || "system";
     var who = kind === "customer" ? "You" : (m.sender && m.sender.name) || "";
     var item = el("li", { class: "message " + kind + (pending ? " pending" : "") }, [
@@ -225,9 +229,10 @@
     ]);
     if (m.attachment) item.appendChild(renderFile(m.attachment));
     if (m.options && m.options.length) {
-      var opts = el("div", { class: "options" });
+      var opts = el("div", { class: "options", role: "group", "aria-label": "Answers to choose from" });
       m.options.forEach(function (o) {
-        opts.appendChild(el("button", { type: "button", text: o, onclick: function () { post(o); } }));
+        opts.appendChild(el("button", answerable ? { type: "button", text: o, onclick: function () { post(o); } }
+          : { type: "button", text: o, disabled: "" }));
       });
       item.appendChild(opts);
     }
@@ -593,6 +598,7 @@
       ".message.system .body,.message.greeting .body{background:#fffaeb}",
       ".options{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
       ".options button,.actions button,form button{border:1px solid var(--cl-color);background:#fff;color:var(--cl-color);border-radius:6px;padding:5px 10px}",
+      ".options button:disabled{border-color:#9aa3b2;color:#5b6475;cursor:default}",
       ".typing{margin:0;padding:0 14px;min-height:18px;font-size:12px;color:#5b6475}",
       ".extra form{padding:8px 14px;border-top:1px solid #d9dee7;display:grid;gap:4px}",
       ".extra p{margin:0}",

@@ -7,10 +7,13 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
+use careline::Adapters;
+use careline::bot::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use fantoccini::{Client, Locator};
 use support::webdriver::{Chrome, WIDGET, fill, screenshot, wait_until};
 use support::{Database, TestApp, ticket_number};
@@ -380,6 +383,95 @@ async fn after_a_network_drop_the_widget_resumes_without_duplicates() {
         .filter(|b| b.starts_with("While away"))
         .collect();
     assert_eq!(away, vec!["While away 1", "While away 2", "While away 3"]);
+    customer.close().await.ok();
+}
+
+/// A bot that asks which order, with buttons, then answers the choice with
+/// one button of its own.
+struct OrderBot;
+
+impl Bot for OrderBot {
+    fn reply<'a>(&'a self, turn: BotTurn<'a>) -> BoxFuture<'a, Result<BotReply, BotError>> {
+        let (text, options): (&str, &[&str]) = if turn.text == "Latest order" {
+            ("It ships today.", &["Track it"])
+        } else {
+            ("Which order?", &["Latest order", "Another order"])
+        };
+        let reply = BotReply::Answer {
+            text: text.into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        Box::pin(async move { Ok(reply) })
+    }
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+}
+
+/// Waits until the widget's bot messages show these buttons, one list per
+/// bot message, each label marked `+` (can be clicked) or `-` (disabled).
+async fn wait_for_bot_buttons(customer: &Client, what: &str, expected: serde_json::Value) {
+    wait_until(
+        customer,
+        what,
+        &format!(
+            "JSON.stringify(Array.from({WIDGET}.querySelectorAll('.message.bot')).map(m => \
+               Array.from(m.querySelectorAll('.options button')).map(b => (b.disabled ? '-' : '+') + b.textContent))) === {}",
+            serde_json::to_string(&expected.to_string()).unwrap()
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn after_a_reload_the_widget_offers_the_latest_bot_questions_buttons_and_only_those() {
+    let Some(mut chrome) = Chrome::start("browser bot options").await else {
+        return;
+    };
+    let adapters = Adapters {
+        bot: Some(Arc::new(OrderBot)),
+        ..Adapters::default()
+    };
+    let app = TestApp::spawn_full(Database::Sqlite, |_| {}, adapters).await;
+    let key = app.store.default_site().await.unwrap().key;
+    let (_, host) = host_page(&app, &key).await;
+    allow(&app, &host).await;
+    let customer = shop_with_chat_open(&mut chrome, &host).await;
+    widget_type(&customer, "Where is my order?").await;
+    let asked = serde_json::json!([["+Latest order", "+Another order"]]);
+    wait_for_bot_buttons(&customer, "the bot's question with buttons", asked.clone()).await;
+
+    // A reload: everything comes back from the database, buttons included.
+    let reload = async || {
+        customer.refresh().await.unwrap();
+        wait_until(
+            &customer,
+            "the widget",
+            &format!("{WIDGET} && {WIDGET}.querySelector('.launcher')"),
+        )
+        .await;
+        widget_click(&customer, ".launcher").await;
+    };
+    reload().await;
+    wait_for_bot_buttons(&customer, "the buttons after a reload", asked).await;
+
+    // Clicking one does what it does live: the customer says it.
+    widget_click(&customer, ".message.bot .options button").await;
+    wait_until(
+        &customer,
+        "the customer's choice",
+        &format!("{} === 1", widget_count("Latest order")),
+    )
+    .await;
+    let answered = serde_json::json!([["-Latest order", "-Another order"], ["+Track it"]]);
+    wait_for_bot_buttons(
+        &customer,
+        "the answer, the question's buttons now history",
+        answered.clone(),
+    )
+    .await;
+    reload().await;
+    wait_for_bot_buttons(&customer, "the same after another reload", answered).await;
     customer.close().await.ok();
 }
 
