@@ -242,6 +242,54 @@ impl Bot for SlowBot {
     }
 }
 
+/// A bot asking a question whose buttons carry markup.
+struct ChoosingBot;
+
+impl Bot for ChoosingBot {
+    fn reply<'a>(&'a self, _turn: BotTurn<'a>) -> BoxFuture<'a, Result<BotReply, BotError>> {
+        Box::pin(async {
+            Ok(BotReply::Answer {
+                text: "Which order?".into(),
+                options: vec!["Latest order".into(), "<b>Another</b> order".into()],
+            })
+        })
+    }
+    fn name(&self) -> &'static str {
+        "choosing"
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_page_shows_what_the_bot_offered_as_text() {
+    let adapters = Adapters {
+        bot: Some(Arc::new(ChoosingBot)),
+        ..Adapters::default()
+    };
+    let app = TestApp::spawn_full(Database::Sqlite, |_| {}, adapters).await;
+    let site = app.allow_shop().await;
+    let (mut visitor, id) = started(&app, &site, "where is my order").await;
+    visitor.expect_message("Which order?").await;
+    visitor
+        .send(json!({"type": "handoff", "conversation_id": id}))
+        .await;
+    let waiting = visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    let number = waiting["ticket_number"].as_i64().unwrap();
+    let mut admin = app.admin().await;
+    let page = admin
+        .get(&format!("/console/tickets/{number}"))
+        .await
+        .expect_status(200);
+    assert!(
+        page.contains(
+            r#"<p class="offered">Offered: Latest order · &lt;b&gt;Another&lt;/b&gt; order</p>"#
+        ),
+        "the options as escaped text under the question"
+    );
+    assert!(!page.contains("<b>Another</b>"));
+}
+
 #[tokio::test]
 async fn a_failing_or_slow_bot_hands_the_customer_to_a_person() {
     let bots: [(Arc<dyn Bot>, &str); 2] = [

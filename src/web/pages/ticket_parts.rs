@@ -42,6 +42,11 @@ pub fn thread(messages: &[Message]) -> Markup {
                     @if let Some(file) = &message.attachment {
                         (attachment(file))
                     }
+                    // What the bot offered, as text: on a ticket the
+                    // question is history, not something to answer.
+                    @if !message.options.is_empty() {
+                        p.offered { "Offered: " (message.options.join(" · ")) }
+                    }
                 }
             }
         }
