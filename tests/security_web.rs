@@ -145,6 +145,7 @@ async fn password_hashes_and_tokens_never_reach_a_page_or_the_api() {
         grace.get("/account").await,
         grace.get(&format!("/api/v1/tickets/{number}")).await,
         admin.get("/admin/outbox").await,
+        admin.get("/admin/reports").await,
     ];
     for page in pages {
         assert!(!page.body.contains("$argon2id$"), "no password hash shown");

@@ -98,6 +98,7 @@ pub mod attachments;
 pub mod chat;
 pub mod conversations;
 pub mod password;
+pub mod reports;
 pub mod sites;
 pub mod tickets;
 

@@ -10,6 +10,7 @@ pub mod layout;
 mod live;
 mod password;
 mod portal;
+mod reports;
 mod settings;
 mod setup;
 mod ticket_parts;
@@ -64,6 +65,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route("/admin/reports", get(reports::show))
         .route("/admin/bot", get(bot::show).post(bot::save))
         .route("/admin/bot/test", post(bot::test))
         .merge(rate_limited(state))

@@ -24,6 +24,7 @@ pub fn admin_nav(current: &str) -> Markup {
         ("/admin/faq", "FAQ bot"),
         ("/admin/canned", "Canned replies"),
         ("/admin/outbox", "Email outbox"),
+        ("/admin/reports", "Reports"),
     ];
     html! {
         nav.subnav aria-label="Admin" {

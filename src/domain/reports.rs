@@ -1,0 +1,356 @@
+//! The admins' report: how the support team is doing over a period. How
+//! many chats the bot answered alone, how many tickets came and went, how
+//! long customers waited for a first answer and for a resolution, and how
+//! they rated it, for the team and per person.
+
+use std::collections::BTreeMap;
+
+use super::{DomainError, DomainResult, Role, User};
+use crate::store::{ReportRows, Store};
+
+/// The periods a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Week,
+    Month,
+    Quarter,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Week, Period::Month, Period::Quarter];
+
+    /// From the `days` of a link (`7`, `30`, `90`); none: a week.
+    pub fn parse(days: Option<&str>) -> DomainResult<Period> {
+        match days.map(str::trim) {
+            None | Some("") | Some("7") => Ok(Period::Week),
+            Some("30") => Ok(Period::Month),
+            Some("90") => Ok(Period::Quarter),
+            Some(_) => Err(super::invalid(
+                "days",
+                "A report covers the last 7, 30 or 90 days.",
+            )),
+        }
+    }
+
+    pub fn days(self) -> i64 {
+        match self {
+            Period::Week => 7,
+            Period::Month => 30,
+            Period::Quarter => 90,
+        }
+    }
+}
+
+/// The middle and the 90th percentile of some durations, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    pub median: i64,
+    pub p90: i64,
+    /// How many durations they are of.
+    pub count: usize,
+}
+
+impl Spread {
+    /// Nearest-rank percentiles; none for no durations.
+    pub fn of(mut durations: Vec<i64>) -> Option<Spread> {
+        if durations.is_empty() {
+            return None;
+        }
+        durations.sort_unstable();
+        let rank = |p: usize| durations[(durations.len() * p).div_ceil(100).max(1) - 1];
+        Some(Spread {
+            median: rank(50),
+            p90: rank(90),
+            count: durations.len(),
+        })
+    }
+}
+
+/// Customer satisfaction: ratings of 1 to 5 stars.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Satisfaction {
+    pub ratings: usize,
+    /// Mean stars.
+    pub average: f64,
+    /// Share of ratings of 4 or 5 stars, in percent.
+    pub satisfied_percent: f64,
+}
+
+impl Satisfaction {
+    fn of(scores: &[i64]) -> Option<Satisfaction> {
+        if scores.is_empty() {
+            return None;
+        }
+        let n = scores.len() as f64;
+        Some(Satisfaction {
+            ratings: scores.len(),
+            average: scores.iter().sum::<i64>() as f64 / n,
+            satisfied_percent: scores.iter().filter(|&&s| s >= 4).count() as f64 * 100.0 / n,
+        })
+    }
+}
+
+/// One person's figures over the period (tickets by who has them now).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonFigures {
+    pub name: String,
+    pub email: String,
+    pub resolved: usize,
+    pub first_response: Option<Spread>,
+    pub satisfaction: Option<Satisfaction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub period: Period,
+    /// Conversations started (chats and tickets raised from the portal).
+    pub conversations: i64,
+    /// Of those, the ones the bot answered without a person.
+    pub bot_only: i64,
+    pub tickets_opened: usize,
+    pub tickets_resolved: usize,
+    /// Open tickets nobody has answered yet, now.
+    pub awaiting_first_response: i64,
+    /// Opened in the period: from opening to the first answer a customer saw.
+    pub first_response: Option<Spread>,
+    /// Resolved in the period: from opening to resolution.
+    pub resolution: Option<Spread>,
+    pub satisfaction: Option<Satisfaction>,
+    /// Agents and admins, by name; people with nothing in the period too,
+    /// so that nobody is missing from the table.
+    pub people: Vec<PersonFigures>,
+}
+
+impl Report {
+    /// The share of conversations the bot answered alone, in percent.
+    pub fn bot_only_percent(&self) -> Option<f64> {
+        (self.conversations > 0).then(|| self.bot_only as f64 * 100.0 / self.conversations as f64)
+    }
+}
+
+/// The report over the `period` before `now_ms`, for an admin.
+pub async fn report(
+    store: &Store,
+    viewer: &User,
+    period: Period,
+    now_ms: i64,
+) -> DomainResult<Report> {
+    if viewer.role != Role::Admin {
+        return Err(DomainError::NotFound);
+    }
+    let since = now_ms - period.days() * 24 * 3_600_000;
+    let rows = store.report_rows(since).await?;
+    let staff = store.staff().await?;
+    Ok(compile(period, since, &rows, &staff))
+}
+
+/// The figures from the rows (no I/O: tested on its own).
+fn compile(period: Period, since: i64, rows: &ReportRows, staff: &[User]) -> Report {
+    let opened: Vec<_> = rows
+        .tickets
+        .iter()
+        .filter(|t| t.created_at >= since)
+        .collect();
+    let resolved: Vec<_> = rows
+        .tickets
+        .iter()
+        .filter(|t| t.resolved_at.is_some_and(|at| at >= since))
+        .collect();
+    let first_response_of =
+        |t: &crate::store::TicketTimes| t.first_response_at.map(|at| (at - t.created_at).max(0));
+    let mut people: BTreeMap<i64, (Vec<i64>, usize, Vec<i64>)> = BTreeMap::new();
+    for t in &opened {
+        if let (Some(who), Some(wait)) = (t.assignee_id, first_response_of(t)) {
+            people.entry(who).or_default().0.push(wait);
+        }
+    }
+    for t in &resolved {
+        if let Some(who) = t.assignee_id {
+            people.entry(who).or_default().1 += 1;
+        }
+    }
+    for r in &rows.ratings {
+        if let Some(who) = r.assignee_id {
+            people.entry(who).or_default().2.push(r.score);
+        }
+    }
+    let scores: Vec<i64> = rows.ratings.iter().map(|r| r.score).collect();
+    Report {
+        period,
+        conversations: rows.conversations,
+        bot_only: rows.without_ticket,
+        tickets_opened: opened.len(),
+        tickets_resolved: resolved.len(),
+        awaiting_first_response: rows.awaiting_first_response,
+        first_response: Spread::of(opened.iter().filter_map(|t| first_response_of(t)).collect()),
+        resolution: Spread::of(
+            resolved
+                .iter()
+                .filter_map(|t| t.resolved_at.map(|at| (at - t.created_at).max(0)))
+                .collect(),
+        ),
+        satisfaction: Satisfaction::of(&scores),
+        people: staff
+            .iter()
+            .map(|person| {
+                let (waits, resolved, scores) = people.remove(&person.id.0).unwrap_or_default();
+                PersonFigures {
+                    name: person.name.clone(),
+                    email: person.email.clone(),
+                    resolved,
+                    first_response: Spread::of(waits),
+                    satisfaction: Satisfaction::of(&scores),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A duration as people say it: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn human_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => match (s / 3600, s % 3600 / 60) {
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        },
+        _ => match (s / 86_400, s % 86_400 / 3600) {
+            (d, 0) => format!("{d} d"),
+            (d, h) => format!("{d} d {h} h"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserId;
+    use crate::store::{RatingGiven, TicketTimes};
+
+    const MIN: i64 = 60_000;
+
+    fn person(id: i64, name: &str) -> User {
+        User {
+            id: UserId(id),
+            email: format!("{}@example.com", name.to_lowercase()),
+            name: name.into(),
+            role: Role::Agent,
+            verified: true,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn periods_come_from_the_link_and_nothing_else() {
+        assert_eq!(Period::parse(None).unwrap(), Period::Week);
+        assert_eq!(Period::parse(Some("30")).unwrap(), Period::Month);
+        assert_eq!(Period::parse(Some(" 90 ")).unwrap().days(), 90);
+        for bad in ["0", "-7", "365", "7; DROP TABLE tickets", "abc"] {
+            let refused = Period::parse(Some(bad)).unwrap_err();
+            assert!(refused.to_string().contains("7, 30 or 90"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        assert_eq!(Spread::of(vec![]), None);
+        let one = Spread::of(vec![5]).unwrap();
+        assert_eq!((one.median, one.p90, one.count), (5, 5, 1));
+        let ten = Spread::of((1..=10).rev().collect()).unwrap();
+        assert_eq!((ten.median, ten.p90), (5, 9));
+        let two = Spread::of(vec![10, 20]).unwrap();
+        assert_eq!((two.median, two.p90), (10, 20));
+    }
+
+    #[test]
+    fn figures_count_the_period_and_credit_whoever_has_the_ticket() {
+        let since = 1_000 * MIN;
+        let ticket = |created: i64, first: Option<i64>, resolved: Option<i64>, who: Option<i64>| {
+            TicketTimes {
+                created_at: since + created * MIN,
+                first_response_at: first.map(|m| since + m * MIN),
+                resolved_at: resolved.map(|m| since + m * MIN),
+                assignee_id: who,
+            }
+        };
+        let rows = ReportRows {
+            conversations: 8,
+            without_ticket: 5,
+            tickets: vec![
+                ticket(0, Some(4), Some(60), Some(1)),
+                ticket(10, Some(12), None, Some(2)),
+                ticket(20, None, None, None),
+                // Opened before the period, resolved in it: a resolution,
+                // not an opening, and its first answer is not this period's.
+                ticket(-300, Some(-290), Some(30), Some(1)),
+            ],
+            awaiting_first_response: 1,
+            ratings: vec![
+                RatingGiven {
+                    score: 5,
+                    assignee_id: Some(1),
+                },
+                RatingGiven {
+                    score: 2,
+                    assignee_id: Some(2),
+                },
+                RatingGiven {
+                    score: 4,
+                    assignee_id: None,
+                },
+            ],
+        };
+        let staff = [person(1, "Alan"), person(2, "Bea"), person(3, "Cy")];
+        let report = compile(Period::Week, since, &rows, &staff);
+        assert_eq!(report.tickets_opened, 3);
+        assert_eq!(report.tickets_resolved, 2);
+        assert_eq!(report.bot_only_percent(), Some(62.5));
+        let first = report.first_response.unwrap();
+        assert_eq!(
+            (first.median, first.p90, first.count),
+            (2 * MIN, 4 * MIN, 2)
+        );
+        let resolution = report.resolution.unwrap();
+        assert_eq!((resolution.median, resolution.p90), (60 * MIN, 330 * MIN));
+        let csat = report.satisfaction.unwrap();
+        assert_eq!(csat.ratings, 3);
+        assert!((csat.average - 11.0 / 3.0).abs() < 1e-9);
+        assert!((csat.satisfied_percent - 200.0 / 3.0).abs() < 1e-9);
+
+        let by_name: Vec<_> = report
+            .people
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.resolved,
+                    p.first_response.map(|s| s.median),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_name,
+            [
+                ("Alan", 2, Some(4 * MIN)),
+                ("Bea", 0, Some(2 * MIN)),
+                // Nothing this period, still listed.
+                ("Cy", 0, None),
+            ]
+        );
+        assert_eq!(report.people[1].satisfaction.unwrap().average, 2.0);
+        assert_eq!(report.people[2].satisfaction, None);
+    }
+
+    #[test]
+    fn durations_read_like_people_say_them() {
+        assert_eq!(human_duration(-5), "0 s");
+        assert_eq!(human_duration(45_000), "45 s");
+        assert_eq!(human_duration(12 * MIN + 59_000), "12 min");
+        assert_eq!(human_duration(180 * MIN), "3 h");
+        assert_eq!(human_duration(185 * MIN), "3 h 5 min");
+        assert_eq!(human_duration(2 * 1440 * MIN + 4 * 60 * MIN), "2 d 4 h");
+        assert_eq!(human_duration(2 * 1440 * MIN), "2 d");
+    }
+}

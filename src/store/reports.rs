@@ -1,0 +1,101 @@
+//! The raw figures behind the admins' report: counts, and the timestamps
+//! that durations are computed from. Medians and percentiles are computed
+//! in `domain::reports` (SQLite has no percentile functions), over one
+//! period's rows only.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+
+/// One ticket that was opened or resolved in the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketTimes {
+    pub created_at: i64,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub assignee_id: Option<i64>,
+}
+
+/// One rating given in the period, with who had the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatingGiven {
+    pub score: i64,
+    pub assignee_id: Option<i64>,
+}
+
+/// Everything a report reads, since one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ReportRows {
+    /// Conversations started since then (widget chats and tickets raised
+    /// from the portal alike).
+    pub conversations: i64,
+    /// Of those, the ones no person was needed for (they never became a
+    /// ticket).
+    pub without_ticket: i64,
+    /// Tickets opened or resolved since then.
+    pub tickets: Vec<TicketTimes>,
+    /// Open tickets nobody has answered yet, now (whenever opened).
+    pub awaiting_first_response: i64,
+    pub ratings: Vec<RatingGiven>,
+}
+
+impl Store {
+    /// The rows of a report over everything since `since_ms`.
+    pub async fn report_rows(&self, since_ms: i64) -> StoreResult<ReportRows> {
+        let started = sqlx::query(self.sql(
+            "SELECT COUNT(*) AS n,
+                    COALESCE(SUM(CASE WHEN t.id IS NULL THEN 1 ELSE 0 END), 0) AS without_ticket
+             FROM conversations c LEFT JOIN tickets t ON t.conversation_id = c.id
+             WHERE c.created_at >= ?",
+        ))
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let tickets = sqlx::query(self.sql(
+            "SELECT created_at, first_response_at, resolved_at, assignee_id FROM tickets
+             WHERE created_at >= ? OR resolved_at >= ?",
+        ))
+        .bind(since_ms)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let awaiting = sqlx::query(self.sql(
+            "SELECT COUNT(*) AS n FROM tickets WHERE status = 'open' AND first_response_at IS NULL",
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        let ratings = sqlx::query(self.sql(
+            "SELECT r.score, c.assignee_id FROM csat_ratings r
+             JOIN conversations c ON c.id = r.conversation_id
+             WHERE r.created_at >= ?",
+        ))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ReportRows {
+            conversations: started.try_get("n")?,
+            without_ticket: started.try_get("without_ticket")?,
+            tickets: tickets
+                .iter()
+                .map(|row| {
+                    Ok(TicketTimes {
+                        created_at: row.try_get("created_at")?,
+                        first_response_at: row.try_get("first_response_at")?,
+                        resolved_at: row.try_get("resolved_at")?,
+                        assignee_id: row.try_get("assignee_id")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+            awaiting_first_response: awaiting.try_get("n")?,
+            ratings: ratings
+                .iter()
+                .map(|row| {
+                    Ok(RatingGiven {
+                        score: row.try_get("score")?,
+                        assignee_id: row.try_get("assignee_id")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+        })
+    }
+}
