@@ -107,7 +107,7 @@ pub struct Report {
     pub conversations: i64,
     /// Of those, the ones the bot answered without a person.
     pub bot_only: i64,
-    pub tickets_opened: usize,
+    pub tickets_opened: i64,
     pub tickets_resolved: usize,
     /// Open tickets nobody has answered yet, now.
     pub awaiting_first_response: i64,
@@ -141,37 +141,31 @@ pub async fn report(
     let since = now_ms - period.days() * 24 * 3_600_000;
     let rows = store.report_rows(since).await?;
     let staff = store.staff().await?;
-    Ok(compile(period, since, &rows, &staff))
+    Ok(compile(period, &rows, &staff))
 }
 
 /// The figures from the rows (no I/O: tested on its own).
-fn compile(period: Period, since: i64, rows: &ReportRows, staff: &[User]) -> Report {
-    let opened: Vec<_> = rows
-        .tickets
-        .iter()
-        .filter(|t| t.created_at >= since)
-        .collect();
-    let resolved: Vec<_> = rows
-        .tickets
-        .iter()
-        .filter(|t| t.resolved_at.is_some_and(|at| at >= since))
-        .collect();
-    let first_response_of =
-        |t: &crate::store::TicketTimes| t.first_response_at.map(|at| (at - t.created_at).max(0));
-    let mut people: BTreeMap<i64, (Vec<i64>, usize, Vec<i64>)> = BTreeMap::new();
-    for t in &opened {
-        if let (Some(who), Some(wait)) = (t.assignee_id, first_response_of(t)) {
-            people.entry(who).or_default().0.push(wait);
+fn compile(period: Period, rows: &ReportRows, staff: &[User]) -> Report {
+    #[derive(Default)]
+    struct Theirs {
+        waits: Vec<i64>,
+        resolved: usize,
+        scores: Vec<i64>,
+    }
+    let mut people: BTreeMap<i64, Theirs> = BTreeMap::new();
+    for t in &rows.first_responses {
+        if let Some(who) = t.assignee_id {
+            people.entry(who).or_default().waits.push(t.ms);
         }
     }
-    for t in &resolved {
+    for t in &rows.resolutions {
         if let Some(who) = t.assignee_id {
-            people.entry(who).or_default().1 += 1;
+            people.entry(who).or_default().resolved += 1;
         }
     }
     for r in &rows.ratings {
         if let Some(who) = r.assignee_id {
-            people.entry(who).or_default().2.push(r.score);
+            people.entry(who).or_default().scores.push(r.score);
         }
     }
     let scores: Vec<i64> = rows.ratings.iter().map(|r| r.score).collect();
@@ -179,27 +173,22 @@ fn compile(period: Period, since: i64, rows: &ReportRows, staff: &[User]) -> Rep
         period,
         conversations: rows.conversations,
         bot_only: rows.without_ticket,
-        tickets_opened: opened.len(),
-        tickets_resolved: resolved.len(),
+        tickets_opened: rows.opened,
+        tickets_resolved: rows.resolutions.len(),
         awaiting_first_response: rows.awaiting_first_response,
-        first_response: Spread::of(opened.iter().filter_map(|t| first_response_of(t)).collect()),
-        resolution: Spread::of(
-            resolved
-                .iter()
-                .filter_map(|t| t.resolved_at.map(|at| (at - t.created_at).max(0)))
-                .collect(),
-        ),
+        first_response: Spread::of(rows.first_responses.iter().map(|t| t.ms).collect()),
+        resolution: Spread::of(rows.resolutions.iter().map(|t| t.ms).collect()),
         satisfaction: Satisfaction::of(&scores),
         people: staff
             .iter()
             .map(|person| {
-                let (waits, resolved, scores) = people.remove(&person.id.0).unwrap_or_default();
+                let theirs = people.remove(&person.id.0).unwrap_or_default();
                 PersonFigures {
                     name: person.name.clone(),
                     email: person.email.clone(),
-                    resolved,
-                    first_response: Spread::of(waits),
-                    satisfaction: Satisfaction::of(&scores),
+                    resolved: theirs.resolved,
+                    first_response: Spread::of(theirs.waits),
+                    satisfaction: Satisfaction::of(&theirs.scores),
                 }
             })
             .collect(),
@@ -227,7 +216,7 @@ pub fn human_duration(ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::domain::UserId;
-    use crate::store::{RatingGiven, TicketTimes};
+    use crate::store::{RatingGiven, TicketTime};
 
     const MIN: i64 = 60_000;
 
@@ -265,27 +254,18 @@ mod tests {
     }
 
     #[test]
-    fn figures_count_the_period_and_credit_whoever_has_the_ticket() {
-        let since = 1_000 * MIN;
-        let ticket = |created: i64, first: Option<i64>, resolved: Option<i64>, who: Option<i64>| {
-            TicketTimes {
-                created_at: since + created * MIN,
-                first_response_at: first.map(|m| since + m * MIN),
-                resolved_at: resolved.map(|m| since + m * MIN),
-                assignee_id: who,
-            }
+    fn figures_credit_whoever_has_the_ticket_and_list_everyone() {
+        let time = |who: Option<i64>, minutes: i64| TicketTime {
+            assignee_id: who,
+            ms: minutes * MIN,
         };
         let rows = ReportRows {
             conversations: 8,
             without_ticket: 5,
-            tickets: vec![
-                ticket(0, Some(4), Some(60), Some(1)),
-                ticket(10, Some(12), None, Some(2)),
-                ticket(20, None, None, None),
-                // Opened before the period, resolved in it: a resolution,
-                // not an opening, and its first answer is not this period's.
-                ticket(-300, Some(-290), Some(30), Some(1)),
-            ],
+            opened: 3,
+            first_responses: vec![time(Some(1), 4), time(Some(2), 2)],
+            // One opened before the period and resolved in it counts here.
+            resolutions: vec![time(Some(1), 60), time(Some(1), 330)],
             awaiting_first_response: 1,
             ratings: vec![
                 RatingGiven {
@@ -303,7 +283,7 @@ mod tests {
             ],
         };
         let staff = [person(1, "Alan"), person(2, "Bea"), person(3, "Cy")];
-        let report = compile(Period::Week, since, &rows, &staff);
+        let report = compile(Period::Week, &rows, &staff);
         assert_eq!(report.tickets_opened, 3);
         assert_eq!(report.tickets_resolved, 2);
         assert_eq!(report.bot_only_percent(), Some(62.5));

@@ -53,6 +53,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_unsent_uploads.sql"),
         include_str!("../../migrations/postgres/0007_unsent_uploads.sql"),
     ),
+    (
+        8,
+        "report_indexes",
+        include_str!("../../migrations/sqlite/0008_report_indexes.sql"),
+        include_str!("../../migrations/postgres/0008_report_indexes.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -32,7 +32,7 @@ pub use attachments::UploadRemoval;
 pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
 pub use outbox::{NewEmail, OutboxEmail};
-pub use reports::{RatingGiven, ReportRows, TicketTimes};
+pub use reports::{RatingGiven, ReportRows, TicketTime};
 pub use sites::{Site, SiteSettings};
 pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
 pub use users::{RoleChange, TokenEmail};

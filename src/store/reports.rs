@@ -7,13 +7,12 @@ use sqlx::Row;
 
 use super::{Store, StoreResult};
 
-/// One ticket that was opened or resolved in the period.
+/// How long one ticket took (to a first answer, or to resolution), and
+/// who has it now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TicketTimes {
-    pub created_at: i64,
-    pub first_response_at: Option<i64>,
-    pub resolved_at: Option<i64>,
+pub struct TicketTime {
     pub assignee_id: Option<i64>,
+    pub ms: i64,
 }
 
 /// One rating given in the period, with who had the conversation.
@@ -32,8 +31,12 @@ pub struct ReportRows {
     /// Of those, the ones no person was needed for (they never became a
     /// ticket).
     pub without_ticket: i64,
-    /// Tickets opened or resolved since then.
-    pub tickets: Vec<TicketTimes>,
+    /// Tickets opened since then.
+    pub opened: i64,
+    /// Of those, the ones answered: from opening to the first answer.
+    pub first_responses: Vec<TicketTime>,
+    /// Tickets resolved since then: from opening to resolution.
+    pub resolutions: Vec<TicketTime>,
     /// Open tickets nobody has answered yet, now (whenever opened).
     pub awaiting_first_response: i64,
     pub ratings: Vec<RatingGiven>,
@@ -51,11 +54,23 @@ impl Store {
         .bind(since_ms)
         .fetch_one(&self.pool)
         .await?;
-        let tickets = sqlx::query(self.sql(
-            "SELECT created_at, first_response_at, resolved_at, assignee_id FROM tickets
-             WHERE created_at >= ? OR resolved_at >= ?",
+        let opened =
+            sqlx::query(self.sql("SELECT COUNT(*) AS n FROM tickets WHERE created_at >= ?"))
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?;
+        // Two columns a row, from covering indexes (migration 8): a quarter
+        // of a large install's tickets is read in tens of milliseconds.
+        let first_responses = sqlx::query(self.sql(
+            "SELECT assignee_id, first_response_at - created_at AS ms FROM tickets
+             WHERE created_at >= ? AND first_response_at IS NOT NULL",
         ))
         .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let resolutions = sqlx::query(self.sql(
+            "SELECT assignee_id, resolved_at - created_at AS ms FROM tickets WHERE resolved_at >= ?",
+        ))
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
@@ -75,17 +90,9 @@ impl Store {
         Ok(ReportRows {
             conversations: started.try_get("n")?,
             without_ticket: started.try_get("without_ticket")?,
-            tickets: tickets
-                .iter()
-                .map(|row| {
-                    Ok(TicketTimes {
-                        created_at: row.try_get("created_at")?,
-                        first_response_at: row.try_get("first_response_at")?,
-                        resolved_at: row.try_get("resolved_at")?,
-                        assignee_id: row.try_get("assignee_id")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()?,
+            opened: opened.try_get("n")?,
+            first_responses: ticket_times(&first_responses)?,
+            resolutions: ticket_times(&resolutions)?,
             awaiting_first_response: awaiting.try_get("n")?,
             ratings: ratings
                 .iter()
@@ -98,4 +105,16 @@ impl Store {
                 .collect::<Result<_, sqlx::Error>>()?,
         })
     }
+}
+
+fn ticket_times(rows: &[sqlx::any::AnyRow]) -> Result<Vec<TicketTime>, sqlx::Error> {
+    rows.iter()
+        .map(|row| {
+            Ok(TicketTime {
+                assignee_id: row.try_get("assignee_id")?,
+                // A clock set back between the two: not a negative wait.
+                ms: row.try_get::<i64, _>("ms")?.max(0),
+            })
+        })
+        .collect()
 }
