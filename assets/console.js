@@ -246,7 +246,9 @@
         el("p", { class: "meta" }, [el("strong", { text: m.sender.name || m.sender.kind }),
           el("span", { text: (m.private ? " · private note" : "") + " · " + clock(m.at) })]),
         m.body ? el("div", { class: "body", text: m.body }) : null,
-        m.attachment ? fileLink(m.attachment) : null
+        m.attachment ? fileLink(m.attachment) : null,
+        // What the bot offered the customer: text here, the customer clicks.
+        m.options && m.options.length ? el("p", { class: "offered", text: "Offered: " + m.options.join(" · ") }) : null
       ]));
     });
     list.scrollTop = list.scrollHeight;

@@ -288,6 +288,29 @@ async fn a_ticket_page_shows_what_the_bot_offered_as_text() {
         "the options as escaped text under the question"
     );
     assert!(!page.contains("<b>Another</b>"));
+    // The JSON API gives them as data (escaping is the client's business).
+    let api = admin
+        .get(&format!("/api/v1/tickets/{number}"))
+        .await
+        .expect_status(200)
+        .json();
+    let question = api["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["body"] == "Which order?")
+        .unwrap_or_else(|| panic!("the bot's question in {api}"));
+    assert_eq!(
+        question["options"],
+        json!(["Latest order", "<b>Another</b> order"])
+    );
+    let others = api["messages"].as_array().unwrap().iter();
+    assert!(
+        others
+            .filter(|m| m["body"] != "Which order?")
+            .all(|m| m.get("options").is_none()),
+        "no options key on other messages: {api}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ pub mod switching;
 pub mod watson;
 
 pub use crate::bus::BoxFuture;
+use crate::domain::chat::MAX_BODY;
 
 /// One customer message for the bot.
 pub struct BotTurn<'a> {
@@ -55,6 +56,16 @@ pub fn bounded_options(offered: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A bot's answer as stored and sent: at most [`MAX_BODY`] characters, the
+/// limit people's messages have (an assistant's text is checked nowhere
+/// else).
+pub fn bounded_text(text: &str) -> &str {
+    match text.char_indices().nth(MAX_BODY) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error("the bot is unavailable: {0}")]
@@ -76,6 +87,18 @@ mod tests {
 
     fn strings(labels: &[&str]) -> Vec<String> {
         labels.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_bots_text_is_cut_at_the_limit_peoples_messages_have() {
+        let short = "Our hours are 9 to 5.";
+        assert_eq!(bounded_text(short), short);
+        let exact = "é".repeat(MAX_BODY);
+        assert_eq!(bounded_text(&exact), exact);
+        let long = "é".repeat(MAX_BODY + 5);
+        let kept = bounded_text(&long);
+        assert_eq!(kept.chars().count(), MAX_BODY);
+        assert!(long.starts_with(kept));
     }
 
     #[test]

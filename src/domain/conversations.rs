@@ -19,7 +19,7 @@ use super::chat::{
 };
 use super::tickets::Message;
 use super::{ConversationStatus, DomainError, DomainResult, SenderKind, User, UserId, invalid};
-use crate::bot::{Bot, BotReply, BotTurn, bounded_options};
+use crate::bot::{Bot, BotReply, BotTurn, bounded_options, bounded_text};
 use crate::bus::Bus;
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -653,6 +653,7 @@ impl Chat {
         options: Vec<String>,
     ) -> DomainResult<()> {
         let options = bounded_options(&options);
+        let text = bounded_text(text);
         let appended = self
             .store
             .append_message(

@@ -83,6 +83,9 @@ struct ApiMessage {
     /// A file sent with the message, read at its `url` with the same session.
     #[serde(skip_serializing_if = "Option::is_none")]
     attachment: Option<AttachmentInfo>,
+    /// The buttons a bot's question offered (labels only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    options: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -112,6 +115,7 @@ impl ApiMessage {
             body: message.body,
             private: message.private,
             at: message.created_at,
+            options: message.options,
         })
     }
 }
