@@ -217,6 +217,37 @@ async fn when_watson_is_down_the_customer_still_reaches_a_person() {
 }
 
 #[tokio::test]
+async fn an_oversized_answer_is_not_read_and_the_customer_reaches_a_person() {
+    let watson = FakeWatson::start().await;
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut admin = app.admin().await;
+    configure(&mut admin, &watson, "person").await;
+    // Valid JSON, but 2 MiB of it: an assistant gone wrong, not an answer.
+    watson.script(&[WatsonReply::Huge(2 << 20)]);
+    let mut visitor = app.visitor(&site).await;
+    visitor
+        .send(json!({"type": "start", "client_msg_id": "a", "body": "help"}))
+        .await;
+    let waiting = visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    assert!(waiting["ticket_number"].is_i64());
+    assert!(
+        visitor
+            .seen("message")
+            .iter()
+            .all(|m| m["body"].as_str().unwrap_or_default().len() < 10_000),
+        "nothing of the oversized answer reached the customer"
+    );
+    assert_eq!(
+        watson.requests(),
+        2,
+        "a session, then the message once: not retried"
+    );
+}
+
+#[tokio::test]
 async fn a_rate_limited_answer_is_retried() {
     let watson = FakeWatson::start().await;
     let app = TestApp::spawn(Database::Sqlite).await;

@@ -102,7 +102,9 @@ impl WatsonBot {
             .await
             .map_err(|e| BotError::Unavailable(format!("IAM unreachable: {e}")))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = json_capped(response)
+            .await
+            .map_err(|e| BotError::Unavailable(format!("IAM's answer: {e}")))?;
         if !status.is_success() {
             let reason = body["errorMessage"].as_str().unwrap_or("no reason given");
             return Err(BotError::Unavailable(format!(
@@ -174,7 +176,9 @@ impl WatsonBot {
                 last = format!("Watson answered {status}");
                 continue;
             }
-            let value: Value = response.json().await.unwrap_or(Value::Null);
+            let value = json_capped(response)
+                .await
+                .map_err(|e| CallError::Failed(format!("Watson's answer: {e}")))?;
             if !status.is_success() {
                 let reason = value["error"].as_str().unwrap_or("no reason given");
                 return Err(CallError::Failed(format!(
@@ -367,6 +371,26 @@ impl Bot for WatsonBot {
     fn name(&self) -> &'static str {
         "watson"
     }
+}
+
+/// Watson's and IAM's answers are a few KiB; one past this is not read.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// A response's body as JSON (`null` if it is not JSON), read chunk by chunk
+/// and refused past [`MAX_ANSWER_BYTES`] rather than held in memory whole.
+async fn json_capped(mut response: reqwest::Response) -> Result<Value, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("cut off: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("larger than {MAX_ANSWER_BYTES} bytes, not read"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

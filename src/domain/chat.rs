@@ -107,7 +107,7 @@ pub fn message_text(body: &str, attachment: Option<&super::attachments::Attachme
 pub fn attachment_taken() -> DomainError {
     invalid(
         "attachment_id",
-        "that file was already sent with another message; upload it again to send it twice",
+        "that file was already sent with another message, or it waited over a day unsent and was removed; upload it again to send it",
     )
 }
 

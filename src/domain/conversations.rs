@@ -619,12 +619,9 @@ impl Chat {
                 match note {
                     Some(note) => {
                         let id = format!("botnote:{}", message.client_msg_id);
-                        self.staff_note(
-                            conversation_id,
-                            &id,
-                            &format!("From the assistant: {note}"),
-                        )
-                        .await
+                        let note = format!("From the assistant: {note}");
+                        self.staff_note(conversation_id, &id, bounded_text(&note))
+                            .await
                     }
                     None => Ok(()),
                 }

@@ -50,7 +50,9 @@ pub enum UploadRemoval {
     BytesShared,
     /// It was sent meanwhile, or removed already: nothing changed.
     NotThere,
-    /// Its bytes could not be deleted: nothing changed.
+    /// Its bytes could not be deleted. On PostgreSQL nothing changed: the
+    /// next sweep tries again. On SQLite its row is gone and the bytes stay
+    /// in the blob store (the caller logs them).
     BytesFailed,
 }
 
@@ -67,9 +69,10 @@ fn blob_lock_key(sha256: &str) -> i32 {
 
 impl Store {
     /// Records an upload, under its hash's lock. Store its bytes only after
-    /// this returns (see the module's comment), and call
-    /// [`Store::forget_failed_upload`] if that fails.
+    /// this returns (see the module's comment), and remove the row with
+    /// [`Store::remove_unsent_upload`] if that fails.
     pub async fn insert_attachment(&self, a: &Attachment) -> StoreResult<()> {
+        let _blob = self.sqlite_blob_turn().await;
         let (mut tx, _turn) = self.write_tx().await?;
         self.lock_blob(&mut tx, &a.sha256).await?;
         sqlx::query(self.sql(
@@ -88,17 +91,6 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Removes the row of an upload whose bytes could not be stored (nobody
-    /// was told its id, so nothing refers to it).
-    pub async fn forget_failed_upload(&self, id: &str) -> StoreResult<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query(self.sql("DELETE FROM attachments WHERE id = ? AND message_id IS NULL"))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 
@@ -125,42 +117,86 @@ impl Store {
 
     /// Removes unsent upload `id` and, when no other upload has the same
     /// bytes, runs `delete_bytes` (which says whether the bytes are gone),
-    /// all under the hash's lock. If the bytes could not be deleted,
-    /// nothing changes: the next sweep tries again.
+    /// all under the hash's lock.
     pub async fn remove_unsent_upload(
         &self,
         id: &str,
         sha256: &str,
         delete_bytes: impl Future<Output = bool>,
     ) -> StoreResult<UploadRemoval> {
-        let (mut tx, _turn) = self.write_tx().await?;
-        self.lock_blob(&mut tx, sha256).await?;
+        match self.backend {
+            Backend::Postgres => {
+                // The advisory lock lasts as long as the transaction: the
+                // row goes only if the bytes do.
+                let (mut tx, _turn) = self.write_tx().await?;
+                self.lock_blob(&mut tx, sha256).await?;
+                let others = match self.delete_unsent_row(&mut tx, id, sha256).await? {
+                    Some(others) => others,
+                    None => {
+                        tx.rollback().await?;
+                        return Ok(UploadRemoval::NotThere);
+                    }
+                };
+                if others == 0 && !delete_bytes.await {
+                    tx.rollback().await?;
+                    return Ok(UploadRemoval::BytesFailed);
+                }
+                tx.commit().await?;
+                Ok(if others > 0 {
+                    UploadRemoval::BytesShared
+                } else {
+                    UploadRemoval::Removed
+                })
+            }
+            Backend::Sqlite => {
+                // SQLite's write lock is every writer's: held across a slow
+                // blob store's delete it would stall the chat. This
+                // process's blob turn is the hash lock instead (one process
+                // writes a SQLite install's uploads), and the row goes first.
+                let _blob = self.sqlite_blob_turn().await;
+                let (mut tx, turn) = self.write_tx().await?;
+                let others = self.delete_unsent_row(&mut tx, id, sha256).await?;
+                match others {
+                    Some(_) => tx.commit().await?,
+                    None => tx.rollback().await?,
+                }
+                drop(turn);
+                Ok(match others {
+                    None => UploadRemoval::NotThere,
+                    Some(others) if others > 0 => UploadRemoval::BytesShared,
+                    Some(_) if delete_bytes.await => UploadRemoval::Removed,
+                    Some(_) => UploadRemoval::BytesFailed,
+                })
+            }
+        }
+    }
+
+    /// Deletes the row of unsent upload `id` in `tx`: how many other rows
+    /// name the same bytes, or `None` if it was not there (sent meanwhile,
+    /// or another instance's sweep was first).
+    async fn delete_unsent_row(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        sha256: &str,
+    ) -> StoreResult<Option<i64>> {
         let removed = sqlx::query(
             self.sql("DELETE FROM attachments WHERE id = ? AND sha256 = ? AND message_id IS NULL"),
         )
         .bind(id)
         .bind(sha256)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if removed.rows_affected() == 0 {
-            // Sent meanwhile, or another instance's sweep was first.
-            return Ok(UploadRemoval::NotThere);
+            return Ok(None);
         }
         let others: i64 =
             sqlx::query(self.sql("SELECT COUNT(*) AS n FROM attachments WHERE sha256 = ?"))
                 .bind(sha256)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("n")?;
-        let outcome = if others > 0 {
-            UploadRemoval::BytesShared
-        } else if delete_bytes.await {
-            UploadRemoval::Removed
-        } else {
-            return Ok(UploadRemoval::BytesFailed);
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        Ok(Some(others))
     }
 
     /// Makes every upload look `by_ms` older (tests of expiry).
@@ -174,8 +210,10 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the lock of one blob hash until `tx` ends. On SQLite the write
-    /// transaction is the lock already: it is the only writer.
+    /// Takes the lock of one blob hash until `tx` ends (PostgreSQL; SQLite
+    /// uses this process's blob turn). The sweep's count of other rows is
+    /// read after the lock is granted, so at READ COMMITTED (the default,
+    /// which Careline's connections use) it sees every row committed before.
     async fn lock_blob(&self, tx: &mut Transaction<'static, Any>, sha256: &str) -> StoreResult<()> {
         if self.backend == Backend::Postgres {
             sqlx::query(self.sql("SELECT pg_advisory_xact_lock(?, ?)"))
@@ -211,5 +249,16 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("n")?)
+    }
+}
+
+impl Store {
+    /// On SQLite, this process's turn to change which rows name which blob
+    /// bytes (the hash lock); nothing on PostgreSQL.
+    async fn sqlite_blob_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.blob_turn.lock().await),
+            Backend::Postgres => None,
+        }
     }
 }

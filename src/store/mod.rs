@@ -121,6 +121,10 @@ pub struct Store {
     /// to 100 ms are unfair and turned a loaded node's p90 into seconds
     /// (docs/benchmarks.md). Unused on PostgreSQL.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the lock on which upload rows name which blob bytes
+    /// (`store::attachments`), apart from the write turn so that a slow blob
+    /// delete never holds up other writers. Unused on PostgreSQL.
+    blob_turn: Arc<tokio::sync::Mutex<()>>,
     /// Group commit of chat messages (PostgreSQL only; see `append_batch`).
     batcher: Option<Arc<append_batch::AppendBatcher>>,
 }
@@ -189,6 +193,7 @@ impl Store {
             pool,
             backend,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
+            blob_turn: Arc::new(tokio::sync::Mutex::new(())),
             batcher,
         };
         store.migrate().await?;

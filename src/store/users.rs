@@ -174,9 +174,11 @@ impl Store {
             Ok(None)
         };
         if role_of(actor)?.as_deref() != Some(Role::Admin.as_str()) {
+            tx.rollback().await?;
             return Ok(RoleChange::ActorNotAdmin);
         }
         if role_of(target)?.is_none() {
+            tx.rollback().await?;
             return Err(StoreError::NotFound);
         }
         sqlx::query(self.sql("UPDATE users SET role = ? WHERE id = ?"))

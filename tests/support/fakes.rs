@@ -215,6 +215,8 @@ pub enum WatsonReply {
     RateLimited,
     /// Answers after this long (to trip the bot timeout).
     Slow(Duration),
+    /// A well-formed answer whose text is this many bytes long.
+    Huge(usize),
 }
 
 #[derive(Default)]
@@ -432,6 +434,11 @@ async fn message(
             tokio::time::sleep(wait).await;
             Json(json!({"output": {"generic": [{"response_type": "text", "text": "too late"}], "intents": []}})).into_response()
         }
+        WatsonReply::Huge(bytes) => Json(json!({
+            "output": {"generic": [{"response_type": "text", "text": "x".repeat(bytes)}],
+                       "intents": [{"intent": "fake_intent", "confidence": 0.9}]}
+        }))
+        .into_response(),
         WatsonReply::SessionExpired => unreachable!("handled above"),
     }
 }
