@@ -8,8 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::fakes::{FakeWatson, WATSON_ASSISTANT, WATSON_KEY, WATSON_VERSION, WatsonReply};
+use support::ws::WsClient;
 use support::{Browser, Database, TestApp};
 
 async fn configure(admin: &mut Browser, watson: &FakeWatson, fallback: &str) {
@@ -31,6 +32,19 @@ async fn configure(admin: &mut Browser, watson: &FakeWatson, fallback: &str) {
         )
         .await
         .expect_redirect("/admin/bot?done=saved");
+}
+
+/// A new visitor says `body`; returns them and the `conversation` frame
+/// that puts them in the queue for a person.
+async fn says_and_waits_for_a_person(app: &TestApp, site: &str, body: &str) -> (WsClient, Value) {
+    let mut visitor = app.visitor(site).await;
+    visitor
+        .send(json!({"type": "start", "client_msg_id": "a", "body": body}))
+        .await;
+    let waiting = visitor
+        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
+        .await;
+    (visitor, waiting)
 }
 
 #[tokio::test]
@@ -201,13 +215,7 @@ async fn when_watson_is_down_the_customer_still_reaches_a_person() {
         WatsonReply::ServerError,
         WatsonReply::ServerError,
     ]);
-    let mut visitor = app.visitor(&site).await;
-    visitor
-        .send(json!({"type": "start", "client_msg_id": "a", "body": "help"}))
-        .await;
-    let waiting = visitor
-        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
-        .await;
+    let (_visitor, waiting) = says_and_waits_for_a_person(&app, &site, "help").await;
     assert!(waiting["ticket_number"].is_i64());
     assert_eq!(
         watson.requests(),
@@ -225,13 +233,7 @@ async fn an_oversized_answer_is_not_read_and_the_customer_reaches_a_person() {
     configure(&mut admin, &watson, "person").await;
     // Valid JSON, but 2 MiB of it: an assistant gone wrong, not an answer.
     watson.script(&[WatsonReply::Huge(2 << 20)]);
-    let mut visitor = app.visitor(&site).await;
-    visitor
-        .send(json!({"type": "start", "client_msg_id": "a", "body": "help"}))
-        .await;
-    let waiting = visitor
-        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
-        .await;
+    let (visitor, waiting) = says_and_waits_for_a_person(&app, &site, "help").await;
     assert!(waiting["ticket_number"].is_i64());
     assert!(
         visitor
@@ -304,14 +306,8 @@ async fn a_slow_watson_hands_off_within_the_bot_timeout() {
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
     watson.script(&[WatsonReply::Slow(Duration::from_secs(3))]);
-    let mut visitor = app.visitor(&site).await;
     let started = std::time::Instant::now();
-    visitor
-        .send(json!({"type": "start", "client_msg_id": "a", "body": "hi"}))
-        .await;
-    visitor
-        .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
-        .await;
+    says_and_waits_for_a_person(&app, &site, "hi").await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "nobody waits for a dead bot"
