@@ -6,7 +6,36 @@ mod support;
 
 use serde_json::json;
 use support::databases::backends;
-use support::{TestApp, ticket_number};
+use support::{Browser, TestApp, ticket_number};
+
+/// An agent replies on a ticket's page, then assigns it to `assignee` with
+/// `status`, as the page's forms do.
+async fn answer_and_take(
+    agent: &mut Browser,
+    number: i64,
+    reply: &str,
+    assignee: &str,
+    status: &str,
+) {
+    let page = format!("/console/tickets/{number}");
+    agent.get(&page).await;
+    agent
+        .submit(&format!("{page}/reply"), &[("body", reply)])
+        .await
+        .expect_redirect(&page);
+    agent.get(&page).await;
+    agent
+        .submit(
+            &format!("{page}/update"),
+            &[
+                ("status", status),
+                ("priority", "normal"),
+                ("assignee", assignee),
+            ],
+        )
+        .await
+        .expect_redirect(&page);
+}
 
 #[tokio::test]
 async fn the_report_counts_what_the_team_did_and_only_admins_see_it() {
@@ -66,24 +95,7 @@ async fn the_report_counts_what_the_team_did_and_only_admins_see_it() {
 
         // Alan answers the first, takes it and resolves it; Grace gives 5 stars.
         let first = numbers[0];
-        alan.get(&format!("/console/tickets/{first}")).await;
-        alan.submit(
-            &format!("/console/tickets/{first}/reply"),
-            &[("body", "On it")],
-        )
-        .await
-        .expect_redirect(&format!("/console/tickets/{first}"));
-        alan.get(&format!("/console/tickets/{first}")).await;
-        alan.submit(
-            &format!("/console/tickets/{first}/update"),
-            &[
-                ("status", "resolved"),
-                ("priority", "normal"),
-                ("assignee", &alan_id),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/console/tickets/{first}"));
+        answer_and_take(&mut alan, first, "On it", &alan_id, "resolved").await;
         grace.get(&format!("/tickets/{first}")).await;
         grace
             .submit(
@@ -93,25 +105,7 @@ async fn the_report_counts_what_the_team_did_and_only_admins_see_it() {
             .await
             .expect_redirect(&format!("/tickets/{first}#rate"));
         // Bea answers the second and keeps it open; the third waits.
-        let second = numbers[1];
-        bea.get(&format!("/console/tickets/{second}")).await;
-        bea.submit(
-            &format!("/console/tickets/{second}/reply"),
-            &[("body", "Looking")],
-        )
-        .await
-        .expect_redirect(&format!("/console/tickets/{second}"));
-        bea.get(&format!("/console/tickets/{second}")).await;
-        bea.submit(
-            &format!("/console/tickets/{second}/update"),
-            &[
-                ("status", "open"),
-                ("priority", "normal"),
-                ("assignee", &bea_id),
-            ],
-        )
-        .await
-        .expect_redirect(&format!("/console/tickets/{second}"));
+        answer_and_take(&mut bea, numbers[1], "Looking", &bea_id, "open").await;
 
         // A widget chat the FAQ bot answers, with no person involved.
         let site = app.allow_shop().await;
