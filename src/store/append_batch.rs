@@ -4,8 +4,9 @@
 //! each statement and commit than on the rows themselves (docs/benchmarks.md).
 //! Messages that arrive while a write is in flight now go out together: one
 //! statement, one commit, for up to [`MAX_BATCH`] messages of different
-//! conversations. A message waits at most for the write ahead of it; alone,
-//! it goes out at once, so a quiet system sees no added delay.
+//! conversations. A message waits for the write ahead of it and, while the
+//! lane is busy, up to [`LINGER`] more for company; alone, it goes out at
+//! once, so a quiet system sees no added delay.
 //!
 //! The contract is `Store::append_message`'s. Each row carries its own
 //! conditions; a row they refuse, or whose `client_msg_id` is stored already,
@@ -41,6 +42,9 @@ use crate::domain::tickets::Message;
 const LANES: usize = 2;
 /// Messages per statement at most.
 pub(super) const MAX_BATCH: usize = 64;
+/// While a lane is busy (its last batch held more than one message), how
+/// long it waits for more before writing: fewer, larger commits.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Messages queued per lane before senders wait (back-pressure).
 const QUEUE: usize = 1024;
 
@@ -232,6 +236,8 @@ fn batch_statement() -> SqlStr {
 async fn run_lane(pool: AnyPool, mut jobs: mpsc::Receiver<Job>, sql: SqlStr, stats: Arc<Stats>) {
     // Jobs taken from the channel but not yet written, oldest first.
     let mut held: VecDeque<Job> = VecDeque::new();
+    // Whether the last batch held more than one message: the lane is busy.
+    let mut busy = false;
     loop {
         if held.is_empty() {
             match jobs.recv().await {
@@ -245,7 +251,17 @@ async fn run_lane(pool: AnyPool, mut jobs: mpsc::Receiver<Job>, sql: SqlStr, sta
                 Err(_) => break,
             }
         }
+        if busy {
+            let until = tokio::time::Instant::now() + LINGER;
+            while held.len() < MAX_BATCH {
+                match tokio::time::timeout_at(until, jobs.recv()).await {
+                    Ok(Some(job)) => held.push_back(job),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
         let batch = take_batch(&mut held);
+        busy = batch.len() > 1;
         write(&pool, &sql, batch, &stats).await;
     }
 }
