@@ -67,7 +67,7 @@ async fn users_unique(store: &Store) {
     assert_eq!(found.id, ada.id);
     assert_eq!(hash, "not-a-real-hash");
     assert!(!store.any_admin_exists().await.unwrap());
-    store.set_role(ada.id, Role::Admin).await.unwrap();
+    user(store, "root@example.com", Role::Admin).await;
     assert!(store.any_admin_exists().await.unwrap());
     assert_eq!(store.staff().await.unwrap().len(), 1);
 }
@@ -921,14 +921,7 @@ async fn mutual_demotion(store: &Store) {
     let admins = |pair: usize| async move {
         let mut both = Vec::new();
         for i in 0..2 {
-            let admin = user(
-                store,
-                &format!("admin{i}-{pair}@example.com"),
-                Role::Customer,
-            )
-            .await;
-            store.set_role(admin.id, Role::Admin).await.unwrap();
-            both.push(admin);
+            both.push(user(store, &format!("admin{i}-{pair}@example.com"), Role::Admin).await);
         }
         both
     };

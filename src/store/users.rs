@@ -190,18 +190,6 @@ impl Store {
         Ok(RoleChange::Changed)
     }
 
-    pub async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
-        let done = sqlx::query(self.sql("UPDATE users SET role = ? WHERE id = ?"))
-            .bind(role.as_str())
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
     pub async fn set_name(&self, id: UserId, name: &str) -> StoreResult<()> {
         sqlx::query(self.sql("UPDATE users SET name = ? WHERE id = ?"))
             .bind(name)
