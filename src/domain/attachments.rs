@@ -148,20 +148,7 @@ pub async fn sweep_unsent_uploads(
         let expired = store.unsent_uploads_before(before_ms, SWEEP_BATCH).await?;
         let mut progress = false;
         for (id, sha256) in &expired {
-            let delete_bytes = async {
-                let Some(key) = BlobKey::parse(sha256) else {
-                    // Not a key this store ever wrote: no bytes to delete.
-                    return true;
-                };
-                match blobs.delete(&key).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, blob = %key, "could not delete the bytes of an expired upload; the next sweep tries again");
-                        false
-                    }
-                }
-            };
-            match store.remove_unsent_upload(id, sha256, delete_bytes).await? {
+            match remove_unsent_upload(store, blobs, id, sha256).await? {
                 UploadRemoval::Removed => {
                     swept.uploads += 1;
                     swept.blobs += 1;
@@ -183,6 +170,31 @@ pub async fn sweep_unsent_uploads(
     }
     swept.spool_files = remove_stale_spool_files(spool_dir).await;
     Ok(swept)
+}
+
+/// Removes unsent upload `id` (bytes `sha256`) and its bytes if no other
+/// upload has them: what the sweep does to an expired upload and the upload
+/// door to one whose bytes could not be stored.
+pub async fn remove_unsent_upload(
+    store: &Store,
+    blobs: &dyn Blobs,
+    id: &str,
+    sha256: &str,
+) -> DomainResult<UploadRemoval> {
+    let delete_bytes = async {
+        let Some(key) = BlobKey::parse(sha256) else {
+            // Not a key this store ever wrote: no bytes to delete.
+            return true;
+        };
+        match blobs.delete(&key).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, blob = %key, "could not delete the bytes of an unsent upload");
+                false
+            }
+        }
+    };
+    Ok(store.remove_unsent_upload(id, sha256, delete_bytes).await?)
 }
 
 /// Spool files are deleted when their upload ends; one older than an

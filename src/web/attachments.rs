@@ -216,11 +216,14 @@ async fn receive(
     if let Err(e) = state.blobs().put(&spooled.key, spooled.path()).await {
         // Nobody was told its id: its row goes, as a sweep would remove it,
         // with any bytes a half-done put left that nothing else uses.
-        let delete_bytes = async { state.blobs().delete(&spooled.key).await.is_ok() };
-        if let Err(forget) = store
-            .remove_unsent_upload(&attachment.id, &attachment.sha256, delete_bytes)
-            .await
-        {
+        let forgotten = crate::domain::attachments::remove_unsent_upload(
+            store,
+            &**state.blobs(),
+            &attachment.id,
+            &attachment.sha256,
+        )
+        .await;
+        if let Err(forget) = forgotten {
             tracing::warn!(error = %forget, "could not remove the row of an upload whose bytes were not stored; the sweep will");
         }
         return unavailable("storing a blob", &e);
