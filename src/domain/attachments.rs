@@ -136,7 +136,8 @@ pub struct Swept {
 /// [`UNSENT_UPLOAD_LIFETIME`] in `spool_dir`. Safe to run on every
 /// instance at once, and beside uploads of the same file (see
 /// `store::attachments`). An upload whose bytes cannot be deleted now stays
-/// for the next sweep.
+/// for the next sweep on PostgreSQL; on SQLite its row goes and the bytes
+/// stay behind, logged (`UploadRemoval::BytesFailed`).
 pub async fn sweep_unsent_uploads(
     store: &Store,
     blobs: &dyn Blobs,
