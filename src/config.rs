@@ -387,7 +387,7 @@ impl RawConfig {
                 }
                 url
             },
-            from: crate::domain::Email::parse(&self.mail_from)
+            from: crate::model::Email::parse(&self.mail_from)
                 .map_err(|_| {
                     invalid(
                         "mail_from",

@@ -1,6 +1,7 @@
 //! Careline, the Customer Care Registry. `lib.rs` builds the application
 //! from its configuration: the one place where adapters are chosen.
 
+pub mod adapter;
 pub mod auth;
 pub mod blobs;
 pub mod bot;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
+pub mod model;
 pub mod protocol;
 pub mod store;
 pub mod web;
@@ -28,7 +30,7 @@ use crate::bot::faq::FaqBot;
 use crate::bot::switching::SwitchingBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{BlobConfig, Config};
-use crate::domain::conversations::{Chat, ChatConfig};
+use crate::domain::chat::{Chat, ChatConfig};
 use crate::mail::sendgrid::SendGrid;
 use crate::mail::{LogMailer, Mailer};
 use crate::store::Store;
@@ -151,7 +153,7 @@ impl App {
         );
         let chat = self.state.chat().clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(domain::conversations::PRESENCE_PERIOD);
+            let mut tick = tokio::time::interval(domain::chat::PRESENCE_PERIOD);
             loop {
                 tick.tick().await;
                 if let Err(e) = chat.refresh_presence().await {
@@ -230,25 +232,7 @@ fn spawn_housekeeping(store: Store, blobs: Arc<dyn Blobs>, spool_dir: PathBuf) {
 /// How often expired sessions and unsent uploads are removed.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(15 * 60);
 
-/// Installs the TLS crypto provider (ring) once per process; every HTTPS
-/// client (Watson, SendGrid) is built after this.
-pub fn install_tls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Another component may have installed one already: that one is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// An HTTP client for outside services: TLS via rustls, bounded timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    install_tls();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("the HTTP client builds with a crypto provider installed")
-}
+pub use adapter::{http_client, install_tls};
 
 /// Helpers for the integration tests; not part of the product.
 #[doc(hidden)]

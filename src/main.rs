@@ -5,8 +5,9 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use careline::App;
 use careline::config::{Config, LogFormat};
+use careline::domain::accounts;
 use careline::domain::password as passwords;
-use careline::domain::{Email, Role, accounts};
+use careline::model::{Email, Role};
 use careline::store::{Store, redact};
 use clap::{Parser, Subcommand};
 

@@ -565,7 +565,7 @@ async fn a_burst_of_handoffs_fills_an_agent_only_up_to_capacity() {
         }
         let alan_id = app
             .store
-            .user_with_hash(&careline::domain::Email::parse("alan@example.com").unwrap())
+            .user_with_hash(&careline::model::Email::parse("alan@example.com").unwrap())
             .await
             .unwrap()
             .unwrap()

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use careline::bot::faq::FaqBot;
 use careline::bus::LocalBus;
-use careline::domain::chat::Visitor;
-use careline::domain::conversations::{Audience, Chat, ChatConfig};
-use careline::domain::{Email, Role, User};
+use careline::domain::chat::{Audience, Chat, ChatConfig};
+use careline::model::Visitor;
+use careline::model::{Email, Role, User};
 use careline::protocol::ServerFrame;
 use careline::store::Store;
 use proptest::prelude::*;

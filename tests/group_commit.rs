@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use careline::domain::{ConversationStatus, Email, Role, SenderKind, User};
+use careline::model::{ConversationStatus, Email, Role, SenderKind, User};
 use careline::store::{Appended, BatchStats, NewChatMessage, Store, StoreError};
 use sqlx::{Connection, PgConnection};
 use support::databases::postgres_available;

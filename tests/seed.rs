@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use careline::domain::tickets::EventKind;
-use careline::domain::{ConversationStatus, Role, SenderKind, TicketStatus, accounts, password};
+use careline::domain::{accounts, password};
+use careline::model::EventKind;
+use careline::model::{ConversationStatus, Role, SenderKind, TicketStatus};
 use careline::store::{Store, TicketFilter};
 use support::TestApp;
 use support::databases::backends;
@@ -45,7 +46,7 @@ fn mirrored(status: TicketStatus, assigned: bool) -> ConversationStatus {
     }
 }
 
-async fn all_tickets(store: &Store) -> Vec<careline::domain::tickets::Ticket> {
+async fn all_tickets(store: &Store) -> Vec<careline::model::Ticket> {
     store
         .list_tickets(&TicketFilter {
             limit: 200,

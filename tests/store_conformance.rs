@@ -3,8 +3,11 @@
 
 mod support;
 
-use careline::domain::tickets::{self, EventKind, TicketUpdate};
-use careline::domain::{Email, Priority, Role, SenderKind, TicketStatus, User, accounts};
+use careline::domain::tickets::{self, TicketUpdate};
+
+use careline::domain::accounts;
+use careline::model::EventKind;
+use careline::model::{Email, Priority, Role, SenderKind, TicketStatus, User};
 use careline::store::{
     Appended, AssigneeFilter, NewChatMessage, Store, StoreError, TicketFilter, now_ms,
 };
@@ -496,7 +499,7 @@ async fn a_bot_question_keeps_its_options_and_other_messages_store_none() {
 }
 
 async fn bot_options(store: &Store, url: &str) {
-    use careline::domain::ConversationStatus;
+    use careline::model::ConversationStatus;
 
     let site = store.default_site().await.unwrap();
     let visitor = store
@@ -801,7 +804,7 @@ conformance!(
     upload_sweep_race
 );
 async fn upload_sweep_race(store: &Store) {
-    use careline::domain::attachments::Attachment;
+    use careline::model::Attachment;
     use careline::store::UploadRemoval;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -971,7 +974,7 @@ async fn mutual_demotion(store: &Store) {
     }
 
     // A target that does not exist is not found; nothing changes.
-    let ghost = careline::domain::UserId(i64::MAX);
+    let ghost = careline::model::UserId(i64::MAX);
     assert!(matches!(
         store.change_role_as(ann.id, ghost, Role::Agent).await,
         Err(StoreError::NotFound)

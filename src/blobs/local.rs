@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
 use super::{BlobError, BlobKey, BlobStream, Blobs};
-use crate::bus::BoxFuture;
+use crate::adapter::BoxFuture;
 
 pub struct LocalBlobs {
     root: PathBuf,

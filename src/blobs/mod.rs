@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 pub use local::LocalBlobs;
 pub use s3::{S3Blobs, S3Settings};
 
-use crate::bus::BoxFuture;
+use crate::adapter::BoxFuture;
 
 /// The bytes of a blob, in chunks.
 pub type BlobStream = BoxStream<'static, io::Result<Bytes>>;

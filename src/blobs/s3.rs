@@ -10,7 +10,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, PutPayload, RetryConfig};
 
 use super::{BlobError, BlobKey, BlobStream, Blobs};
-use crate::bus::BoxFuture;
+use crate::adapter::BoxFuture;
 
 /// Where the bucket is and how to sign requests to it.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ impl S3Blobs {
     pub fn new(settings: &S3Settings) -> Result<S3Blobs, BlobError> {
         // object_store builds its reqwest client on our rustls stack, which
         // needs the process's crypto provider.
-        crate::install_tls();
+        crate::adapter::install_tls();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)

@@ -8,8 +8,8 @@ pub mod similarity;
 pub mod switching;
 pub mod watson;
 
-pub use crate::bus::BoxFuture;
-use crate::domain::chat::MAX_BODY;
+pub use crate::adapter::BoxFuture;
+use crate::model::MAX_BODY;
 
 /// One customer message for the bot.
 pub struct BotTurn<'a> {

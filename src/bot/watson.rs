@@ -74,7 +74,7 @@ enum CallError {
 impl WatsonBot {
     pub fn new(settings: WatsonSettings, store: Store) -> WatsonBot {
         WatsonBot {
-            http: crate::http_client(Duration::from_secs(4)),
+            http: crate::adapter::http_client(Duration::from_secs(4)),
             settings,
             store,
             token: tokio::sync::Mutex::new(None),

@@ -9,8 +9,6 @@
 mod local;
 mod redis;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use tokio::sync::mpsc;
 pub use local::{LocalBroker, LocalBus};
 pub use redis::RedisBus;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::adapter::BoxFuture;
 
 /// What an instance receives from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]

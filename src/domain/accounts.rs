@@ -1,9 +1,11 @@
 //! Accounts: registration, logging in and out, profile and password changes,
 //! the first admin, and staff management by admins.
 
-use super::{DomainError, DomainResult, Email, Role, User, UserId, invalid, parse_name, password};
+use super::{DomainError, DomainResult, invalid, parse_name, password};
+
 use crate::auth::{hash_token, random_token};
 use crate::bus::Bus;
+use crate::model::{Email, Role, User, UserId};
 use crate::store::{NewEmail, RoleChange, Store, StoreError, TokenEmail, now_ms};
 
 /// A new login session: the token goes into the cookie, only its hash is stored.

@@ -12,58 +12,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use super::{DomainResult, SenderKind, invalid};
+use super::{DomainResult, invalid};
 use crate::blobs::{BlobKey, Blobs};
+use crate::model::{Attachment, AttachmentRef, SenderKind};
 use crate::store::{Store, UploadRemoval};
-
-/// What a message carries of its attachment (stored with the message, shown
-/// in `message` frames and on ticket pages).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttachmentRef {
-    pub id: String,
-    pub name: String,
-    pub size: i64,
-    pub content_type: String,
-}
-
-impl AttachmentRef {
-    /// Whether browsers may show it inline (a thumbnail), not only download it.
-    pub fn is_image(&self) -> bool {
-        is_inline_image(&self.content_type)
-    }
-}
-
-/// One upload, as stored.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub id: String,
-    pub conversation_id: i64,
-    /// `Customer` or `Agent`.
-    pub uploader_kind: SenderKind,
-    pub uploader_user_id: Option<i64>,
-    pub name: String,
-    pub content_type: String,
-    pub size: i64,
-    pub sha256: String,
-    /// The message it was sent with; `None` while it is only uploaded.
-    pub message_id: Option<i64>,
-    /// Whether that message is a private note (staff only).
-    pub private: bool,
-    pub created_at: i64,
-}
-
-impl Attachment {
-    pub fn reference(&self) -> AttachmentRef {
-        AttachmentRef {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            size: self.size,
-            content_type: self.content_type.clone(),
-        }
-    }
-}
 
 /// Who reads an attachment, once it is known that they may read its
 /// conversation.
@@ -221,12 +173,6 @@ async fn remove_stale_spool_files(dir: &Path) -> u64 {
     removed
 }
 
-const INLINE_IMAGES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
-
-pub fn is_inline_image(content_type: &str) -> bool {
-    INLINE_IMAGES.contains(&content_type)
-}
-
 /// What people are told when a file's type is refused.
 pub const ACCEPTED_TYPES: &str = "images (PNG, JPEG, GIF, WebP), PDF, ZIP archives (also Word, Excel and other Office files) and plain text";
 
@@ -309,6 +255,7 @@ pub fn human_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::is_inline_image;
 
     #[test]
     fn types_come_from_the_bytes_and_only_from_the_allowlist() {

@@ -1,10 +1,10 @@
 //! The domain: people, tickets and conversations, and the rules that govern
 //! them. Nothing here knows about HTTP; storage is reached through
-//! [`crate::store::Store`].
+//! [`crate::store::Store`], and the records both speak are in
+//! [`crate::model`].
 
-use std::fmt;
-
-use serde::Serialize;
+use crate::model::InvalidField;
+use crate::store::StoreError;
 
 /// A rule was broken by the caller's input or permissions. Each variant says
 /// what went wrong in words a person can act on.
@@ -36,10 +36,39 @@ pub enum DomainError {
     /// No valid session: log in first.
     #[error("log in first: this needs a valid session")]
     Unauthenticated,
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    /// Storage could not do it (down, timed out, refused): nothing the
+    /// caller can correct. The text is for the log, never for people.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<InvalidField> for DomainError {
+    fn from(e: InvalidField) -> Self {
+        DomainError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+/// What callers need of a storage failure: not found, a conflict, or
+/// unavailable. The database's own error stays a line in the log.
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => DomainError::NotFound,
+            StoreError::Conflict => {
+                DomainError::Conflict("it changed meanwhile; reload and try again".into())
+            }
+            StoreError::Duplicate(what) => {
+                DomainError::Conflict(format!("{what} is already taken"))
+            }
+            StoreError::AttachmentTaken => chat::attachment_taken(),
+            other => DomainError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 pub fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
@@ -51,122 +80,13 @@ pub fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
 
 pub type DomainResult<T> = Result<T, DomainError>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct UserId(pub i64);
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Defines a string-backed enum with `as_str`, `parse` and `ALL`.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<$name> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 pub mod accounts;
 pub mod attachments;
 pub mod chat;
-pub mod conversations;
 pub mod password;
 pub mod reports;
 pub mod sites;
 pub mod tickets;
-
-text_enum!(
-    /// What a user may do. Customers raise tickets; agents work them; admins
-    /// also manage people and settings.
-    Role { Customer = "customer", Agent = "agent", Admin = "admin" }
-);
-
-impl Role {
-    pub fn is_staff(self) -> bool {
-        matches!(self, Role::Agent | Role::Admin)
-    }
-}
-
-text_enum!(
-    TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
-);
-
-text_enum!(
-    Priority { Low = "low", Normal = "normal", High = "high", Urgent = "urgent" }
-);
-
-text_enum!(
-    ConversationStatus { Bot = "bot", Waiting = "waiting", Live = "live", Resolved = "resolved", Closed = "closed" }
-);
-
-text_enum!(
-    SenderKind { Customer = "customer", Bot = "bot", Agent = "agent", System = "system" }
-);
-
-/// An email address, trimmed and lower-cased. Parsing is deliberately
-/// simple: one `@`, something on each side, a dot in the domain.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(input: &str) -> DomainResult<Email> {
-        let email = input.trim().to_lowercase();
-        let bad = || invalid("email", "Enter an email address like name@example.com.");
-        if email.is_empty() {
-            return Err(invalid("email", "Enter your email address."));
-        }
-        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad());
-        }
-        let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-        if local.is_empty()
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-        {
-            return Err(bad());
-        }
-        Ok(Email(email))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A person's display name: trimmed, 1 to 100 characters.
 pub fn parse_name(input: &str) -> DomainResult<String> {
@@ -183,48 +103,9 @@ pub fn parse_name(input: &str) -> DomainResult<String> {
     Ok(name.to_string())
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct User {
-    pub id: UserId,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub verified: bool,
-    pub created_at: i64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "ada@",
-            "@example.com",
-            "ada@example",
-            "a b@example.com",
-            "a@b@c.com",
-            "ada@example.com.",
-        ] {
-            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
-        }
-    }
-
-    #[test]
-    fn text_enums_round_trip() {
-        for role in Role::ALL {
-            assert_eq!(Role::parse(role.as_str()), Some(*role));
-        }
-        assert_eq!(Priority::parse("urgent"), Some(Priority::Urgent));
-        assert_eq!(TicketStatus::parse("bogus"), None);
-    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

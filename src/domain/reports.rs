@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{DomainError, DomainResult, Role, User};
+use super::{DomainError, DomainResult};
+
+use crate::model::{Role, User};
 use crate::store::{ReportRows, Store};
 
 /// The periods a report covers.
@@ -215,7 +217,7 @@ pub fn human_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::UserId;
+    use crate::model::UserId;
     use crate::store::{RatingGiven, TicketTime};
 
     const MIN: i64 = 60_000;

@@ -9,100 +9,15 @@
 //! - the first staff reply stamps the first-response time; resolving stamps
 //!   the resolution time.
 
-use super::attachments::{AttachmentRef, Reader, sender_upload};
-use super::{DomainError, DomainResult, Priority, SenderKind, TicketStatus, User, UserId, invalid};
+use super::attachments::{Reader, sender_upload};
+use super::{DomainError, DomainResult, invalid};
+use crate::model::{
+    AttachmentRef, EventKind, MAX_BODY, Message, Priority, SenderKind, Ticket, TicketEvent,
+    TicketStatus, User, UserId,
+};
 use crate::store::{AssigneeFilter, NewEmail, Store, StoreError, TicketActivity, TicketFilter};
 
 pub const MAX_SUBJECT: usize = 200;
-pub const MAX_BODY: usize = 8000;
-
-#[derive(Debug, Clone)]
-pub struct Person {
-    pub id: Option<UserId>,
-    pub name: String,
-    pub email: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Ticket {
-    pub id: i64,
-    pub number: i64,
-    pub conversation_id: i64,
-    pub subject: String,
-    pub status: TicketStatus,
-    pub priority: Priority,
-    pub customer: Person,
-    pub assignee: Option<Person>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub first_response_at: Option<i64>,
-    pub resolved_at: Option<i64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub id: i64,
-    pub conversation_id: i64,
-    /// Position in the conversation as staff see it (every message).
-    pub seq: i64,
-    /// Position as the customer sees it (public messages only; notes have none).
-    pub public_seq: Option<i64>,
-    pub sender_kind: SenderKind,
-    /// The user who wrote it (agents, logged-in customers), if any.
-    pub sender_user_id: Option<i64>,
-    pub sender_name: String,
-    pub body: String,
-    pub private: bool,
-    pub client_msg_id: String,
-    pub created_at: i64,
-    pub attachment: Option<super::attachments::AttachmentRef>,
-    /// The buttons a bot offered with it (already bounded); empty for
-    /// every other message.
-    pub options: Vec<String>,
-}
-
-/// One entry of a ticket's progress timeline.
-#[derive(Debug, Clone)]
-pub struct TicketEvent {
-    pub at: i64,
-    pub actor: String,
-    pub kind: EventKind,
-    pub old_value: Option<String>,
-    pub new_value: Option<String>,
-    pub private: bool,
-}
-
-text_enum!(
-    EventKind {
-        Opened = "opened",
-        Assigned = "assigned",
-        Status = "status",
-        Priority = "priority",
-        CustomerReply = "customer_reply",
-        AgentReply = "agent_reply",
-        Note = "note",
-        Rated = "rated",
-    }
-);
-
-impl TicketEvent {
-    /// The timeline line people read, e.g. "Status changed from open to pending".
-    pub fn describe(&self) -> String {
-        let old = self.old_value.as_deref().unwrap_or("");
-        let new = self.new_value.as_deref().unwrap_or("");
-        match self.kind {
-            EventKind::Opened => "Ticket opened".into(),
-            EventKind::Assigned if new.is_empty() => format!("Unassigned (was {old})"),
-            EventKind::Assigned => format!("Assigned to {new}"),
-            EventKind::Status => format!("Status changed from {old} to {new}"),
-            EventKind::Priority => format!("Priority changed from {old} to {new}"),
-            EventKind::CustomerReply => "Customer replied".into(),
-            EventKind::AgentReply => "Support replied".into(),
-            EventKind::Note => "Private note added".into(),
-            EventKind::Rated => format!("Customer rated the help {new}"),
-        }
-    }
-}
 
 /// A ticket with what the viewer may see of its thread and timeline.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-pub use crate::bus::BoxFuture;
+pub use crate::adapter::BoxFuture;
 
 /// A rendered email, ready to send.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,7 +22,7 @@ impl SendGrid {
     /// `base_url` is `https://api.sendgrid.com` (or a fake in tests).
     pub fn new(base_url: &str, api_key: &str, from_email: &str, from_name: &str) -> SendGrid {
         SendGrid {
-            http: crate::http_client(Duration::from_secs(15)),
+            http: crate::adapter::http_client(Duration::from_secs(15)),
             url: format!("{}/v3/mail/send", base_url.trim_end_matches('/')),
             api_key: api_key.to_string(),
             from_email: from_email.to_string(),

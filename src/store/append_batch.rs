@@ -34,8 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::{Backend, now_ms};
-use crate::domain::ConversationStatus;
-use crate::domain::tickets::Message;
+use crate::model::ConversationStatus;
+use crate::model::Message;
 
 /// Lanes per process. Few, so that batches form as soon as the database is
 /// the bottleneck; more than one, so that a lock wait does not stop all.

@@ -16,8 +16,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::rows::{flag, text_enum};
 use super::{Backend, Store, StoreResult};
-use crate::domain::SenderKind;
-use crate::domain::attachments::Attachment;
+use crate::model::Attachment;
+use crate::model::SenderKind;
 
 const ATTACHMENT_SELECT: &str = "
 SELECT a.id, a.conversation_id, a.uploader_kind, a.uploader_user_id, a.name, a.content_type,

@@ -26,8 +26,8 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Store, StoreResult, now_ms};
-use crate::domain::tickets::EventKind;
-use crate::domain::{ConversationStatus, Priority, Role, SenderKind, TicketStatus};
+use crate::model::EventKind;
+use crate::model::{ConversationStatus, Priority, Role, SenderKind, TicketStatus};
 
 /// What a seed wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::tickets::TicketActivity;
 use super::{Store, StoreError, StoreResult, now_ms};
-use crate::domain::attachments::AttachmentRef;
-use crate::domain::chat::{Conversation, QueueEntry, Visitor};
-use crate::domain::tickets::{EventKind, Message};
-use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+use crate::model::AttachmentRef;
+use crate::model::{Conversation, QueueEntry, Visitor};
+use crate::model::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+use crate::model::{EventKind, Message};
 
 /// A message to append to a conversation.
 pub struct NewChatMessage<'a> {

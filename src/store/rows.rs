@@ -4,9 +4,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::domain::attachments::AttachmentRef;
-use crate::domain::tickets::Message;
-use crate::domain::{Role, SenderKind, User, UserId};
+use crate::model::AttachmentRef;
+use crate::model::Message;
+use crate::model::{Role, SenderKind, User, UserId};
 
 pub(super) fn decode_err(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {

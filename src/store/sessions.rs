@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::rows::{self, USER_COLUMNS};
 use super::{Store, StoreResult, now_ms};
-use crate::domain::{User, UserId};
+use crate::model::{User, UserId};
 
 impl Store {
     pub async fn create_session(

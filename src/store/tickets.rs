@@ -12,9 +12,9 @@ use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::auth::random_token;
-use crate::domain::attachments::AttachmentRef;
-use crate::domain::tickets::{EventKind, Message, Person, Ticket, TicketEvent};
-use crate::domain::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+use crate::model::AttachmentRef;
+use crate::model::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
+use crate::model::{EventKind, Message, Person, Ticket, TicketEvent};
 
 /// Which tickets to list. Built by the edge from query parameters; the
 /// domain narrows `customer` for customers.

@@ -13,7 +13,7 @@ pub struct TokenEmail {
     pub expires_at: i64,
     pub email: NewEmail,
 }
-use crate::domain::{Email, Role, User, UserId};
+use crate::model::{Email, Role, User, UserId};
 
 /// What [`Store::change_role_as`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::session::ApiUser;
-use crate::domain::conversations::{Audience, attachment_info};
-use crate::domain::tickets::{self, Message, Ticket, TicketEvent};
-use crate::domain::{Priority, TicketStatus, invalid};
+use crate::domain::chat::{Audience, attachment_info};
+use crate::domain::invalid;
+use crate::domain::tickets;
+use crate::model::{Message, Ticket, TicketEvent};
+use crate::model::{Priority, TicketStatus};
 use crate::protocol::AttachmentInfo;
 use crate::store::TicketFilter;
 
@@ -90,7 +92,7 @@ struct ApiMessage {
 
 #[derive(Serialize)]
 struct ApiSender {
-    kind: crate::domain::SenderKind,
+    kind: crate::model::SenderKind,
     name: String,
 }
 
@@ -124,7 +126,7 @@ impl ApiMessage {
 struct ApiEvent {
     at: i64,
     actor: String,
-    kind: tickets::EventKind,
+    kind: crate::model::EventKind,
     text: String,
     old_value: Option<String>,
     new_value: Option<String>,

@@ -28,11 +28,10 @@ use super::widget::{cors, preflight};
 use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
 use crate::blobs::{Spool, SpoolError, spool_dir};
-use crate::domain::attachments::{
-    ACCEPTED_TYPES, Attachment, Reader, clean_name, human_size, is_inline_image, sniff,
-};
-use crate::domain::chat::{Conversation, Visitor};
-use crate::domain::{SenderKind, User};
+use crate::domain::attachments::{ACCEPTED_TYPES, Reader, clean_name, human_size, sniff};
+use crate::model::{Attachment, is_inline_image};
+use crate::model::{Conversation, Visitor};
+use crate::model::{SenderKind, User};
 use crate::store::now_ms;
 
 /// Uploads one conversation may hold unsent within an hour: enough for a

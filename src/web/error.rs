@@ -16,14 +16,14 @@ fn status_of(error: &DomainError) -> StatusCode {
         DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
         DomainError::Conflict(_) => StatusCode::CONFLICT,
         DomainError::BadCredentials | DomainError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        DomainError::Store(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        DomainError::Unavailable(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// What a person may read about an error; internal ones get a reference.
 fn public_message(error: &DomainError) -> String {
     match error {
-        DomainError::Store(_) | DomainError::Internal(_) => {
+        DomainError::Unavailable(_) | DomainError::Internal(_) => {
             let reference = crate::auth::random_token(6);
             tracing::error!(%reference, error = %error, "request failed");
             format!(
@@ -74,7 +74,7 @@ impl IntoResponse for ApiError {
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Conflict(_) => "conflict",
             DomainError::BadCredentials | DomainError::Unauthenticated => "unauthorized",
-            DomainError::Store(_) | DomainError::Internal(_) => "internal",
+            DomainError::Unavailable(_) | DomainError::Internal(_) => "internal",
         };
         let field = match &self.0 {
             DomainError::Invalid { field, .. } | DomainError::TooLarge { field, .. } => {

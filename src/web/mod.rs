@@ -26,7 +26,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::auth::Secret;
 use crate::blobs::Blobs;
 use crate::config::Config;
-use crate::domain::conversations::Chat;
+use crate::domain::chat::Chat;
 use crate::store::Store;
 use ws::hub::Hub;
 

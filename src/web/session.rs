@@ -9,7 +9,8 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::AppState;
 use super::error::{ApiError, PageError};
-use crate::domain::{DomainError, Role, User, accounts};
+use crate::domain::{DomainError, accounts};
+use crate::model::{Role, User};
 
 /// Over HTTPS the `__Host-` prefix makes browsers refuse the cookie unless
 /// it is `Secure`, host-only and for `/`: a sibling subdomain cannot plant it.

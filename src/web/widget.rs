@@ -15,8 +15,9 @@ use serde_json::json;
 use super::AppState;
 use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
-use crate::domain::conversations::Audience;
-use crate::domain::{DomainError, Email, parse_name};
+use crate::domain::chat::Audience;
+use crate::domain::{DomainError, parse_name};
+use crate::model::Email;
 use crate::protocol::ConversationFrame;
 
 const WIDGET_JS: &str = include_str!("../../assets/widget.js");

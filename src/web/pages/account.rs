@@ -7,7 +7,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, field, form_errors, page, required};
-use crate::domain::{User, accounts};
+use crate::domain::accounts;
+use crate::model::User;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;

@@ -8,7 +8,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, field, form_errors, page, required, time};
-use crate::domain::{DomainError, Role, User, accounts, invalid};
+use crate::domain::{DomainError, accounts, invalid};
+use crate::model::{Role, User};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, field, form_errors, page, required};
 use crate::auth::random_token;
-use crate::domain::{User, accounts};
+use crate::domain::accounts;
+use crate::model::User;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken, csrf_cookie};
 use crate::web::error::PageError;

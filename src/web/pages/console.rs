@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
 use super::ticket_parts::{attach_field, priority_badge, status_badge, summary, thread, timeline};
+use crate::domain::invalid;
 use crate::domain::tickets::{self, TicketUpdate, TicketView};
-use crate::domain::{Priority, TicketStatus, User, UserId, invalid};
+use crate::model::{Priority, TicketStatus, User, UserId};
 use crate::store::{AssigneeFilter, TicketFilter};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};

@@ -3,7 +3,9 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-use crate::domain::{DomainError, Role, User};
+use crate::domain::DomainError;
+
+use crate::model::{Role, User};
 
 /// Field errors for a form, shown next to the field that is wrong.
 #[derive(Default, Debug)]

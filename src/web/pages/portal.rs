@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
 use super::ticket_parts::{attach_field, status_badge, summary, thread, timeline};
 use crate::domain::tickets::{self, MAX_SUBJECT};
-use crate::domain::{Priority, TicketStatus, User};
+use crate::model::{Priority, TicketStatus, User};
 use crate::store::TicketFilter;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};

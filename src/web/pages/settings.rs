@@ -8,7 +8,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, time};
-use crate::domain::{DomainError, User, invalid, sites};
+use crate::domain::{DomainError, invalid, sites};
+use crate::model::User;
 use crate::store::{FaqEntry, Site};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -278,7 +279,7 @@ fn parse_faq(form: &FaqForm) -> Result<(String, String), DomainError> {
     if answer.is_empty() {
         return Err(invalid("answer", "Write the answer the assistant gives."));
     }
-    if answer.chars().count() > crate::domain::chat::MAX_BODY {
+    if answer.chars().count() > crate::model::MAX_BODY {
         return Err(invalid(
             "answer",
             "The answer is too long for one chat message.",
@@ -426,7 +427,7 @@ pub async fn add_canned(
             "title",
             "Give the reply a title of 1 to 100 characters.",
         ))
-    } else if body.is_empty() || body.chars().count() > crate::domain::chat::MAX_BODY {
+    } else if body.is_empty() || body.chars().count() > crate::model::MAX_BODY {
         Some(invalid(
             "body",
             "Write the reply's text (at most 8000 characters).",

@@ -4,9 +4,10 @@
 use maud::{Markup, html};
 
 use super::layout::{badge, time};
-use crate::domain::SenderKind;
-use crate::domain::attachments::{AttachmentRef, human_size};
-use crate::domain::tickets::{Message, Ticket, TicketEvent};
+use crate::domain::attachments::human_size;
+use crate::model::AttachmentRef;
+use crate::model::SenderKind;
+use crate::model::{Message, Ticket, TicketEvent};
 
 pub fn status_badge(ticket: &Ticket) -> Markup {
     badge(ticket.status.as_str(), ticket.status.as_str())

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use super::outbox::{Outbox, Refused};
 
 use crate::bus::{Bus, BusEvent};
-use crate::domain::UserId;
+use crate::model::UserId;
 use crate::protocol::ServerFrame;
 
 pub type SocketId = u64;
@@ -413,7 +413,7 @@ async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent
                     let hub = hub.clone();
                     tokio::spawn(async move {
                         for (socket, conversation) in follows {
-                            let topic = crate::domain::conversations::staff_topic(conversation);
+                            let topic = crate::domain::chat::staff_topic(conversation);
                             if let Err(e) = hub.subscribe(socket, &topic).await {
                                 tracing::warn!(%topic, error = %e, "could not follow an assigned conversation");
                             }

@@ -25,7 +25,8 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::session::session_token;
-use crate::domain::{User, accounts};
+use crate::domain::accounts;
+use crate::model::User;
 use crate::protocol::MAX_FRAME_BYTES;
 use crate::store::Site;
 use hub::{AgentLink, KillSwitch, close};

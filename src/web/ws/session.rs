@@ -15,10 +15,11 @@ use super::PreAuth;
 use super::hub::{SocketId, close};
 use super::outbox::Outbox;
 use crate::auth::hash_token;
-use crate::domain::conversations::{
+use crate::domain::chat::{
     Audience, Participant, QUEUE_TOPIC, Sent, agent_topic, public_topic, staff_topic,
 };
-use crate::domain::{ConversationStatus, DomainError, User, UserId, accounts};
+use crate::domain::{DomainError, accounts};
+use crate::model::{ConversationStatus, User, UserId};
 use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
 use crate::store::{Site, now_ms};
 use crate::web::AppState;
@@ -667,7 +668,7 @@ impl Session {
                 self.subscribe(&staff_topic(c.id)).await?;
             }
             self.send(ServerFrame::Welcome {
-                role: if agent.role == crate::domain::Role::Admin {
+                role: if agent.role == crate::model::Role::Admin {
                     "admin"
                 } else {
                     "agent"

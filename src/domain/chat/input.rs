@@ -1,72 +1,10 @@
-//! Conversations: the chat between a visitor, the bot and agents, and the
-//! rules that keep it honest:
-//! - the bot speaks only while a conversation is `bot`; once a person is
-//!   involved, bot replies are refused by the store itself;
-//! - a customer can always reach a person (asking, the button, repeated
-//!   misses, a failing or slow bot);
-//! - a visitor reaches only their own conversations; private notes and
-//!   staff-side numbering never reach a visitor.
+//! What people send, checked (bodies, client ids), and what a message
+//! means (asking for a person; the subject of the ticket it opens).
 
-use super::{ConversationStatus, DomainError, DomainResult, UserId, invalid};
+use crate::domain::{DomainError, DomainResult, invalid};
+use crate::model::{AttachmentRef, MAX_BODY};
 
-pub const MAX_BODY: usize = 8000;
 pub const MAX_CLIENT_MSG_ID: usize = 100;
-
-#[derive(Debug, Clone)]
-pub struct Visitor {
-    pub id: i64,
-    pub site_id: i64,
-    pub user_id: Option<i64>,
-    pub name: String,
-    pub email: String,
-}
-
-impl Visitor {
-    /// The name agents see.
-    pub fn display_name(&self) -> String {
-        if self.name.trim().is_empty() {
-            format!("Visitor {}", self.id)
-        } else {
-            self.name.clone()
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub id: i64,
-    pub site_id: i64,
-    pub visitor_id: i64,
-    pub status: ConversationStatus,
-    pub assignee_id: Option<UserId>,
-    pub assignee_name: Option<String>,
-    /// Staff-side numbering: every message.
-    pub last_seq: i64,
-    /// Customer-side numbering: public messages only.
-    pub last_public_seq: i64,
-    pub bot_misses: i64,
-    pub agent_read_seq: i64,
-    pub customer_read_seq: i64,
-    pub waiting_since: Option<i64>,
-    pub ticket_number: Option<i64>,
-    pub ticket_id: Option<i64>,
-    /// When staff first answered on the ticket (`None` until then).
-    pub first_response_at: Option<i64>,
-    pub customer_name: String,
-    pub customer_email: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct QueueEntry {
-    pub conversation_id: i64,
-    pub ticket_number: Option<i64>,
-    pub customer_name: String,
-    pub customer_email: String,
-    pub waiting_since: i64,
-    pub preview: String,
-}
 
 /// A message body: trimmed, not empty, at most [`MAX_BODY`] characters.
 pub fn parse_body(body: &str) -> DomainResult<String> {
@@ -84,10 +22,7 @@ pub fn parse_body(body: &str) -> DomainResult<String> {
 }
 
 /// A message's text when it may carry a file: a file alone needs no words.
-pub fn body_with(
-    body: &str,
-    attachment: Option<&super::attachments::AttachmentRef>,
-) -> DomainResult<String> {
+pub fn body_with(body: &str, attachment: Option<&AttachmentRef>) -> DomainResult<String> {
     if attachment.is_some() && body.trim().is_empty() {
         return Ok(String::new());
     }
@@ -95,7 +30,7 @@ pub fn body_with(
 }
 
 /// What a message says in an email or a preview, file included.
-pub fn message_text(body: &str, attachment: Option<&super::attachments::AttachmentRef>) -> String {
+pub fn message_text(body: &str, attachment: Option<&AttachmentRef>) -> String {
     match attachment {
         Some(a) if body.is_empty() => format!("[file: {}]", a.name),
         Some(a) => format!("{body}\n[file: {}]", a.name),

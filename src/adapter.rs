@@ -1,0 +1,31 @@
+//! What every adapter (bus, bot, mailer, blobs) is built with: the boxed
+//! future its trait methods return and, for those that call out over
+//! HTTPS, one client with TLS and bounded timeouts. The bottom floor:
+//! it imports nothing of the crate.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// What a port's methods return, so that the traits stay object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Installs the TLS crypto provider (ring) once per process; every HTTPS
+/// client (Watson, SendGrid, S3) is built after this.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another component may have installed one already: that one is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// An HTTP client for outside services: TLS via rustls, bounded timeouts.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    install_tls();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client builds with a crypto provider installed")
+}

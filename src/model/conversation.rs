@@ -1,0 +1,45 @@
+//! A conversation between a visitor, the bot and agents, and the waiting
+//! list's view of one.
+
+use super::UserId;
+
+text_enum!(
+    ConversationStatus { Bot = "bot", Waiting = "waiting", Live = "live", Resolved = "resolved", Closed = "closed" }
+);
+
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub id: i64,
+    pub site_id: i64,
+    pub visitor_id: i64,
+    pub status: ConversationStatus,
+    pub assignee_id: Option<UserId>,
+    pub assignee_name: Option<String>,
+    /// Staff-side numbering: every message.
+    pub last_seq: i64,
+    /// Customer-side numbering: public messages only.
+    pub last_public_seq: i64,
+    pub bot_misses: i64,
+    pub agent_read_seq: i64,
+    pub customer_read_seq: i64,
+    pub waiting_since: Option<i64>,
+    pub ticket_number: Option<i64>,
+    pub ticket_id: Option<i64>,
+    /// When staff first answered on the ticket (`None` until then).
+    pub first_response_at: Option<i64>,
+    pub customer_name: String,
+    pub customer_email: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A conversation waiting for a person, as the queue shows it.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    pub conversation_id: i64,
+    pub ticket_number: Option<i64>,
+    pub customer_name: String,
+    pub customer_email: String,
+    pub waiting_since: i64,
+    pub preview: String,
+}

@@ -1,0 +1,78 @@
+//! Tickets: what a customer raised, who works on it, where it stands, and
+//! its timeline.
+
+use super::UserId;
+
+text_enum!(
+    TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
+);
+
+text_enum!(
+    Priority { Low = "low", Normal = "normal", High = "high", Urgent = "urgent" }
+);
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: Option<UserId>,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: i64,
+    pub number: i64,
+    pub conversation_id: i64,
+    pub subject: String,
+    pub status: TicketStatus,
+    pub priority: Priority,
+    pub customer: Person,
+    pub assignee: Option<Person>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+}
+
+/// One entry of a ticket's progress timeline.
+#[derive(Debug, Clone)]
+pub struct TicketEvent {
+    pub at: i64,
+    pub actor: String,
+    pub kind: EventKind,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub private: bool,
+}
+
+text_enum!(
+    EventKind {
+        Opened = "opened",
+        Assigned = "assigned",
+        Status = "status",
+        Priority = "priority",
+        CustomerReply = "customer_reply",
+        AgentReply = "agent_reply",
+        Note = "note",
+        Rated = "rated",
+    }
+);
+
+impl TicketEvent {
+    /// The timeline line people read, e.g. "Status changed from open to pending".
+    pub fn describe(&self) -> String {
+        let old = self.old_value.as_deref().unwrap_or("");
+        let new = self.new_value.as_deref().unwrap_or("");
+        match self.kind {
+            EventKind::Opened => "Ticket opened".into(),
+            EventKind::Assigned if new.is_empty() => format!("Unassigned (was {old})"),
+            EventKind::Assigned => format!("Assigned to {new}"),
+            EventKind::Status => format!("Status changed from {old} to {new}"),
+            EventKind::Priority => format!("Priority changed from {old} to {new}"),
+            EventKind::CustomerReply => "Customer replied".into(),
+            EventKind::AgentReply => "Support replied".into(),
+            EventKind::Note => "Private note added".into(),
+            EventKind::Rated => format!("Customer rated the help {new}"),
+        }
+    }
+}
