@@ -5,7 +5,12 @@ mod support;
 
 use careline::domain::tickets::{self, TicketUpdate};
 
+use std::sync::Arc;
+
+use careline::bot::faq::FaqBot;
+use careline::bus::LocalBus;
 use careline::domain::accounts;
+use careline::domain::chat::{Chat, ChatConfig};
 use careline::model::EventKind;
 use careline::model::{Email, Priority, Role, SenderKind, TicketStatus, User};
 use careline::store::{
@@ -18,6 +23,17 @@ async fn open(db: Database) -> (Store, TestDb, tempfile::TempDir) {
     let test_db = TestDb::create(db, dir.path()).await;
     let store = Store::open(&test_db.url, 5).await.expect("store opens");
     (store, test_db, dir)
+}
+
+/// The live side of the ticket operations (they publish their own
+/// changes): an in-process bus nobody listens to, the built-in bot.
+fn chat_on(store: &Store) -> Arc<Chat> {
+    Arc::new(Chat::new(
+        store.clone(),
+        Arc::new(LocalBus::standalone()),
+        Arc::new(FaqBot::new(store.clone(), 0.5)),
+        ChatConfig::default(),
+    ))
 }
 
 async fn user(store: &Store, email: &str, role: Role) -> User {
@@ -100,12 +116,13 @@ async fn sessions(store: &Store) {
 
 conformance!(tickets_number_thread_and_timeline, ticket_lifecycle);
 async fn ticket_lifecycle(store: &Store) {
+    let chat = chat_on(store);
     let ada = user(store, "ada@example.com", Role::Customer).await;
     let bob = user(store, "bob@example.com", Role::Customer).await;
     let agent = user(store, "agent@example.com", Role::Agent).await;
 
     let first = tickets::raise(
-        store,
+        &chat,
         &ada,
         "Printer is on fire",
         "Smoke everywhere",
@@ -114,7 +131,7 @@ async fn ticket_lifecycle(store: &Store) {
     .await
     .unwrap();
     let second = tickets::raise(
-        store,
+        &chat,
         &bob,
         "Invoice 50%_off wrong",
         "Numbers",
@@ -128,13 +145,13 @@ async fn ticket_lifecycle(store: &Store) {
     assert_eq!(first.customer.email, "ada@example.com");
 
     // Thread: gap-free seq, private notes for staff only.
-    tickets::reply(store, &agent, first.number, "Leave the building", None)
+    tickets::reply(&chat, &agent, first.number, "Leave the building", None)
         .await
         .unwrap();
-    tickets::note(store, &agent, first.number, "Called the fire brigade", None)
+    tickets::note(&chat, &agent, first.number, "Called the fire brigade", None)
         .await
         .unwrap();
-    tickets::reply(store, &ada, first.number, "Done", None)
+    tickets::reply(&chat, &ada, first.number, "Done", None)
         .await
         .unwrap();
     let staff_view = tickets::view(store, &agent, first.number).await.unwrap();
@@ -171,7 +188,7 @@ async fn ticket_lifecycle(store: &Store) {
         priority: Some(Priority::High),
         assignee: Some(Some(agent.id)),
     };
-    let updated = tickets::update(store, &agent, first.number, update)
+    let updated = tickets::update(&chat, &agent, first.number, update)
         .await
         .unwrap();
     assert_eq!(updated.status, TicketStatus::Resolved);
@@ -198,11 +215,11 @@ async fn ticket_lifecycle(store: &Store) {
         ]
     );
     // The customer's reply reopens a resolved ticket and clears its resolution time.
-    let reopened = tickets::reply(store, &ada, first.number, "It is burning again", None)
+    let reopened = tickets::reply(&chat, &ada, first.number, "It is burning again", None)
         .await
         .unwrap();
-    assert_eq!(reopened.ticket.status, TicketStatus::Open);
-    assert!(reopened.ticket.resolved_at.is_none());
+    assert_eq!(reopened.status, TicketStatus::Open);
+    assert!(reopened.resolved_at.is_none());
 
     // Filters and search.
     let all = TicketFilter::default();
@@ -314,19 +331,20 @@ async fn ticket_lifecycle(store: &Store) {
 
 conformance!(closed_tickets_refuse_customer_replies, closed_refuses);
 async fn closed_refuses(store: &Store) {
+    let chat = chat_on(store);
     let ada = user(store, "ada@example.com", Role::Customer).await;
     let agent = user(store, "agent@example.com", Role::Agent).await;
-    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+    let t = tickets::raise(&chat, &ada, "Subject", "Body", Priority::Normal)
         .await
         .unwrap();
     let close = TicketUpdate {
         status: Some(TicketStatus::Closed),
         ..TicketUpdate::default()
     };
-    tickets::update(store, &agent, t.number, close)
+    tickets::update(&chat, &agent, t.number, close)
         .await
         .unwrap();
-    let refused = tickets::reply(store, &ada, t.number, "hello?", None).await;
+    let refused = tickets::reply(&chat, &ada, t.number, "hello?", None).await;
     assert!(
         matches!(refused, Err(careline::domain::DomainError::Conflict(_))),
         "{refused:?}"
@@ -342,11 +360,11 @@ async fn closed_refuses(store: &Store) {
     );
     // Customers cannot write notes or update tickets: same answer as a missing ticket.
     assert!(matches!(
-        tickets::note(store, &ada, t.number, "x", None).await,
+        tickets::note(&chat, &ada, t.number, "x", None).await,
         Err(careline::domain::DomainError::NotFound)
     ));
     assert!(matches!(
-        tickets::update(store, &ada, t.number, TicketUpdate::default()).await,
+        tickets::update(&chat, &ada, t.number, TicketUpdate::default()).await,
         Err(careline::domain::DomainError::NotFound)
     ));
 }
@@ -361,12 +379,13 @@ async fn parallel_numbers(store: &Store) {
         customers.push(user(store, &format!("c{i}@example.com"), Role::Customer).await);
     }
     let mut tasks = Vec::new();
+    let chat = chat_on(store);
     for i in 0..24 {
-        let store = store.clone();
+        let chat = chat.clone();
         let customer = customers[i % customers.len()].clone();
         tasks.push(tokio::spawn(async move {
             tickets::raise(
-                &store,
+                &chat,
                 &customer,
                 &format!("Parallel {i}"),
                 "body",
@@ -438,10 +457,11 @@ async fn accounts_log_in_with_the_same_answer_for_unknown_and_wrong() {
 
 conformance!(changes_decided_on_a_stale_ticket_are_refused, stale_changes);
 async fn stale_changes(store: &Store) {
+    let chat = chat_on(store);
     use careline::store::TicketActivity;
     let ada = user(store, "ada@example.com", Role::Customer).await;
     let agent = user(store, "agent@example.com", Role::Agent).await;
-    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+    let t = tickets::raise(&chat, &ada, "Subject", "Body", Priority::Normal)
         .await
         .unwrap();
     // Someone closes the ticket after `t` was read…
@@ -449,7 +469,7 @@ async fn stale_changes(store: &Store) {
         status: Some(TicketStatus::Closed),
         ..TicketUpdate::default()
     };
-    tickets::update(store, &agent, t.number, close)
+    tickets::update(&chat, &agent, t.number, close)
         .await
         .unwrap();
     // …so an action decided on the open ticket must not apply.
@@ -467,15 +487,16 @@ conformance!(
     note_numbering
 );
 async fn note_numbering(store: &Store) {
+    let chat = chat_on(store);
     let ada = user(store, "ada@example.com", Role::Customer).await;
     let agent = user(store, "agent@example.com", Role::Agent).await;
-    let t = tickets::raise(store, &ada, "Subject", "Body", Priority::Normal)
+    let t = tickets::raise(&chat, &ada, "Subject", "Body", Priority::Normal)
         .await
         .unwrap();
-    tickets::note(store, &agent, t.number, "internal", None)
+    tickets::note(&chat, &agent, t.number, "internal", None)
         .await
         .unwrap();
-    tickets::reply(store, &agent, t.number, "public", None)
+    tickets::reply(&chat, &agent, t.number, "public", None)
         .await
         .unwrap();
     let staff = tickets::view(store, &agent, t.number)

@@ -10,6 +10,7 @@
 //!   the resolution time.
 
 use super::attachments::{Reader, sender_upload};
+use super::chat::Chat;
 use super::{DomainError, DomainResult, invalid};
 use crate::model::{
     AttachmentRef, EventKind, MAX_BODY, Message, Priority, SenderKind, Ticket, TicketEvent,
@@ -58,20 +59,24 @@ fn parse_body(field: &'static str, body: &str) -> DomainResult<String> {
     Ok(body.to_string())
 }
 
-/// Opens a ticket for `customer` from the portal form.
+/// Opens a ticket for `customer` from the portal form; it waits in the
+/// live queue like an escalated chat.
 pub async fn raise(
-    store: &Store,
+    chat: &Chat,
     customer: &User,
     subject: &str,
     description: &str,
     priority: Priority,
 ) -> DomainResult<Ticket> {
+    let store = chat.store();
     let subject = parse_subject(subject)?;
     let body = parse_body("description", description)?;
     let site = store.default_site().await?;
-    Ok(store
+    let ticket = store
         .create_ticket(site.id, customer, &subject, &body, priority)
-        .await?)
+        .await?;
+    chat.ticket_changed(ticket.conversation_id, None).await?;
+    Ok(ticket)
 }
 
 /// The ticket numbered `number`, if `viewer` may see it.
@@ -145,14 +150,6 @@ async fn record(
     }
 }
 
-/// A ticket after an action, and the message the action wrote (for live
-/// delivery to the chat).
-#[derive(Debug)]
-pub struct Changed {
-    pub ticket: Ticket,
-    pub message: Option<Message>,
-}
-
 /// The email telling a customer about a staff reply on their ticket.
 fn reply_email(ticket: &Ticket, author: &User, body: &str) -> Option<NewEmail> {
     (!ticket.customer.email.is_empty()).then(|| NewEmail {
@@ -223,14 +220,16 @@ fn parse_body_with(
 
 /// A reply in the thread, by the customer or by staff, with a file
 /// (`attachment_id`, uploaded first) or not. A staff reply is emailed to
-/// the customer in the same transaction.
+/// the customer in the same transaction. Live clients hear of it (the
+/// message, and where the conversation stands) after the commit.
 pub async fn reply(
-    store: &Store,
+    chat: &Chat,
     author: &User,
     number: i64,
     body: &str,
     attachment_id: Option<&str>,
-) -> DomainResult<Changed> {
+) -> DomainResult<Ticket> {
+    let store = chat.store();
     let ticket = find(store, author, number).await?;
     let (body, attachment) = written(store, &ticket, author, "body", body, attachment_id).await?;
     let mut activity = activity_on(&ticket, author);
@@ -261,20 +260,21 @@ pub async fn reply(
         activity.attach(attachment);
     }
     let message = record(store, &ticket, activity).await?;
-    Ok(Changed {
-        ticket: find(store, author, number).await?,
-        message,
-    })
+    chat.ticket_changed(ticket.conversation_id, message.as_ref())
+        .await?;
+    find(store, author, number).await
 }
 
-/// A private note: staff only, never shown to the customer (nor its file).
+/// A private note: staff only, never shown to the customer (nor its file);
+/// live consoles get it after the commit.
 pub async fn note(
-    store: &Store,
+    chat: &Chat,
     author: &User,
     number: i64,
     body: &str,
     attachment_id: Option<&str>,
-) -> DomainResult<Changed> {
+) -> DomainResult<Ticket> {
+    let store = chat.store();
     if !author.role.is_staff() {
         return Err(DomainError::NotFound);
     }
@@ -287,7 +287,9 @@ pub async fn note(
     }
     activity.event(EventKind::Note, None, None, true);
     let message = record(store, &ticket, activity).await?;
-    Ok(Changed { ticket, message })
+    chat.ticket_changed(ticket.conversation_id, message.as_ref())
+        .await?;
+    Ok(ticket)
 }
 
 /// What staff may change on a ticket; `None` leaves a field as it is.
@@ -299,13 +301,15 @@ pub struct TicketUpdate {
     pub assignee: Option<Option<UserId>>,
 }
 
-/// Applies `update` and records a timeline entry for each real change.
+/// Applies `update` and records a timeline entry for each real change;
+/// live clients hear where the conversation stands after the commit.
 pub async fn update(
-    store: &Store,
+    chat: &Chat,
     staff: &User,
     number: i64,
     update: TicketUpdate,
 ) -> DomainResult<Ticket> {
+    let store = chat.store();
     if !staff.role.is_staff() {
         return Err(DomainError::NotFound);
     }
@@ -348,9 +352,11 @@ pub async fn update(
         );
     }
     if activity.is_empty() {
+        chat.ticket_changed(ticket.conversation_id, None).await?;
         return Ok(ticket);
     }
     record(store, &ticket, activity).await?;
+    chat.ticket_changed(ticket.conversation_id, None).await?;
     find(store, staff, number).await
 }
 

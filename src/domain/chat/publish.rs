@@ -123,10 +123,11 @@ impl Chat {
         self.queue_changed.notify_one();
     }
 
-    /// A ticket changed through the pages (a reply, a note, a new status or
-    /// assignee): live clients hear of it like any chat change, including
-    /// exactly the message the change wrote.
-    pub async fn ticket_changed(
+    /// A ticket changed (a reply, a note, a new status or assignee, a new
+    /// ticket): live clients hear of it like any chat change, including
+    /// exactly the message the change wrote. Called by the ticket
+    /// operations themselves, after their commit.
+    pub(in crate::domain) async fn ticket_changed(
         &self,
         conversation_id: i64,
         message: Option<&Message>,

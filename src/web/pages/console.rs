@@ -275,18 +275,6 @@ async fn after(
     }
 }
 
-/// Tells live consoles and widgets about a change made on the ticket page.
-pub(super) async fn announced(
-    state: &AppState,
-    result: Result<crate::domain::tickets::Changed, crate::domain::DomainError>,
-) -> Result<(), crate::domain::DomainError> {
-    let changed = result?;
-    state
-        .chat()
-        .ticket_changed(changed.ticket.conversation_id, changed.message.as_ref())
-        .await
-}
-
 #[derive(Deserialize)]
 pub struct ReplyForm {
     body: String,
@@ -303,14 +291,14 @@ pub async fn reply(
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(
-        state.store(),
+        state.chat(),
         &current.user,
         number,
         &form.body,
         Some(&form.attachment_id),
     )
-    .await;
-    let result = announced(&state, result).await;
+    .await
+    .map(drop);
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -329,14 +317,14 @@ pub async fn note(
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::note(
-        state.store(),
+        state.chat(),
         &current.user,
         number,
         &form.note,
         Some(&form.attachment_id),
     )
-    .await;
-    let result = announced(&state, result).await;
+    .await
+    .map(drop);
     after(&state, &current.user, &csrf.0, number, result).await
 }
 
@@ -389,15 +377,9 @@ pub async fn update(
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response, PageError> {
     let result = match parse_update(&form) {
-        Ok(changes) => {
-            let result = tickets::update(state.store(), &current.user, number, changes)
-                .await
-                .map(|ticket| tickets::Changed {
-                    ticket,
-                    message: None,
-                });
-            announced(&state, result).await
-        }
+        Ok(changes) => tickets::update(state.chat(), &current.user, number, changes)
+            .await
+            .map(drop),
         Err(e) => Err(e),
     };
     after(&state, &current.user, &csrf.0, number, result).await

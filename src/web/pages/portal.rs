@@ -136,7 +136,7 @@ pub async fn create(
     let result = match priority {
         Some(priority) => {
             tickets::raise(
-                state.store(),
+                state.chat(),
                 &user,
                 &form.subject,
                 &form.description,
@@ -150,14 +150,7 @@ pub async fn create(
         )),
     };
     match result {
-        Ok(ticket) => {
-            // A new ticket waits in the live queue too.
-            state
-                .chat()
-                .ticket_changed(ticket.conversation_id, None)
-                .await?;
-            Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response())
-        }
+        Ok(ticket) => Ok(Redirect::to(&format!("/tickets/{}", ticket.number)).into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
             let body = new_ticket_form(
@@ -294,15 +287,15 @@ pub async fn reply(
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(
-        state.store(),
+        state.chat(),
         &user,
         number,
         &form.body,
         Some(&form.attachment_id),
     )
     .await;
-    match super::console::announced(&state, result).await {
-        Ok(()) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{number}")).into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
             let view = tickets::view(state.store(), &user, number).await?;
