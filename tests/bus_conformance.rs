@@ -9,19 +9,29 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use careline::bus::{Bus, BusEvent, LocalBroker, RedisBus};
+use careline::bus::{Bus, BusEvent, Envelope, LocalBroker, RedisBus, Topic};
+use careline::model::UserId;
 use support::redis::{PrivateRedis, redis_available};
 use tokio::sync::mpsc;
 
 type Connect = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Bus>>>>>;
 
-async fn next_message(events: &mut mpsc::Receiver<BusEvent>) -> Option<(String, String)> {
+async fn next_message(events: &mut mpsc::Receiver<BusEvent>) -> Option<(Topic, String)> {
+    match next_envelope(events).await {
+        Some((topic, envelope)) => Some((topic, envelope.frame.to_string())),
+        None => None,
+    }
+}
+
+async fn next_envelope(events: &mut mpsc::Receiver<BusEvent>) -> Option<(Topic, Envelope)> {
     match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-        Ok(Some(BusEvent::Message { topic, payload })) => {
-            Some((topic.to_string(), payload.to_string()))
-        }
+        Ok(Some(BusEvent::Message { topic, envelope })) => Some((topic, envelope)),
         _ => None,
     }
+}
+
+fn text(frame: impl Into<String>) -> Envelope {
+    Envelope::frame(Arc::from(frame.into()))
 }
 
 async fn nothing_more(events: &mut mpsc::Receiver<BusEvent>) -> bool {
@@ -30,103 +40,120 @@ async fn nothing_more(events: &mut mpsc::Receiver<BusEvent>) -> bool {
         .is_err()
 }
 
-/// A topic name of this test run only: the Redis server may be shared by
-/// tests running at the same time.
-fn topic(name: &str) -> String {
-    format!("t{}:{name}", careline::auth::random_token(6))
+/// A topic of this test run only: the Redis server may be shared by tests
+/// running at the same time. `kind` makes the topic of that kind.
+fn topic(kind: fn(i64) -> Topic) -> Topic {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        & 0x3fff_ffff_ffff;
+    kind(run * 1000 + NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 async fn delivers_in_order_to_subscribers(connect: &Connect) {
     let bus = connect().await;
-    let t = topic("c:1");
+    let t = topic(Topic::Public);
     let mut events = bus.events().expect("events are taken once");
     assert!(bus.events().is_none(), "a second taker gets nothing");
-    bus.subscribe(&t).await.unwrap();
+    bus.subscribe(t).await.unwrap();
     settle().await;
     for i in 0..50 {
-        bus.publish(&t, Arc::from(format!("m{i}"))).await.unwrap();
+        bus.publish(t, text(format!("m{i}"))).await.unwrap();
     }
     for i in 0..50 {
-        assert_eq!(
-            next_message(&mut events).await,
-            Some((t.clone(), format!("m{i}")))
-        );
+        assert_eq!(next_message(&mut events).await, Some((t, format!("m{i}"))));
     }
     assert!(nothing_more(&mut events).await);
 }
 
 async fn only_subscribed_topics_arrive(connect: &Connect) {
     let bus = connect().await;
-    let (here, elsewhere) = (topic("c:1"), topic("c:2"));
+    let (here, elsewhere) = (topic(Topic::Public), topic(Topic::Public));
     let mut events = bus.events().unwrap();
-    bus.subscribe(&here).await.unwrap();
-    bus.subscribe(&here).await.unwrap(); // idempotent: still one delivery
+    bus.subscribe(here).await.unwrap();
+    bus.subscribe(here).await.unwrap(); // idempotent: still one delivery
     settle().await;
-    bus.publish(&elsewhere, Arc::from("elsewhere"))
-        .await
-        .unwrap();
-    bus.publish(&here, Arc::from("here")).await.unwrap();
-    assert_eq!(
-        next_message(&mut events).await,
-        Some((here.clone(), "here".into()))
-    );
+    bus.publish(elsewhere, text("elsewhere")).await.unwrap();
+    bus.publish(here, text("here")).await.unwrap();
+    assert_eq!(next_message(&mut events).await, Some((here, "here".into())));
     assert!(
         nothing_more(&mut events).await,
         "one delivery, and nothing from the other topic"
     );
-    bus.unsubscribe(&here).await.unwrap();
+    bus.unsubscribe(here).await.unwrap();
     settle().await;
-    bus.publish(&here, Arc::from("after")).await.unwrap();
+    bus.publish(here, text("after")).await.unwrap();
     assert!(nothing_more(&mut events).await, "nothing after unsubscribe");
-    bus.publish(&topic("nobody-listens"), Arc::from("x"))
-        .await
-        .unwrap();
+    bus.publish(topic(Topic::Public), text("x")).await.unwrap();
 }
 
 async fn every_subscribed_instance_gets_each_message(connect: &Connect) {
     let a = connect().await;
     let b = connect().await;
     let c = connect().await;
-    let (queue, other) = (topic("queue"), topic("s:9"));
+    let (queue, other) = (topic(Topic::Staff), topic(Topic::Staff));
     let (mut ea, mut eb, mut ec) = (
         a.events().unwrap(),
         b.events().unwrap(),
         c.events().unwrap(),
     );
-    a.subscribe(&queue).await.unwrap();
-    b.subscribe(&queue).await.unwrap();
-    c.subscribe(&other).await.unwrap();
+    a.subscribe(queue).await.unwrap();
+    b.subscribe(queue).await.unwrap();
+    c.subscribe(other).await.unwrap();
     settle().await;
-    c.publish(&queue, Arc::from("from c")).await.unwrap();
-    assert_eq!(
-        next_message(&mut ea).await,
-        Some((queue.clone(), "from c".into()))
-    );
-    assert_eq!(
-        next_message(&mut eb).await,
-        Some((queue.clone(), "from c".into()))
-    );
+    c.publish(queue, text("from c")).await.unwrap();
+    assert_eq!(next_message(&mut ea).await, Some((queue, "from c".into())));
+    assert_eq!(next_message(&mut eb).await, Some((queue, "from c".into())));
     assert!(
         nothing_more(&mut ec).await,
         "c did not subscribe to that topic"
     );
     drop(b);
-    a.publish(&queue, Arc::from("after b left")).await.unwrap();
+    a.publish(queue, text("after b left")).await.unwrap();
     assert_eq!(
         next_message(&mut ea).await,
-        Some((queue.clone(), "after b left".into()))
+        Some((queue, "after b left".into()))
     );
     assert!(a.is_connected());
+}
+
+/// An assignment tells the receiving instance which conversation its
+/// agent's consoles now follow, beside the frame they are sent.
+async fn an_assignment_arrives_with_its_conversation(connect: &Connect) {
+    let (a, b) = (connect().await, connect().await);
+    let agent = topic(|id| Topic::Agent(UserId(id)));
+    let mut events = a.events().unwrap();
+    a.subscribe(agent).await.unwrap();
+    settle().await;
+    let frame: Arc<str> = Arc::from(r#"{"type":"conversation","id":"77"}"#);
+    b.publish(agent, Envelope::assignment(frame.clone(), 77))
+        .await
+        .unwrap();
+    b.publish(agent, Envelope::frame(frame.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_envelope(&mut events).await,
+        Some((agent, Envelope::assignment(frame.clone(), 77)))
+    );
+    assert_eq!(
+        next_envelope(&mut events).await,
+        Some((agent, Envelope::frame(frame))),
+        "a plain frame names nothing to follow"
+    );
 }
 
 async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
     let fast = connect().await;
     let slow = connect().await;
     let mut slow_events = slow.events().unwrap();
-    slow.subscribe("c:7").await.unwrap();
+    slow.subscribe(Topic::Public(7)).await.unwrap();
     // The slow instance reads nothing while far more than any queue holds is published.
     for i in 0..10_000 {
-        fast.publish("c:7", Arc::from(format!("{i}")))
+        fast.publish(Topic::Public(7), text(format!("{i}")))
             .await
             .unwrap();
     }
@@ -136,7 +163,7 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
         BusEvent::Message { .. } => *received += 1,
         BusEvent::Resync { topics } => {
             *told = true;
-            assert!(topics.iter().any(|t| &**t == "c:7"));
+            assert!(topics.contains(&Topic::Public(7)));
         }
     };
     while let Ok(Some(event)) =
@@ -145,7 +172,7 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
         drain(&mut told, &mut received, event);
     }
     // Once there is room again, the next publish brings the owed resync first.
-    fast.publish("c:7", Arc::from("after the storm"))
+    fast.publish(Topic::Public(7), text("after the storm"))
         .await
         .unwrap();
     while let Ok(Some(event)) =
@@ -199,6 +226,18 @@ async fn local_bus_reaches_every_subscribed_instance() {
 }
 
 #[tokio::test]
+async fn local_bus_carries_an_assignment_with_its_conversation() {
+    an_assignment_arrives_with_its_conversation(&local()).await;
+}
+
+#[tokio::test]
+async fn redis_bus_carries_an_assignment_with_its_conversation() {
+    if let Some(url) = redis_available("redis bus assignment").await {
+        an_assignment_arrives_with_its_conversation(&redis_at(url)).await;
+    }
+}
+
+#[tokio::test]
 async fn local_bus_tells_a_lagging_instance_to_resync() {
     a_lagging_instance_is_told_to_resync(&local()).await;
 }
@@ -235,17 +274,17 @@ async fn a_healthy_redis_connection_passes_its_keepalive_checks() {
         .unwrap();
     let b = RedisBus::connect(&url).await.unwrap();
     let mut events = a.events().unwrap();
-    let t = topic("keepalive");
-    a.subscribe(&t).await.unwrap();
+    let t = topic(|id| Topic::Agent(UserId(id)));
+    a.subscribe(t).await.unwrap();
     settle().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(a.reconnects(), 0, "a healthy connection is never dropped");
     assert!(a.is_connected());
-    b.publish(&t, Arc::from("still here")).await.unwrap();
+    b.publish(t, text("still here")).await.unwrap();
     // Nothing but the message: no resync was ever sent.
     assert_eq!(
         next_message(&mut events).await,
-        Some((t.clone(), "still here".into()))
+        Some((t, "still here".into()))
     );
 }
 
@@ -258,23 +297,23 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     let a = connect().await;
     let b = connect().await;
     let mut events = a.events().unwrap();
-    a.subscribe("c:5").await.unwrap();
+    a.subscribe(Topic::Public(5)).await.unwrap();
     settle().await;
-    b.publish("c:5", Arc::from("before")).await.unwrap();
+    b.publish(Topic::Public(5), text("before")).await.unwrap();
     assert_eq!(
         next_message(&mut events).await,
-        Some(("c:5".into(), "before".into()))
+        Some((Topic::Public(5), "before".into()))
     );
 
     server.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!a.is_connected(), "the outage is noticed");
     assert!(
-        b.publish("c:5", Arc::from("lost")).await.is_err(),
+        b.publish(Topic::Public(5), text("lost")).await.is_err(),
         "publishing fails clearly while Redis is down"
     );
     // Subscribing while Redis is away is remembered and done on reconnect.
-    a.subscribe("c:6").await.unwrap();
+    a.subscribe(Topic::Public(6)).await.unwrap();
     server.restart().await;
 
     let resync = tokio::time::timeout(Duration::from_secs(10), events.recv())
@@ -282,9 +321,8 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
         .expect("resync within 10 s");
     match resync {
         Some(BusEvent::Resync { topics }) => {
-            let topics: Vec<&str> = topics.iter().map(|t| &**t).collect();
             assert!(
-                topics.contains(&"c:5") && topics.contains(&"c:6"),
+                topics.contains(&Topic::Public(5)) && topics.contains(&Topic::Public(6)),
                 "{topics:?}"
             );
         }
@@ -295,7 +333,7 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     // Publishing works again (the managed connection reconnects by itself).
     let mut published = false;
     for _ in 0..20 {
-        if b.publish("c:6", Arc::from("after")).await.is_ok() {
+        if b.publish(Topic::Public(6), text("after")).await.is_ok() {
             published = true;
             break;
         }
@@ -304,7 +342,7 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     assert!(published);
     assert_eq!(
         next_message(&mut events).await,
-        Some(("c:6".into(), "after".into()))
+        Some((Topic::Public(6), "after".into()))
     );
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{BoxFuture, Bus, BusError, BusEvent};
+use super::{BoxFuture, Bus, BusError, BusEvent, Envelope, Topic};
 
 /// How many events may wait for an instance before the broker declares it
 /// lagging and tells it to resync rather than block publishers.
@@ -20,10 +20,10 @@ type InstanceId = u64;
 struct BrokerState {
     next_id: InstanceId,
     instances: HashMap<InstanceId, mpsc::Sender<BusEvent>>,
-    topics: HashMap<Arc<str>, HashSet<InstanceId>>,
+    topics: HashMap<Topic, HashSet<InstanceId>>,
     /// Topics each lagging instance lost messages on; it is told to resync
     /// them as soon as its queue has room again.
-    lost: HashMap<InstanceId, HashSet<Arc<str>>>,
+    lost: HashMap<InstanceId, HashSet<Topic>>,
 }
 
 #[derive(Clone, Default)]
@@ -77,18 +77,13 @@ impl Drop for LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        payload: Arc<str>,
-    ) -> BoxFuture<'a, Result<(), BusError>> {
+    fn publish(&self, topic: Topic, envelope: Envelope) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut guard = self.broker.state.lock().expect("broker lock");
             let state = &mut *guard;
-            let Some(subscribers) = state.topics.get(topic) else {
+            let Some(subscribers) = state.topics.get(&topic) else {
                 return Ok(());
             };
-            let topic: Arc<str> = Arc::from(topic);
             for id in subscribers {
                 let Some(tx) = state.instances.get(id) else {
                     continue;
@@ -103,39 +98,35 @@ impl Bus for LocalBus {
                     }
                 }
                 let event = BusEvent::Message {
-                    topic: topic.clone(),
-                    payload: payload.clone(),
+                    topic,
+                    envelope: envelope.clone(),
                 };
                 if tx.try_send(event).is_err() {
                     // The instance is not keeping up. Dropping is allowed by
                     // the contract; it resumes from the database once told.
                     tracing::warn!(instance = id, "bus instance lagging; it will resync");
-                    state.lost.entry(*id).or_default().insert(topic.clone());
+                    state.lost.entry(*id).or_default().insert(topic);
                 }
             }
             Ok(())
         })
     }
 
-    fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+    fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut state = self.broker.state.lock().expect("broker lock");
-            state
-                .topics
-                .entry(Arc::from(topic))
-                .or_default()
-                .insert(self.id);
+            state.topics.entry(topic).or_default().insert(self.id);
             Ok(())
         })
     }
 
-    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+    fn unsubscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut state = self.broker.state.lock().expect("broker lock");
-            if let Some(subscribers) = state.topics.get_mut(topic) {
+            if let Some(subscribers) = state.topics.get_mut(&topic) {
                 subscribers.remove(&self.id);
                 if subscribers.is_empty() {
-                    state.topics.remove(topic);
+                    state.topics.remove(&topic);
                 }
             }
             Ok(())

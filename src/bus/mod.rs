@@ -8,25 +8,26 @@
 
 mod local;
 mod redis;
+mod topic;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 pub use local::{LocalBroker, LocalBus};
 pub use redis::RedisBus;
+pub use topic::{Envelope, Topic};
 
 pub use crate::adapter::BoxFuture;
 
 /// What an instance receives from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
-    /// A payload published on a topic this instance subscribes to.
-    Message { topic: Arc<str>, payload: Arc<str> },
+    /// An envelope published on a topic this instance subscribes to.
+    Message { topic: Topic, envelope: Envelope },
     /// Messages may have been lost (reconnect, overflow): everyone subscribed
     /// to these topics must resume from the database.
-    Resync { topics: Vec<Arc<str>> },
+    Resync { topics: Vec<Topic> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +39,14 @@ pub enum BusError {
 /// One instance's connection to the bus. Each instance calls [`Bus::events`]
 /// once and reads everything it subscribed to from that one stream.
 pub trait Bus: Send + Sync + 'static {
-    /// Publishes `payload` to every instance subscribed to `topic`.
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        payload: Arc<str>,
-    ) -> BoxFuture<'a, Result<(), BusError>>;
+    /// Publishes `envelope` to every instance subscribed to `topic`.
+    fn publish(&self, topic: Topic, envelope: Envelope) -> BoxFuture<'_, Result<(), BusError>>;
 
     /// Starts delivering `topic` to this instance. Idempotent.
-    fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>>;
+    fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>>;
 
     /// Stops delivering `topic`. Idempotent.
-    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>>;
+    fn unsubscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>>;
 
     /// The instance's event stream; `None` after the first call.
     fn events(&self) -> Option<mpsc::Receiver<BusEvent>>;

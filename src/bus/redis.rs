@@ -18,11 +18,16 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use tokio::sync::mpsc;
 
-use super::{BoxFuture, Bus, BusError, BusEvent};
+use super::{BoxFuture, Bus, BusError, BusEvent, Envelope, Topic};
 
 /// Channels are namespaced, so that Careline can share a Redis server.
 const PREFIX: &str = "careline:";
 const EVENT_QUEUE: usize = 4096;
+
+/// The Redis channel of `topic`.
+fn channel(topic: Topic) -> String {
+    format!("{PREFIX}{topic}")
+}
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the subscriber connection is checked with a PING.
 const KEEPALIVE: Duration = Duration::from_secs(10);
@@ -31,7 +36,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Shared {
     /// Topics this instance wants, whether or not Redis is reachable now.
-    wanted: Mutex<HashSet<String>>,
+    wanted: Mutex<HashSet<Topic>>,
     /// The live subscriber connection's command side, while connected.
     /// Held across (re)subscription so that no topic slips between a
     /// reconnect's snapshot of `wanted` and a concurrent `subscribe`.
@@ -130,14 +135,14 @@ async fn supervise(
         let (mut sink, mut stream) = pubsub.split();
         let resubscribed = {
             let mut guard = shared.sink.lock().await;
-            let topics: Vec<String> = shared
+            let topics: Vec<Topic> = shared
                 .wanted
                 .lock()
                 .expect("wanted lock")
                 .iter()
-                .cloned()
+                .copied()
                 .collect();
-            let channels: Vec<String> = topics.iter().map(|t| format!("{PREFIX}{t}")).collect();
+            let channels: Vec<String> = topics.iter().map(|t| channel(*t)).collect();
             let ok = channels.is_empty()
                 || matches!(
                     tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels)).await,
@@ -161,7 +166,6 @@ async fn supervise(
                 topics = topics.len(),
                 "Redis subscriber reconnected; clients will resume"
             );
-            let topics = topics.into_iter().map(Arc::from).collect();
             if events.send(BusEvent::Resync { topics }).await.is_err() {
                 return;
             }
@@ -189,16 +193,23 @@ async fn supervise(
                 }
             };
             let Some(message) = message else { break };
-            let Some(topic) = message.get_channel_name().strip_prefix(PREFIX) else {
+            // Names and payloads are read back into their types here, at
+            // the edge; anything else on the channel is not Careline's.
+            let Some(topic) = message
+                .get_channel_name()
+                .strip_prefix(PREFIX)
+                .and_then(Topic::parse)
+            else {
                 continue;
             };
-            let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
+            let Some(envelope) = std::str::from_utf8(message.get_payload_bytes())
+                .ok()
+                .and_then(Envelope::decode)
+            else {
+                tracing::debug!(%topic, "a payload that is not an envelope; dropped");
                 continue;
             };
-            let event = BusEvent::Message {
-                topic: Arc::from(topic),
-                payload: Arc::from(payload),
-            };
+            let event = BusEvent::Message { topic, envelope };
             if events.send(event).await.is_err() {
                 return; // the instance is gone
             }
@@ -212,15 +223,11 @@ async fn supervise(
 }
 
 impl Bus for RedisBus {
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        payload: Arc<str>,
-    ) -> BoxFuture<'a, Result<(), BusError>> {
+    fn publish(&self, topic: Topic, envelope: Envelope) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut publisher = self.publisher.clone();
             publisher
-                .publish::<_, _, ()>(format!("{PREFIX}{topic}"), payload.as_ref())
+                .publish::<_, _, ()>(channel(topic), envelope.encode().as_ref())
                 .await
                 .map_err(|e| BusError::Unavailable(e.to_string()))
         })
@@ -255,24 +262,21 @@ impl Bus for RedisBus {
         })
     }
 
-    fn subscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+    fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut sink = self.shared.sink.lock().await;
             self.shared
                 .wanted
                 .lock()
                 .expect("wanted lock")
-                .insert(topic.to_string());
+                .insert(topic);
             if let Some(sink) = sink.as_mut() {
-                let subscribed = tokio::time::timeout(
-                    COMMAND_TIMEOUT,
-                    sink.subscribe(format!("{PREFIX}{topic}")),
-                )
-                .await;
+                let subscribed =
+                    tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(channel(topic))).await;
                 if !matches!(subscribed, Ok(Ok(()))) {
                     // Kept in `wanted`: a fresh connection subscribes it and
                     // tells every listener to resync.
-                    tracing::warn!(topic, "subscribe failed; reconnecting");
+                    tracing::warn!(%topic, "subscribe failed; reconnecting");
                     self.shared.reconnect.notify_one();
                     return Err(BusError::Unavailable("subscribe did not complete".into()));
                 }
@@ -281,20 +285,17 @@ impl Bus for RedisBus {
         })
     }
 
-    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
+    fn unsubscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut sink = self.shared.sink.lock().await;
             self.shared
                 .wanted
                 .lock()
                 .expect("wanted lock")
-                .remove(topic);
+                .remove(&topic);
             if let Some(sink) = sink.as_mut() {
-                let _ = tokio::time::timeout(
-                    COMMAND_TIMEOUT,
-                    sink.unsubscribe(format!("{PREFIX}{topic}")),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(channel(topic))).await;
             }
             Ok(())
         })

@@ -4,7 +4,7 @@
 use super::{DomainError, DomainResult, invalid, parse_name, password};
 
 use crate::auth::{hash_token, random_token};
-use crate::bus::Bus;
+use crate::bus::{Bus, Envelope, Topic};
 use crate::model::{Email, Role, User, UserId};
 use crate::store::{NewEmail, RoleChange, Store, StoreError, TokenEmail, now_ms};
 
@@ -386,21 +386,15 @@ pub async fn update_profile(
     Ok(())
 }
 
-/// The bus topic on which changes to an account (its sessions, role or
-/// name) are announced. An open console listens to its own, so it ends or
-/// picks up the change at once without asking the database on every frame.
-pub fn account_topic(user: UserId) -> String {
-    format!("u:{user}")
-}
-
-/// Tells every instance that `user`'s account changed; their consoles
-/// re-check their session. Called after the change is committed. If the
+/// Tells every instance that `user`'s account changed ([`Topic::Account`]);
+/// their consoles re-check their session. An open console listens to its
+/// own account, so it ends or picks up the change at once without asking
+/// the database on every frame. Called after the change is committed. If the
 /// bus is down the consoles still re-check on their heartbeat (30 s), and a
 /// bus reconnect makes them all re-check.
 async fn announce_change(bus: &dyn Bus, user: UserId) {
     // Bounded: a logout must not hang on a bus that is down.
-    let topic = account_topic(user);
-    let publish = bus.publish(&topic, "{}".into());
+    let publish = bus.publish(Topic::Account(user), Envelope::frame("{}".into()));
     match tokio::time::timeout(ANNOUNCE_TIMEOUT, publish).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(%user, error = %e, "could not announce an account change"),

@@ -38,7 +38,6 @@ pub use input::{
     subject_from,
 };
 pub use presence::PRESENCE_PERIOD;
-pub use publish::{QUEUE_TOPIC, agent_topic, public_topic, staff_topic};
 pub use replay::ReplayCursor;
 pub use routing::HandoffReason;
 pub use sending::Sent;

@@ -1,35 +1,19 @@
 //! After the commit, publish: every change goes out on the bus once per
-//! audience, after it is stored (design §3.4):
-//! - `c:{id}` carries what the visitor may see (public messages, numbered
-//!   by `public_seq`);
-//! - `s:{id}` carries what staff see (every message, numbered by `seq`);
-//! - `queue` carries the waiting list (coalesced snapshots); `a:{agent}`
-//!   tells one agent that a conversation became theirs.
+//! audience, after it is stored (design §3.4): [`Topic::Public`] carries
+//! what the visitor may see, [`Topic::Staff`] what staff see,
+//! [`Topic::Queue`] the waiting list (coalesced snapshots), and
+//! [`Topic::Agent`] tells one agent that a conversation became theirs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Chat;
 use super::frames::{Audience, queue_frame};
-use crate::bus::Bus;
+use crate::bus::{Bus, Envelope, Topic};
 use crate::domain::DomainResult;
-use crate::model::{Conversation, Message, UserId};
+use crate::model::{Conversation, Message};
 use crate::protocol::ServerFrame;
 use crate::store::Store;
-
-pub fn public_topic(conversation_id: i64) -> String {
-    format!("c:{conversation_id}")
-}
-
-pub fn staff_topic(conversation_id: i64) -> String {
-    format!("s:{conversation_id}")
-}
-
-pub fn agent_topic(agent: UserId) -> String {
-    format!("a:{agent}")
-}
-
-pub const QUEUE_TOPIC: &str = "queue";
 
 /// Queue snapshots go out at most once per this period: a burst of a
 /// thousand handoffs would otherwise read the queue and send all of it to
@@ -37,19 +21,17 @@ pub const QUEUE_TOPIC: &str = "queue";
 /// the latest one is all anyone needs.
 pub(super) const QUEUE_COALESCE: Duration = Duration::from_millis(100);
 
-/// Publishes `frame`; on failure tries again in the background (a late
+/// Publishes `envelope`; on failure tries again in the background (a late
 /// frame is fine: clients order by seq and drop repeats). If the bus stays
 /// down, its reconnect makes every instance tell its clients to resume.
-pub(super) async fn publish_on(bus: &Arc<dyn Bus>, topic: &str, frame: &ServerFrame) {
-    let text = frame.to_text();
-    if let Err(e) = bus.publish(topic, text.clone()).await {
-        tracing::warn!(topic, error = %e, "publish failed; retrying");
+pub(super) async fn publish_on(bus: &Arc<dyn Bus>, topic: Topic, envelope: Envelope) {
+    if let Err(e) = bus.publish(topic, envelope.clone()).await {
+        tracing::warn!(%topic, error = %e, "publish failed; retrying");
         let bus = bus.clone();
-        let topic = topic.to_string();
         tokio::spawn(async move {
             for delay in [200, 1000, 3000] {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
-                if bus.publish(&topic, text.clone()).await.is_ok() {
+                if bus.publish(topic, envelope.clone()).await.is_ok() {
                     return;
                 }
             }
@@ -73,24 +55,24 @@ pub(super) async fn send_queue_snapshots(
             return;
         }
         match queue_frame(&store).await {
-            Ok(frame) => publish_on(&bus, QUEUE_TOPIC, &frame).await,
+            Ok(frame) => publish_on(&bus, Topic::Queue, Envelope::frame(frame.to_text())).await,
             Err(e) => tracing::warn!(error = %e, "could not read the queue"),
         }
     }
 }
 
 impl Chat {
-    pub(super) async fn publish(&self, topic: &str, frame: &ServerFrame) {
-        publish_on(&self.bus, topic, frame).await;
+    pub(super) async fn publish(&self, topic: Topic, frame: &ServerFrame) {
+        publish_on(&self.bus, topic, Envelope::frame(frame.to_text())).await;
     }
 
     pub(super) async fn publish_message(&self, message: &Message) {
         if let Some(frame) = self.message_frame(message, Audience::Staff) {
-            self.publish(&staff_topic(message.conversation_id), &frame)
+            self.publish(Topic::Staff(message.conversation_id), &frame)
                 .await;
         }
         if let Some(frame) = self.message_frame(message, Audience::Visitor) {
-            self.publish(&public_topic(message.conversation_id), &frame)
+            self.publish(Topic::Public(message.conversation_id), &frame)
                 .await;
         }
         let since_commit = (crate::store::now_ms() - message.created_at).max(0) as u64;
@@ -105,12 +87,15 @@ impl Chat {
             return Ok(None);
         };
         let staff = ServerFrame::Conversation(self.conversation_frame(&c, Audience::Staff));
-        self.publish(&staff_topic(id), &staff).await;
+        let staff = staff.to_text();
+        publish_on(&self.bus, Topic::Staff(id), Envelope::frame(staff.clone())).await;
         if let Some(agent) = c.assignee_id {
-            self.publish(&agent_topic(agent), &staff).await;
+            // The agent's consoles follow the conversation from now on.
+            let envelope = Envelope::assignment(staff, id);
+            publish_on(&self.bus, Topic::Agent(agent), envelope).await;
         }
         let visitor = ServerFrame::Conversation(self.conversation_frame(&c, Audience::Visitor));
-        self.publish(&public_topic(id), &visitor).await;
+        self.publish(Topic::Public(id), &visitor).await;
         Ok(Some(c))
     }
 

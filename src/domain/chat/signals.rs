@@ -2,8 +2,8 @@
 //! audience in its own numbering).
 
 use super::frames::Audience;
-use super::publish::{public_topic, staff_topic};
 use super::{Chat, Participant};
+use crate::bus::Topic;
 use crate::domain::DomainResult;
 use crate::protocol::{Sender, ServerFrame};
 
@@ -26,14 +26,14 @@ impl Chat {
     pub async fn typing(&self, who: &Participant, conversation_id: i64) -> DomainResult<()> {
         let c = self.conversation_for(who, conversation_id).await?;
         for (audience, topic) in [
-            (Audience::Staff, staff_topic(c.id)),
-            (Audience::Visitor, public_topic(c.id)),
+            (Audience::Staff, Topic::Staff(c.id)),
+            (Audience::Visitor, Topic::Public(c.id)),
         ] {
             let frame = ServerFrame::Typing {
                 conversation_id: c.id.to_string(),
                 sender: Self::sender_of(who, audience),
             };
-            self.publish(&topic, &frame).await;
+            self.publish(topic, &frame).await;
         }
         Ok(())
     }
@@ -68,15 +68,15 @@ impl Chat {
             )
             .await?;
         for (audience, topic, seq) in [
-            (Audience::Staff, staff_topic(c.id), staff_seq),
-            (Audience::Visitor, public_topic(c.id), public_seq),
+            (Audience::Staff, Topic::Staff(c.id), staff_seq),
+            (Audience::Visitor, Topic::Public(c.id), public_seq),
         ] {
             let frame = ServerFrame::Read {
                 conversation_id: c.id.to_string(),
                 seq,
                 sender: Self::sender_of(who, audience),
             };
-            self.publish(&topic, &frame).await;
+            self.publish(topic, &frame).await;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::outbox::{Outbox, Refused};
 
-use crate::bus::{Bus, BusEvent};
+use crate::bus::{Bus, BusEvent, Topic};
 use crate::model::UserId;
 use crate::protocol::ServerFrame;
 
@@ -70,31 +70,27 @@ impl KillSwitch {
 struct SocketEntry {
     outbox: Arc<Outbox>,
     kill: Arc<KillSwitch>,
-    topics: HashSet<Arc<str>>,
+    topics: HashSet<Topic>,
     agent: Option<AgentLink>,
 }
 
 /// What the hub knows of a console socket: whose it is, and how to tell it
-/// that the account changed (see [`crate::domain::accounts::account_topic`]).
+/// that the account changed (on its [`Topic::Account`]).
 pub struct AgentLink {
     pub agent: UserId,
     pub account_changed: Arc<Notify>,
 }
 
-/// Topics whose events are for the server, never forwarded to a client:
-/// an account changed, so its consoles re-check their session.
-const ACCOUNT_TOPIC_PREFIX: &str = "u:";
-
 #[derive(Default)]
 struct HubState {
     sockets: HashMap<SocketId, SocketEntry>,
-    topics: HashMap<Arc<str>, HashSet<SocketId>>,
+    topics: HashMap<Topic, HashSet<SocketId>>,
 }
 
 pub struct Hub {
     bus: Arc<dyn Bus>,
     /// Topics this instance is subscribed to on the bus.
-    on_bus: tokio::sync::Mutex<HashSet<String>>,
+    on_bus: tokio::sync::Mutex<HashSet<Topic>>,
     metrics: Arc<crate::metrics::Metrics>,
     state: Mutex<HubState>,
     next_id: AtomicU64,
@@ -141,14 +137,13 @@ impl Hub {
     /// Starts delivering `topic` to socket `id`. Returns once the instance
     /// is subscribed on the bus, so that a database read after it cannot
     /// miss a message published meanwhile.
-    pub async fn subscribe(&self, id: SocketId, topic: &str) -> Result<(), crate::bus::BusError> {
+    pub async fn subscribe(&self, id: SocketId, topic: Topic) -> Result<(), crate::bus::BusError> {
         {
             let mut state = self.state.lock().expect("hub lock");
-            let topic: Arc<str> = Arc::from(topic);
             let Some(entry) = state.sockets.get_mut(&id) else {
                 return Ok(());
             };
-            if !entry.topics.insert(topic.clone()) {
+            if !entry.topics.insert(topic) {
                 // Already following it: nothing to tell the bus. (Every send
                 // re-subscribes, so this is the hot path; the bus lock below
                 // is held across a Redis round trip when a topic is new.)
@@ -160,29 +155,33 @@ impl Hub {
     }
 
     /// Whether socket `id` listens to `topic` now.
-    pub fn is_subscribed(&self, id: SocketId, topic: &str) -> bool {
+    pub fn is_subscribed(&self, id: SocketId, topic: Topic) -> bool {
         self.state
             .lock()
             .expect("hub lock")
             .sockets
             .get(&id)
-            .is_some_and(|entry| entry.topics.contains(topic))
+            .is_some_and(|entry| entry.topics.contains(&topic))
     }
 
     /// Stops delivering `topic` to socket `id`.
-    pub async fn unsubscribe(&self, id: SocketId, topic: &str) -> Result<(), crate::bus::BusError> {
+    pub async fn unsubscribe(
+        &self,
+        id: SocketId,
+        topic: Topic,
+    ) -> Result<(), crate::bus::BusError> {
         {
             let mut state = self.state.lock().expect("hub lock");
             let Some(entry) = state.sockets.get_mut(&id) else {
                 return Ok(());
             };
-            if !entry.topics.remove(topic) {
+            if !entry.topics.remove(&topic) {
                 return Ok(());
             }
-            if let Some(listeners) = state.topics.get_mut(topic) {
+            if let Some(listeners) = state.topics.get_mut(&topic) {
                 listeners.remove(&id);
                 if listeners.is_empty() {
-                    state.topics.remove(topic);
+                    state.topics.remove(&topic);
                 }
             }
         }
@@ -191,7 +190,7 @@ impl Hub {
 
     /// Forgets a socket; unsubscribes topics nobody here listens to any more.
     pub async fn unregister(&self, id: SocketId) {
-        let topics: Vec<Arc<str>> = {
+        let topics: Vec<Topic> = {
             let mut state = self.state.lock().expect("hub lock");
             let Some(entry) = state.sockets.remove(&id) else {
                 return;
@@ -207,7 +206,7 @@ impl Hub {
             entry.topics.into_iter().collect()
         };
         for topic in topics {
-            if let Err(e) = self.sync_bus(&topic).await {
+            if let Err(e) = self.sync_bus(topic).await {
                 tracing::warn!(%topic, error = %e, "unsubscribe failed");
             }
         }
@@ -217,21 +216,21 @@ impl Hub {
     /// listens to it now. Changes are serialized (one async lock), and each
     /// decides from the listeners at that moment, so a late unsubscribe can
     /// never cut off a socket that subscribed meanwhile.
-    async fn sync_bus(&self, topic: &str) -> Result<(), crate::bus::BusError> {
+    async fn sync_bus(&self, topic: Topic) -> Result<(), crate::bus::BusError> {
         let mut on_bus = self.on_bus.lock().await;
         let wanted = self
             .state
             .lock()
             .expect("hub lock")
             .topics
-            .contains_key(topic);
-        match (wanted, on_bus.contains(topic)) {
+            .contains_key(&topic);
+        match (wanted, on_bus.contains(&topic)) {
             (true, false) => {
                 self.bus.subscribe(topic).await?;
-                on_bus.insert(topic.to_string());
+                on_bus.insert(topic);
             }
             (false, true) => {
-                on_bus.remove(topic);
+                on_bus.remove(&topic);
                 self.bus.unsubscribe(topic).await?;
             }
             _ => {}
@@ -299,20 +298,19 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, topic: &str, frame: Utf8Bytes) -> Vec<(SocketId, i64)> {
+    /// Hands `frame` to every local socket on `topic`; returns the sockets
+    /// that must now follow conversation `follow` (an assignment).
+    fn deliver(&self, topic: Topic, frame: Utf8Bytes, follow: Option<i64>) -> Vec<(SocketId, i64)> {
         let state = self.state.lock().expect("hub lock");
-        let Some(listeners) = state.topics.get(topic) else {
+        let Some(listeners) = state.topics.get(&topic) else {
             return Vec::new();
         };
-        if topic.starts_with(ACCOUNT_TOPIC_PREFIX) {
+        // For the server only: an account changed, its consoles re-check.
+        if let Topic::Account(_) = topic {
             account_changed(&state, listeners);
             return Vec::new();
         }
-        let assignment = topic
-            .starts_with("a:")
-            .then(|| assigned_conversation(&frame))
-            .flatten();
-        let mut follow = Vec::new();
+        let mut followers = Vec::new();
         for id in listeners {
             let Some(entry) = state.sockets.get(id) else {
                 continue;
@@ -331,32 +329,29 @@ impl Hub {
                 // Its writer has stopped: the socket is closing anyway.
                 Err(Refused::Closed) => {}
             }
-            if let Some(conversation) = assignment {
-                follow.push((*id, conversation));
+            if let Some(conversation) = follow {
+                followers.push((*id, conversation));
             }
         }
-        follow
+        followers
     }
 
     /// The bus may have lost messages on `topics`. Conversation listeners
     /// are told to resume. Queue watchers and assignment listeners cannot
     /// resume a single thing, so their sockets are closed with 1001: the
     /// console reconnects and gets a fresh welcome and queue.
-    fn resync(&self, topics: &[Arc<str>]) {
+    fn resync(&self, topics: &[Topic]) {
         let state = self.state.lock().expect("hub lock");
         for topic in topics {
             let Some(listeners) = state.topics.get(topic) else {
                 continue;
             };
             // A lost account event: every console of that account re-checks.
-            if topic.starts_with(ACCOUNT_TOPIC_PREFIX) {
+            if let Topic::Account(_) = topic {
                 account_changed(&state, listeners);
                 continue;
             }
-            let conversation = topic
-                .get(2..)
-                .filter(|_| topic.starts_with("c:") || topic.starts_with("s:"));
-            let Some(conversation) = conversation else {
+            let Some(conversation) = topic.conversation() else {
                 for id in listeners {
                     if let Some(entry) = state.sockets.get(id) {
                         entry.kill.fire(close::GOING_AWAY);
@@ -390,22 +385,14 @@ fn account_changed(state: &HubState, listeners: &HashSet<SocketId>) {
     }
 }
 
-/// The conversation id in a `conversation` frame sent to an agent's topic.
-fn assigned_conversation(frame: &str) -> Option<i64> {
-    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
-    (value.get("type")?.as_str()? == "conversation")
-        .then(|| value.get("id")?.as_str()?.parse().ok())
-        .flatten()
-}
-
 async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent>) {
     while let Some(event) = events.recv().await {
         let Some(hub) = hub.upgrade() else { break };
         match event {
-            BusEvent::Message { topic, payload } => {
+            BusEvent::Message { topic, envelope } => {
                 // One copy per event, shared (reference counted) by every socket.
-                let frame: Utf8Bytes = payload.as_ref().into();
-                let follows = hub.deliver(&topic, frame);
+                let frame: Utf8Bytes = envelope.frame.as_ref().into();
+                let follows = hub.deliver(topic, frame, envelope.follow);
                 if !follows.is_empty() {
                     // A conversation given to an agent: their sockets follow
                     // it. Off the dispatch loop: a bus round trip must not
@@ -413,8 +400,8 @@ async fn dispatch(hub: std::sync::Weak<Hub>, mut events: mpsc::Receiver<BusEvent
                     let hub = hub.clone();
                     tokio::spawn(async move {
                         for (socket, conversation) in follows {
-                            let topic = crate::domain::chat::staff_topic(conversation);
-                            if let Err(e) = hub.subscribe(socket, &topic).await {
+                            let topic = Topic::Staff(conversation);
+                            if let Err(e) = hub.subscribe(socket, topic).await {
                                 tracing::warn!(%topic, error = %e, "could not follow an assigned conversation");
                             }
                         }
@@ -457,10 +444,12 @@ mod tests {
         let hub = hub();
         let (alan, alan_out, alan_changed) = console(&hub, 1);
         let (bea, _, bea_changed) = console(&hub, 2);
-        hub.subscribe(alan, "u:1").await.unwrap();
-        hub.subscribe(bea, "u:2").await.unwrap();
+        hub.subscribe(alan, Topic::Account(UserId(1)))
+            .await
+            .unwrap();
+        hub.subscribe(bea, Topic::Account(UserId(2))).await.unwrap();
 
-        hub.deliver("u:1", "{}".into());
+        hub.deliver(Topic::Account(UserId(1)), "{}".into(), None);
 
         assert!(rung(&alan_changed).await, "alan's console re-checks");
         assert!(!rung(&bea_changed).await, "bea's console is not woken");
@@ -471,10 +460,12 @@ mod tests {
     async fn a_lost_account_event_makes_the_consoles_re_check_instead_of_closing() {
         let hub = hub();
         let (alan, alan_out, alan_changed) = console(&hub, 1);
-        hub.subscribe(alan, "u:1").await.unwrap();
-        hub.subscribe(alan, "a:1").await.unwrap();
+        hub.subscribe(alan, Topic::Account(UserId(1)))
+            .await
+            .unwrap();
+        hub.subscribe(alan, Topic::Agent(UserId(1))).await.unwrap();
 
-        hub.resync(&[Arc::from("u:1")]);
+        hub.resync(&[Topic::Account(UserId(1))]);
 
         assert!(rung(&alan_changed).await);
         assert!(alan_out.try_pop().is_none());

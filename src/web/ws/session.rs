@@ -15,10 +15,9 @@ use super::PreAuth;
 use super::hub::{SocketId, close};
 use super::outbox::Outbox;
 use crate::auth::hash_token;
-use crate::domain::chat::{
-    Audience, Participant, QUEUE_TOPIC, Sent, agent_topic, public_topic, staff_topic,
-};
-use crate::domain::{DomainError, accounts};
+use crate::bus::Topic;
+use crate::domain::DomainError;
+use crate::domain::chat::{Audience, Participant, Sent};
 use crate::model::{ConversationStatus, User, UserId};
 use crate::protocol::{ClientFrame, ServerFrame, UserRef, parse_client_frame};
 use crate::store::{Site, now_ms};
@@ -231,7 +230,7 @@ impl Session {
         self.state.hub().kill(self.id, code);
     }
 
-    async fn subscribe(&self, topic: &str) -> Reply {
+    async fn subscribe(&self, topic: Topic) -> Reply {
         self.state
             .hub()
             .subscribe(self.id, topic)
@@ -239,7 +238,7 @@ impl Session {
             .map_err(|e| DomainError::Internal(e.to_string()))
     }
 
-    async fn unsubscribe(&self, topic: &str) -> Reply {
+    async fn unsubscribe(&self, topic: Topic) -> Reply {
         self.state
             .hub()
             .unsubscribe(self.id, topic)
@@ -254,10 +253,10 @@ impl Session {
         }
     }
 
-    fn conversation_topic(&self, id: i64) -> String {
+    fn conversation_topic(&self, id: i64) -> Topic {
         match self.audience() {
-            Audience::Staff => staff_topic(id),
-            Audience::Visitor => public_topic(id),
+            Audience::Staff => Topic::Staff(id),
+            Audience::Visitor => Topic::Public(id),
         }
     }
 
@@ -293,7 +292,7 @@ impl Session {
                 },
             ) => {
                 let c = chat.start(&visitor, client_msg_id.as_deref()).await?;
-                self.subscribe(&public_topic(c.id)).await?;
+                self.subscribe(Topic::Public(c.id)).await?;
                 self.send(ServerFrame::Conversation(
                     chat.conversation_frame(&c, Audience::Visitor),
                 ))
@@ -317,15 +316,15 @@ impl Session {
                     ..
                 },
             ) => {
-                let topic = public_topic(conversation_id);
+                let topic = Topic::Public(conversation_id);
                 // This socket follows only conversations it has checked are
                 // the visitor's (hello, start, resume, an earlier send), so
                 // following it is proof enough: no lookup on the hot path.
-                if !self.state.hub().is_subscribed(self.id, &topic) {
+                if !self.state.hub().is_subscribed(self.id, topic) {
                     // Theirs? Then follow it before writing, so that what the
                     // write causes (a reopen, a quick reply) is not missed.
                     chat.visitor_conversation(&visitor, conversation_id).await?;
-                    self.subscribe(&topic).await?;
+                    self.subscribe(topic).await?;
                 }
                 let sent = chat
                     .send_as_visitor_to(
@@ -389,7 +388,7 @@ impl Session {
                 // Subscribe first, then read: a message committed meanwhile
                 // arrives live, from the database, or both (clients drop
                 // the seq they already hold), never neither.
-                self.subscribe(&self.conversation_topic(c.id)).await?;
+                self.subscribe(self.conversation_topic(c.id)).await?;
                 let audience = self.audience();
                 // Page by page: memory stays bounded however long the history.
                 let mut cursor = chat.replay_start(&c, audience, after_seq).await?;
@@ -501,7 +500,7 @@ impl Session {
                 chat.presence(&agent, online).await
             }
             (Participant::Agent(_), ClientFrame::WatchQueue { .. }) => {
-                self.subscribe(QUEUE_TOPIC).await?;
+                self.subscribe(Topic::Queue).await?;
                 self.send(chat.queue_frame().await?).await;
                 Ok(())
             }
@@ -513,14 +512,14 @@ impl Session {
             ) => {
                 // Follow before claiming, so nothing published in between is
                 // missed; a lost claim stops following what it never owned.
-                let topic = staff_topic(conversation_id);
-                let followed = self.state.hub().is_subscribed(self.id, &topic);
-                self.subscribe(&topic).await?;
+                let topic = Topic::Staff(conversation_id);
+                let followed = self.state.hub().is_subscribed(self.id, topic);
+                self.subscribe(topic).await?;
                 let c = match chat.claim(&agent, conversation_id).await {
                     Ok(c) => c,
                     Err(e) => {
                         if !followed {
-                            self.unsubscribe(&topic).await?;
+                            self.unsubscribe(topic).await?;
                         }
                         return Err(e);
                     }
@@ -608,11 +607,11 @@ impl Session {
         reference: Option<Value>,
     ) -> Reply {
         let chat = self.state.chat();
-        let topic = staff_topic(write.conversation_id);
+        let topic = Topic::Staff(write.conversation_id);
         // Followed means looked up before (it exists): the common reply goes
         // out with no read first, unless its write finds there is something
         // to decide (a claim, a conflict, an email to an away customer).
-        if write.attachment_id.is_none() && self.state.hub().is_subscribed(self.id, &topic) {
+        if write.attachment_id.is_none() && self.state.hub().is_subscribed(self.id, topic) {
             let sent = chat
                 .send_as_owner(
                     agent,
@@ -630,7 +629,7 @@ impl Session {
         let c = chat
             .staff_conversation(agent, write.conversation_id)
             .await?;
-        self.subscribe(&topic).await?;
+        self.subscribe(topic).await?;
         let sent = chat
             .send_as_agent_in(
                 agent,
@@ -653,7 +652,7 @@ impl Session {
         if let Some((agent, token)) = self.pending_agent.take() {
             // Listen for changes to the account first, then check it: a
             // logout since the upgrade is either seen here or announced.
-            self.subscribe(&accounts::account_topic(agent.id)).await?;
+            self.subscribe(Topic::Account(agent.id)).await?;
             let token_hash = hash_token(&token);
             let (agent, expires_at) = self
                 .state
@@ -662,10 +661,10 @@ impl Session {
                 .await?
                 .filter(|(user, _)| user.role.is_staff())
                 .ok_or(DomainError::Unauthenticated)?;
-            self.subscribe(&agent_topic(agent.id)).await?;
+            self.subscribe(Topic::Agent(agent.id)).await?;
             let mine = chat.my_conversations(&agent).await?;
             for c in &mine {
-                self.subscribe(&staff_topic(c.id)).await?;
+                self.subscribe(Topic::Staff(c.id)).await?;
             }
             self.send(ServerFrame::Welcome {
                 role: if agent.role == crate::model::Role::Admin {
@@ -721,7 +720,7 @@ impl Session {
             .iter()
             .filter(|c| c.status != ConversationStatus::Closed)
         {
-            self.subscribe(&public_topic(c.id)).await?;
+            self.subscribe(Topic::Public(c.id)).await?;
         }
         self.send(ServerFrame::Welcome {
             role: "visitor",
