@@ -1,5 +1,9 @@
 //! Accounts over real HTTP: first-run setup, registration, login and
 //! logout, sessions and cookies, rate limits and CSRF.
+//!
+//! Longer than 600 lines: each test binary links the whole server (on two
+//! cores, a new binary costs more than a long file); each case reads alone,
+//! top to bottom.
 
 mod support;
 

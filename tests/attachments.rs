@@ -2,6 +2,10 @@
 //! blob backends (local files; S3 through a real local S3 server): upload,
 //! send, delivery to the other side, resume, restart, limits, and who may
 //! read what.
+//!
+//! Longer than 600 lines: each test binary links the whole server (on two
+//! cores, a new binary costs more than a long file); each case reads alone,
+//! top to bottom.
 
 mod support;
 

@@ -3,6 +3,10 @@
 //! console; a network drop healed without duplicates; the portal; and the
 //! accessibility basics. Screenshots go to target/screenshots (and to
 //! docs/screenshots with CARELINE_UPDATE_SCREENSHOTS=1).
+//!
+//! Longer than 600 lines: each test binary links the whole server and a
+//! browser driver (on two cores, a new binary costs more than a long file);
+//! each case reads alone, top to bottom.
 
 mod support;
 

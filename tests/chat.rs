@@ -1,5 +1,9 @@
 //! Real-time chat over real sockets: a visitor on another site's page, the
 //! built-in bot, escalation, an agent console, and the delivery contract.
+//!
+//! Longer than 600 lines: each test binary links the whole server (on two
+//! cores, a new binary costs more than a long file); each case reads alone,
+//! top to bottom.
 
 mod support;
 

@@ -2,6 +2,10 @@
 //! idempotent sends, resume without gap or duplicate, slow readers, origins,
 //! other people's conversations, malformed and abusive frames, atomic
 //! claims, shutdown.
+//!
+//! Longer than 600 lines: one contract, one binary: each test binary links
+//! the whole server (on two cores, a new binary costs more than a long file);
+//! each case reads alone, top to bottom.
 
 mod support;
 

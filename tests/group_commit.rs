@@ -2,6 +2,9 @@
 //! queue behind a write in flight go out as one statement, under the same
 //! contract as a message written alone.
 //!
+//! Longer than 600 lines: each case needs the same row-lock choreography; one
+//! binary keeps it in one place. Each case reads alone, top to bottom.
+//!
 //! Each test holds a row lock on one conversation so that its lane's write
 //! waits, queues the messages it wants in one batch behind it, and lets go.
 

@@ -1,6 +1,10 @@
 //! The `chat` scenario: customers on widgets and agents on consoles, each
 //! conversation a customer and an agent exchanging messages at a set rate.
 //!
+//! Longer than 600 lines: the scenario's clients keep the delivery contract
+//! as the widget and console do (hold by seq, gap grace, resume, resend) and
+//! its ledger checks them; the state machine reads best in one place.
+//!
 //! The clients follow the delivery contract (docs/protocol.md §6) as the
 //! widget and the console do: they hold messages by `seq`, drop a `seq`
 //! already held (resume may send one twice), give a live `seq` that skips

@@ -1,0 +1,330 @@
+//! Configuration: read once at start from an optional `careline.toml` and the
+//! environment (environment wins), validated before anything else runs. A bad
+//! value stops the start with a message that names the setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+mod ip_net;
+mod validate;
+
+pub use ip_net::IpNet;
+
+/// The settings as written by the operator, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub bind: String,
+    pub public_url: String,
+    pub data_dir: String,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub redis_url: String,
+    pub secret_key: String,
+    pub trusted_proxies: String,
+    pub metrics_token: String,
+    pub session_ttl_hours: u64,
+    pub auth_rate_limit_per_minute: u64,
+    pub auth_rate_limit_burst: u32,
+    pub widget_new_visitors_per_minute: u32,
+    pub ws_frames_per_second: u32,
+    pub ws_frame_burst: u32,
+    pub ws_outbound_queue: usize,
+    pub ws_hello_timeout_ms: u64,
+    pub ws_idle_timeout_ms: u64,
+    pub bot_miss_limit: i64,
+    pub bot_timeout_ms: u64,
+    pub faq_threshold: f64,
+    pub instance_name: String,
+    pub sendgrid_api_key: String,
+    pub sendgrid_url: String,
+    pub mail_from: String,
+    pub mail_from_name: String,
+    pub mail_poll_ms: u64,
+    pub mail_max_attempts: i64,
+    pub mail_retry_ms: u64,
+    pub attachment_max_bytes: u64,
+    pub blob_store: String,
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_prefix: String,
+    pub log: String,
+    pub log_format: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            bind: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            data_dir: "./data".into(),
+            database_url: String::new(),
+            database_max_connections: 10,
+            redis_url: String::new(),
+            secret_key: String::new(),
+            trusted_proxies: String::new(),
+            metrics_token: String::new(),
+            session_ttl_hours: 24 * 14,
+            auth_rate_limit_per_minute: 10,
+            auth_rate_limit_burst: 10,
+            widget_new_visitors_per_minute: 60,
+            ws_frames_per_second: 10,
+            ws_frame_burst: 30,
+            ws_outbound_queue: 256,
+            ws_hello_timeout_ms: 10_000,
+            ws_idle_timeout_ms: 60_000,
+            bot_miss_limit: 2,
+            bot_timeout_ms: 5000,
+            faq_threshold: 0.45,
+            instance_name: String::new(),
+            sendgrid_api_key: String::new(),
+            sendgrid_url: "https://api.sendgrid.com".into(),
+            mail_from: "support@example.com".into(),
+            mail_from_name: "Careline Support".into(),
+            mail_poll_ms: 1000,
+            mail_max_attempts: 8,
+            mail_retry_ms: 30_000,
+            attachment_max_bytes: 10 * 1024 * 1024,
+            blob_store: "local".into(),
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_prefix: String::new(),
+            log: "info".into(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// Validated configuration: every field is usable as it is.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// The address people use to reach Careline, without a trailing slash.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// `redis://…` for several instances; `None` is the in-process bus.
+    pub redis_url: Option<String>,
+    /// Signs CSRF tokens. Empty means "generate one and keep it in the data dir".
+    pub secret_key: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Lets a scraper elsewhere read `/metrics` with `Authorization: Bearer
+    /// <token>`; without it only the machine itself may (a loopback client,
+    /// not forwarded by a proxy).
+    pub metrics_token: Option<String>,
+    pub session_ttl_hours: u64,
+    pub auth_rate_limit_per_minute: u64,
+    pub auth_rate_limit_burst: u32,
+    /// New widget visitors one client address may create per minute (also
+    /// the burst); returning visitors are never limited.
+    pub widget_new_visitors_per_minute: u32,
+    pub ws_frames_per_second: u32,
+    pub ws_frame_burst: u32,
+    /// Frames waiting for one socket before it counts as too slow (4000).
+    pub ws_outbound_queue: usize,
+    /// A socket must say `hello` within this time of the upgrade (else 1008).
+    pub ws_hello_timeout: std::time::Duration,
+    /// A socket that sends nothing, not even a pong, for this long is closed.
+    pub ws_idle_timeout: std::time::Duration,
+    pub bot_miss_limit: i64,
+    pub bot_timeout: std::time::Duration,
+    pub faq_threshold: f64,
+    /// Names this process in logs and the `X-Careline-Instance` header.
+    pub instance_name: String,
+    pub mail: MailConfig,
+    /// The largest attachment accepted, checked while it streams in.
+    pub attachment_max_bytes: u64,
+    /// Where attachment bytes live.
+    pub blobs: BlobConfig,
+    pub log: String,
+    /// `text` (for people) or `json` (for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// Where attachments are stored.
+#[derive(Clone, Debug)]
+pub enum BlobConfig {
+    /// Files under `<data_dir>/blobs` (one node, or a shared volume).
+    Local,
+    /// An S3-compatible bucket (several instances).
+    S3(crate::blobs::S3Settings),
+}
+
+/// Email delivery. Without a SendGrid key emails stay in the outbox.
+#[derive(Clone)]
+pub struct MailConfig {
+    pub sendgrid_api_key: Option<String>,
+    pub sendgrid_url: String,
+    pub from: String,
+    pub from_name: String,
+    pub poll: std::time::Duration,
+    pub max_attempts: i64,
+    pub retry: std::time::Duration,
+}
+
+impl std::fmt::Debug for MailConfig {
+    // The API key is a secret: never printed, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field(
+                "sendgrid_api_key",
+                &self.sendgrid_api_key.as_ref().map(|_| "***"),
+            )
+            .field("sendgrid_url", &self.sendgrid_url)
+            .field("from", &self.from)
+            .field("poll", &self.poll)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration: {0}")]
+    Read(String),
+    #[error("setting `{setting}` is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads `careline.toml` (or the file named by `CARELINE_CONFIG`) and the
+    /// environment: `CARELINE_<SETTING>`, plus the conventional `DATABASE_URL`
+    /// and `REDIS_URL`.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var("CARELINE_CONFIG").unwrap_or_else(|_| "careline.toml".into());
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file(file))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis_url".into()))
+            .merge(Env::prefixed("CARELINE_").ignore(&["CONFIG"]));
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        raw.validate()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets (the secret key, passwords in URLs) never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &crate::store::redact(&self.database_url))
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::store::redact),
+            )
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("instance_name", &self.instance_name)
+            .field("mail", &self.mail)
+            .field("blobs", &self.blobs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Cookies get the `Secure` flag whenever people reach Careline over HTTPS.
+    pub fn cookies_secure(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_sqlite_in_data() {
+        let config = RawConfig::default().validate().expect("defaults validate");
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://./data/careline.db?mode=rwc");
+        assert!(!config.cookies_secure());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        type Spoil = fn(&mut RawConfig);
+        let cases: [(&str, Spoil); 10] = [
+            ("blob_store", |c| c.blob_store = "ftp".into()),
+            ("s3_bucket", |c| c.blob_store = "s3".into()),
+            ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
+            ("bind", |c| c.bind = "localhost".into()),
+            ("public_url", |c| c.public_url = "ftp://x".into()),
+            ("database_url", |c| c.database_url = "mysql://x".into()),
+            ("secret_key", |c| c.secret_key = "short".into()),
+            ("trusted_proxies", |c| {
+                c.trusted_proxies = "10.0.0.0/99".into()
+            }),
+            ("redis_url", |c| c.redis_url = "localhost:6379".into()),
+            ("metrics_token", |c| c.metrics_token = "guessable".into()),
+        ];
+        for (setting, spoil) in cases {
+            let mut raw = RawConfig::default();
+            spoil(&mut raw);
+            let err = raw.validate().expect_err(setting).to_string();
+            assert!(err.contains(&format!("`{setting}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let raw = RawConfig {
+            secret_key: "a-very-secret-key-of-32-characters!!".into(),
+            database_url: "postgres://careline:hunter2@db/careline".into(),
+            sendgrid_api_key: "SG.secret".into(),
+            blob_store: "s3".into(),
+            s3_bucket: "careline".into(),
+            s3_access_key_id: "AKIDEXAMPLE".into(),
+            s3_secret_access_key: "s3-very-secret".into(),
+            metrics_token: "metrics-very-secret".into(),
+            ..RawConfig::default()
+        };
+        let shown = format!("{:?}", raw.validate().unwrap());
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        for secret in [
+            "a-very-secret-key",
+            "hunter2",
+            "SG.secret",
+            "s3-very-secret",
+            "metrics-very-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+    }
+}
