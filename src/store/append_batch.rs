@@ -185,7 +185,7 @@ pub(super) fn lane_of(conversation_id: i64) -> usize {
 
 /// The batch statement: one seq update per conversation (at most one message
 /// of each per batch), the inserts, and the rows back, joined by
-/// conversation. The same conditions as `chat::Conditions`, read per row.
+/// conversation. The same conditions as `seqs::Conditions`, read per row.
 ///
 /// - `l` locks the batch's conversations in id order before any is updated:
 ///   batches of other instances (and this one's other lane) lock in the same
@@ -195,7 +195,7 @@ pub(super) fn lane_of(conversation_id: i64) -> usize {
 ///   index; its sender finds the stored one (`retry_or`).
 fn batch_statement() -> SqlStr {
     let customer_needs_email =
-        super::chat::customer_needs_email("c.visitor_id", "input.seen_after");
+        super::seqs::customer_needs_email("c.visitor_id", "input.seen_after");
     sqlx::AssertSqlSafe(Backend::Postgres.placeholders(&format!(
         "WITH input AS (
             SELECT * FROM json_to_recordset(?::json) AS x(

@@ -7,18 +7,26 @@
 
 mod append_batch;
 mod attachments;
-mod bulk;
-mod chat;
 mod content;
+mod conversations;
+mod messages;
 mod migrations;
 mod outbox;
+mod presence;
+mod queue;
+mod ratings;
 mod reports;
+mod routing;
 mod rows;
+mod seed;
+mod seqs;
 mod sessions;
 mod settings;
 mod sites;
+mod ticket_activity;
 mod tickets;
 mod users;
+mod visitors;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,12 +37,14 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Trans
 
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
-pub use chat::{Appended, Assignment, NewChatMessage, Wait};
 pub use content::{CannedReply, FaqEntry};
+pub use messages::{Appended, NewChatMessage};
 pub use outbox::{NewEmail, OutboxEmail};
 pub use reports::{RatingGiven, ReportRows, TicketTime};
+pub use routing::{Assignment, Wait};
 pub use sites::{Site, SiteSettings};
-pub use tickets::{AssigneeFilter, TicketActivity, TicketFilter};
+pub use ticket_activity::TicketActivity;
+pub use tickets::{AssigneeFilter, TicketFilter};
 pub use users::{RoleChange, TokenEmail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,20 +1,16 @@
-//! Tickets, their conversation thread and their timeline.
-//!
-//! Every change to a ticket goes through [`Store::record_ticket_activity`],
-//! one transaction that writes the message (with the next `seq` of its
-//! conversation), the ticket's new fields and the timeline entries together.
+//! Tickets: opening one (from the portal, or when a chat is handed to a
+//! person) and reading them back: by number, as filtered pages, and their
+//! timelines. What changes a ticket after it opens is in `ticket_activity`.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::chat::MessageRow;
 use super::outbox::NewEmail;
-use super::rows::{self, MESSAGE_COLUMNS, flag, text_enum};
+use super::rows::{flag, text_enum};
+use super::ticket_activity::{NewMessage, TicketActivity};
 use super::{Store, StoreError, StoreResult, now_ms};
-use crate::auth::random_token;
-use crate::model::AttachmentRef;
-use crate::model::{ConversationStatus, Priority, SenderKind, TicketStatus, User, UserId};
-use crate::model::{EventKind, Message, Person, Ticket, TicketEvent};
+use crate::model::{EventKind, Person, Priority, SenderKind, Ticket, TicketEvent};
+use crate::model::{TicketStatus, User, UserId};
 
 /// Which tickets to list. Built by the edge from query parameters; the
 /// domain narrows `customer` for customers.
@@ -40,103 +36,6 @@ pub enum AssigneeFilter {
     Unassigned,
     Me,
     User(UserId),
-}
-
-struct NewMessage {
-    sender_kind: SenderKind,
-    body: String,
-    private: bool,
-    attachment: Option<AttachmentRef>,
-}
-
-struct NewEvent {
-    kind: EventKind,
-    old_value: Option<String>,
-    new_value: Option<String>,
-    private: bool,
-}
-
-/// Everything one action does to a ticket, applied atomically.
-pub struct TicketActivity {
-    actor: Option<UserId>,
-    actor_name: String,
-    message: Option<NewMessage>,
-    events: Vec<NewEvent>,
-    pub status: Option<TicketStatus>,
-    pub priority: Option<Priority>,
-    pub assignee: Option<Option<UserId>>,
-    pub first_response: bool,
-    /// Emails the action causes, queued in its transaction.
-    pub emails: Vec<NewEmail>,
-    /// The ticket's (status, priority, assignee) the action was decided on;
-    /// if it changed meanwhile the action fails with [`StoreError::Conflict`].
-    pub expect: Option<(TicketStatus, Priority, Option<UserId>)>,
-}
-
-impl TicketActivity {
-    pub fn new(actor: &User) -> TicketActivity {
-        TicketActivity::by(Some(actor.id), &actor.name)
-    }
-
-    /// An action taken by Careline itself or by a visitor without an account.
-    pub fn system(actor_name: &str) -> TicketActivity {
-        TicketActivity::by(None, actor_name)
-    }
-
-    pub fn with_event(mut self, kind: EventKind) -> TicketActivity {
-        self.event(kind, None, None, false);
-        self
-    }
-
-    fn by(actor: Option<UserId>, actor_name: &str) -> TicketActivity {
-        TicketActivity {
-            actor,
-            actor_name: actor_name.to_string(),
-            message: None,
-            events: Vec::new(),
-            status: None,
-            priority: None,
-            assignee: None,
-            first_response: false,
-            emails: Vec::new(),
-            expect: None,
-        }
-    }
-
-    pub fn message(&mut self, sender_kind: SenderKind, body: String, private: bool) {
-        self.message = Some(NewMessage {
-            sender_kind,
-            body,
-            private,
-            attachment: None,
-        });
-    }
-
-    /// An upload (checked by the caller) goes out with the message.
-    pub fn attach(&mut self, attachment: AttachmentRef) {
-        if let Some(message) = &mut self.message {
-            message.attachment = Some(attachment);
-        }
-    }
-
-    pub fn event(
-        &mut self,
-        kind: EventKind,
-        old_value: Option<String>,
-        new_value: Option<String>,
-        private: bool,
-    ) {
-        self.events.push(NewEvent {
-            kind,
-            old_value,
-            new_value,
-            private,
-        });
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.message.is_none() && self.events.is_empty()
-    }
 }
 
 const TICKET_SELECT: &str = "
@@ -204,16 +103,6 @@ fn like_pattern(words: &str) -> String {
     }
     out.push('%');
     out
-}
-
-/// The conversation status that mirrors a ticket's status.
-fn conversation_status(status: TicketStatus, assigned: bool) -> ConversationStatus {
-    match status {
-        TicketStatus::Resolved => ConversationStatus::Resolved,
-        TicketStatus::Closed => ConversationStatus::Closed,
-        TicketStatus::Open | TicketStatus::Pending if assigned => ConversationStatus::Live,
-        TicketStatus::Open | TicketStatus::Pending => ConversationStatus::Waiting,
-    }
 }
 
 impl Store {
@@ -330,6 +219,30 @@ impl Store {
         .await?
         .try_get("id")?;
         Ok((ticket_id, number))
+    }
+
+    /// "We have your ticket" for a customer who left an email address.
+    pub(super) async fn opened_email(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        visitor_id: i64,
+        number: i64,
+        subject: &str,
+    ) -> StoreResult<Option<NewEmail>> {
+        let row = sqlx::query(self.sql(
+            "SELECT COALESCE(u.email, v.email) AS email, COALESCE(u.name, v.name) AS name
+             FROM visitors v LEFT JOIN users u ON u.id = v.user_id WHERE v.id = ?",
+        ))
+        .bind(visitor_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let email: String = row.try_get("email")?;
+        let name: String = row.try_get("name")?;
+        Ok((!email.is_empty()).then(|| NewEmail {
+            to: email,
+            template: "ticket_opened",
+            payload: serde_json::json!({"name": name, "ticket_number": number, "subject": subject}),
+        }))
     }
 
     pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
@@ -459,25 +372,6 @@ impl Store {
         Ok(rows.iter().map(ticket).collect::<Result<_, _>>()?)
     }
 
-    /// The thread of a conversation in `seq` order; private notes only when asked.
-    pub async fn messages(
-        &self,
-        conversation_id: i64,
-        include_private: bool,
-    ) -> StoreResult<Vec<Message>> {
-        let sql = if include_private {
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq"
-        } else {
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND private = 0 ORDER BY seq"
-        };
-        let sql = sql.replace("{MESSAGE_COLUMNS}", MESSAGE_COLUMNS);
-        let rows = sqlx::query(self.sql(&sql))
-            .bind(conversation_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(rows::message).collect::<Result<_, _>>()?)
-    }
-
     /// The timeline, oldest first; private entries only when asked.
     pub async fn ticket_events(
         &self,
@@ -497,284 +391,6 @@ impl Store {
             .await?;
         Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
     }
-
-    /// Applies one action on a ticket atomically: its message (with the next
-    /// `seq`), the changed fields, the mirrored conversation state and the
-    /// timeline entries.
-    /// Returns the message it wrote, if any, for live delivery.
-    pub async fn record_ticket_activity(
-        &self,
-        ticket: &Ticket,
-        activity: TicketActivity,
-    ) -> StoreResult<Option<Message>> {
-        let (mut tx, _turn) = self.write_tx().await?;
-        let message = self
-            .apply_ticket_activity(&mut tx, ticket.id, ticket.conversation_id, activity)
-            .await?;
-        tx.commit().await?;
-        Ok(message)
-    }
-
-    /// [`Store::record_ticket_activity`] inside a transaction the caller owns
-    /// (chat actions combine it with their own conditional updates).
-    pub(super) async fn apply_ticket_activity(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ticket_id: i64,
-        conversation_id: i64,
-        activity: TicketActivity,
-    ) -> StoreResult<Option<Message>> {
-        let now = now_ms();
-        // Rows are locked conversation first, then ticket, on every path
-        // (chat actions update the conversation first too), so two actions
-        // on PostgreSQL never wait on each other in a cycle.
-        self.lock_conversation(tx, conversation_id).await?;
-        if let Some((status, priority, assignee)) = activity.expect {
-            let unchanged = sqlx::query(self.sql(
-                "UPDATE tickets SET updated_at = updated_at
-                 WHERE id = ? AND status = ? AND priority = ? AND COALESCE(assignee_id, 0) = ?",
-            ))
-            .bind(ticket_id)
-            .bind(status.as_str())
-            .bind(priority.as_str())
-            .bind(assignee.map_or(0, |a| a.0))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !unchanged {
-                return Err(StoreError::Conflict);
-            }
-        }
-        let mut written = None;
-        if let Some(message) = &activity.message {
-            let seqs = self
-                .next_seqs(tx, conversation_id, message.private, now)
-                .await?;
-            let author = (activity.actor.map(|a| a.0), activity.actor_name.as_str());
-            written = Some(
-                self.insert_message(tx, conversation_id, seqs, author, message, now)
-                    .await?,
-            );
-        }
-        for email in &activity.emails {
-            self.insert_email(tx, email).await?;
-        }
-
-        // A private note is no news for the customer: "last update" stays.
-        let only_private = activity.message.as_ref().is_some_and(|m| m.private)
-            && activity.events.iter().all(|e| e.private);
-        if !only_private {
-            sqlx::query(self.sql("UPDATE tickets SET updated_at = ? WHERE id = ?"))
-                .bind(now)
-                .bind(ticket_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        if let Some(status) = activity.status {
-            let resolved_at = match status {
-                TicketStatus::Resolved | TicketStatus::Closed => Some(now),
-                TicketStatus::Open | TicketStatus::Pending => None,
-            };
-            sqlx::query(self.sql(
-                "UPDATE tickets SET status = ?, resolved_at = CASE WHEN ? = 1 THEN COALESCE(resolved_at, ?) ELSE NULL END WHERE id = ?",
-            ))
-            .bind(status.as_str())
-            .bind(i64::from(resolved_at.is_some()))
-            .bind(now)
-            .bind(ticket_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        if let Some(priority) = activity.priority {
-            sqlx::query(self.sql("UPDATE tickets SET priority = ? WHERE id = ?"))
-                .bind(priority.as_str())
-                .bind(ticket_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        if let Some(assignee) = activity.assignee {
-            sqlx::query(self.sql("UPDATE tickets SET assignee_id = ? WHERE id = ?"))
-                .bind(assignee.map(|a| a.0))
-                .bind(ticket_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        if activity.first_response {
-            sqlx::query(self.sql(
-                "UPDATE tickets SET first_response_at = COALESCE(first_response_at, ?) WHERE id = ?",
-            ))
-            .bind(now)
-            .bind(ticket_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        self.mirror_conversation(tx, ticket_id, conversation_id, now)
-            .await?;
-        self.insert_activity_events(tx, ticket_id, &activity, now)
-            .await?;
-        Ok(written)
-    }
-
-    /// Keeps the conversation's status and assignee in step with its ticket.
-    async fn mirror_conversation(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ticket_id: i64,
-        conversation_id: i64,
-        now: i64,
-    ) -> StoreResult<()> {
-        let row = sqlx::query(self.sql("SELECT status, assignee_id FROM tickets WHERE id = ?"))
-            .bind(ticket_id)
-            .fetch_one(&mut **tx)
-            .await?;
-        let status = text_enum(&row, "status", TicketStatus::parse)?;
-        let assignee: Option<i64> = row.try_get("assignee_id")?;
-        sqlx::query(self.sql(
-            "UPDATE conversations SET status = ?, assignee_id = ?, updated_at = ? WHERE id = ?",
-        ))
-        .bind(conversation_status(status, assignee.is_some()).as_str())
-        .bind(assignee)
-        .bind(now)
-        .bind(conversation_id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Takes the next staff `seq` and, for a public message, the next
-    /// customer `public_seq`, in the caller's transaction.
-    pub(super) async fn next_seqs(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
-        private: bool,
-        now: i64,
-    ) -> StoreResult<(i64, Option<i64>)> {
-        self.next_seqs_if(tx, conversation_id, private, now, Default::default())
-            .await?
-            .map(|(seq, public, _)| (seq, public))
-            .ok_or(StoreError::NotFound)
-    }
-
-    /// [`Store::next_seqs`] under conditions checked in the same statement
-    /// (so they hold at the moment of the write on every backend).
-    /// Also returns the conversation's status as the write saw it.
-    pub(super) async fn next_seqs_if(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
-        private: bool,
-        now: i64,
-        conditions: super::chat::Conditions<'_>,
-    ) -> StoreResult<Option<(i64, Option<i64>, ConversationStatus)>> {
-        let condition = conditions.sql();
-        let query = sqlx::query(self.sql(&format!(
-            "UPDATE conversations SET last_seq = last_seq + 1,
-                    last_public_seq = last_public_seq + ?, updated_at = ?
-             WHERE id = ?{condition} RETURNING last_seq, last_public_seq, status"
-        )))
-        .bind(if private { 0_i64 } else { 1 })
-        .bind(now)
-        .bind(conversation_id);
-        let Some(row) = conditions.bind(query).fetch_optional(&mut **tx).await? else {
-            return Ok(None);
-        };
-        let public: i64 = row.try_get("last_public_seq")?;
-        Ok(Some((
-            row.try_get("last_seq")?,
-            (!private).then_some(public),
-            text_enum(&row, "status", ConversationStatus::parse)?,
-        )))
-    }
-
-    async fn insert_message(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
-        (seq, public_seq): (i64, Option<i64>),
-        (sender_user_id, sender_name): (Option<i64>, &str),
-        message: &NewMessage,
-        now: i64,
-    ) -> StoreResult<Message> {
-        // Portal posts are not retried by a client, so each gets a fresh id.
-        let client_msg_id = format!("portal:{}", random_token(12));
-        let row = MessageRow {
-            sender_kind: message.sender_kind,
-            sender_user_id,
-            sender_name,
-            body: &message.body,
-            private: message.private,
-            client_msg_id: &client_msg_id,
-            attachment: message.attachment.as_ref(),
-            options: &[],
-        };
-        self.insert_message_row(tx, conversation_id, (seq, public_seq), &row, now)
-            .await
-    }
-
-    /// Locks the conversation row for the rest of the transaction
-    /// (PostgreSQL; SQLite's write transaction already holds everything).
-    pub(super) async fn lock_conversation(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
-    ) -> StoreResult<()> {
-        if self.backend == super::Backend::Postgres {
-            sqlx::query(self.sql("SELECT id FROM conversations WHERE id = ? FOR UPDATE"))
-                .bind(conversation_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn insert_activity_events(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ticket_id: i64,
-        activity: &TicketActivity,
-        now: i64,
-    ) -> StoreResult<()> {
-        for event in &activity.events {
-            self.insert_event(
-                tx,
-                ticket_id,
-                activity.actor,
-                &activity.actor_name,
-                event,
-                now,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn insert_event(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ticket_id: i64,
-        actor: Option<UserId>,
-        actor_name: &str,
-        event: &NewEvent,
-        now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO ticket_events (ticket_id, at, actor_user_id, actor_name, kind, old_value, new_value, private)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(ticket_id)
-        .bind(now)
-        .bind(actor.map(|a| a.0))
-        .bind(actor_name)
-        .bind(event.kind.as_str())
-        .bind(event.old_value.as_deref())
-        .bind(event.new_value.as_deref())
-        .bind(i64::from(event.private))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -784,21 +400,5 @@ mod tests {
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern(" Printer_50% "), "%printer\\_50\\%%");
-    }
-
-    #[test]
-    fn conversation_mirrors_ticket() {
-        assert_eq!(
-            conversation_status(TicketStatus::Open, false),
-            ConversationStatus::Waiting
-        );
-        assert_eq!(
-            conversation_status(TicketStatus::Open, true),
-            ConversationStatus::Live
-        );
-        assert_eq!(
-            conversation_status(TicketStatus::Resolved, true),
-            ConversationStatus::Resolved
-        );
     }
 }

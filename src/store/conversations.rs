@@ -1,0 +1,167 @@
+//! Conversations: the row every chat hangs on, read with its ticket,
+//! customer and assignee; the bot's miss counter; how far each side has
+//! read. Who owns a conversation and its state changes are in `routing`.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::rows::text_enum;
+use super::{Store, StoreError, StoreResult, now_ms};
+use crate::model::{Conversation, ConversationStatus, UserId};
+
+const CONVERSATION_SELECT: &str = "
+SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
+       c.agent_read_seq, c.customer_read_seq, c.waiting_since, c.created_at, c.updated_at,
+       t.number AS ticket_number, t.id AS ticket_id, t.first_response_at AS first_response_at,
+       a.name AS assignee_name,
+       COALESCE(cu.name, v.name) AS customer_name,
+       COALESCE(cu.email, v.email) AS customer_email
+FROM conversations c
+JOIN visitors v ON v.id = c.visitor_id
+LEFT JOIN users cu ON cu.id = v.user_id
+LEFT JOIN tickets t ON t.conversation_id = c.id
+LEFT JOIN users a ON a.id = c.assignee_id";
+
+fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        visitor_id: row.try_get("visitor_id")?,
+        status: text_enum(row, "status", ConversationStatus::parse)?,
+        assignee_id: row.try_get::<Option<i64>, _>("assignee_id")?.map(UserId),
+        assignee_name: row.try_get("assignee_name")?,
+        last_seq: row.try_get("last_seq")?,
+        last_public_seq: row.try_get("last_public_seq")?,
+        bot_misses: row.try_get("bot_misses")?,
+        agent_read_seq: row.try_get("agent_read_seq")?,
+        customer_read_seq: row.try_get("customer_read_seq")?,
+        waiting_since: row.try_get("waiting_since")?,
+        ticket_number: row.try_get("ticket_number")?,
+        ticket_id: row.try_get("ticket_id")?,
+        first_response_at: row.try_get("first_response_at")?,
+        customer_name: row.try_get("customer_name")?,
+        customer_email: row.try_get("customer_email")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_conversation(
+        &self,
+        site_id: i64,
+        visitor_id: i64,
+    ) -> StoreResult<Conversation> {
+        let now = now_ms();
+        let id: i64 = sqlx::query(self.sql(
+            "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
+             VALUES (?, ?, 'bot', 0, ?, ?) RETURNING id",
+        ))
+        .bind(site_id)
+        .bind(visitor_id)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?;
+        self.conversation(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// The visitor's conversation whose messages include `client_msg_id`
+    /// (a retried `start`).
+    pub async fn conversation_with_message(
+        &self,
+        visitor_id: i64,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(self.sql(
+            "SELECT c.id FROM conversations c JOIN messages m ON m.conversation_id = c.id
+             WHERE c.visitor_id = ? AND m.client_msg_id = ? LIMIT 1",
+        ))
+        .bind(visitor_id)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => self.conversation(row.try_get("id")?).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn conversation(&self, id: i64) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(self.sql(&format!("{CONVERSATION_SELECT} WHERE c.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(conversation).transpose()?)
+    }
+
+    /// A visitor's conversations, newest first (bounded: the widget shows recent ones).
+    pub async fn visitor_conversations(&self, visitor_id: i64) -> StoreResult<Vec<Conversation>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? ORDER BY c.id DESC LIMIT 20"
+        )))
+        .bind(visitor_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
+    }
+
+    /// Conversations an agent owns that are not finished, oldest activity first.
+    pub async fn agent_conversations(&self, agent: UserId) -> StoreResult<Vec<Conversation>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "{CONVERSATION_SELECT} WHERE c.assignee_id = ? AND c.status = 'live' ORDER BY c.updated_at DESC"
+        )))
+        .bind(agent.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)
+    }
+
+    /// Counts a bot miss; returns the misses in a row so far.
+    pub async fn count_bot_miss(&self, conversation_id: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.sql(
+            "UPDATE conversations SET bot_misses = bot_misses + 1 WHERE id = ? RETURNING bot_misses",
+        ))
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("bot_misses")?)
+    }
+
+    pub async fn reset_bot_misses(&self, conversation_id: i64) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"),
+        )
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Remembers how far one side has read, in that side's numbering.
+    pub async fn mark_read(
+        &self,
+        conversation_id: i64,
+        by_agent: bool,
+        seq: i64,
+    ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        let (column, bound) = if by_agent {
+            ("agent_read_seq", "last_seq")
+        } else {
+            ("customer_read_seq", "last_public_seq")
+        };
+        sqlx::query(self.sql(&format!(
+            "UPDATE conversations SET {column} = ? WHERE id = ? AND {column} < ? AND ? <= {bound}"
+        )))
+        .bind(seq)
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
