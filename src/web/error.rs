@@ -1,5 +1,6 @@
-//! One mapping from domain errors to responses, for pages (HTML) and the API
-//! (JSON). Internal details are logged with a request id and never shown.
+//! One mapping from domain errors to what callers are told, for pages
+//! (HTML), the API (JSON) and the socket (`error` frames). Internal details
+//! are logged with a reference and never shown.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -8,30 +9,127 @@ use serde_json::json;
 
 use crate::domain::DomainError;
 
-fn status_of(error: &DomainError) -> StatusCode {
-    match error {
-        DomainError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        DomainError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        DomainError::NotFound => StatusCode::NOT_FOUND,
-        DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
-        DomainError::Conflict(_) => StatusCode::CONFLICT,
-        DomainError::BadCredentials | DomainError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        DomainError::Unavailable(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+/// What kind of error a caller is told of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Code {
+    Invalid,
+    TooLarge,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Unauthorized,
+    /// Failed on our side (storage unavailable, or a bug): nothing the
+    /// caller can correct.
+    Internal,
+}
+
+impl Code {
+    /// The code as the API's JSON says it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Code::Invalid => "invalid",
+            Code::TooLarge => "too_large",
+            Code::NotFound => "not_found",
+            Code::Forbidden => "forbidden",
+            Code::Conflict => "conflict",
+            Code::Unauthorized => "unauthorized",
+            Code::Internal => "internal",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Code::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::Conflict => StatusCode::CONFLICT,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 }
 
-/// What a person may read about an error; internal ones get a reference.
-fn public_message(error: &DomainError) -> String {
-    match error {
-        DomainError::Unavailable(_) | DomainError::Internal(_) => {
-            let reference = crate::auth::random_token(6);
-            tracing::error!(%reference, error = %error, "request failed");
-            format!(
+/// What an error lets its caller read.
+enum Said {
+    /// The error's own words (its `Display`): written for people.
+    Own(String),
+    /// Only that it is not there: the same answer whether it does not exist
+    /// or is not the caller's to see.
+    NotFound,
+    /// Nothing but the reference the details were logged under.
+    Logged { reference: String },
+}
+
+/// A domain error taken apart into what every surface builds its answer
+/// from: the code, the field it concerns, and the words a person may read.
+pub(crate) struct ErrorParts {
+    pub(crate) code: Code,
+    /// The field at fault, for an invalid or too large value.
+    pub(crate) field: Option<&'static str>,
+    said: Said,
+}
+
+impl ErrorParts {
+    /// Takes `error` apart. An internal one is logged (as `what` failed)
+    /// under a fresh reference, which is all its caller will see of it.
+    pub(crate) fn of(error: &DomainError, what: &str) -> ErrorParts {
+        let (code, field) = match error {
+            DomainError::Invalid { field, .. } => (Code::Invalid, Some(*field)),
+            DomainError::TooLarge { field, .. } => (Code::TooLarge, Some(*field)),
+            DomainError::NotFound => (Code::NotFound, None),
+            DomainError::Forbidden(_) => (Code::Forbidden, None),
+            DomainError::Conflict(_) => (Code::Conflict, None),
+            DomainError::BadCredentials | DomainError::Unauthenticated => {
+                (Code::Unauthorized, None)
+            }
+            DomainError::Unavailable(_) | DomainError::Internal(_) => (Code::Internal, None),
+        };
+        let said = match code {
+            Code::NotFound => Said::NotFound,
+            Code::Internal => {
+                let reference = crate::auth::random_token(6);
+                tracing::error!(%reference, error = %error, "{what}");
+                Said::Logged { reference }
+            }
+            _ => Said::Own(error.to_string()),
+        };
+        ErrorParts { code, field, said }
+    }
+
+    /// What a page or the API tells a person.
+    fn page_message(&self) -> String {
+        match &self.said {
+            Said::Own(words) => words.clone(),
+            Said::NotFound => "We could not find that page.".into(),
+            Said::Logged { reference } => format!(
                 "Something went wrong on our side (reference {reference}). Try again in a moment."
-            )
+            ),
         }
-        DomainError::NotFound => "We could not find that page.".into(),
-        other => other.to_string(),
+    }
+
+    /// The `code` of a socket's `error` frame, or `None` when the socket
+    /// must close instead (its session has ended). A refused frame is
+    /// `unknown_type`: it is not one this side of the chat may send.
+    pub(crate) fn socket_code(&self) -> Option<&'static str> {
+        match self.code {
+            Code::Unauthorized => None,
+            Code::Forbidden => Some("unknown_type"),
+            code => Some(code.as_str()),
+        }
+    }
+
+    /// The `message` of a socket's `error` frame: a frame has no form, so
+    /// the field at fault leads the words.
+    pub(crate) fn socket_message(&self) -> String {
+        match (&self.said, self.field) {
+            (Said::Own(words), Some(field)) => format!("{field}: {words}"),
+            (Said::Own(words), None) => words.clone(),
+            (Said::NotFound, _) => "no such conversation".into(),
+            (Said::Logged { reference }, _) => {
+                format!("something went wrong on our side (reference {reference}); try again")
+            }
+        }
     }
 }
 
@@ -47,10 +145,11 @@ impl<E: Into<DomainError>> From<E> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let status = status_of(&self.0);
-        let message = public_message(&self.0);
+        let parts = ErrorParts::of(&self.0, "request failed");
+        let status = parts.code.status();
         let title = status.canonical_reason().unwrap_or("Error");
-        (status, super::pages::layout::error_page(title, &message)).into_response()
+        let page = super::pages::layout::error_page(title, &parts.page_message());
+        (status, page).into_response()
     }
 }
 
@@ -66,24 +165,110 @@ impl<E: Into<DomainError>> From<E> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = status_of(&self.0);
-        let code = match &self.0 {
-            DomainError::Invalid { .. } => "invalid",
-            DomainError::TooLarge { .. } => "too_large",
-            DomainError::NotFound => "not_found",
-            DomainError::Forbidden(_) => "forbidden",
-            DomainError::Conflict(_) => "conflict",
-            DomainError::BadCredentials | DomainError::Unauthenticated => "unauthorized",
-            DomainError::Unavailable(_) | DomainError::Internal(_) => "internal",
-        };
-        let field = match &self.0 {
-            DomainError::Invalid { field, .. } | DomainError::TooLarge { field, .. } => {
-                Some(*field)
-            }
-            _ => None,
-        };
-        let body =
-            json!({"error": {"code": code, "message": public_message(&self.0), "field": field}});
-        (status, Json(body)).into_response()
+        let parts = ErrorParts::of(&self.0, "request failed");
+        let body = json!({"error": {
+            "code": parts.code.as_str(),
+            "message": parts.page_message(),
+            "field": parts.field,
+        }});
+        (parts.code.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid() -> DomainError {
+        crate::domain::invalid("email", "that is not an email address")
+    }
+
+    /// Each surface's words for each kind of error, as they are on the wire.
+    #[test]
+    fn each_surface_says_what_it_always_said() {
+        let cases = [
+            (
+                invalid(),
+                "invalid",
+                "that is not an email address",
+                Some("invalid"),
+                "email: that is not an email address",
+            ),
+            (
+                DomainError::TooLarge {
+                    field: "body",
+                    message: "at most 8000 characters".into(),
+                },
+                "too_large",
+                "at most 8000 characters",
+                Some("too_large"),
+                "body: at most 8000 characters",
+            ),
+            (
+                DomainError::NotFound,
+                "not_found",
+                "We could not find that page.",
+                Some("not_found"),
+                "no such conversation",
+            ),
+            (
+                DomainError::Forbidden("this frame is for agents"),
+                "forbidden",
+                "this frame is for agents",
+                Some("unknown_type"),
+                "this frame is for agents",
+            ),
+            (
+                DomainError::Conflict("Bea owns it".into()),
+                "conflict",
+                "Bea owns it",
+                Some("conflict"),
+                "Bea owns it",
+            ),
+            (
+                DomainError::BadCredentials,
+                "unauthorized",
+                "wrong email or password",
+                None,
+                "wrong email or password",
+            ),
+        ];
+        for (error, code, page, socket_code, socket) in cases {
+            let parts = ErrorParts::of(&error, "test");
+            assert_eq!(parts.code.as_str(), code, "{error:?}");
+            assert_eq!(parts.page_message(), page, "{error:?}");
+            assert_eq!(parts.socket_code(), socket_code, "{error:?}");
+            assert_eq!(parts.socket_message(), socket, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_show_only_a_reference() {
+        for error in [
+            DomainError::Unavailable("pool timed out".into()),
+            DomainError::Internal("secret detail".into()),
+        ] {
+            let parts = ErrorParts::of(&error, "test");
+            assert_eq!(parts.code, Code::Internal);
+            assert_eq!(parts.code.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(parts.socket_code(), Some("internal"));
+            let page = parts.page_message();
+            assert!(
+                page.starts_with("Something went wrong on our side (reference "),
+                "{page}"
+            );
+            assert!(page.ends_with("). Try again in a moment."), "{page}");
+            let socket = parts.socket_message();
+            assert!(
+                socket.starts_with("something went wrong on our side (reference "),
+                "{socket}"
+            );
+            assert!(socket.ends_with("); try again"), "{socket}");
+            assert!(!page.contains("detail") && !page.contains("pool"), "{page}");
+            assert!(
+                !socket.contains("detail") && !socket.contains("pool"),
+                "{socket}"
+            );
+        }
     }
 }

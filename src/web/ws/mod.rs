@@ -4,9 +4,14 @@
 //! origin, with their session cookie. Each socket has a reader (this task)
 //! and a writer fed by a bounded queue.
 
+mod account;
+mod agent;
+mod hello;
 pub mod hub;
 mod outbox;
+mod resume;
 mod session;
+mod visitor;
 
 use std::sync::Arc;
 use std::task::Poll;
