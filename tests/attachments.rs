@@ -12,6 +12,7 @@ mod support;
 use std::time::Duration;
 
 use careline::config::RawConfig;
+use careline::model::TicketNumber;
 use serde_json::{Value, json};
 use support::databases::backends;
 use support::s3::Moto;
@@ -287,7 +288,7 @@ async fn story(blobs: &BlobBackend, db: Database) {
 }
 
 /// The ticket number of conversation `id`.
-async fn ticket_of(app: &TestApp, id: &str) -> i64 {
+async fn ticket_of(app: &TestApp, id: &str) -> TicketNumber {
     app.store
         .conversation(id.parse().unwrap())
         .await

@@ -910,7 +910,7 @@ async fn stored_xss_is_shown_as_text_in_the_console_the_widget_and_the_portal() 
     // The staff ticket page shows the transcript too.
     let number = app
         .store
-        .ticket_by_number(1001)
+        .ticket_by_number(careline::model::TicketNumber(1001))
         .await
         .unwrap()
         .expect("ticket")

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use careline::bus::{Bus, BusEvent, Envelope, LocalBroker, RedisBus, Topic};
-use careline::model::UserId;
+use careline::model::{ConversationId, UserId};
 use support::redis::{PrivateRedis, redis_available};
 use tokio::sync::mpsc;
 
@@ -40,6 +40,14 @@ async fn nothing_more(events: &mut mpsc::Receiver<BusEvent>) -> bool {
         .is_err()
 }
 
+fn public(id: i64) -> Topic {
+    Topic::Public(ConversationId(id))
+}
+
+fn staff(id: i64) -> Topic {
+    Topic::Staff(ConversationId(id))
+}
+
 /// A topic of this test run only: the Redis server may be shared by tests
 /// running at the same time. `kind` makes the topic of that kind.
 fn topic(kind: fn(i64) -> Topic) -> Topic {
@@ -55,7 +63,7 @@ fn topic(kind: fn(i64) -> Topic) -> Topic {
 
 async fn delivers_in_order_to_subscribers(connect: &Connect) {
     let bus = connect().await;
-    let t = topic(Topic::Public);
+    let t = topic(public);
     let mut events = bus.events().expect("events are taken once");
     assert!(bus.events().is_none(), "a second taker gets nothing");
     bus.subscribe(t).await.unwrap();
@@ -71,7 +79,7 @@ async fn delivers_in_order_to_subscribers(connect: &Connect) {
 
 async fn only_subscribed_topics_arrive(connect: &Connect) {
     let bus = connect().await;
-    let (here, elsewhere) = (topic(Topic::Public), topic(Topic::Public));
+    let (here, elsewhere) = (topic(public), topic(public));
     let mut events = bus.events().unwrap();
     bus.subscribe(here).await.unwrap();
     bus.subscribe(here).await.unwrap(); // idempotent: still one delivery
@@ -87,14 +95,14 @@ async fn only_subscribed_topics_arrive(connect: &Connect) {
     settle().await;
     bus.publish(here, text("after")).await.unwrap();
     assert!(nothing_more(&mut events).await, "nothing after unsubscribe");
-    bus.publish(topic(Topic::Public), text("x")).await.unwrap();
+    bus.publish(topic(public), text("x")).await.unwrap();
 }
 
 async fn every_subscribed_instance_gets_each_message(connect: &Connect) {
     let a = connect().await;
     let b = connect().await;
     let c = connect().await;
-    let (queue, other) = (topic(Topic::Staff), topic(Topic::Staff));
+    let (queue, other) = (topic(staff), topic(staff));
     let (mut ea, mut eb, mut ec) = (
         a.events().unwrap(),
         b.events().unwrap(),
@@ -129,15 +137,21 @@ async fn an_assignment_arrives_with_its_conversation(connect: &Connect) {
     a.subscribe(agent).await.unwrap();
     settle().await;
     let frame: Arc<str> = Arc::from(r#"{"type":"conversation","id":"77"}"#);
-    b.publish(agent, Envelope::assignment(frame.clone(), 77))
-        .await
-        .unwrap();
+    b.publish(
+        agent,
+        Envelope::assignment(frame.clone(), ConversationId(77)),
+    )
+    .await
+    .unwrap();
     b.publish(agent, Envelope::frame(frame.clone()))
         .await
         .unwrap();
     assert_eq!(
         next_envelope(&mut events).await,
-        Some((agent, Envelope::assignment(frame.clone(), 77)))
+        Some((
+            agent,
+            Envelope::assignment(frame.clone(), ConversationId(77))
+        ))
     );
     assert_eq!(
         next_envelope(&mut events).await,
@@ -150,12 +164,10 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
     let fast = connect().await;
     let slow = connect().await;
     let mut slow_events = slow.events().unwrap();
-    slow.subscribe(Topic::Public(7)).await.unwrap();
+    slow.subscribe(public(7)).await.unwrap();
     // The slow instance reads nothing while far more than any queue holds is published.
     for i in 0..10_000 {
-        fast.publish(Topic::Public(7), text(format!("{i}")))
-            .await
-            .unwrap();
+        fast.publish(public(7), text(format!("{i}"))).await.unwrap();
     }
     let mut received = 0;
     let mut told = false;
@@ -163,7 +175,7 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
         BusEvent::Message { .. } => *received += 1,
         BusEvent::Resync { topics } => {
             *told = true;
-            assert!(topics.contains(&Topic::Public(7)));
+            assert!(topics.contains(&public(7)));
         }
     };
     while let Ok(Some(event)) =
@@ -172,7 +184,7 @@ async fn a_lagging_instance_is_told_to_resync(connect: &Connect) {
         drain(&mut told, &mut received, event);
     }
     // Once there is room again, the next publish brings the owed resync first.
-    fast.publish(Topic::Public(7), text("after the storm"))
+    fast.publish(public(7), text("after the storm"))
         .await
         .unwrap();
     while let Ok(Some(event)) =
@@ -297,23 +309,23 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     let a = connect().await;
     let b = connect().await;
     let mut events = a.events().unwrap();
-    a.subscribe(Topic::Public(5)).await.unwrap();
+    a.subscribe(public(5)).await.unwrap();
     settle().await;
-    b.publish(Topic::Public(5), text("before")).await.unwrap();
+    b.publish(public(5), text("before")).await.unwrap();
     assert_eq!(
         next_message(&mut events).await,
-        Some((Topic::Public(5), "before".into()))
+        Some((public(5), "before".into()))
     );
 
     server.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!a.is_connected(), "the outage is noticed");
     assert!(
-        b.publish(Topic::Public(5), text("lost")).await.is_err(),
+        b.publish(public(5), text("lost")).await.is_err(),
         "publishing fails clearly while Redis is down"
     );
     // Subscribing while Redis is away is remembered and done on reconnect.
-    a.subscribe(Topic::Public(6)).await.unwrap();
+    a.subscribe(public(6)).await.unwrap();
     server.restart().await;
 
     let resync = tokio::time::timeout(Duration::from_secs(10), events.recv())
@@ -322,7 +334,7 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     match resync {
         Some(BusEvent::Resync { topics }) => {
             assert!(
-                topics.contains(&Topic::Public(5)) && topics.contains(&Topic::Public(6)),
+                topics.contains(&public(5)) && topics.contains(&public(6)),
                 "{topics:?}"
             );
         }
@@ -333,7 +345,7 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     // Publishing works again (the managed connection reconnects by itself).
     let mut published = false;
     for _ in 0..20 {
-        if b.publish(Topic::Public(6), text("after")).await.is_ok() {
+        if b.publish(public(6), text("after")).await.is_ok() {
             published = true;
             break;
         }
@@ -342,7 +354,7 @@ async fn redis_bus_survives_a_restart_and_tells_everyone_to_resync() {
     assert!(published);
     assert_eq!(
         next_message(&mut events).await,
-        Some((Topic::Public(6), "after".into()))
+        Some((public(6), "after".into()))
     );
 }
 

@@ -645,9 +645,10 @@ async fn a_customer_who_leaves_mid_chat_gets_the_next_reply_by_email() {
         let waiting = visitor
             .expect(|f| f["type"] == "conversation" && f["status"] == "waiting")
             .await;
-        let number = waiting["ticket_number"].as_i64().unwrap();
+        let number = careline::model::TicketNumber(waiting["ticket_number"].as_i64().unwrap());
         let welcome = visitor.leave_contact("Grace", "grace@example.com").await;
-        let visitor_id: i64 = welcome["user"]["id"].as_str().unwrap().parse().unwrap();
+        let visitor_id: careline::model::VisitorId =
+            welcome["user"]["id"].as_str().unwrap().parse().unwrap();
         let alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
         let mut console = app.agent_socket(&alan).await;
         console.claim(&id).await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use careline::Adapters;
 use careline::bot::{Bot, BotError, BotReply, BotTurn, BoxFuture};
+use careline::model::VisitorId;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use support::browser::Browser;
@@ -853,7 +854,7 @@ async fn a_retried_start_gets_the_same_conversation() {
     assert_eq!(again["id"], first, "the retry found the first conversation");
     let ack = visitor.expect_type("ack").await;
     assert_eq!(ack["seq"], 1, "and the same first message");
-    let visitor_id: i64 = visitor.log[0]["user"]["id"]
+    let visitor_id: VisitorId = visitor.log[0]["user"]["id"]
         .as_str()
         .unwrap()
         .parse()

@@ -41,7 +41,7 @@ struct World {
     chat: Arc<Chat>,
     visitor: Visitor,
     agent: User,
-    conversation: i64,
+    conversation: careline::model::ConversationId,
     _dir: tempfile::TempDir,
 }
 

@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use careline::model::{ConversationStatus, Email, Role, SenderKind, User};
+use careline::model::{ConversationId, ConversationStatus, Email, Role, SenderKind, User, UserId};
 use careline::store::{Appended, BatchStats, NewChatMessage, Store, StoreError};
 use sqlx::{Connection, PgConnection};
 use support::databases::postgres_available;
@@ -26,7 +26,7 @@ async fn open() -> (Store, TestDb, tempfile::TempDir) {
 }
 
 /// `n` new conversations whose messages the same lane writes.
-async fn conversations_of_one_lane(store: &Store, n: usize) -> Vec<i64> {
+async fn conversations_of_one_lane(store: &Store, n: usize) -> Vec<ConversationId> {
     let site = store.default_site().await.unwrap();
     let visitor = store
         .create_visitor(site.id, "token-hash", "Visitor", "")
@@ -71,10 +71,10 @@ enum Sent {
 /// One message to append: its body is also its client id.
 #[derive(Clone, Copy)]
 struct Msg {
-    conversation: i64,
+    conversation: ConversationId,
     body: &'static str,
     /// The agent who writes it (a customer's message if none).
-    agent: Option<i64>,
+    agent: Option<UserId>,
     private: bool,
     only_in: Option<&'static [ConversationStatus]>,
     /// Stored only if the customer needs no email (see `NewChatMessage`).
@@ -83,7 +83,7 @@ struct Msg {
     options: &'static [&'static str],
 }
 
-fn customer(conversation: i64, body: &'static str) -> Msg {
+fn customer(conversation: ConversationId, body: &'static str) -> Msg {
     Msg {
         conversation,
         body,
@@ -176,11 +176,11 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 /// A connection holding conversation `id`'s row lock until its
 /// transaction ends (`ROLLBACK`).
-async fn lock_row(url: &str, id: i64) -> PgConnection {
+async fn lock_row(url: &str, id: ConversationId) -> PgConnection {
     let mut locker = PgConnection::connect(url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
     sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE")
-        .bind(id)
+        .bind(id.0)
         .execute(&mut locker)
         .await
         .unwrap();
@@ -207,7 +207,7 @@ async fn lock_waiters(url: &str, n: i64) {
 /// transaction ends; returns once a write of the store waits on it.
 async fn hold_lock_until_a_write_waits(
     url: &str,
-    id: i64,
+    id: ConversationId,
     write: impl FnOnce() -> tokio::task::JoinHandle<Sent>,
 ) -> (PgConnection, tokio::task::JoinHandle<Sent>) {
     let locker = lock_row(url, id).await;
@@ -222,7 +222,7 @@ async fn hold_lock_until_a_write_waits(
 async fn one_batch_behind(
     store: &Store,
     url: &str,
-    blocker: i64,
+    blocker: ConversationId,
     msgs: &[Msg],
 ) -> Vec<Result<Sent, StoreError>> {
     let (mut locker, ahead) = hold_lock_until_a_write_waits(url, blocker, || {
@@ -236,7 +236,7 @@ async fn one_batch_behind(
 }
 
 /// Whether conversation `id` holds no message at all.
-async fn nothing_stored(store: &Store, id: i64) -> bool {
+async fn nothing_stored(store: &Store, id: ConversationId) -> bool {
     store
         .messages_after(id, 0, true, 10)
         .await
@@ -276,7 +276,7 @@ async fn messages_queued_behind_a_write_go_out_as_one_batch() {
         &[
             customer(a, "a2"),
             Msg {
-                agent: Some(agent.id.0),
+                agent: Some(agent.id),
                 private: true,
                 ..customer(b, "note")
             },
@@ -454,7 +454,7 @@ async fn a_message_that_fails_its_batch_fails_alone() {
         &[
             customer(b, "b1"),
             Msg {
-                agent: Some(987_654),
+                agent: Some(UserId(987_654)),
                 ..customer(c, "c1")
             },
             customer(d, "d1"),
@@ -587,7 +587,7 @@ async fn an_agents_reply_is_not_held_up_by_routing_to_that_agent() {
     let reply = tokio::spawn(send(
         store.clone(),
         Msg {
-            agent: Some(agent.id.0),
+            agent: Some(agent.id),
             ..customer(hers, "on it")
         },
     ));
@@ -627,7 +627,7 @@ async fn a_reply_for_an_away_customer_is_left_out_of_its_batch() {
     let before = store.append_batches().unwrap();
 
     let reply = |conversation, body| Msg {
-        agent: Some(agent.id.0),
+        agent: Some(agent.id),
         only_if_customer_seen_after: Some(careline::store::now_ms() - 60_000),
         ..customer(conversation, body)
     };

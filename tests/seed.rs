@@ -84,7 +84,7 @@ async fn seeded_tickets_list_render_and_continue_like_real_ones() {
 
         // Every ticket is listed, most recently updated first.
         let tickets = all_tickets(&app.store).await;
-        let numbers: BTreeSet<i64> = tickets.iter().map(|t| t.number).collect();
+        let numbers: BTreeSet<i64> = tickets.iter().map(|t| t.number.0).collect();
         assert_eq!(numbers, (1001..=1050).collect(), "{db:?}");
         assert!(
             tickets

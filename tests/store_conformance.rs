@@ -15,8 +15,9 @@ use careline::bot::faq::FaqBot;
 use careline::bus::LocalBus;
 use careline::domain::accounts;
 use careline::domain::chat::{Chat, ChatConfig};
-use careline::model::EventKind;
-use careline::model::{Email, Priority, Role, SenderKind, TicketStatus, User};
+use careline::model::{
+    ConversationId, Email, EventKind, Priority, Role, SenderKind, TicketNumber, TicketStatus, User,
+};
 use careline::store::{
     Appended, AssigneeFilter, NewChatMessage, Store, StoreError, TicketFilter, now_ms,
 };
@@ -143,8 +144,8 @@ async fn ticket_lifecycle(store: &Store) {
     )
     .await
     .unwrap();
-    assert_eq!(first.number, 1001);
-    assert_eq!(second.number, 1002);
+    assert_eq!(first.number, TicketNumber(1001));
+    assert_eq!(second.number, TicketNumber(1002));
     assert_eq!(first.status, TicketStatus::Open);
     assert_eq!(first.customer.email, "ada@example.com");
 
@@ -245,7 +246,7 @@ async fn ticket_lifecycle(store: &Store) {
             .await
             .unwrap()
             .iter()
-            .map(|t| t.number)
+            .map(|t| t.number.0)
             .collect::<Vec<_>>()
     };
     assert_eq!(
@@ -398,6 +399,7 @@ async fn parallel_numbers(store: &Store) {
             .await
             .expect("concurrent create succeeds")
             .number
+            .0
         }));
     }
     let mut numbers = Vec::new();
@@ -752,19 +754,19 @@ async fn email_condition(store: &Store) {
         assert!(store.escalate(c, "Help", "Careline").await.unwrap());
         assert!(store.claim(c, &agent).await.unwrap());
     }
-    let reply = async |conversation: i64, client_msg_id: &str| {
+    let reply = async |conversation: ConversationId, client_msg_id: &str| {
         let appended = store
             .append_message(
                 conversation,
                 NewChatMessage {
                     sender_kind: SenderKind::Agent,
-                    sender_user_id: Some(agent.id.0),
+                    sender_user_id: Some(agent.id),
                     sender_name: &agent.name,
                     body: "An answer",
                     private: false,
                     client_msg_id,
                     only_in: None,
-                    only_assignee: Some(agent.id.0),
+                    only_assignee: Some(agent.id),
                     only_if_customer_seen_after: Some(now_ms() - 60_000),
                     email: None,
                     attachment: None,
@@ -779,7 +781,7 @@ async fn email_condition(store: &Store) {
             _ => panic!("neither stored nor refused"),
         }
     };
-    let last_seq = async |conversation: i64| {
+    let last_seq = async |conversation: ConversationId| {
         store
             .conversation(conversation)
             .await
@@ -806,7 +808,7 @@ async fn email_condition(store: &Store) {
     assert_eq!(reply(with_address.id, "r2").await, Some(first + 1));
 
     // The first response is stamped once, and only where there is a ticket.
-    let ticket_of = async |conversation: i64| {
+    let ticket_of = async |conversation: ConversationId| {
         let c = store.conversation(conversation).await.unwrap().unwrap();
         store
             .ticket_by_number(c.ticket_number.unwrap())

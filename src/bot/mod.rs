@@ -9,11 +9,11 @@ pub mod switching;
 pub mod watson;
 
 pub use crate::adapter::BoxFuture;
-use crate::model::MAX_BODY;
+use crate::model::{ConversationId, MAX_BODY};
 
 /// One customer message for the bot.
 pub struct BotTurn<'a> {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub text: &'a str,
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Bot, BotError, BotReply, BotTurn, BoxFuture};
+use crate::model::ConversationId;
 use crate::store::Store;
 
 #[derive(Clone, PartialEq)]
@@ -248,7 +249,7 @@ impl WatsonBot {
         Ok(map_answer(&answer, self.settings.min_confidence))
     }
 
-    async fn new_session(&self, conversation_id: i64) -> Result<String, BotError> {
+    async fn new_session(&self, conversation_id: ConversationId) -> Result<String, BotError> {
         let session = self.create_session().await?;
         self.store
             .set_bot_session(conversation_id, Some(&session))

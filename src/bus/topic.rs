@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::UserId;
+use crate::model::{ConversationId, UserId};
 
 /// Where an event goes: one audience of one conversation, one agent, one
 /// account, or the waiting list.
@@ -14,10 +14,10 @@ use crate::model::UserId;
 pub enum Topic {
     /// What a conversation's visitor may see (public messages, numbered by
     /// `public_seq`). Spelled `c:{id}`.
-    Public(i64),
+    Public(ConversationId),
     /// What staff see of a conversation (every message, numbered by `seq`).
     /// Spelled `s:{id}`.
-    Staff(i64),
+    Staff(ConversationId),
     /// One agent: a conversation became theirs. Spelled `a:{id}`.
     Agent(UserId),
     /// One account changed (sessions, role, name): its open consoles
@@ -31,7 +31,7 @@ pub enum Topic {
 impl Topic {
     /// The conversation whose thread this topic carries, if it carries one
     /// (a listener that may have lost some of it can resume it).
-    pub fn conversation(self) -> Option<i64> {
+    pub fn conversation(self) -> Option<ConversationId> {
         match self {
             Topic::Public(id) | Topic::Staff(id) => Some(id),
             Topic::Agent(_) | Topic::Account(_) | Topic::Queue => None,
@@ -50,8 +50,8 @@ impl Topic {
         }
         let id: i64 = id.parse().ok()?;
         match kind {
-            "c" => Some(Topic::Public(id)),
-            "s" => Some(Topic::Staff(id)),
+            "c" => Some(Topic::Public(ConversationId(id))),
+            "s" => Some(Topic::Staff(ConversationId(id))),
             "a" => Some(Topic::Agent(UserId(id))),
             "u" => Some(Topic::Account(UserId(id))),
             _ => None,
@@ -81,7 +81,7 @@ pub struct Envelope {
     /// A conversation the listening consoles start following (it was just
     /// given to their agent), so that no instance has to read it back out
     /// of the frame.
-    pub follow: Option<i64>,
+    pub follow: Option<ConversationId>,
 }
 
 impl Envelope {
@@ -93,7 +93,7 @@ impl Envelope {
     }
 
     /// A frame telling an agent that `conversation` is theirs now.
-    pub fn assignment(frame: Arc<str>, conversation: i64) -> Envelope {
+    pub fn assignment(frame: Arc<str>, conversation: ConversationId) -> Envelope {
         Envelope {
             frame,
             follow: Some(conversation),
@@ -117,7 +117,10 @@ impl Envelope {
             return Some(Envelope::frame(Arc::from(payload)));
         };
         let (id, frame) = rest.split_once('\n')?;
-        Some(Envelope::assignment(Arc::from(frame), id.parse().ok()?))
+        Some(Envelope::assignment(
+            Arc::from(frame),
+            ConversationId(id.parse().ok()?),
+        ))
     }
 }
 
@@ -130,15 +133,15 @@ mod tests {
     #[test]
     fn topics_are_spelled_and_read_back() {
         for topic in [
-            Topic::Public(42),
-            Topic::Staff(7),
+            Topic::Public(ConversationId(42)),
+            Topic::Staff(ConversationId(7)),
             Topic::Agent(UserId(3)),
             Topic::Account(UserId(9)),
             Topic::Queue,
         ] {
             assert_eq!(Topic::parse(&topic.to_string()), Some(topic));
         }
-        assert_eq!(Topic::Public(42).to_string(), "c:42");
+        assert_eq!(Topic::Public(ConversationId(42)).to_string(), "c:42");
         assert_eq!(Topic::Account(UserId(9)).to_string(), "u:9");
         for bad in ["", "c:", "c:x", "c:-1", "c: 1", "x:1", "queue:1", "c:1:2"] {
             assert_eq!(Topic::parse(bad), None, "{bad:?}");
@@ -150,7 +153,7 @@ mod tests {
         let frame: Arc<str> = Arc::from(r#"{"type":"conversation","id":"5"}"#);
         for envelope in [
             Envelope::frame(frame.clone()),
-            Envelope::assignment(frame.clone(), 5),
+            Envelope::assignment(frame.clone(), ConversationId(5)),
         ] {
             assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
         }

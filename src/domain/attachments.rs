@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{DomainResult, invalid};
 use crate::blobs::{BlobKey, Blobs};
-use crate::model::{Attachment, AttachmentRef, SenderKind};
+use crate::model::{Attachment, AttachmentRef, ConversationId, SenderKind, UserId};
 use crate::store::{Store, UploadRemoval};
 
 /// Who reads an attachment, once it is known that they may read its
@@ -24,7 +24,7 @@ pub enum Reader {
     /// The customer (widget visitor or portal user) of the conversation.
     Customer,
     /// An agent or admin.
-    Staff { user_id: i64 },
+    Staff { user_id: UserId },
 }
 
 impl Attachment {
@@ -47,7 +47,7 @@ impl Attachment {
 /// sent, which is fine: the store then returns the first message.
 pub async fn sender_upload(
     store: &Store,
-    conversation_id: i64,
+    conversation_id: ConversationId,
     sender: Reader,
     attachment_id: Option<&str>,
 ) -> DomainResult<Option<AttachmentRef>> {
@@ -255,7 +255,7 @@ pub fn human_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::is_inline_image;
+    use crate::model::{MessageId, is_inline_image};
 
     #[test]
     fn types_come_from_the_bytes_and_only_from_the_allowlist() {
@@ -317,9 +317,9 @@ mod tests {
     fn uploads_not_yet_sent_are_their_uploaders_only() {
         let mut a = Attachment {
             id: "a".into(),
-            conversation_id: 1,
+            conversation_id: ConversationId(1),
             uploader_kind: SenderKind::Agent,
-            uploader_user_id: Some(7),
+            uploader_user_id: Some(UserId(7)),
             name: "x.png".into(),
             content_type: "image/png".into(),
             size: 1,
@@ -328,11 +328,11 @@ mod tests {
             private: false,
             created_at: 0,
         };
-        assert!(a.readable_by(Reader::Staff { user_id: 7 }));
-        assert!(!a.readable_by(Reader::Staff { user_id: 8 }));
+        assert!(a.readable_by(Reader::Staff { user_id: UserId(7) }));
+        assert!(!a.readable_by(Reader::Staff { user_id: UserId(8) }));
         assert!(!a.readable_by(Reader::Customer));
-        a.message_id = Some(1);
-        assert!(a.readable_by(Reader::Staff { user_id: 8 }));
+        a.message_id = Some(MessageId(1));
+        assert!(a.readable_by(Reader::Staff { user_id: UserId(8) }));
         assert!(a.readable_by(Reader::Customer));
         a.private = true;
         assert!(!a.readable_by(Reader::Customer));

@@ -14,7 +14,7 @@ use super::chat::Chat;
 use super::{DomainError, DomainResult, invalid};
 use crate::model::{
     AttachmentRef, EventKind, MAX_BODY, Message, Priority, SenderKind, Ticket, TicketEvent,
-    TicketStatus, User, UserId,
+    TicketNumber, TicketStatus, User, UserId,
 };
 use crate::store::{AssigneeFilter, NewEmail, Store, StoreError, TicketActivity, TicketFilter};
 
@@ -80,7 +80,7 @@ pub async fn raise(
 }
 
 /// The ticket numbered `number`, if `viewer` may see it.
-pub async fn find(store: &Store, viewer: &User, number: i64) -> DomainResult<Ticket> {
+pub async fn find(store: &Store, viewer: &User, number: TicketNumber) -> DomainResult<Ticket> {
     let ticket = store
         .ticket_by_number(number)
         .await?
@@ -96,7 +96,7 @@ pub async fn find(store: &Store, viewer: &User, number: i64) -> DomainResult<Tic
 }
 
 /// The ticket, its thread and timeline, as `viewer` may see them.
-pub async fn view(store: &Store, viewer: &User, number: i64) -> DomainResult<TicketView> {
+pub async fn view(store: &Store, viewer: &User, number: TicketNumber) -> DomainResult<TicketView> {
     let ticket = find(store, viewer, number).await?;
     let staff = viewer.role.is_staff();
     let messages = store.messages(ticket.conversation_id, staff).await?;
@@ -165,7 +165,12 @@ fn reply_email(ticket: &Ticket, author: &User, body: &str) -> Option<NewEmail> {
 }
 
 /// The email telling a customer their ticket is resolved, with a rating link.
-pub fn resolved_email(number: i64, subject: &str, name: &str, to: &str) -> Option<NewEmail> {
+pub fn resolved_email(
+    number: TicketNumber,
+    subject: &str,
+    name: &str,
+    to: &str,
+) -> Option<NewEmail> {
     (!to.is_empty()).then(|| NewEmail {
         to: to.to_string(),
         template: "ticket_resolved",
@@ -177,9 +182,7 @@ pub fn resolved_email(number: i64, subject: &str, name: &str, to: &str) -> Optio
 /// by the conversation.
 fn reader_of(author: &User) -> Reader {
     if author.role.is_staff() {
-        Reader::Staff {
-            user_id: author.id.0,
-        }
+        Reader::Staff { user_id: author.id }
     } else {
         Reader::Customer
     }
@@ -225,7 +228,7 @@ fn parse_body_with(
 pub async fn reply(
     chat: &Chat,
     author: &User,
-    number: i64,
+    number: TicketNumber,
     body: &str,
     attachment_id: Option<&str>,
 ) -> DomainResult<Ticket> {
@@ -270,7 +273,7 @@ pub async fn reply(
 pub async fn note(
     chat: &Chat,
     author: &User,
-    number: i64,
+    number: TicketNumber,
     body: &str,
     attachment_id: Option<&str>,
 ) -> DomainResult<Ticket> {
@@ -306,7 +309,7 @@ pub struct TicketUpdate {
 pub async fn update(
     chat: &Chat,
     staff: &User,
-    number: i64,
+    number: TicketNumber,
     update: TicketUpdate,
 ) -> DomainResult<Ticket> {
     let store = chat.store();
@@ -386,7 +389,7 @@ fn change_status(ticket: &Ticket, status: TicketStatus, activity: &mut TicketAct
 pub async fn rate(
     store: &Store,
     customer: &User,
-    number: i64,
+    number: TicketNumber,
     score: i64,
     comment: &str,
 ) -> DomainResult<Ticket> {

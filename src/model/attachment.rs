@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::SenderKind;
+use super::{ConversationId, MessageId, SenderKind, UserId};
 
 /// What a message carries of its attachment (stored with the message, shown
 /// in `message` frames and on ticket pages).
@@ -26,16 +26,16 @@ impl AttachmentRef {
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub id: String,
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     /// `Customer` or `Agent`.
     pub uploader_kind: SenderKind,
-    pub uploader_user_id: Option<i64>,
+    pub uploader_user_id: Option<UserId>,
     pub name: String,
     pub content_type: String,
     pub size: i64,
     pub sha256: String,
     /// The message it was sent with; `None` while it is only uploaded.
-    pub message_id: Option<i64>,
+    pub message_id: Option<MessageId>,
     /// Whether that message is a private note (staff only).
     pub private: bool,
     pub created_at: i64,

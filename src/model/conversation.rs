@@ -1,7 +1,7 @@
 //! A conversation between a visitor, the bot and agents, and the waiting
 //! list's view of one.
 
-use super::UserId;
+use super::{ConversationId, SiteId, TicketNumber, UserId, VisitorId};
 
 text_enum!(
     ConversationStatus { Bot = "bot", Waiting = "waiting", Live = "live", Resolved = "resolved", Closed = "closed" }
@@ -9,9 +9,9 @@ text_enum!(
 
 #[derive(Debug, Clone)]
 pub struct Conversation {
-    pub id: i64,
-    pub site_id: i64,
-    pub visitor_id: i64,
+    pub id: ConversationId,
+    pub site_id: SiteId,
+    pub visitor_id: VisitorId,
     pub status: ConversationStatus,
     pub assignee_id: Option<UserId>,
     pub assignee_name: Option<String>,
@@ -23,7 +23,7 @@ pub struct Conversation {
     pub agent_read_seq: i64,
     pub customer_read_seq: i64,
     pub waiting_since: Option<i64>,
-    pub ticket_number: Option<i64>,
+    pub ticket_number: Option<TicketNumber>,
     pub ticket_id: Option<i64>,
     /// When staff first answered on the ticket (`None` until then).
     pub first_response_at: Option<i64>,
@@ -36,8 +36,8 @@ pub struct Conversation {
 /// A conversation waiting for a person, as the queue shows it.
 #[derive(Debug, Clone)]
 pub struct QueueEntry {
-    pub conversation_id: i64,
-    pub ticket_number: Option<i64>,
+    pub conversation_id: ConversationId,
+    pub ticket_number: Option<TicketNumber>,
     pub customer_name: String,
     pub customer_email: String,
     pub waiting_since: i64,

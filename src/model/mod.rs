@@ -47,7 +47,7 @@ mod ticket;
 
 pub use attachment::{Attachment, AttachmentRef, is_inline_image};
 pub use conversation::{Conversation, ConversationStatus, QueueEntry};
-pub use ids::UserId;
+pub use ids::{ConversationId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
 pub use message::{MAX_BODY, Message, SenderKind};
 pub use people::{Email, Role, User, Visitor};
 pub use ticket::{EventKind, Person, Priority, Ticket, TicketEvent, TicketStatus};

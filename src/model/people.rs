@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{InvalidField, UserId};
+use super::{InvalidField, SiteId, UserId, VisitorId};
 
 text_enum!(
     /// What a user may do. Customers raise tickets; agents work them; admins
@@ -32,9 +32,9 @@ pub struct User {
 /// Someone chatting from the widget (a portal customer is one too).
 #[derive(Debug, Clone)]
 pub struct Visitor {
-    pub id: i64,
-    pub site_id: i64,
-    pub user_id: Option<i64>,
+    pub id: VisitorId,
+    pub site_id: SiteId,
+    pub user_id: Option<UserId>,
     pub name: String,
     pub email: String,
 }

@@ -1,7 +1,7 @@
 //! Tickets: what a customer raised, who works on it, where it stands, and
 //! its timeline.
 
-use super::UserId;
+use super::{ConversationId, TicketNumber, UserId};
 
 text_enum!(
     TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
@@ -21,8 +21,8 @@ pub struct Person {
 #[derive(Debug, Clone)]
 pub struct Ticket {
     pub id: i64,
-    pub number: i64,
-    pub conversation_id: i64,
+    pub number: TicketNumber,
+    pub conversation_id: ConversationId,
     pub subject: String,
     pub status: TicketStatus,
     pub priority: Priority,

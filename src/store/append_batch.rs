@@ -34,8 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::{Backend, now_ms};
-use crate::model::ConversationStatus;
 use crate::model::Message;
+use crate::model::{ConversationId, ConversationStatus};
 
 /// Lanes per process. Few, so that batches form as soon as the database is
 /// the bottleneck; more than one, so that a lock wait does not stop all.
@@ -64,7 +64,7 @@ pub(super) enum Outcome {
 /// One message's row as the statement reads it (`json_to_recordset`).
 #[derive(Serialize)]
 pub(super) struct BatchRow<'a> {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     /// 1 if customers see it (it takes the next public seq), else 0.
     pub public: i64,
     /// Comma-separated statuses the conversation must be in; none: any.
@@ -101,7 +101,7 @@ pub struct BatchStats {
 }
 
 struct Job {
-    conversation_id: i64,
+    conversation_id: ConversationId,
     /// The row, serialized by the sender (no copy of the body kept).
     json: String,
     reply: oneshot::Sender<Outcome>,
@@ -179,8 +179,8 @@ impl AppendBatcher {
 }
 
 /// The lane that writes a conversation's messages.
-pub(super) fn lane_of(conversation_id: i64) -> usize {
-    conversation_id.rem_euclid(LANES as i64) as usize
+pub(super) fn lane_of(conversation_id: ConversationId) -> usize {
+    conversation_id.0.rem_euclid(LANES as i64) as usize
 }
 
 /// The batch statement: one seq update per conversation (at most one message
@@ -352,9 +352,9 @@ async fn execute(pool: &AnyPool, sql: &SqlStr, jobs: &[Job]) -> Result<Vec<AnyRo
 
 /// The outcome for the message of `conversation_id` (a batch holds at most
 /// one per conversation): its row, or none if the statement left it out.
-fn answer(rows: &[AnyRow], conversation_id: i64) -> Outcome {
+fn answer(rows: &[AnyRow], conversation_id: ConversationId) -> Outcome {
     for row in rows {
-        match row.try_get::<i64, _>("conversation_id") {
+        match row.try_get::<ConversationId, _>("conversation_id") {
             Ok(id) if id == conversation_id => {
                 return Outcome::Stored(rows::message(row).and_then(|message| {
                     let status = text_enum(row, "status", ConversationStatus::parse)?;
@@ -378,7 +378,7 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         (
             Job {
-                conversation_id,
+                conversation_id: ConversationId(conversation_id),
                 json: conversation_id.to_string(),
                 reply,
             },
@@ -387,7 +387,7 @@ mod tests {
     }
 
     fn ids(jobs: impl IntoIterator<Item = Job>) -> Vec<i64> {
-        jobs.into_iter().map(|j| j.conversation_id).collect()
+        jobs.into_iter().map(|j| j.conversation_id.0).collect()
     }
 
     #[test]

@@ -16,8 +16,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::rows::{flag, text_enum};
 use super::{Backend, Store, StoreResult};
-use crate::model::Attachment;
 use crate::model::SenderKind;
+use crate::model::{Attachment, ConversationId};
 
 const ATTACHMENT_SELECT: &str = "
 SELECT a.id, a.conversation_id, a.uploader_kind, a.uploader_user_id, a.name, a.content_type,
@@ -237,7 +237,7 @@ impl Store {
     /// (a bound on what one conversation can pile up unsent).
     pub async fn unsent_uploads_since(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         since_ms: i64,
     ) -> StoreResult<i64> {
         let row = sqlx::query(self.sql(

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::rows::text_enum;
 use super::{Store, StoreError, StoreResult, now_ms};
-use crate::model::{Conversation, ConversationStatus, UserId};
+use crate::model::{Conversation, ConversationId, ConversationStatus, SiteId, UserId, VisitorId};
 
 const CONVERSATION_SELECT: &str = "
 SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
@@ -49,8 +49,8 @@ fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
 impl Store {
     pub async fn create_conversation(
         &self,
-        site_id: i64,
-        visitor_id: i64,
+        site_id: SiteId,
+        visitor_id: VisitorId,
     ) -> StoreResult<Conversation> {
         let now = now_ms();
         let id: i64 = sqlx::query(self.sql(
@@ -64,14 +64,16 @@ impl Store {
         .fetch_one(&self.pool)
         .await?
         .try_get("id")?;
-        self.conversation(id).await?.ok_or(StoreError::NotFound)
+        self.conversation(ConversationId(id))
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     /// The visitor's conversation whose messages include `client_msg_id`
     /// (a retried `start`).
     pub async fn conversation_with_message(
         &self,
-        visitor_id: i64,
+        visitor_id: VisitorId,
         client_msg_id: &str,
     ) -> StoreResult<Option<Conversation>> {
         let row = sqlx::query(self.sql(
@@ -88,7 +90,7 @@ impl Store {
         }
     }
 
-    pub async fn conversation(&self, id: i64) -> StoreResult<Option<Conversation>> {
+    pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let row = sqlx::query(self.sql(&format!("{CONVERSATION_SELECT} WHERE c.id = ?")))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -97,7 +99,10 @@ impl Store {
     }
 
     /// A visitor's conversations, newest first (bounded: the widget shows recent ones).
-    pub async fn visitor_conversations(&self, visitor_id: i64) -> StoreResult<Vec<Conversation>> {
+    pub async fn visitor_conversations(
+        &self,
+        visitor_id: VisitorId,
+    ) -> StoreResult<Vec<Conversation>> {
         let rows = sqlx::query(self.sql(&format!(
             "{CONVERSATION_SELECT} WHERE c.visitor_id = ? ORDER BY c.id DESC LIMIT 20"
         )))
@@ -119,7 +124,7 @@ impl Store {
     }
 
     /// Counts a bot miss; returns the misses in a row so far.
-    pub async fn count_bot_miss(&self, conversation_id: i64) -> StoreResult<i64> {
+    pub async fn count_bot_miss(&self, conversation_id: ConversationId) -> StoreResult<i64> {
         let row = sqlx::query(self.sql(
             "UPDATE conversations SET bot_misses = bot_misses + 1 WHERE id = ? RETURNING bot_misses",
         ))
@@ -129,7 +134,7 @@ impl Store {
         Ok(row.try_get("bot_misses")?)
     }
 
-    pub async fn reset_bot_misses(&self, conversation_id: i64) -> StoreResult<()> {
+    pub async fn reset_bot_misses(&self, conversation_id: ConversationId) -> StoreResult<()> {
         let _turn = self.write_turn().await;
         sqlx::query(
             self.sql("UPDATE conversations SET bot_misses = 0 WHERE id = ? AND bot_misses <> 0"),
@@ -143,7 +148,7 @@ impl Store {
     /// Remembers how far one side has read, in that side's numbering.
     pub async fn mark_read(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         by_agent: bool,
         seq: i64,
     ) -> StoreResult<()> {

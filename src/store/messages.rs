@@ -15,12 +15,14 @@ use super::outbox::NewEmail;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::seqs::Conditions;
 use super::{Store, StoreError, StoreResult, now_ms};
-use crate::model::{AttachmentRef, ConversationStatus, Message, SenderKind};
+use crate::model::{
+    AttachmentRef, ConversationId, ConversationStatus, Message, MessageId, SenderKind, UserId,
+};
 
 /// A message to append to a conversation.
 pub struct NewChatMessage<'a> {
     pub sender_kind: SenderKind,
-    pub sender_user_id: Option<i64>,
+    pub sender_user_id: Option<UserId>,
     pub sender_name: &'a str,
     pub body: &'a str,
     pub private: bool,
@@ -30,7 +32,7 @@ pub struct NewChatMessage<'a> {
     pub only_in: Option<&'a [ConversationStatus]>,
     /// The message is stored only while this user owns the conversation
     /// (an agent's reply must not land after a transfer away).
-    pub only_assignee: Option<i64>,
+    pub only_assignee: Option<UserId>,
     /// The message is stored only if its customer needs no email about it:
     /// they have no address, or were seen after this time (ms). An agent's
     /// reply written without looking the conversation up first uses it;
@@ -49,7 +51,7 @@ pub struct NewChatMessage<'a> {
 /// A message row as [`Store::insert_message_row`] writes it.
 pub(super) struct MessageRow<'a> {
     pub sender_kind: SenderKind,
-    pub sender_user_id: Option<i64>,
+    pub sender_user_id: Option<UserId>,
     pub sender_name: &'a str,
     pub body: &'a str,
     pub private: bool,
@@ -73,7 +75,7 @@ pub enum Appended {
 
 impl NewChatMessage<'_> {
     /// This message as a row of a group commit (see `append_batch`).
-    fn batch_row(&self, conversation_id: i64) -> BatchRow<'_> {
+    fn batch_row(&self, conversation_id: ConversationId) -> BatchRow<'_> {
         BatchRow {
             conversation_id,
             public: i64::from(!self.private),
@@ -84,10 +86,10 @@ impl NewChatMessage<'_> {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
-            owner: self.only_assignee,
+            owner: self.only_assignee.map(|u| u.0),
             seen_after: self.only_if_customer_seen_after,
             sender_kind: self.sender_kind.as_str(),
-            sender_user_id: self.sender_user_id,
+            sender_user_id: self.sender_user_id.map(|u| u.0),
             sender_name: self.sender_name,
             body: self.body,
             client_msg_id: self.client_msg_id,
@@ -112,7 +114,7 @@ impl Store {
     /// Appends a message under the delivery contract (see the module docs).
     pub async fn append_message(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: NewChatMessage<'_>,
     ) -> StoreResult<Appended> {
         if self.backend == Backend::Postgres
@@ -208,7 +210,7 @@ impl Store {
     pub(super) async fn insert_message_row(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         (seq, public_seq): (i64, Option<i64>),
         row: &MessageRow<'_>,
         now: i64,
@@ -251,7 +253,7 @@ impl Store {
     /// UPDATE, INSERT, COMMIT). Same contract as the general path.
     async fn append_in_one_statement(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: &NewChatMessage<'_>,
     ) -> StoreResult<Appended> {
         let conditions = Conditions::of(message);
@@ -315,9 +317,9 @@ impl Store {
     async fn bind_attachment(
         &self,
         tx: &mut Transaction<'static, Any>,
-        message_id: i64,
+        message_id: MessageId,
         attachment_id: &str,
-        conversation_id: i64,
+        conversation_id: ConversationId,
     ) -> StoreResult<bool> {
         let bound = sqlx::query(self.sql(
             "UPDATE attachments SET message_id = ?
@@ -335,7 +337,7 @@ impl Store {
     /// before (a retry, as `retry_of` tells), else `otherwise`.
     async fn retry_or(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: &NewChatMessage<'_>,
         otherwise: impl FnOnce() -> StoreResult<Appended>,
     ) -> StoreResult<Appended> {
@@ -350,7 +352,7 @@ impl Store {
 
     async fn message_by_client_id(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
     ) -> StoreResult<Option<Message>> {
         let row = sqlx::query(self.sql(&format!(
@@ -366,7 +368,7 @@ impl Store {
     /// Messages with `seq > after_seq`, in order, at most `limit`.
     pub async fn messages_after(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         after_seq: i64,
         include_private: bool,
         limit: i64,
@@ -391,7 +393,7 @@ impl Store {
     /// (0 when there is none).
     pub async fn staff_seq_for_public(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         public_seq: i64,
     ) -> StoreResult<i64> {
         let row = sqlx::query(
@@ -406,7 +408,11 @@ impl Store {
 
     /// The customer's numbering of the last public message at or before the
     /// staff `seq` (0 when there is none).
-    pub async fn public_seq_at(&self, conversation_id: i64, seq: i64) -> StoreResult<i64> {
+    pub async fn public_seq_at(
+        &self,
+        conversation_id: ConversationId,
+        seq: i64,
+    ) -> StoreResult<i64> {
         let row = sqlx::query(self.sql(
             "SELECT MAX(public_seq) AS p FROM messages WHERE conversation_id = ? AND seq <= ?",
         ))
@@ -420,7 +426,7 @@ impl Store {
     /// The thread of a conversation in `seq` order; private notes only when asked.
     pub async fn messages(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         include_private: bool,
     ) -> StoreResult<Vec<Message>> {
         let sql = if include_private {

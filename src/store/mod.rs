@@ -9,6 +9,7 @@ mod append_batch;
 mod attachments;
 mod content;
 mod conversations;
+mod ids;
 mod messages;
 mod migrations;
 mod outbox;
@@ -32,6 +33,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::ConversationId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Transaction};
 
@@ -241,7 +243,7 @@ impl Store {
     /// The group-commit lane that writes this conversation's messages
     /// (`None` on SQLite); messages of one lane queue behind each other.
     /// For tests that need messages queued behind one another.
-    pub fn append_lane(&self, conversation_id: i64) -> Option<usize> {
+    pub fn append_lane(&self, conversation_id: ConversationId) -> Option<usize> {
         self.batcher
             .as_ref()
             .map(|_| append_batch::lane_of(conversation_id))

@@ -5,13 +5,13 @@ use sqlx::Row;
 
 use super::ticket_activity::TicketActivity;
 use super::{Store, StoreResult, now_ms};
-use crate::model::EventKind;
+use crate::model::{ConversationId, EventKind};
 
 impl Store {
     /// Stores the customer's rating; a second rating replaces the first.
     pub async fn rate(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         score: i64,
         comment: &str,
         actor_name: &str,
@@ -38,7 +38,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn rating(&self, conversation_id: i64) -> StoreResult<Option<(i64, String)>> {
+    pub async fn rating(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<(i64, String)>> {
         let row = sqlx::query(
             self.sql("SELECT score, comment FROM csat_ratings WHERE conversation_id = ?"),
         )

@@ -11,7 +11,7 @@ use super::Backend;
 use super::outbox::NewEmail;
 use super::ticket_activity::TicketActivity;
 use super::{Store, StoreResult, now_ms};
-use crate::model::{EventKind, Priority, TicketStatus, User, UserId};
+use crate::model::{ConversationId, EventKind, Priority, TicketStatus, User, UserId, VisitorId};
 
 /// Whether an assignment to an agent may wait for another one in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Store {
     /// not with the bot (someone else escalated it first).
     pub async fn escalate(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         subject: &str,
         actor_name: &str,
     ) -> StoreResult<bool> {
@@ -79,7 +79,7 @@ impl Store {
                     .await?;
             }
             None => {
-                let visitor_id: i64 =
+                let visitor_id: VisitorId =
                     sqlx::query(self.sql("SELECT visitor_id FROM conversations WHERE id = ?"))
                         .bind(conversation_id)
                         .fetch_one(&mut *tx)
@@ -113,7 +113,7 @@ impl Store {
 
     /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
     /// agents claiming at once (on any instance), exactly one gets `true`.
-    pub async fn claim(&self, conversation_id: i64, agent: &User) -> StoreResult<bool> {
+    pub async fn claim(&self, conversation_id: ConversationId, agent: &User) -> StoreResult<bool> {
         Ok(self.take_waiting(conversation_id, agent, None).await? == Assignment::Assigned)
     }
 
@@ -125,7 +125,7 @@ impl Store {
     /// handoffs spreads over the agents instead of queueing on the first.
     pub async fn assign_within_capacity(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         agent: &User,
         wait: Wait,
     ) -> StoreResult<Assignment> {
@@ -135,7 +135,7 @@ impl Store {
     /// `capacity`: `None` claims regardless of the agent's load.
     async fn take_waiting(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         agent: &User,
         capacity: Option<Wait>,
     ) -> StoreResult<Assignment> {
@@ -215,7 +215,7 @@ impl Store {
     /// owner (or staff acting for them, `from`) may; returns false otherwise.
     pub async fn transfer(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         actor: &User,
         from: UserId,
         to: &User,
@@ -247,7 +247,7 @@ impl Store {
     /// Resolves a conversation (and its ticket), queuing `email` with it.
     pub async fn resolve(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         actor: &User,
         email: Option<NewEmail>,
     ) -> StoreResult<bool> {
@@ -281,7 +281,11 @@ impl Store {
 
     /// The customer wrote again after resolution: back to the agent who had
     /// it (or the queue), and the ticket reopens.
-    pub async fn reopen(&self, conversation_id: i64, actor_name: &str) -> StoreResult<bool> {
+    pub async fn reopen(
+        &self,
+        conversation_id: ConversationId,
+        actor_name: &str,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
         let done = sqlx::query(self.sql(
@@ -322,7 +326,7 @@ impl Store {
     async fn ticket_follows(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         actor: &User,
         change: impl FnOnce(&mut TicketActivity),
     ) -> StoreResult<()> {

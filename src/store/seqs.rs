@@ -7,7 +7,7 @@ use sqlx::{Any, Row, Transaction};
 use super::messages::NewChatMessage;
 use super::rows::text_enum;
 use super::{Store, StoreError, StoreResult};
-use crate::model::ConversationStatus;
+use crate::model::{ConversationId, ConversationStatus, UserId};
 
 impl Store {
     /// Takes the next staff `seq` and, for a public message, the next
@@ -15,7 +15,7 @@ impl Store {
     pub(super) async fn next_seqs(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         private: bool,
         now: i64,
     ) -> StoreResult<(i64, Option<i64>)> {
@@ -31,7 +31,7 @@ impl Store {
     pub(super) async fn next_seqs_if(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         private: bool,
         now: i64,
         conditions: Conditions<'_>,
@@ -79,7 +79,7 @@ pub(super) struct Conditions<'a> {
     /// The conversation is in one of these states.
     pub only_in: Option<&'a [ConversationStatus]>,
     /// The conversation is owned by this user.
-    pub only_assignee: Option<i64>,
+    pub only_assignee: Option<UserId>,
     /// The customer has no email address, or was seen after this time (ms).
     pub only_if_customer_seen_after: Option<i64>,
 }

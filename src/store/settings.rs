@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreResult, now_ms};
+use crate::model::ConversationId;
 
 impl Store {
     pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
@@ -33,7 +34,10 @@ impl Store {
     }
 
     /// The bot's session for a conversation, if it has one.
-    pub async fn bot_session(&self, conversation_id: i64) -> StoreResult<Option<String>> {
+    pub async fn bot_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<String>> {
         let row = sqlx::query(self.sql("SELECT bot_session FROM conversations WHERE id = ?"))
             .bind(conversation_id)
             .fetch_optional(&self.pool)
@@ -46,7 +50,7 @@ impl Store {
 
     pub async fn set_bot_session(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         session: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(self.sql("UPDATE conversations SET bot_session = ? WHERE id = ?"))

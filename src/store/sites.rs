@@ -6,10 +6,11 @@ use sqlx::any::AnyRow;
 
 use super::rows::flag;
 use super::{Store, StoreResult, now_ms};
+use crate::model::SiteId;
 
 #[derive(Debug, Clone)]
 pub struct Site {
-    pub id: i64,
+    pub id: SiteId,
     pub key: String,
     pub name: String,
     /// Origins (`https://shop.example.com`) whose pages may run the widget.
@@ -92,7 +93,7 @@ impl Store {
         Ok(row.as_ref().map(site).transpose()?)
     }
 
-    pub async fn site(&self, id: i64) -> StoreResult<Option<Site>> {
+    pub async fn site(&self, id: SiteId) -> StoreResult<Option<Site>> {
         let row = sqlx::query(self.sql(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?")))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -107,7 +108,7 @@ impl Store {
         Ok(rows.iter().map(site).collect::<Result<_, _>>()?)
     }
 
-    pub async fn update_site(&self, id: i64, settings: &SiteSettings) -> StoreResult<()> {
+    pub async fn update_site(&self, id: SiteId, settings: &SiteSettings) -> StoreResult<()> {
         sqlx::query(self.sql(
             "UPDATE sites SET name = ?, allowed_origins = ?, greeting = ?, color = ?, require_email = ? WHERE id = ?",
         ))

@@ -9,7 +9,9 @@ use super::outbox::NewEmail;
 use super::rows::text_enum;
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::auth::random_token;
-use crate::model::{AttachmentRef, ConversationStatus, EventKind, Message, Priority, SenderKind};
+use crate::model::{
+    AttachmentRef, ConversationId, ConversationStatus, EventKind, Message, Priority, SenderKind,
+};
 use crate::model::{Ticket, TicketStatus, User, UserId};
 
 pub(super) struct NewMessage {
@@ -143,7 +145,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'static, Any>,
         ticket_id: i64,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         activity: TicketActivity,
     ) -> StoreResult<Option<Message>> {
         let now = now_ms();
@@ -173,7 +175,7 @@ impl Store {
             let seqs = self
                 .next_seqs(tx, conversation_id, message.private, now)
                 .await?;
-            let author = (activity.actor.map(|a| a.0), activity.actor_name.as_str());
+            let author = (activity.actor, activity.actor_name.as_str());
             written = Some(
                 self.insert_message(tx, conversation_id, seqs, author, message, now)
                     .await?,
@@ -243,7 +245,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'static, Any>,
         ticket_id: i64,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         now: i64,
     ) -> StoreResult<()> {
         let row = sqlx::query(self.sql("SELECT status, assignee_id FROM tickets WHERE id = ?"))
@@ -267,9 +269,9 @@ impl Store {
     pub(super) async fn insert_message(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         (seq, public_seq): (i64, Option<i64>),
-        (sender_user_id, sender_name): (Option<i64>, &str),
+        (sender_user_id, sender_name): (Option<UserId>, &str),
         message: &NewMessage,
         now: i64,
     ) -> StoreResult<Message> {
@@ -294,7 +296,7 @@ impl Store {
     pub(super) async fn lock_conversation(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
     ) -> StoreResult<()> {
         if self.backend == super::Backend::Postgres {
             sqlx::query(self.sql("SELECT id FROM conversations WHERE id = ? FOR UPDATE"))
@@ -355,7 +357,7 @@ impl Store {
     pub(super) async fn ticket_id_of(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
+        conversation_id: ConversationId,
     ) -> StoreResult<Option<i64>> {
         Ok(
             sqlx::query(self.sql("SELECT id FROM tickets WHERE conversation_id = ?"))
@@ -370,7 +372,7 @@ impl Store {
     /// Stamps the ticket's first response time if it has none yet. True
     /// when the conversation's ticket has one now (stamped here or before);
     /// false when it has no ticket.
-    pub async fn note_first_response(&self, conversation_id: i64) -> StoreResult<bool> {
+    pub async fn note_first_response(&self, conversation_id: ConversationId) -> StoreResult<bool> {
         let now = now_ms();
         let stamped = {
             let _turn = self.write_turn().await;

@@ -9,7 +9,10 @@ use super::outbox::NewEmail;
 use super::rows::{flag, text_enum};
 use super::ticket_activity::{NewMessage, TicketActivity};
 use super::{Store, StoreError, StoreResult, now_ms};
-use crate::model::{EventKind, Person, Priority, SenderKind, Ticket, TicketEvent};
+use crate::model::{
+    ConversationId, EventKind, Person, Priority, SenderKind, SiteId, Ticket, TicketEvent,
+    TicketNumber, VisitorId,
+};
 use crate::model::{TicketStatus, User, UserId};
 
 /// Which tickets to list. Built by the edge from query parameters; the
@@ -111,7 +114,7 @@ impl Store {
     /// next ticket number and the "opened" timeline entry, in one transaction.
     pub async fn create_ticket(
         &self,
-        site_id: i64,
+        site_id: SiteId,
         customer: &User,
         subject: &str,
         body: &str,
@@ -131,7 +134,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let visitor_id: i64 =
+        let visitor_id: VisitorId =
             sqlx::query(self.sql("SELECT id FROM visitors WHERE site_id = ? AND user_id = ?"))
                 .bind(site_id)
                 .bind(customer.id.0)
@@ -139,7 +142,7 @@ impl Store {
                 .await?
                 .try_get("id")?;
 
-        let conversation_id: i64 = sqlx::query(self.sql(
+        let conversation_id: ConversationId = sqlx::query(self.sql(
             "INSERT INTO conversations (site_id, visitor_id, status, last_seq, last_public_seq, waiting_since, created_at, updated_at)
              VALUES (?, ?, 'waiting', 1, 1, ?, ?, ?) RETURNING id",
         ))
@@ -155,7 +158,7 @@ impl Store {
             &mut tx,
             conversation_id,
             (1, Some(1)),
-            (Some(customer.id.0), &customer.name),
+            (Some(customer.id), &customer.name),
             &NewMessage {
                 sender_kind: SenderKind::Customer,
                 body: body.to_string(),
@@ -190,15 +193,15 @@ impl Store {
     pub(super) async fn insert_ticket(
         &self,
         tx: &mut Transaction<'static, Any>,
-        conversation_id: i64,
-        visitor_id: i64,
+        conversation_id: ConversationId,
+        visitor_id: VisitorId,
         subject: &str,
         priority: Priority,
         now: i64,
-    ) -> StoreResult<(i64, i64)> {
+    ) -> StoreResult<(i64, TicketNumber)> {
         // The counter row is locked until commit, so concurrent creates on
         // PostgreSQL get distinct, consecutive numbers.
-        let number: i64 = sqlx::query(self.sql(
+        let number: TicketNumber = sqlx::query(self.sql(
             "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
         ))
         .fetch_one(&mut **tx)
@@ -225,8 +228,8 @@ impl Store {
     pub(super) async fn opened_email(
         &self,
         tx: &mut Transaction<'static, Any>,
-        visitor_id: i64,
-        number: i64,
+        visitor_id: VisitorId,
+        number: TicketNumber,
         subject: &str,
     ) -> StoreResult<Option<NewEmail>> {
         let row = sqlx::query(self.sql(
@@ -245,7 +248,7 @@ impl Store {
         }))
     }
 
-    pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
+    pub async fn ticket_by_number(&self, number: TicketNumber) -> StoreResult<Option<Ticket>> {
         let row = sqlx::query(self.sql(&format!("{TICKET_SELECT} WHERE t.number = ?")))
             .bind(number)
             .fetch_optional(&self.pool)

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreResult, now_ms};
-use crate::model::Visitor;
+use crate::model::{SiteId, Visitor, VisitorId};
 
 fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
     Ok(Visitor {
@@ -21,7 +21,7 @@ fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
 impl Store {
     pub async fn create_visitor(
         &self,
-        site_id: i64,
+        site_id: SiteId,
         token_hash: &str,
         name: &str,
         email: &str,
@@ -45,7 +45,7 @@ impl Store {
     /// The visitor holding this token on this site, if any.
     pub async fn visitor_by_token(
         &self,
-        site_id: i64,
+        site_id: SiteId,
         token_hash: &str,
     ) -> StoreResult<Option<Visitor>> {
         let row = sqlx::query(self.sql(
@@ -58,7 +58,7 @@ impl Store {
         Ok(row.as_ref().map(visitor).transpose()?)
     }
 
-    pub async fn visitor(&self, id: i64) -> StoreResult<Option<Visitor>> {
+    pub async fn visitor(&self, id: VisitorId) -> StoreResult<Option<Visitor>> {
         let row = sqlx::query(
             self.sql("SELECT id, site_id, user_id, name, email FROM visitors WHERE id = ?"),
         )
@@ -71,7 +71,7 @@ impl Store {
     /// Updates what the visitor told us about themselves; empty keeps the old value.
     pub async fn update_visitor_contact(
         &self,
-        id: i64,
+        id: VisitorId,
         name: &str,
         email: &str,
     ) -> StoreResult<()> {
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Marks these visitors as connected now.
-    pub async fn touch_visitors(&self, ids: &[i64]) -> StoreResult<()> {
+    pub async fn touch_visitors(&self, ids: &[VisitorId]) -> StoreResult<()> {
         let _turn = self.write_turn().await;
         if ids.is_empty() {
             return Ok(());
@@ -110,7 +110,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn visitor_left(&self, id: i64) -> StoreResult<()> {
+    pub async fn visitor_left(&self, id: VisitorId) -> StoreResult<()> {
         let _turn = self.write_turn().await;
         sqlx::query(self.sql("UPDATE visitors SET last_seen_at = 0 WHERE id = ?"))
             .bind(id)
@@ -119,7 +119,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn visitor_last_seen(&self, id: i64) -> StoreResult<i64> {
+    pub async fn visitor_last_seen(&self, id: VisitorId) -> StoreResult<i64> {
         let row = sqlx::query(self.sql("SELECT last_seen_at FROM visitors WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)

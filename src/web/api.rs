@@ -14,7 +14,7 @@ use super::session::ApiUser;
 use crate::domain::chat::{Audience, attachment_info};
 use crate::domain::invalid;
 use crate::domain::tickets;
-use crate::model::{Message, Ticket, TicketEvent};
+use crate::model::{Message, Ticket, TicketEvent, TicketNumber};
 use crate::model::{Priority, TicketStatus};
 use crate::protocol::AttachmentInfo;
 use crate::store::TicketFilter;
@@ -36,7 +36,7 @@ struct ApiPerson {
 
 #[derive(Serialize)]
 struct ApiTicket {
-    number: i64,
+    number: TicketNumber,
     subject: String,
     status: TicketStatus,
     priority: Priority,
@@ -200,7 +200,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
 ) -> Result<Json<ApiTicketView>, ApiError> {
     let staff = user.role.is_staff();
     let view = tickets::view(state.store(), &user, number).await?;

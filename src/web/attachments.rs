@@ -29,9 +29,9 @@ use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
 use crate::blobs::{Spool, SpoolError, spool_dir};
 use crate::domain::attachments::{ACCEPTED_TYPES, Reader, clean_name, human_size, sniff};
-use crate::model::{Attachment, is_inline_image};
-use crate::model::{Conversation, Visitor};
-use crate::model::{SenderKind, User};
+use crate::model::{
+    Attachment, Conversation, ConversationId, SenderKind, User, UserId, Visitor, is_inline_image,
+};
 use crate::store::now_ms;
 
 /// Uploads one conversation may hold unsent within an hour: enough for a
@@ -110,7 +110,7 @@ struct Uploaded {
 struct Uploader {
     conversation: Conversation,
     kind: SenderKind,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
 }
 
 /// Streams the body to a spool file, checks it and stores it.
@@ -379,7 +379,11 @@ async fn widget_upload(
         Err(response) => return response,
     };
     let conversation = match id.parse::<i64>() {
-        Ok(id) => state.chat().visitor_conversation(&visitor, id).await.ok(),
+        Ok(id) => state
+            .chat()
+            .visitor_conversation(&visitor, ConversationId(id))
+            .await
+            .ok(),
         Err(_) => None,
     };
     let Some(conversation) = conversation else {
@@ -439,10 +443,10 @@ async fn reader_of(
     c: &Conversation,
 ) -> Result<Option<Reader>, Response> {
     if user.role.is_staff() {
-        return Ok(Some(Reader::Staff { user_id: user.id.0 }));
+        return Ok(Some(Reader::Staff { user_id: user.id }));
     }
     match state.store().visitor(c.visitor_id).await {
-        Ok(Some(v)) if v.user_id == Some(user.id.0) => Ok(Some(Reader::Customer)),
+        Ok(Some(v)) if v.user_id == Some(user.id) => Ok(Some(Reader::Customer)),
         Ok(_) => Ok(None),
         Err(e) => Err(unavailable("visitor lookup", &e)),
     }
@@ -471,7 +475,7 @@ async fn page_upload(
         );
     }
     let conversation = match id.parse::<i64>() {
-        Ok(id) => match state.store().conversation(id).await {
+        Ok(id) => match state.store().conversation(ConversationId(id)).await {
             Ok(c) => c,
             Err(e) => return unavailable("conversation lookup", &e),
         },
@@ -489,7 +493,7 @@ async fn page_upload(
     let uploader = Uploader {
         conversation,
         kind,
-        user_id: Some(user.id.0),
+        user_id: Some(user.id),
     };
     receive(
         &state,

@@ -11,7 +11,7 @@ use super::input::asks_for_a_person;
 use super::routing::HandoffReason;
 use crate::bot::{BotReply, BotTurn, bounded_options, bounded_text};
 use crate::domain::DomainResult;
-use crate::model::{ConversationStatus, Message, SenderKind};
+use crate::model::{ConversationId, ConversationStatus, Message, SenderKind};
 use crate::store::{Appended, NewChatMessage};
 
 impl Chat {
@@ -78,12 +78,15 @@ impl Chat {
                 }
             }
             Ok(Err(e)) => {
-                tracing::warn!(conversation = conversation_id, error = %e, "bot failed; handing off");
+                tracing::warn!(conversation = conversation_id.0, error = %e, "bot failed; handing off");
                 self.handoff(conversation_id, HandoffReason::BotFailed)
                     .await
             }
             Err(_) => {
-                tracing::warn!(conversation = conversation_id, "bot timed out; handing off");
+                tracing::warn!(
+                    conversation = conversation_id.0,
+                    "bot timed out; handing off"
+                );
                 self.handoff(conversation_id, HandoffReason::BotFailed)
                     .await
             }
@@ -95,7 +98,7 @@ impl Chat {
     /// store once a person is involved.
     pub(super) async fn bot_says(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         text: &str,
         options: Vec<String>,
@@ -131,7 +134,7 @@ impl Chat {
     /// A private note by Careline itself (e.g. the bot's handoff message).
     pub(super) async fn staff_note(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         text: &str,
     ) -> DomainResult<()> {
@@ -141,7 +144,7 @@ impl Chat {
 
     pub(super) async fn system_says(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         text: &str,
     ) -> DomainResult<()> {
@@ -153,7 +156,7 @@ impl Chat {
     /// (a retry with the same client_msg_id stores and publishes nothing).
     pub(super) async fn careline_says(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         text: &str,
         private: bool,

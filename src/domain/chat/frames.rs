@@ -45,7 +45,7 @@ impl Chat {
                 id: staff.then(|| id.to_string()),
                 name: c.assignee_name.clone().unwrap_or_default(),
             }),
-            ticket_number: c.ticket_number,
+            ticket_number: c.ticket_number.map(|n| n.0),
             last_seq: if staff { c.last_seq } else { c.last_public_seq },
             customer: staff.then(|| Customer {
                 name: c.customer_name.clone(),
@@ -98,7 +98,7 @@ pub(super) async fn queue_frame(store: &Store) -> DomainResult<ServerFrame> {
         .into_iter()
         .map(|q| QueueItem {
             conversation_id: q.conversation_id.to_string(),
-            ticket_number: q.ticket_number,
+            ticket_number: q.ticket_number.map(|n| n.0),
             customer: if q.customer_name.is_empty() {
                 q.customer_email
             } else {

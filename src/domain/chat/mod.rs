@@ -46,7 +46,7 @@ use super::{DomainError, DomainResult};
 use crate::bot::Bot;
 use crate::bus::Bus;
 use crate::metrics::Metrics;
-use crate::model::{Conversation, User, Visitor};
+use crate::model::{Conversation, ConversationId, User, Visitor, VisitorId};
 use crate::store::Store;
 use publish::send_queue_snapshots;
 
@@ -83,13 +83,13 @@ pub struct Chat {
     bot: Arc<dyn Bot>,
     config: ChatConfig,
     /// Visitors with an open socket on this instance, by visitor id.
-    online_visitors: Mutex<HashMap<i64, usize>>,
+    online_visitors: Mutex<HashMap<VisitorId, usize>>,
     /// When each conversation last emailed its customer (to coalesce bursts).
-    emailed: Mutex<HashMap<i64, Instant>>,
+    emailed: Mutex<HashMap<ConversationId, Instant>>,
     /// Conversations whose ticket is known to have its first response, so
     /// that an agent's reply need not look (bounded: see
     /// [`sending::FIRST_RESPONSES_KEPT`]; forgetting costs one idempotent write).
-    first_responded: Mutex<HashSet<i64>>,
+    first_responded: Mutex<HashSet<ConversationId>>,
     metrics: Arc<Metrics>,
     /// Wakes the task that sends queue snapshots (see [`publish::QUEUE_COALESCE`]).
     queue_changed: Arc<tokio::sync::Notify>,
@@ -150,7 +150,7 @@ impl Chat {
     pub async fn visitor_conversation(
         &self,
         visitor: &Visitor,
-        id: i64,
+        id: ConversationId,
     ) -> DomainResult<Conversation> {
         match self.store.conversation(id).await? {
             Some(c) if c.visitor_id == visitor.id => Ok(c),
@@ -159,7 +159,11 @@ impl Chat {
     }
 
     /// Any conversation, for staff.
-    pub async fn staff_conversation(&self, agent: &User, id: i64) -> DomainResult<Conversation> {
+    pub async fn staff_conversation(
+        &self,
+        agent: &User,
+        id: ConversationId,
+    ) -> DomainResult<Conversation> {
         if !agent.role.is_staff() {
             return Err(DomainError::NotFound);
         }
@@ -169,7 +173,11 @@ impl Chat {
             .ok_or(DomainError::NotFound)
     }
 
-    pub async fn conversation_for(&self, who: &Participant, id: i64) -> DomainResult<Conversation> {
+    pub async fn conversation_for(
+        &self,
+        who: &Participant,
+        id: ConversationId,
+    ) -> DomainResult<Conversation> {
         match who {
             Participant::Visitor(v) => self.visitor_conversation(v, id).await,
             Participant::Agent(a) => self.staff_conversation(a, id).await,

@@ -3,7 +3,7 @@
 
 use super::Chat;
 use crate::domain::DomainResult;
-use crate::model::User;
+use crate::model::{User, VisitorId};
 use std::time::Duration;
 
 /// How often each instance refreshes the presence of its connected visitors.
@@ -21,7 +21,7 @@ impl Chat {
     /// through the database (`visitors.last_seen_at`), refreshed for every
     /// connected visitor by [`Chat::refresh_presence`], so that any instance
     /// can tell whether a customer is away.
-    pub async fn visitor_connected(&self, visitor_id: i64) {
+    pub async fn visitor_connected(&self, visitor_id: VisitorId) {
         *self
             .online_visitors
             .lock()
@@ -33,7 +33,7 @@ impl Chat {
         }
     }
 
-    pub async fn visitor_disconnected(&self, visitor_id: i64) {
+    pub async fn visitor_disconnected(&self, visitor_id: VisitorId) {
         let gone = {
             let mut online = self.online_visitors.lock().expect("online lock");
             match online.get_mut(&visitor_id) {
@@ -58,7 +58,7 @@ impl Chat {
     /// Refreshes the presence of every visitor connected here (one batched
     /// write per period, not one per socket).
     pub async fn refresh_presence(&self) -> DomainResult<()> {
-        let ids: Vec<i64> = self
+        let ids: Vec<VisitorId> = self
             .online_visitors
             .lock()
             .expect("online lock")
@@ -72,7 +72,7 @@ impl Chat {
     }
 
     /// Connected here, or seen by another instance within two periods.
-    pub(super) async fn visitor_online(&self, visitor_id: i64) -> DomainResult<bool> {
+    pub(super) async fn visitor_online(&self, visitor_id: VisitorId) -> DomainResult<bool> {
         if self
             .online_visitors
             .lock()

@@ -11,7 +11,7 @@ use super::Chat;
 use super::frames::{Audience, queue_frame};
 use crate::bus::{Bus, Envelope, Topic};
 use crate::domain::DomainResult;
-use crate::model::{Conversation, Message};
+use crate::model::{Conversation, ConversationId, Message};
 use crate::protocol::ServerFrame;
 use crate::store::Store;
 
@@ -82,7 +82,10 @@ impl Chat {
     }
 
     /// Tells both audiences (and the assignee) where a conversation stands.
-    pub async fn publish_conversation(&self, id: i64) -> DomainResult<Option<Conversation>> {
+    pub async fn publish_conversation(
+        &self,
+        id: ConversationId,
+    ) -> DomainResult<Option<Conversation>> {
         let Some(c) = self.store.conversation(id).await? else {
             return Ok(None);
         };
@@ -114,7 +117,7 @@ impl Chat {
     /// operations themselves, after their commit.
     pub(in crate::domain) async fn ticket_changed(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: Option<&Message>,
     ) -> DomainResult<()> {
         if let Some(message) = message {

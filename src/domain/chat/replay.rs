@@ -4,7 +4,7 @@
 use super::Chat;
 use super::frames::Audience;
 use crate::domain::DomainResult;
-use crate::model::Conversation;
+use crate::model::{Conversation, ConversationId};
 use crate::protocol::ServerFrame;
 
 /// How far a resume has got: the staff seq read up to, and the last seq
@@ -72,7 +72,7 @@ impl Chat {
 
     pub(super) async fn staff_seq_of_public(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         public_seq: i64,
     ) -> DomainResult<i64> {
         if public_seq <= 0 {

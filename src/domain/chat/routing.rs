@@ -6,7 +6,9 @@
 use super::Chat;
 use super::input::subject_from;
 use crate::domain::{DomainError, DomainResult, invalid};
-use crate::model::{Conversation, ConversationStatus, Role, SenderKind, User, UserId, Visitor};
+use crate::model::{
+    Conversation, ConversationId, ConversationStatus, Role, SenderKind, User, UserId, Visitor,
+};
 use crate::store::{Assignment, Wait};
 
 /// Why a conversation goes to a person.
@@ -21,7 +23,11 @@ pub enum HandoffReason {
 impl Chat {
     /// Sends the conversation to a person: it leaves the bot, gets a ticket
     /// with the transcript so far, and goes to an available agent or the queue.
-    pub async fn handoff(&self, conversation_id: i64, reason: HandoffReason) -> DomainResult<()> {
+    pub async fn handoff(
+        &self,
+        conversation_id: ConversationId,
+        reason: HandoffReason,
+    ) -> DomainResult<()> {
         let c = self
             .store
             .conversation(conversation_id)
@@ -41,7 +47,7 @@ impl Chat {
         if !self.store.escalate(c.id, &subject, "Careline").await? {
             return Ok(());
         }
-        tracing::info!(conversation = c.id, ?reason, "handed off to a person");
+        tracing::info!(conversation = c.id.0, ?reason, "handed off to a person");
         let someone_online = self
             .store
             .any_agent_online(self.presence_fresh_ms())
@@ -63,7 +69,7 @@ impl Chat {
     /// any. Agents another assignment holds at this moment are tried last
     /// (then waited for), so that a burst of handoffs spreads over the team
     /// instead of queueing behind the least busy agent's row.
-    pub(super) async fn route(&self, conversation_id: i64) -> DomainResult<bool> {
+    pub(super) async fn route(&self, conversation_id: ConversationId) -> DomainResult<bool> {
         let agents = self
             .store
             .available_agents(self.presence_fresh_ms())
@@ -105,14 +111,18 @@ impl Chat {
     pub async fn visitor_handoff(
         &self,
         visitor: &Visitor,
-        conversation_id: i64,
+        conversation_id: ConversationId,
     ) -> DomainResult<Conversation> {
         let c = self.visitor_conversation(visitor, conversation_id).await?;
         self.handoff(c.id, HandoffReason::CustomerAsked).await?;
         self.visitor_conversation(visitor, conversation_id).await
     }
 
-    pub async fn claim(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
+    pub async fn claim(
+        &self,
+        agent: &User,
+        conversation_id: ConversationId,
+    ) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
         if c.assignee_id == Some(agent.id) {
             return Ok(c);
@@ -132,7 +142,7 @@ impl Chat {
     pub async fn transfer(
         &self,
         agent: &User,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         to: UserId,
     ) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
@@ -168,7 +178,11 @@ impl Chat {
 
     /// Resolves a conversation: its owner, an admin, or anyone while nobody
     /// owns it (clearing the queue).
-    pub async fn resolve(&self, agent: &User, conversation_id: i64) -> DomainResult<Conversation> {
+    pub async fn resolve(
+        &self,
+        agent: &User,
+        conversation_id: ConversationId,
+    ) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
         if let Some(owner) = c.assignee_id
             && owner != agent.id

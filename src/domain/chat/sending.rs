@@ -13,7 +13,8 @@ use super::presence::away_if_unseen_since;
 use crate::domain::attachments::{Reader, sender_upload};
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
-    AttachmentRef, Conversation, ConversationStatus, Message, SenderKind, User, Visitor,
+    AttachmentRef, Conversation, ConversationId, ConversationStatus, Message, SenderKind, User,
+    Visitor,
 };
 use crate::store::{Appended, NewChatMessage, NewEmail};
 
@@ -39,13 +40,13 @@ pub(super) fn agent_message<'a>(
 ) -> NewChatMessage<'a> {
     NewChatMessage {
         sender_kind: SenderKind::Agent,
-        sender_user_id: Some(agent.id.0),
+        sender_user_id: Some(agent.id),
         sender_name: &agent.name,
         body,
         private,
         client_msg_id,
         only_in: None,
-        only_assignee: (!private).then_some(agent.id.0),
+        only_assignee: (!private).then_some(agent.id),
         only_if_customer_seen_after: None,
         email: None,
         attachment: None,
@@ -96,7 +97,7 @@ impl Chat {
     pub async fn send_as_visitor(
         self: &Arc<Self>,
         visitor: &Visitor,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         body: &str,
         attachment_id: Option<&str>,
@@ -112,7 +113,7 @@ impl Chat {
     pub async fn send_as_visitor_to(
         self: &Arc<Self>,
         visitor: &Visitor,
-        id: i64,
+        id: ConversationId,
         client_msg_id: &str,
         body: &str,
         attachment_id: Option<&str>,
@@ -169,7 +170,7 @@ impl Chat {
                 let message = sent.clone();
                 tokio::spawn(async move {
                     if let Err(e) = chat.bot_turn(&message).await {
-                        tracing::warn!(conversation = message.conversation_id, error = %e, "bot turn failed");
+                        tracing::warn!(conversation = message.conversation_id.0, error = %e, "bot turn failed");
                     }
                 });
             }
@@ -192,7 +193,7 @@ impl Chat {
     pub async fn send_as_agent(
         &self,
         agent: &User,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         body: &str,
         private: bool,
@@ -213,7 +214,7 @@ impl Chat {
     pub async fn send_as_owner(
         &self,
         agent: &User,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         client_msg_id: &str,
         body: &str,
         private: bool,
@@ -254,7 +255,7 @@ impl Chat {
 
     /// Whether this conversation's customer was emailed within
     /// [`EMAIL_COALESCE`] (so a reply now would not email them again).
-    pub(super) fn emailed_lately(&self, conversation_id: i64) -> bool {
+    pub(super) fn emailed_lately(&self, conversation_id: ConversationId) -> bool {
         self.emailed
             .lock()
             .expect("emailed lock")
@@ -264,7 +265,10 @@ impl Chat {
 
     /// Stamps the ticket's first response unless this instance knows it
     /// has one (one idempotent write per conversation, not one per reply).
-    pub(super) async fn note_first_response(&self, conversation_id: i64) -> DomainResult<()> {
+    pub(super) async fn note_first_response(
+        &self,
+        conversation_id: ConversationId,
+    ) -> DomainResult<()> {
         let known = self
             .first_responded
             .lock()
@@ -276,7 +280,7 @@ impl Chat {
         Ok(())
     }
 
-    pub(super) fn remember_first_response(&self, conversation_id: i64) {
+    pub(super) fn remember_first_response(&self, conversation_id: ConversationId) {
         let mut known = self.first_responded.lock().expect("first responses lock");
         if known.len() >= FIRST_RESPONSES_KEPT {
             known.clear();
@@ -303,9 +307,7 @@ impl Chat {
         let attachment = sender_upload(
             &self.store,
             c.id,
-            Reader::Staff {
-                user_id: agent.id.0,
-            },
+            Reader::Staff { user_id: agent.id },
             attachment_id,
         )
         .await?;

@@ -5,6 +5,7 @@ use super::frames::Audience;
 use super::{Chat, Participant};
 use crate::bus::Topic;
 use crate::domain::DomainResult;
+use crate::model::ConversationId;
 use crate::protocol::{Sender, ServerFrame};
 
 impl Chat {
@@ -23,7 +24,11 @@ impl Chat {
         }
     }
 
-    pub async fn typing(&self, who: &Participant, conversation_id: i64) -> DomainResult<()> {
+    pub async fn typing(
+        &self,
+        who: &Participant,
+        conversation_id: ConversationId,
+    ) -> DomainResult<()> {
         let c = self.conversation_for(who, conversation_id).await?;
         for (audience, topic) in [
             (Audience::Staff, Topic::Staff(c.id)),
@@ -43,7 +48,7 @@ impl Chat {
     pub async fn read(
         &self,
         who: &Participant,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         seq: i64,
     ) -> DomainResult<()> {
         let c = self.conversation_for(who, conversation_id).await?;

@@ -3,7 +3,7 @@
 
 use super::Chat;
 use crate::domain::{DomainError, DomainResult, invalid};
-use crate::model::{Conversation, ConversationStatus, Email, Visitor};
+use crate::model::{Conversation, ConversationId, ConversationStatus, Email, Visitor};
 
 impl Chat {
     /// A new conversation with the bot. A retried start (same first
@@ -50,7 +50,7 @@ impl Chat {
     pub async fn rate(
         &self,
         visitor: &Visitor,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         score: i64,
         comment: Option<&str>,
     ) -> DomainResult<Conversation> {

@@ -195,7 +195,7 @@ impl Store {
             let visitor_id = next_visitor + k;
             visitors.row([
                 visitor_id.into(),
-                site.id.into(),
+                site.id.0.into(),
                 Some(id).into(),
                 name.clone().into(),
                 email.clone().into(),
@@ -230,7 +230,7 @@ impl Store {
             };
             visitors.row([
                 visitor_id.into(),
-                site.id.into(),
+                site.id.0.into(),
                 None::<i64>.into(),
                 name.clone().into(),
                 email.into(),
@@ -260,7 +260,7 @@ impl Store {
             seeded.last_number = last;
 
             let context = TicketContext {
-                site_id: site.id,
+                site_id: site.id.0,
                 now,
                 span,
                 customers: &owners,

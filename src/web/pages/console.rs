@@ -12,7 +12,7 @@ use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
 use super::ticket_parts::{attach_field, priority_badge, status_badge, summary, thread, timeline};
 use crate::domain::invalid;
 use crate::domain::tickets::{self, TicketUpdate, TicketView};
-use crate::model::{Priority, TicketStatus, User, UserId};
+use crate::model::{Priority, TicketNumber, TicketStatus, User, UserId};
 use crate::store::{AssigneeFilter, TicketFilter};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -232,7 +232,7 @@ async fn render(
     state: &AppState,
     user: &User,
     csrf: &str,
-    number: i64,
+    number: TicketNumber,
     errors: &FormErrors,
 ) -> Result<Markup, PageError> {
     let view = tickets::view(state.store(), user, number).await?;
@@ -244,7 +244,7 @@ pub async fn show(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
 ) -> Result<Response, PageError> {
     Ok(render(
         &state,
@@ -262,7 +262,7 @@ async fn after(
     state: &AppState,
     user: &User,
     csrf: &str,
-    number: i64,
+    number: TicketNumber,
     result: Result<(), crate::domain::DomainError>,
 ) -> Result<Response, PageError> {
     match result {
@@ -287,7 +287,7 @@ pub async fn reply(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(
@@ -313,7 +313,7 @@ pub async fn note(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::note(
@@ -373,7 +373,7 @@ pub async fn update(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<Response, PageError> {
     let result = match parse_update(&form) {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
 use super::ticket_parts::{attach_field, status_badge, summary, thread, timeline};
 use crate::domain::tickets::{self, MAX_SUBJECT};
-use crate::model::{Priority, TicketStatus, User};
+use crate::model::{Priority, TicketNumber, TicketStatus, User};
 use crate::store::TicketFilter;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -168,7 +168,7 @@ pub async fn create(
 
 fn rating_form(
     csrf: &str,
-    number: i64,
+    number: TicketNumber,
     rating: Option<&(i64, String)>,
     errors: &FormErrors,
 ) -> Markup {
@@ -253,7 +253,7 @@ pub async fn show(
     State(state): State<AppState>,
     CurrentUser { user, .. }: CurrentUser,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
 ) -> Result<Response, PageError> {
     if user.role.is_staff() {
         return Ok(Redirect::to(&format!("/console/tickets/{number}")).into_response());
@@ -283,7 +283,7 @@ pub async fn reply(
     State(state): State<AppState>,
     CurrentUser { user, .. }: CurrentUser,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
     CsrfForm(form): CsrfForm<ReplyForm>,
 ) -> Result<Response, PageError> {
     let result = tickets::reply(
@@ -320,7 +320,7 @@ pub async fn rate(
     State(state): State<AppState>,
     CurrentUser { user, .. }: CurrentUser,
     csrf: CsrfToken,
-    Path(number): Path<i64>,
+    Path(number): Path<TicketNumber>,
     CsrfForm(form): CsrfForm<RateForm>,
 ) -> Result<Response, PageError> {
     let score = form

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, time};
 use crate::domain::{DomainError, invalid, sites};
-use crate::model::User;
+use crate::model::{SiteId, User};
 use crate::store::{FaqEntry, Site};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -148,7 +148,7 @@ pub async fn save_site(
     State(state): State<AppState>,
     Admin(current): Admin,
     csrf: CsrfToken,
-    Path(id): Path<i64>,
+    Path(id): Path<SiteId>,
     CsrfForm(form): CsrfForm<SiteForm>,
 ) -> Result<Response, PageError> {
     state.store().site(id).await?.ok_or(DomainError::NotFound)?;

@@ -7,7 +7,7 @@ use super::layout::{badge, time};
 use crate::domain::attachments::human_size;
 use crate::model::AttachmentRef;
 use crate::model::SenderKind;
-use crate::model::{Message, Ticket, TicketEvent};
+use crate::model::{ConversationId, Message, Ticket, TicketEvent};
 
 pub fn status_badge(ticket: &Ticket) -> Markup {
     badge(ticket.status.as_str(), ticket.status.as_str())
@@ -76,7 +76,7 @@ pub fn attachment(file: &AttachmentRef) -> Markup {
 /// A file picker for a reply or note form, shown by `ticket.js` (without
 /// JavaScript the form stays text only). The upload happens first; the form
 /// then carries the file's id in `attachment_id`.
-pub fn attach_field(conversation_id: i64, id: &str) -> Markup {
+pub fn attach_field(conversation_id: ConversationId, id: &str) -> Markup {
     html! {
         div.attach-field data-upload={ "/api/v1/conversations/" (conversation_id) "/attachments" } hidden {
             label for=(id) { "Attach a file (optional)" }

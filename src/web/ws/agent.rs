@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::session::{Reply, Session, Write};
 use crate::bus::Topic;
 use crate::domain::chat::Audience;
-use crate::model::{User, UserId};
+use crate::model::{ConversationId, User, UserId};
 
 impl Session {
     /// `note`: a private note in a conversation, for staff only.
@@ -95,7 +95,7 @@ impl Session {
     }
 
     /// `claim`: takes a waiting conversation.
-    pub(super) async fn on_claim(&self, agent: &User, conversation_id: i64) -> Reply {
+    pub(super) async fn on_claim(&self, agent: &User, conversation_id: ConversationId) -> Reply {
         // Follow before claiming, so nothing published in between is
         // missed; a lost claim stops following what it never owned.
         let topic = Topic::Staff(conversation_id);
@@ -118,7 +118,7 @@ impl Session {
     pub(super) async fn on_transfer(
         &self,
         agent: &User,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         agent_id: i64,
     ) -> Reply {
         let c = self
@@ -131,7 +131,7 @@ impl Session {
     }
 
     /// `resolve`: marks a conversation resolved.
-    pub(super) async fn on_resolve(&self, agent: &User, conversation_id: i64) -> Reply {
+    pub(super) async fn on_resolve(&self, agent: &User, conversation_id: ConversationId) -> Reply {
         let c = self.state.chat().resolve(agent, conversation_id).await?;
         self.send_conversation(&c, Audience::Staff).await;
         Ok(())

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use super::outbox::{Outbox, Refused};
 
 use crate::bus::{Bus, BusEvent, Topic};
-use crate::model::UserId;
+use crate::model::{ConversationId, UserId};
 use crate::protocol::ServerFrame;
 
 pub type SocketId = u64;
@@ -300,7 +300,12 @@ impl Hub {
 
     /// Hands `frame` to every local socket on `topic`; returns the sockets
     /// that must now follow conversation `follow` (an assignment).
-    fn deliver(&self, topic: Topic, frame: Utf8Bytes, follow: Option<i64>) -> Vec<(SocketId, i64)> {
+    fn deliver(
+        &self,
+        topic: Topic,
+        frame: Utf8Bytes,
+        follow: Option<ConversationId>,
+    ) -> Vec<(SocketId, ConversationId)> {
         let state = self.state.lock().expect("hub lock");
         let Some(listeners) = state.topics.get(&topic) else {
             return Vec::new();

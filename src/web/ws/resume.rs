@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::session::{Reply, Session};
 use crate::domain::chat::Participant;
+use crate::model::ConversationId;
 use crate::protocol::ServerFrame;
 
 impl Session {
@@ -12,7 +13,7 @@ impl Session {
     pub(super) async fn on_resume(
         &self,
         who: &Participant,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         after_seq: i64,
         reference: Option<Value>,
     ) -> Reply {

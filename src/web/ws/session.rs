@@ -23,7 +23,7 @@ use super::outbox::Outbox;
 use crate::bus::Topic;
 use crate::domain::DomainError;
 use crate::domain::chat::{Audience, Participant, Sent};
-use crate::model::{Conversation, User, Visitor};
+use crate::model::{Conversation, ConversationId, User, Visitor};
 use crate::protocol::{ClientFrame, ServerFrame, parse_client_frame};
 use crate::store::Site;
 use crate::web::AppState;
@@ -229,7 +229,7 @@ impl Session {
         }
     }
 
-    pub(super) fn conversation_topic(&self, id: i64) -> Topic {
+    pub(super) fn conversation_topic(&self, id: ConversationId) -> Topic {
         match self.audience() {
             Audience::Staff => Topic::Staff(id),
             Audience::Visitor => Topic::Public(id),
@@ -285,7 +285,7 @@ impl Session {
                 ..
             } => {
                 let write = Write {
-                    conversation_id,
+                    conversation_id: ConversationId(conversation_id),
                     client_msg_id,
                     body,
                     attachment_id,
@@ -300,7 +300,7 @@ impl Session {
                 ..
             } => {
                 let note = Write {
-                    conversation_id,
+                    conversation_id: ConversationId(conversation_id),
                     client_msg_id,
                     body,
                     attachment_id,
@@ -312,28 +312,39 @@ impl Session {
                 after_seq,
                 ..
             } => {
-                self.on_resume(&who, conversation_id, after_seq, reference)
+                self.on_resume(&who, ConversationId(conversation_id), after_seq, reference)
                     .await
             }
             ClientFrame::Typing {
                 conversation_id, ..
-            } => self.on_typing(&who, conversation_id).await,
+            } => self.on_typing(&who, ConversationId(conversation_id)).await,
             ClientFrame::Read {
                 conversation_id,
                 seq,
                 ..
-            } => self.on_read(&who, conversation_id, seq).await,
+            } => {
+                self.on_read(&who, ConversationId(conversation_id), seq)
+                    .await
+            }
             ClientFrame::Handoff {
                 conversation_id, ..
-            } => self.on_handoff(visitor(&who)?, conversation_id).await,
+            } => {
+                self.on_handoff(visitor(&who)?, ConversationId(conversation_id))
+                    .await
+            }
             ClientFrame::Rate {
                 conversation_id,
                 score,
                 comment,
                 ..
             } => {
-                self.on_rate(visitor(&who)?, conversation_id, score, comment)
-                    .await
+                self.on_rate(
+                    visitor(&who)?,
+                    ConversationId(conversation_id),
+                    score,
+                    comment,
+                )
+                .await
             }
             ClientFrame::Contact { name, email, .. } => {
                 self.on_contact(visitor(&who)?, name, email).await
@@ -345,18 +356,24 @@ impl Session {
             }
             ClientFrame::Claim {
                 conversation_id, ..
-            } => self.on_claim(agent(&who)?, conversation_id).await,
+            } => {
+                self.on_claim(agent(&who)?, ConversationId(conversation_id))
+                    .await
+            }
             ClientFrame::Transfer {
                 conversation_id,
                 agent_id,
                 ..
             } => {
-                self.on_transfer(agent(&who)?, conversation_id, agent_id)
+                self.on_transfer(agent(&who)?, ConversationId(conversation_id), agent_id)
                     .await
             }
             ClientFrame::Resolve {
                 conversation_id, ..
-            } => self.on_resolve(agent(&who)?, conversation_id).await,
+            } => {
+                self.on_resolve(agent(&who)?, ConversationId(conversation_id))
+                    .await
+            }
         }
     }
 
@@ -369,12 +386,12 @@ impl Session {
     }
 
     /// `typing`: tells the others in a conversation that this side is typing.
-    async fn on_typing(&self, who: &Participant, conversation_id: i64) -> Reply {
+    async fn on_typing(&self, who: &Participant, conversation_id: ConversationId) -> Reply {
         self.state.chat().typing(who, conversation_id).await
     }
 
     /// `read`: records that this side has read a conversation up to `seq`.
-    async fn on_read(&self, who: &Participant, conversation_id: i64, seq: i64) -> Reply {
+    async fn on_read(&self, who: &Participant, conversation_id: ConversationId, seq: i64) -> Reply {
         self.state.chat().read(who, conversation_id, seq).await
     }
 
@@ -450,7 +467,7 @@ fn agent(who: &Participant) -> Result<&User, DomainError> {
 
 /// A `send` or `note` frame's message, as the session passes it on.
 pub(super) struct Write {
-    pub(super) conversation_id: i64,
+    pub(super) conversation_id: ConversationId,
     pub(super) client_msg_id: String,
     pub(super) body: String,
     pub(super) attachment_id: Option<String>,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::session::{Reply, Session, Write};
 use crate::bus::Topic;
 use crate::domain::chat::{Audience, Participant};
-use crate::model::Visitor;
+use crate::model::{ConversationId, Visitor};
 
 impl Session {
     /// `start`: opens a conversation, with a first message if it has a body.
@@ -64,7 +64,11 @@ impl Session {
     }
 
     /// `handoff`: asks for a person instead of the bot.
-    pub(super) async fn on_handoff(&self, visitor: &Visitor, conversation_id: i64) -> Reply {
+    pub(super) async fn on_handoff(
+        &self,
+        visitor: &Visitor,
+        conversation_id: ConversationId,
+    ) -> Reply {
         let c = self
             .state
             .chat()
@@ -78,7 +82,7 @@ impl Session {
     pub(super) async fn on_rate(
         &self,
         visitor: &Visitor,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         score: i64,
         comment: Option<String>,
     ) -> Reply {
