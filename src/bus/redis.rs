@@ -47,6 +47,12 @@ struct Shared {
     reconnect: tokio::sync::Notify,
 }
 
+impl Shared {
+    fn wanted(&self) -> std::sync::MutexGuard<'_, HashSet<Topic>> {
+        self.wanted.lock().expect("wanted lock")
+    }
+}
+
 pub struct RedisBus {
     shared: Arc<Shared>,
     publisher: ConnectionManager,
@@ -135,13 +141,7 @@ async fn supervise(
         let (mut sink, mut stream) = pubsub.split();
         let resubscribed = {
             let mut guard = shared.sink.lock().await;
-            let topics: Vec<Topic> = shared
-                .wanted
-                .lock()
-                .expect("wanted lock")
-                .iter()
-                .copied()
-                .collect();
+            let topics: Vec<Topic> = shared.wanted().iter().copied().collect();
             let channels: Vec<String> = topics.iter().map(|t| channel(*t)).collect();
             let ok = channels.is_empty()
                 || matches!(
@@ -265,11 +265,7 @@ impl Bus for RedisBus {
     fn subscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut sink = self.shared.sink.lock().await;
-            self.shared
-                .wanted
-                .lock()
-                .expect("wanted lock")
-                .insert(topic);
+            self.shared.wanted().insert(topic);
             if let Some(sink) = sink.as_mut() {
                 let subscribed =
                     tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(channel(topic))).await;
@@ -288,11 +284,7 @@ impl Bus for RedisBus {
     fn unsubscribe(&self, topic: Topic) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let mut sink = self.shared.sink.lock().await;
-            self.shared
-                .wanted
-                .lock()
-                .expect("wanted lock")
-                .remove(&topic);
+            self.shared.wanted().remove(&topic);
             if let Some(sink) = sink.as_mut() {
                 let _ =
                     tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(channel(topic))).await;

@@ -85,26 +85,14 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?
                         .try_get("visitor_id")?;
-                let (ticket_id, number) = self
-                    .insert_ticket(
-                        &mut tx,
-                        conversation_id,
-                        visitor_id,
-                        subject,
-                        Priority::Normal,
-                        now,
-                    )
-                    .await?;
-                let mut opened = TicketActivity::system(actor_name).with_event(EventKind::Opened);
-                opened.emails.extend(
-                    self.opened_email(&mut tx, visitor_id, number, subject)
-                        .await?,
-                );
-                self.insert_activity_events(&mut tx, ticket_id, &opened, now)
-                    .await?;
-                for email in &opened.emails {
-                    self.insert_email(&mut tx, email).await?;
-                }
+                self.open_ticket(
+                    &mut tx,
+                    (conversation_id, visitor_id),
+                    (subject, Priority::Normal),
+                    TicketActivity::system(actor_name),
+                    now,
+                )
+                .await?;
             }
         }
         tx.commit().await?;

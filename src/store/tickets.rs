@@ -169,19 +169,16 @@ impl Store {
         )
         .await?;
 
-        let (ticket_id, number) = self
-            .insert_ticket(&mut tx, conversation_id, visitor_id, subject, priority, now)
+        let opener = TicketActivity::new(customer);
+        let number = self
+            .open_ticket(
+                &mut tx,
+                (conversation_id, visitor_id),
+                (subject, priority),
+                opener,
+                now,
+            )
             .await?;
-        let mut opened = TicketActivity::new(customer).with_event(EventKind::Opened);
-        opened.emails.extend(
-            self.opened_email(&mut tx, visitor_id, number, subject)
-                .await?,
-        );
-        self.insert_activity_events(&mut tx, ticket_id, &opened, now)
-            .await?;
-        for email in &opened.emails {
-            self.insert_email(&mut tx, email).await?;
-        }
         tx.commit().await?;
 
         self.ticket_by_number(number)
@@ -189,8 +186,35 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Opens a ticket on conversation `conversation_id` of `visitor_id`:
+    /// the ticket with the next number, its "opened" entry by `opener`, and
+    /// the "we have your ticket" email if the customer left an address.
+    /// Within the caller's transaction; returns the number.
+    pub(super) async fn open_ticket(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        (conversation_id, visitor_id): (ConversationId, VisitorId),
+        (subject, priority): (&str, Priority),
+        opener: TicketActivity,
+        now: i64,
+    ) -> StoreResult<TicketNumber> {
+        let (ticket_id, number) = self
+            .insert_ticket(tx, conversation_id, visitor_id, subject, priority, now)
+            .await?;
+        let mut opened = opener.with_event(EventKind::Opened);
+        opened
+            .emails
+            .extend(self.opened_email(tx, visitor_id, number, subject).await?);
+        self.insert_activity_events(tx, ticket_id, &opened, now)
+            .await?;
+        for email in &opened.emails {
+            self.insert_email(tx, email).await?;
+        }
+        Ok(number)
+    }
+
     /// Inserts a ticket with the next number; returns (id, number).
-    pub(super) async fn insert_ticket(
+    async fn insert_ticket(
         &self,
         tx: &mut Transaction<'static, Any>,
         conversation_id: ConversationId,

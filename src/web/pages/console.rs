@@ -9,7 +9,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
-use super::ticket_parts::{attach_field, priority_badge, status_badge, summary, thread, timeline};
+use super::ticket_parts::{
+    ReplyForm, attach_field, priority_badge, status_badge, summary, thread, timeline,
+};
 use crate::domain::invalid;
 use crate::domain::tickets::{self, TicketUpdate, TicketView};
 use crate::model::{Priority, TicketNumber, TicketStatus, User, UserId};
@@ -273,14 +275,6 @@ async fn after(
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct ReplyForm {
-    body: String,
-    /// A file uploaded first by `ticket.js` (empty: none).
-    #[serde(default)]
-    attachment_id: String,
 }
 
 pub async fn reply(

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
-use super::ticket_parts::{attach_field, status_badge, summary, thread, timeline};
+use super::ticket_parts::{ReplyForm, attach_field, status_badge, summary, thread, timeline};
 use crate::domain::tickets::{self, MAX_SUBJECT};
 use crate::model::{Priority, TicketNumber, TicketStatus, User};
 use crate::store::TicketFilter;
@@ -269,14 +269,6 @@ pub async fn show(
         rating.as_ref(),
     )
     .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct ReplyForm {
-    body: String,
-    /// A file uploaded first by `ticket.js` (empty: none).
-    #[serde(default)]
-    attachment_id: String,
 }
 
 pub async fn reply(

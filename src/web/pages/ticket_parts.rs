@@ -116,3 +116,12 @@ pub fn summary(ticket: &Ticket) -> Markup {
         }
     }
 }
+
+/// A reply on a ticket page, the customer's (portal) or staff's (console).
+#[derive(serde::Deserialize)]
+pub struct ReplyForm {
+    pub(super) body: String,
+    /// A file uploaded first by `ticket.js` (empty: none).
+    #[serde(default)]
+    pub(super) attachment_id: String,
+}
