@@ -129,7 +129,9 @@ async fn every_subscribed_instance_gets_each_message(connect: &Connect) {
 }
 
 /// An assignment tells the receiving instance which conversation its
-/// agent's consoles now follow, beside the frame they are sent.
+/// agent's consoles now follow, beside the frame they are sent (on Redis
+/// the frame alone travels, as between releases, and the conversation is
+/// read back at the edge).
 async fn an_assignment_arrives_with_its_conversation(connect: &Connect) {
     let (a, b) = (connect().await, connect().await);
     let agent = topic(|id| Topic::Agent(UserId(id)));
@@ -143,20 +145,18 @@ async fn an_assignment_arrives_with_its_conversation(connect: &Connect) {
     )
     .await
     .unwrap();
-    b.publish(agent, Envelope::frame(frame.clone()))
+    let other: Arc<str> = Arc::from(r#"{"type":"notice","id":"78"}"#);
+    b.publish(agent, Envelope::frame(other.clone()))
         .await
         .unwrap();
     assert_eq!(
         next_envelope(&mut events).await,
-        Some((
-            agent,
-            Envelope::assignment(frame.clone(), ConversationId(77))
-        ))
+        Some((agent, Envelope::assignment(frame, ConversationId(77))))
     );
     assert_eq!(
         next_envelope(&mut events).await,
-        Some((agent, Envelope::frame(frame))),
-        "a plain frame names nothing to follow"
+        Some((agent, Envelope::frame(other))),
+        "a frame that is not an assignment names nothing to follow"
     );
 }
 
@@ -395,4 +395,52 @@ async fn the_local_bus_has_no_shared_count() {
         counted, None,
         "one process: its own limiters see everything"
     );
+}
+
+/// Between instances a payload is the frame alone, as in the release
+/// before typed envelopes: during a rolling update old and new instances
+/// share Redis, and each reads the other's assignments.
+#[tokio::test]
+async fn redis_carries_the_frame_alone_so_releases_can_share_it() {
+    use futures_util::StreamExt;
+    let Some(url) = redis_available("redis wire").await else {
+        return;
+    };
+    let bus = RedisBus::connect(&url).await.unwrap();
+    let agent = topic(|id| Topic::Agent(UserId(id)));
+    let channel = format!("careline:{agent}");
+    let mut events = bus.events().unwrap();
+    bus.subscribe(agent).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut wire = client.get_async_pubsub().await.unwrap();
+    wire.subscribe(&channel).await.unwrap();
+    settle().await;
+
+    let frame = r#"{"type":"conversation","id":"77"}"#;
+    let assignment = Envelope::assignment(Arc::from(frame), ConversationId(77));
+    bus.publish(agent, assignment.clone()).await.unwrap();
+    let sent: String = wire
+        .on_message()
+        .next()
+        .await
+        .unwrap()
+        .get_payload()
+        .unwrap();
+    assert_eq!(sent, frame, "the frame alone crosses Redis");
+
+    // What an instance of the earlier release publishes: the bare frame.
+    let mut old_release = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(frame)
+        .query_async(&mut old_release)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            next_envelope(&mut events).await,
+            Some((agent, assignment.clone())),
+            "both arrive as the assignment they are"
+        );
+    }
 }

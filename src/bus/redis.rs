@@ -24,6 +24,33 @@ use super::{BoxFuture, Bus, BusError, BusEvent, Envelope, Topic};
 const PREFIX: &str = "careline:";
 const EVENT_QUEUE: usize = 4096;
 
+/// What arrived on `topic` as the instance needs it. Between instances a
+/// payload is the frame alone, as it always was, so that instances of the
+/// previous release and of this one share Redis during a rolling update.
+/// On an agent's topic every frame is an assignment (a `conversation`
+/// frame): the conversation to follow is read back from it here, at the
+/// edge, and never by the hub.
+fn envelope_of(topic: Topic, payload: &str) -> Envelope {
+    #[derive(serde::Deserialize)]
+    struct Assigned<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        id: &'a str,
+    }
+    let frame: Arc<str> = Arc::from(payload);
+    let assigned = match topic {
+        Topic::Agent(_) => serde_json::from_str::<Assigned>(payload)
+            .ok()
+            .filter(|a| a.kind == "conversation")
+            .and_then(|a| a.id.parse().ok()),
+        _ => None,
+    };
+    match assigned {
+        Some(conversation) => Envelope::assignment(frame, conversation),
+        None => Envelope::frame(frame),
+    }
+}
+
 /// The Redis channel of `topic`.
 fn channel(topic: Topic) -> String {
     format!("{PREFIX}{topic}")
@@ -202,13 +229,10 @@ async fn supervise(
             else {
                 continue;
             };
-            let Some(envelope) = std::str::from_utf8(message.get_payload_bytes())
-                .ok()
-                .and_then(Envelope::decode)
-            else {
-                tracing::debug!(%topic, "a payload that is not an envelope; dropped");
+            let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
                 continue;
             };
+            let envelope = envelope_of(topic, payload);
             let event = BusEvent::Message { topic, envelope };
             if events.send(event).await.is_err() {
                 return; // the instance is gone
@@ -227,7 +251,7 @@ impl Bus for RedisBus {
         Box::pin(async move {
             let mut publisher = self.publisher.clone();
             publisher
-                .publish::<_, _, ()>(channel(topic), envelope.encode().as_ref())
+                .publish::<_, _, ()>(channel(topic), envelope.frame.as_ref())
                 .await
                 .map_err(|e| BusError::Unavailable(e.to_string()))
         })

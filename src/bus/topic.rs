@@ -1,7 +1,6 @@
 //! What the bus carries: a typed [`Topic`] and an [`Envelope`]. Topics
-//! are spelled as text (`c:42`) and envelopes encoded only where they
-//! leave the process (Redis channel names and payloads); everything else
-//! matches on the types.
+//! are spelled as text (`c:42`) only where they leave the process (Redis
+//! channel names); everything else matches on the types.
 
 use std::fmt;
 use std::sync::Arc;
@@ -79,8 +78,8 @@ pub struct Envelope {
     /// socket it reaches.
     pub frame: Arc<str>,
     /// A conversation the listening consoles start following (it was just
-    /// given to their agent), so that no instance has to read it back out
-    /// of the frame.
+    /// given to their agent), so that the hub need not read it back out of
+    /// the frame. Only [`Topic::Agent`] carries one.
     pub follow: Option<ConversationId>,
 }
 
@@ -99,32 +98,7 @@ impl Envelope {
             follow: Some(conversation),
         }
     }
-
-    /// The envelope as one payload for another process: the frame itself,
-    /// or `follow {id}` and a newline before it. Frames are JSON objects
-    /// (they start with `{`), so the two cannot be confused.
-    pub fn encode(&self) -> std::borrow::Cow<'_, str> {
-        match self.follow {
-            None => std::borrow::Cow::Borrowed(&self.frame),
-            Some(id) => std::borrow::Cow::Owned(format!("{FOLLOW}{id}\n{}", self.frame)),
-        }
-    }
-
-    /// Reads what [`Envelope::encode`] wrote; `None` for a payload that
-    /// does not follow that form.
-    pub fn decode(payload: &str) -> Option<Envelope> {
-        let Some(rest) = payload.strip_prefix(FOLLOW) else {
-            return Some(Envelope::frame(Arc::from(payload)));
-        };
-        let (id, frame) = rest.split_once('\n')?;
-        Some(Envelope::assignment(
-            Arc::from(frame),
-            ConversationId(id.parse().ok()?),
-        ))
-    }
 }
-
-const FOLLOW: &str = "follow ";
 
 #[cfg(test)]
 mod tests {
@@ -146,23 +120,5 @@ mod tests {
         for bad in ["", "c:", "c:x", "c:-1", "c: 1", "x:1", "queue:1", "c:1:2"] {
             assert_eq!(Topic::parse(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn envelopes_cross_a_process_boundary_unchanged() {
-        let frame: Arc<str> = Arc::from(r#"{"type":"conversation","id":"5"}"#);
-        for envelope in [
-            Envelope::frame(frame.clone()),
-            Envelope::assignment(frame.clone(), ConversationId(5)),
-        ] {
-            assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
-        }
-        assert_eq!(
-            Envelope::frame(frame.clone()).encode(),
-            &*frame,
-            "a plain frame travels as it is"
-        );
-        assert_eq!(Envelope::decode("follow x\n{}"), None);
-        assert_eq!(Envelope::decode("follow 5"), None);
     }
 }

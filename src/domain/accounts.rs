@@ -288,6 +288,14 @@ pub async fn person_by_email(
 /// The most live chats one person may be given at once.
 pub const MAX_CAPACITY: i64 = 50;
 
+/// Why a customer's capacity cannot be set.
+fn takes_no_chats() -> DomainError {
+    invalid(
+        "capacity_email",
+        "Only agents and admins take chats: change the role first.",
+    )
+}
+
 /// Sets how many live chats the staff member with `email` may hold at once
 /// (admins only). Returns that person.
 pub async fn set_capacity(
@@ -310,12 +318,14 @@ pub async fn set_capacity(
         })?;
     let target = person_by_email(store, email, "capacity_email").await?;
     if !target.role.is_staff() {
-        return Err(invalid(
-            "capacity_email",
-            "Only agents and admins take chats: change the role first.",
-        ));
+        return Err(takes_no_chats());
     }
-    store.set_capacity(target.id, capacity).await?;
+    // The update holds only for staff: a person demoted since the check
+    // above is told so under the field, as if the check had seen it.
+    match store.set_capacity(target.id, capacity).await {
+        Err(StoreError::NotFound) => return Err(takes_no_chats()),
+        other => other?,
+    }
     store
         .audit(
             Some(admin.id),

@@ -75,7 +75,7 @@ pub async fn raise(
     let ticket = store
         .create_ticket(site.id, customer, &subject, &body, priority)
         .await?;
-    chat.ticket_changed(ticket.conversation_id, None).await?;
+    chat.ticket_changed(ticket.conversation_id, None).await;
     Ok(ticket)
 }
 
@@ -264,7 +264,7 @@ pub async fn reply(
     }
     let message = record(store, &ticket, activity).await?;
     chat.ticket_changed(ticket.conversation_id, message.as_ref())
-        .await?;
+        .await;
     find(store, author, number).await
 }
 
@@ -291,7 +291,7 @@ pub async fn note(
     activity.event(EventKind::Note, None, None, true);
     let message = record(store, &ticket, activity).await?;
     chat.ticket_changed(ticket.conversation_id, message.as_ref())
-        .await?;
+        .await;
     Ok(ticket)
 }
 
@@ -355,11 +355,11 @@ pub async fn update(
         );
     }
     if activity.is_empty() {
-        chat.ticket_changed(ticket.conversation_id, None).await?;
+        chat.ticket_changed(ticket.conversation_id, None).await;
         return Ok(ticket);
     }
     record(store, &ticket, activity).await?;
-    chat.ticket_changed(ticket.conversation_id, None).await?;
+    chat.ticket_changed(ticket.conversation_id, None).await;
     find(store, staff, number).await
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
+use super::error::ApiError;
 use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
 use crate::domain::chat::Audience;
@@ -208,25 +209,9 @@ async fn session(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             cors(refused, &origin)
         }
-        Err(DomainError::Invalid { field, message }) => cors(
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"error": {"code": "invalid", "field": field, "message": message}})),
-            )
-                .into_response(),
-            &origin,
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "widget session failed");
-            cors(
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong; try again",
-                ),
-                &origin,
-            )
-        }
+        // The one mapping of domain errors (web/error.rs): a bad field is a
+        // 422 naming it; an internal failure is logged with a reference.
+        Err(e) => cors(ApiError(e).into_response(), &origin),
     }
 }
 

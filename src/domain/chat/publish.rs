@@ -114,17 +114,21 @@ impl Chat {
     /// A ticket changed (a reply, a note, a new status or assignee, a new
     /// ticket): live clients hear of it like any chat change, including
     /// exactly the message the change wrote. Called by the ticket
-    /// operations themselves, after their commit.
+    /// operations themselves, after their commit. The change is stored
+    /// whatever happens here, so a failure is logged, never returned: an
+    /// error page would invite the writer to post it again.
     pub(in crate::domain) async fn ticket_changed(
         &self,
         conversation_id: ConversationId,
         message: Option<&Message>,
-    ) -> DomainResult<()> {
+    ) {
         if let Some(message) = message {
             self.publish_message(message).await;
         }
-        self.publish_conversation(conversation_id).await?;
+        if let Err(e) = self.publish_conversation(conversation_id).await {
+            // Clients that missed it catch up on their next resume.
+            tracing::warn!(conversation = conversation_id.0, error = %e, "could not announce a ticket change");
+        }
         self.publish_queue().await;
-        Ok(())
     }
 }
