@@ -250,6 +250,28 @@ async fn seeded_tickets_list_render_and_continue_like_real_ones() {
             .get(&format!("/console/tickets/{}", ticket.number))
             .await
             .expect_status(200);
+        // As on any ticket an agent owns, the admin takes it over before
+        // answering the customer (src/domain/ownership.rs).
+        let admin_id = app
+            .store
+            .staff()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|u| u.role == careline::model::Role::Admin)
+            .unwrap()
+            .id;
+        admin
+            .submit(
+                &format!("/console/tickets/{}/update", ticket.number),
+                &[("assignee", &admin_id.to_string())],
+            )
+            .await
+            .expect_redirect(&format!("/console/tickets/{}", ticket.number));
+        admin
+            .get(&format!("/console/tickets/{}", ticket.number))
+            .await
+            .expect_status(200);
         admin
             .submit(
                 &format!("/console/tickets/{}/reply", ticket.number),

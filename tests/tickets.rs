@@ -1,5 +1,9 @@
 //! Tickets over real HTTP: a customer raises one, an agent works it, the
 //! customer follows the progress; and every refusal around it.
+//!
+//! Longer than 600 lines: each test binary links the whole server (on two
+//! cores, a new binary costs more than a long file); each case reads alone,
+//! top to bottom.
 
 mod support;
 
@@ -563,4 +567,105 @@ async fn admin_adds_agents_and_changes_roles() {
         .await
         .expect_status(422);
     assert!(page.contains("Choose agent or admin."));
+}
+
+/// The live chat's ownership rules hold on the ticket pages too
+/// (src/domain/ownership.rs): once Alan owns a conversation, Bea may add a
+/// private note but not answer the customer, take it, give it away or
+/// resolve it; an admin may resolve and reassign it, but answers only
+/// after taking it over.
+#[tokio::test]
+async fn the_ticket_pages_keep_the_owner_rules_of_the_live_chat() {
+    for db in backends("ticket ownership").await {
+        let app = TestApp::spawn(db).await;
+        let mut admin = app.admin().await;
+        let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+        let mut bea = app.agent(&mut admin, "Bea", "bea@example.com").await;
+        let mut grace = app.customer("Grace", "grace@example.com").await;
+        grace.get("/tickets/new").await.expect_status(200);
+        let created = grace
+            .submit(
+                "/tickets",
+                &[("subject", "Broken printer"), ("description", "It jams.")],
+            )
+            .await;
+        let number = ticket_number(created.location.as_deref().unwrap());
+        let staff = app.store.staff().await.unwrap();
+        let id_of = |email: &str| {
+            staff
+                .iter()
+                .find(|u| u.email == email)
+                .unwrap()
+                .id
+                .to_string()
+        };
+        let (alan_id, bea_id) = (id_of("alan@example.com"), id_of("bea@example.com"));
+        let ticket = format!("/console/tickets/{number}");
+
+        // Alan takes it (nobody owned it: any agent may).
+        alan.get(&ticket).await;
+        alan.submit(&format!("{ticket}/update"), &[("assignee", &alan_id)])
+            .await
+            .expect_redirect(&ticket);
+
+        // Bea is refused everything that is the owner's, with a reason.
+        bea.get(&ticket).await;
+        let refused = [
+            ("reply", vec![("body", "I can help!")]),
+            ("update", vec![("assignee", bea_id.as_str())]),
+            ("update", vec![("assignee", "")]),
+            ("update", vec![("status", "resolved")]),
+            ("update", vec![("status", "closed")]),
+        ];
+        for (action, fields) in &refused {
+            let page = bea.submit(&format!("{ticket}/{action}"), fields).await;
+            assert_eq!(page.status, 422, "{db:?}: {action} {fields:?}");
+            assert!(
+                page.body.contains("Alan owns this conversation")
+                    || page
+                        .body
+                        .contains("only the agent who owns it (or an admin)"),
+                "{db:?}: {action} {fields:?} says why: {}",
+                page.body
+            );
+            bea.get(&ticket).await;
+        }
+        // What is not the owner's is any agent's: a note, the priority.
+        bea.submit(&format!("{ticket}/note"), &[("note", "Known jam issue")])
+            .await
+            .expect_redirect(&ticket);
+        bea.get(&ticket).await;
+        bea.submit(&format!("{ticket}/update"), &[("priority", "high")])
+            .await
+            .expect_redirect(&ticket);
+        let view = alan.get(&ticket).await;
+        assert!(!view.contains("I can help!"), "{db:?}: no reply was stored");
+        assert!(view.contains("Assigned to Alan"), "{db:?}");
+        assert!(!view.contains("Assigned to Bea"), "{db:?}");
+        assert!(!view.contains("Status changed from open to resolved"));
+
+        // The admin answers only after taking it over, and may resolve.
+        admin.get(&ticket).await;
+        let page = admin
+            .submit(&format!("{ticket}/reply"), &[("body", "Admin here")])
+            .await;
+        assert_eq!(page.status, 422, "{db:?}");
+        admin.get(&ticket).await;
+        admin
+            .submit(&format!("{ticket}/update"), &[("assignee", &bea_id)])
+            .await
+            .expect_redirect(&ticket);
+        // Now Bea owns it: she answers and resolves.
+        bea.get(&ticket).await;
+        bea.submit(&format!("{ticket}/reply"), &[("body", "Fixed it")])
+            .await
+            .expect_redirect(&ticket);
+        bea.get(&ticket).await;
+        bea.submit(&format!("{ticket}/update"), &[("status", "resolved")])
+            .await
+            .expect_redirect(&ticket);
+        let view = grace.get(&format!("/tickets/{number}")).await;
+        assert!(view.contains("Fixed it") && view.contains("Status changed from open to resolved"));
+        eprintln!("ticket ownership passed on {db:?}");
+    }
 }

@@ -83,6 +83,7 @@ pub type DomainResult<T> = Result<T, DomainError>;
 pub mod accounts;
 pub mod attachments;
 pub mod chat;
+pub mod ownership;
 pub mod password;
 pub mod reports;
 pub mod sites;

@@ -11,6 +11,7 @@
 
 use super::attachments::{Reader, sender_upload};
 use super::chat::Chat;
+use super::ownership;
 use super::{DomainError, DomainResult, invalid};
 use crate::model::{
     AttachmentRef, EventKind, MAX_BODY, Message, Priority, SenderKind, Ticket, TicketEvent,
@@ -237,6 +238,7 @@ pub async fn reply(
     let (body, attachment) = written(store, &ticket, author, "body", body, attachment_id).await?;
     let mut activity = activity_on(&ticket, author);
     if author.role.is_staff() {
+        ownership::may_write(author, ticket.owner())?;
         let text = super::chat::message_text(&body, attachment.as_ref());
         activity.emails.extend(reply_email(&ticket, author, &text));
         activity.message(SenderKind::Agent, body, false);
@@ -317,6 +319,17 @@ pub async fn update(
         return Err(DomainError::NotFound);
     }
     let ticket = find(store, staff, number).await?;
+    if update.status.is_some_and(|s| {
+        s != ticket.status && matches!(s, TicketStatus::Resolved | TicketStatus::Closed)
+    }) {
+        ownership::may_close(staff, ticket.owner())?;
+    }
+    if update
+        .assignee
+        .is_some_and(|a| a != ticket.assignee.as_ref().and_then(|a| a.id))
+    {
+        ownership::may_reassign(staff, ticket.owner())?;
+    }
     let mut activity = activity_on(&ticket, staff);
     if let Some(status) = update.status {
         change_status(&ticket, status, &mut activity);

@@ -5,9 +5,10 @@
 
 use super::Chat;
 use super::input::subject_from;
+use crate::domain::ownership::{self, Owner};
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
-    Conversation, ConversationId, ConversationStatus, Role, SenderKind, User, UserId, Visitor,
+    Conversation, ConversationId, ConversationStatus, SenderKind, User, UserId, Visitor,
 };
 use crate::store::{Assignment, Wait};
 
@@ -155,11 +156,7 @@ impl Chat {
         let from = c.assignee_id.ok_or_else(|| {
             DomainError::Conflict("claim the conversation before transferring it".into())
         })?;
-        if from != agent.id && agent.role != Role::Admin {
-            return Err(DomainError::Conflict(
-                "only the agent who owns it (or an admin) can transfer it".into(),
-            ));
-        }
+        ownership::may_reassign(agent, Owner::of(Some(from), c.assignee_name.as_deref()))?;
         if !self.store.transfer(c.id, agent, from, &target).await? {
             return Err(DomainError::Conflict(
                 "the conversation changed hands meanwhile; reload".into(),
@@ -184,15 +181,7 @@ impl Chat {
         conversation_id: ConversationId,
     ) -> DomainResult<Conversation> {
         let c = self.staff_conversation(agent, conversation_id).await?;
-        if let Some(owner) = c.assignee_id
-            && owner != agent.id
-            && agent.role != Role::Admin
-        {
-            return Err(DomainError::Conflict(format!(
-                "{} owns this conversation; only they (or an admin) can resolve it",
-                c.assignee_name.clone().unwrap_or_default()
-            )));
-        }
+        ownership::may_close(agent, c.owner())?;
         let email = match c.ticket_number {
             Some(number) => {
                 let subject = self

@@ -11,6 +11,7 @@ use super::Chat;
 use super::input::{attachment_taken, body_with, message_text, parse_client_msg_id};
 use super::presence::away_if_unseen_since;
 use crate::domain::attachments::{Reader, sender_upload};
+use crate::domain::ownership;
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
     AttachmentRef, Conversation, ConversationId, ConversationStatus, Message, SenderKind, User,
@@ -320,14 +321,7 @@ impl Chat {
                 }
                 c = self.staff_conversation(agent, conversation_id).await?;
             }
-            if let Some(owner) = c.assignee_id
-                && owner != agent.id
-            {
-                return Err(DomainError::Conflict(format!(
-                    "{} owns this conversation; ask them to transfer it",
-                    c.assignee_name.clone().unwrap_or_default()
-                )));
-            }
+            ownership::may_write(agent, c.owner())?;
         }
         // The email (if the customer is away) is written with the message.
         let email = if private {
