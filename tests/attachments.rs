@@ -344,6 +344,23 @@ async fn oversize_wrong_type_and_broken_uploads_leave_nothing_behind() {
                 415,
             ),
             ("empty.txt", Vec::new(), 422),
+            // Pages and pictures that carry script: refused, not kept as text.
+            (
+                "notes.txt",
+                b"<!doctype html><script>alert(1)</script>".to_vec(),
+                415,
+            ),
+            (
+                "logo.svg",
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>"
+                    .to_vec(),
+                415,
+            ),
+            (
+                "page.xhtml",
+                b"<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"/>".to_vec(),
+                415,
+            ),
         ] {
             let (status, body) = widget_upload(&app, &site, &token, &id, name, bytes).await;
             assert_eq!(status, expected, "{name}: {body}");

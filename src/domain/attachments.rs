@@ -194,7 +194,52 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         return Some("image/webp");
     }
-    is_plain_text(head).then_some("text/plain")
+    (is_plain_text(head) && !is_markup(head)).then_some("text/plain")
+}
+
+/// Whether a browser would take this text for a page: HTML, XHTML, SVG
+/// or other XML (WHATWG MIME sniffing's "HTML" and "XML" patterns, and
+/// `<svg`). Such text is refused, not stored as plain text, so that no
+/// copy of it can ever be served where a browser might render it.
+fn is_markup(head: &[u8]) -> bool {
+    const TAGS: [&[u8]; 20] = [
+        b"!doctype html",
+        b"html",
+        b"head",
+        b"script",
+        b"iframe",
+        b"h1",
+        b"div",
+        b"font",
+        b"table",
+        b"a",
+        b"style",
+        b"title",
+        b"b",
+        b"body",
+        b"br",
+        b"p",
+        b"svg",
+        b"math",
+        b"xsl:stylesheet",
+        b"object",
+    ];
+    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(rest) = start.and_then(|i| text[i..].strip_prefix(b"<")) else {
+        return false;
+    };
+    if rest.starts_with(b"?xml") || rest.starts_with(b"!--") {
+        return true;
+    }
+    TAGS.iter().any(|tag| {
+        rest.len() > tag.len()
+            && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            && matches!(
+                rest[tag.len()],
+                b' ' | b'>' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'/'
+            )
+    })
 }
 
 /// UTF-8 (a character cut at the end of the sample is fine) without control
@@ -286,13 +331,30 @@ mod tests {
     }
 
     #[test]
-    fn markup_is_never_an_image() {
-        // SVG and HTML are text at best: never inline, never an image type.
+    fn markup_is_refused_not_taken_for_text() {
+        // HTML, XHTML, SVG and XML are what docs/protocol.md §2a refuses
+        // (415), whatever the file is called.
         for markup in [
             &b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>"[..],
             b"<!doctype html><script>alert(1)</script>",
+            b"<!DOCTYPE HTML PUBLIC>",
+            b"\xef\xbb\xbf  \n<HTML><body>hi</body></HTML>",
+            b"<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"/>",
+            b"<?xml version=\"1.0\"?><svg/>",
+            b"<script>alert(1)</script>",
+            b"<!-- a comment first --><p>x</p>",
+            b"<p>hello</p>",
+            b"<a href=x>click</a>",
         ] {
-            let sniffed = sniff(markup).unwrap();
+            assert_eq!(sniff(markup), None, "{}", String::from_utf8_lossy(markup));
+        }
+        // Text that merely mentions markup, or starts with another `<`, is text.
+        for text in [
+            &b"The page said <html> somewhere in the middle."[..],
+            b"<2026-12-07> log line",
+            b"<abbr-like> not a tag we sniff",
+        ] {
+            let sniffed = sniff(text).unwrap();
             assert_eq!(sniffed, "text/plain");
             assert!(!is_inline_image(sniffed));
         }
