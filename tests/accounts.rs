@@ -618,6 +618,17 @@ async fn metrics_are_refused_to_a_forwarded_request_and_to_a_wrong_token() {
         assert!(body.contains("CARELINE_METRICS_TOKEN"), "{body}");
         assert!(!body.contains("careline_"), "no figures leak: {body}");
     }
+    // Whichever header the proxy is set to write.
+    for header in [
+        ("forwarded", "for=203.0.113.7"),
+        ("x-real-ip", "203.0.113.7"),
+        ("x-forwarded-host", "support.example.com"),
+        ("via", "1.1 nginx"),
+    ] {
+        let (status, body) = metrics_as(&app, &[header]).await;
+        assert_eq!(status, 403, "{header:?}: {body}");
+        assert!(!body.contains("careline_"), "no figures leak: {body}");
+    }
 
     // With a token: the token from anywhere, nothing without it.
     let token = "0123456789abcdef0123";

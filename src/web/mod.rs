@@ -143,8 +143,9 @@ impl AppState {
 
     /// Whether a request may read `/metrics`: with the configured bearer
     /// token from anywhere; without one, only from this machine, straight
-    /// (a loopback peer and no `X-Forwarded-For`: a request that a proxy on
-    /// this machine forwarded from the public carries one).
+    /// (a loopback peer and no forwarding header of any kind: a request
+    /// that a proxy on this machine forwarded from the public carries one,
+    /// whichever of them the proxy is set to write).
     pub(crate) fn may_read_metrics(
         &self,
         peer: std::net::SocketAddr,
@@ -157,7 +158,8 @@ impl AppState {
             // `to_canonical`: on a dual-stack socket a local IPv4 client
             // arrives as ::ffff:127.0.0.1.
             None => {
-                peer.ip().to_canonical().is_loopback() && !headers.contains_key("x-forwarded-for")
+                peer.ip().to_canonical().is_loopback()
+                    && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
             }
         }
     }
@@ -220,3 +222,13 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
+
+/// Headers a proxy writes to say whom it forwards for: any of them means
+/// the request did not start on this machine.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-host",
+    "via",
+];
