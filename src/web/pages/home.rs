@@ -46,7 +46,7 @@ pub async fn home(State(state): State<AppState>, maybe: MaybeUser, csrf: CsrfTok
             section.grid {
                 div.card { h2 { "Raise a ticket" } p { "Tell us what is wrong in a few words; we reply in the ticket and you get the whole thread in one place." } }
                 div.card { h2 { "Follow progress" } p { "See who is working on it, every status change and every reply, as it happens." } }
-                div.card { h2 { "Chat" } p { "Live chat with our team is coming to this page soon." } }
+                div.card { h2 { "Chat" } p { "Use the chat button on our website: our assistant answers first and a person takes over when you ask. If nobody is online, the answer comes by email and shows here." } }
             }
         },
     )
