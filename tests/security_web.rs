@@ -212,3 +212,63 @@ async fn a_script_cannot_mint_widget_visitors_without_bound_but_returning_ones_p
         assert_eq!(body["visitor_token"], token.as_str());
     }
 }
+
+/// A valid token is not enough on its own: a browser that says the post
+/// comes from another site (`Origin`, `Sec-Fetch-Site`) is refused with a
+/// clear 403, and nothing is stored; the same post from Careline's own
+/// pages goes through.
+#[tokio::test]
+async fn forms_from_another_site_are_refused_even_with_a_valid_token() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    let fields = [("subject", "From elsewhere"), ("description", "Hi")];
+    let refused: [&[(&str, &str)]; 4] = [
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site"), ("origin", &app.base)],
+    ];
+    for headers in refused {
+        grace.headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        grace.get("/tickets/new").await.expect_status(200);
+        let page = grace.submit("/tickets", &fields).await;
+        assert_eq!(page.status, 403, "{headers:?}: {}", page.body);
+        assert!(
+            page.contains("Careline takes forms only from its own pages"),
+            "{headers:?}: {}",
+            page.body
+        );
+        // Scripts' requests (uploads) are held to the same.
+        let upload = grace
+            .upload(
+                "/api/v1/conversations/1/attachments?name=a.txt",
+                b"hi".to_vec(),
+                true,
+            )
+            .await;
+        assert_eq!(upload.status, 403, "{headers:?}: {}", upload.body);
+    }
+    let listed = grace.get("/dashboard").await;
+    assert!(!listed.contains("From elsewhere"), "nothing was stored");
+
+    // From Careline's own page, as a browser says it: accepted.
+    for headers in [
+        vec![
+            ("origin", app.base.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        vec![("sec-fetch-site", "none")],
+        vec![],
+    ] {
+        grace.headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        grace.get("/tickets/new").await.expect_status(200);
+        let page = grace.submit("/tickets", &fields).await;
+        assert_eq!(page.status, 303, "{headers:?}: {}", page.body);
+    }
+}

@@ -85,9 +85,61 @@ pub async fn ensure_cookie(
     response
 }
 
+/// Where a browser says a request comes from: the `Origin` header and the
+/// fetch metadata `Sec-Fetch-Site`, as sent.
+struct Provenance {
+    origin: Option<String>,
+    fetch_site: Option<String>,
+    /// The `Host` the browser sent the request to.
+    host: Option<String>,
+}
+
+impl Provenance {
+    fn of(headers: &axum::http::HeaderMap) -> Provenance {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("(not text)").to_string())
+        };
+        Provenance {
+            origin: text("origin"),
+            fetch_site: text("sec-fetch-site"),
+            host: text("host"),
+        }
+    }
+}
+
+/// Defence in depth beside the token: a browser that says where a post
+/// comes from must say it comes from Careline's own pages. `Sec-Fetch-Site`
+/// is `same-origin` (or `none`: typed, or a bookmark), and `Origin`, when
+/// sent, is Careline's own: `public_url`'s, or the host the browser sent
+/// the request to (`localhost` and `127.0.0.1` are both this machine; a
+/// page of another site carries its own origin, never Careline's host). A
+/// client that sends neither (no browser does today) is left to the token.
+fn from_own_pages(state: &AppState, provenance: &Provenance) -> bool {
+    let fetch_site_ok = provenance
+        .fetch_site
+        .as_deref()
+        .is_none_or(|site| matches!(site, "same-origin" | "none"));
+    let own = super::ws::origin_of(&state.config().public_url);
+    let same_host = |origin: &str| {
+        let authority = origin.split_once("://").map(|(_, rest)| rest);
+        authority.is_some() && authority == provenance.host.as_deref()
+    };
+    let origin_ok = provenance
+        .origin
+        .as_deref()
+        .is_none_or(|origin| origin == own || same_host(origin));
+    fetch_site_ok && origin_ok
+}
+
 /// Whether a script's request (not a form) carries the page's CSRF token in
-/// `X-CSRF-Token`. Only logged-in requests are accepted this way.
+/// `X-CSRF-Token`, from one of Careline's own pages. Only logged-in
+/// requests are accepted this way.
 pub fn header_matches(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    if !from_own_pages(state, &Provenance::of(headers)) {
+        return false;
+    }
     let Some(binding) = binding(state, headers, None) else {
         return false;
     };
@@ -129,11 +181,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             request.headers(),
             request.extensions().get::<CsrfCookie>(),
         );
+        let provenance = Provenance::of(request.headers());
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
         let token: TokenField = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| PageError(invalid("form", "The form could not be read; try again.")))?;
+        if !from_own_pages(state, &provenance) {
+            return Err(PageError(DomainError::Forbidden(
+                "This form was sent from another site. Careline takes forms only from its own pages: open the page here and send it again.",
+            )));
+        }
         let valid = binding.is_some_and(|b| state.secret().csrf_matches(&b, &token.csrf));
         if !valid {
             return Err(PageError(DomainError::Forbidden(
