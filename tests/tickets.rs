@@ -669,3 +669,38 @@ async fn the_ticket_pages_keep_the_owner_rules_of_the_live_chat() {
         eprintln!("ticket ownership passed on {db:?}");
     }
 }
+
+/// Hidden characters (controls, direction overrides) are taken out of a
+/// ticket's subject and description on the way in; the description keeps
+/// its lines, the subject is one line.
+#[tokio::test]
+async fn hidden_characters_never_reach_a_tickets_subject_or_thread() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    grace.get("/tickets/new").await.expect_status(200);
+    let created = grace
+        .submit(
+            "/tickets",
+            &[
+                ("subject", "Invoice\r\nfor\u{202e}fdp.exe\u{0}"),
+                ("description", "Line one\u{1b}[31m\r\nline two\u{7}"),
+            ],
+        )
+        .await;
+    let number = ticket_number(created.location.as_deref().unwrap());
+    let ticket = app
+        .store
+        .ticket_by_number(careline::model::TicketNumber(number))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ticket.subject, "Invoice  forfdp.exe");
+    let thread = app
+        .store
+        .messages(ticket.conversation_id, true)
+        .await
+        .unwrap();
+    assert_eq!(thread[0].body, "Line one[31m\nline two");
+    let page = grace.get(&format!("/tickets/{number}")).await;
+    assert!(!page.body.contains('\u{0}') && !page.body.contains('\u{202e}'));
+}

@@ -9,6 +9,7 @@ pub mod switching;
 pub mod watson;
 
 pub use crate::adapter::BoxFuture;
+use crate::model::text::{clean_text, is_hidden};
 use crate::model::{ConversationId, MAX_BODY};
 
 /// One customer message for the bot.
@@ -35,7 +36,7 @@ pub const MAX_OPTION_CHARS: usize = 200;
 /// The buttons a bot's answer may show. What a bot offers is untrusted
 /// (Watson's options are whatever its assistant was given), and Careline
 /// stores them with the message and sends them to every socket: each label
-/// has its control characters turned into spaces, is trimmed and cut to
+/// has its control characters and direction overrides turned into spaces, is trimmed and cut to
 /// [`MAX_OPTION_CHARS`]; empty labels are dropped; the first
 /// [`MAX_OPTIONS`] are kept. Work per label is bounded too: no label is
 /// read past its first [`MAX_OPTION_CHARS`] characters of text.
@@ -45,7 +46,7 @@ pub fn bounded_options(offered: &[String]) -> Vec<String> {
         .filter_map(|label| {
             let label: String = label
                 .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| if is_hidden(c) { ' ' } else { c })
                 .skip_while(|c| c.is_whitespace())
                 .take(MAX_OPTION_CHARS)
                 .collect();
@@ -57,13 +58,14 @@ pub fn bounded_options(offered: &[String]) -> Vec<String> {
 }
 
 /// A bot's answer as stored and sent: at most [`MAX_BODY`] characters, the
-/// limit people's messages have (an assistant's text is checked nowhere
-/// else).
-pub fn bounded_text(text: &str) -> &str {
-    match text.char_indices().nth(MAX_BODY) {
+/// limit people's messages have, cleaned of hidden characters as theirs
+/// are (an assistant's text is checked nowhere else).
+pub fn bounded_text(text: &str) -> String {
+    let cut = match text.char_indices().nth(MAX_BODY) {
         Some((cut, _)) => &text[..cut],
         None => text,
-    }
+    };
+    clean_text(cut)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,13 +100,17 @@ mod tests {
         let long = "é".repeat(MAX_BODY + 5);
         let kept = bounded_text(&long);
         assert_eq!(kept.chars().count(), MAX_BODY);
-        assert!(long.starts_with(kept));
+        assert!(long.starts_with(kept.as_str()));
+        assert_eq!(bounded_text("ok\0\u{1b}[2J\u{202e}!"), "ok[2J!");
     }
 
     #[test]
     fn options_are_trimmed_and_empty_ones_dropped() {
         let offered = strings(&["  Orders ", "", "   ", "\tBilling\n", "Re\u{0}funds"]);
         assert_eq!(bounded_options(&offered), ["Orders", "Billing", "Re funds"]);
+        // A direction override cannot turn a label around.
+        let offered = strings(&["Yes\u{202e}, cancel", "\u{2066}No\u{2069}"]);
+        assert_eq!(bounded_options(&offered), ["Yes , cancel", "No"]);
     }
 
     #[test]

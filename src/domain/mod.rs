@@ -98,7 +98,7 @@ pub fn parse_name(input: &str) -> DomainResult<String> {
     if name.chars().count() > 100 {
         return Err(invalid("name", "Use at most 100 characters."));
     }
-    if name.chars().any(char::is_control) {
+    if crate::model::text::has_hidden(name) {
         return Err(invalid("name", "Remove the control characters."));
     }
     Ok(name.to_string())

@@ -13,6 +13,7 @@ use super::attachments::{Reader, sender_upload};
 use super::chat::Chat;
 use super::ownership;
 use super::{DomainError, DomainResult, invalid};
+use crate::model::text::{clean_line, clean_text};
 use crate::model::{
     AttachmentRef, EventKind, MAX_BODY, Message, Priority, SenderKind, Ticket, TicketEvent,
     TicketNumber, TicketStatus, User, UserId,
@@ -30,6 +31,7 @@ pub struct TicketView {
 }
 
 fn parse_subject(subject: &str) -> DomainResult<String> {
+    let subject = clean_line(subject);
     let subject = subject.trim();
     if subject.is_empty() {
         return Err(invalid(
@@ -47,6 +49,7 @@ fn parse_subject(subject: &str) -> DomainResult<String> {
 }
 
 fn parse_body(field: &'static str, body: &str) -> DomainResult<String> {
+    let body = clean_text(body);
     let body = body.trim();
     if body.is_empty() {
         return Err(invalid(field, "Write a message."));

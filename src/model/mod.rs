@@ -43,6 +43,7 @@ mod conversation;
 mod ids;
 mod message;
 mod people;
+pub mod text;
 mod ticket;
 
 pub use attachment::{Attachment, AttachmentRef, is_inline_image};

@@ -71,7 +71,7 @@ impl Chat {
                     Some(note) => {
                         let id = format!("botnote:{}", message.client_msg_id);
                         let note = format!("From the assistant: {note}");
-                        self.staff_note(conversation_id, &id, bounded_text(&note))
+                        self.staff_note(conversation_id, &id, &bounded_text(&note))
                             .await
                     }
                     None => Ok(()),
@@ -113,7 +113,7 @@ impl Chat {
                     sender_kind: SenderKind::Bot,
                     sender_user_id: None,
                     sender_name: "Assistant",
-                    body: text,
+                    body: &text,
                     private: false,
                     client_msg_id,
                     only_in: Some(&[ConversationStatus::Bot]),

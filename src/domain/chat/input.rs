@@ -2,12 +2,14 @@
 //! means (asking for a person; the subject of the ticket it opens).
 
 use crate::domain::{DomainError, DomainResult, invalid};
+use crate::model::text::clean_text;
 use crate::model::{AttachmentRef, MAX_BODY};
 
 pub const MAX_CLIENT_MSG_ID: usize = 100;
 
 /// A message body: trimmed, not empty, at most [`MAX_BODY`] characters.
 pub fn parse_body(body: &str) -> DomainResult<String> {
+    let body = clean_text(body);
     let body = body.trim();
     if body.is_empty() {
         return Err(invalid("body", "body is empty"));
@@ -127,6 +129,12 @@ mod tests {
         assert!(parse_body("  ").is_err());
         assert!(parse_body(&"a".repeat(MAX_BODY + 1)).is_err());
         assert_eq!(parse_body(" hi ").unwrap(), "hi");
+        // Hidden characters go on the way in; lines and tabs stay.
+        assert_eq!(
+            parse_body("hi\0 there\u{1b}[2J\r\nline\u{202e}two\tend").unwrap(),
+            "hi there[2J\nlinetwo\tend"
+        );
+        assert!(parse_body("\0\u{202e}").is_err(), "nothing left is empty");
         assert!(parse_client_msg_id("").is_err());
         assert!(parse_client_msg_id(&"a".repeat(101)).is_err());
         assert!(parse_client_msg_id("c-1").is_ok());
