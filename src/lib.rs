@@ -61,6 +61,7 @@ impl App {
     /// Builds with some seams replaced (tests use it for a failing bot, or
     /// to give several instances one shared bus).
     pub async fn build_with(config: Config, adapters: Adapters) -> anyhow::Result<App> {
+        domain::password::allow_at_once(config.password_hashes_at_once);
         let store = Store::open(&config.database_url, config.database_max_connections).await?;
         let secret = match &config.secret_key {
             Some(key) => Secret::new(key),

@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub ws_hello_timeout_ms: u64,
     pub ws_idle_timeout_ms: u64,
     pub bot_miss_limit: i64,
+    /// Password hashes (19 MiB each) allowed to run at once.
+    pub password_hashes_at_once: i64,
     pub bot_timeout_ms: u64,
     pub faq_threshold: f64,
     pub instance_name: String,
@@ -81,6 +83,8 @@ impl Default for RawConfig {
             ws_hello_timeout_ms: 10_000,
             ws_idle_timeout_ms: 60_000,
             bot_miss_limit: 2,
+            // As domain::password::DEFAULT_AT_ONCE: 4 × 19 MiB.
+            password_hashes_at_once: 4,
             bot_timeout_ms: 5000,
             faq_threshold: 0.45,
             instance_name: String::new(),
@@ -138,6 +142,7 @@ pub struct Config {
     /// A socket that sends nothing, not even a pong, for this long is closed.
     pub ws_idle_timeout: std::time::Duration,
     pub bot_miss_limit: i64,
+    pub password_hashes_at_once: usize,
     pub bot_timeout: std::time::Duration,
     pub faq_threshold: f64,
     /// Names this process in logs and the `X-Careline-Instance` header.

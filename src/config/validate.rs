@@ -124,6 +124,12 @@ impl RawConfig {
                 "must be between 300 and 3600000 milliseconds",
             ));
         }
+        if !(1..=256).contains(&self.password_hashes_at_once) {
+            return Err(invalid(
+                "password_hashes_at_once",
+                "must be 1 to 256 (each hash holds 19 MiB while it runs)",
+            ));
+        }
         if self.bot_miss_limit < 1 {
             return Err(invalid("bot_miss_limit", "must be at least 1"));
         }
@@ -214,6 +220,7 @@ impl RawConfig {
             ws_hello_timeout: std::time::Duration::from_millis(self.ws_hello_timeout_ms),
             ws_idle_timeout: std::time::Duration::from_millis(self.ws_idle_timeout_ms),
             bot_miss_limit: self.bot_miss_limit,
+            password_hashes_at_once: self.password_hashes_at_once as usize,
             bot_timeout: std::time::Duration::from_millis(self.bot_timeout_ms),
             faq_threshold: self.faq_threshold,
             instance_name,

@@ -355,7 +355,7 @@ pub async fn login(store: &Store, email: &str, pw: &str, ttl_hours: u64) -> Doma
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    if !password::verify(pw, hash).await {
+    if !password::verify(pw, hash).await? {
         return Err(DomainError::BadCredentials);
     }
     let user = user.ok_or(DomainError::BadCredentials)?;
@@ -426,7 +426,7 @@ pub async fn change_password(
     new: &str,
 ) -> DomainResult<()> {
     let stored = store.password_hash(user.id).await?;
-    if !password::verify(current, Some(stored)).await {
+    if !password::verify(current, Some(stored)).await? {
         return Err(invalid(
             "current_password",
             "That is not your current password.",

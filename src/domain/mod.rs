@@ -36,6 +36,12 @@ pub enum DomainError {
     /// No valid session: log in first.
     #[error("log in first: this needs a valid session")]
     Unauthenticated,
+    /// Too much of something costly is running; come back in a moment.
+    #[error("{message}")]
+    Busy {
+        message: &'static str,
+        retry_after_secs: u64,
+    },
     /// Storage could not do it (down, timed out, refused): nothing the
     /// caller can correct. The text is for the log, never for people.
     #[error("storage unavailable: {0}")]

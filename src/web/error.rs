@@ -18,6 +18,8 @@ pub(crate) enum Code {
     Forbidden,
     Conflict,
     Unauthorized,
+    /// Too busy now: try again after the time given.
+    Busy,
     /// Failed on our side (storage unavailable, or a bug): nothing the
     /// caller can correct.
     Internal,
@@ -33,6 +35,7 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::Conflict => "conflict",
             Code::Unauthorized => "unauthorized",
+            Code::Busy => "busy",
             Code::Internal => "internal",
         }
     }
@@ -45,6 +48,7 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +71,8 @@ pub(crate) struct ErrorParts {
     pub(crate) code: Code,
     /// The field at fault, for an invalid or too large value.
     pub(crate) field: Option<&'static str>,
+    /// Seconds to wait before trying again, for a busy answer.
+    retry_after_secs: Option<u64>,
     said: Said,
 }
 
@@ -83,7 +89,14 @@ impl ErrorParts {
             DomainError::BadCredentials | DomainError::Unauthenticated => {
                 (Code::Unauthorized, None)
             }
+            DomainError::Busy { .. } => (Code::Busy, None),
             DomainError::Unavailable(_) | DomainError::Internal(_) => (Code::Internal, None),
+        };
+        let retry_after_secs = match error {
+            DomainError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         };
         let said = match code {
             Code::NotFound => Said::NotFound,
@@ -94,7 +107,22 @@ impl ErrorParts {
             }
             _ => Said::Own(error.to_string()),
         };
-        ErrorParts { code, field, said }
+        ErrorParts {
+            code,
+            field,
+            retry_after_secs,
+            said,
+        }
+    }
+
+    /// `response` with `Retry-After` when the error is a busy one.
+    fn with_retry_after(&self, mut response: Response) -> Response {
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 
     /// What a page or the API tells a person.
@@ -149,7 +177,7 @@ impl IntoResponse for PageError {
         let status = parts.code.status();
         let title = status.canonical_reason().unwrap_or("Error");
         let page = super::pages::layout::error_page(title, &parts.page_message());
-        (status, page).into_response()
+        parts.with_retry_after((status, page).into_response())
     }
 }
 
@@ -171,13 +199,30 @@ impl IntoResponse for ApiError {
             "message": parts.page_message(),
             "field": parts.field,
         }});
-        (parts.code.status(), Json(body)).into_response()
+        parts.with_retry_after((parts.code.status(), Json(body)).into_response())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_answer_is_503_with_retry_after_on_pages_and_the_api() {
+        let busy = || DomainError::Busy {
+            message: "Too many people are logging in right now.",
+            retry_after_secs: 2,
+        };
+        for response in [
+            PageError(busy()).into_response(),
+            ApiError(busy()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()["retry-after"], "2");
+        }
+        let other = ApiError(DomainError::NotFound).into_response();
+        assert!(other.headers().get("retry-after").is_none());
+    }
 
     fn invalid() -> DomainError {
         crate::domain::invalid("email", "that is not an email address")
