@@ -103,6 +103,29 @@ async fn no_secret_is_ever_logged() {
         text.contains("email delivered"),
         "the collector saw the app's logs"
     );
+    // One access line a request: the route (not the path), status, time,
+    // inside the request's span (id, method, client).
+    let access = text
+        .lines()
+        .find(|l| {
+            l.contains("finished processing request")
+                && l.contains("method=POST path=/login")
+                && l.contains("route=/login")
+        })
+        .expect("an access line for the login");
+    for field in [
+        "status=",
+        "latency=",
+        "method=POST",
+        "client=127.0.0.1",
+        "request{id=",
+    ] {
+        assert!(access.contains(field), "{field} in {access}");
+    }
+    assert!(
+        access.contains(" INFO "),
+        "access lines are written at info: {access}"
+    );
     for (what, secret) in [
         ("a password", "customer password"),
         ("a wrong password", "a-wrong-password-123"),

@@ -219,7 +219,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security_headers::add,
         ))
-        .layer(middleware::from_fn(request_id::assign))
+        .layer(request_id::access_log())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_id::assign,
+        ))
         .with_state(state)
 }
 
