@@ -72,6 +72,44 @@ fn a_bad_setting_stops_the_start_and_names_the_setting() {
 }
 
 #[test]
+fn the_tools_variables_are_passed_over_and_a_typo_is_answered_with_the_setting_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/tools.db?mode=rwc", dir.path().display());
+    // A developer's shell with the test suites' and load tool's variables.
+    let out = careline(dir.path())
+        .env("DATABASE_URL", &database)
+        .env(
+            "CARELINE_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1/test",
+        )
+        .env("CARELINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+        .env("CARELINE_SITE_KEY", "site-key")
+        .env("CARELINE_UPDATE_SCREENSHOTS", "1")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real typo still stops the start, and says what was meant.
+    let out = careline(dir.path())
+        .env("DATABASE_URL", &database)
+        .env("CARELINE_BOT_MIS_LIMIT", "3")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean `bot_miss_limit` (CARELINE_BOT_MISS_LIMIT"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn user_create_reads_the_password_from_stdin_never_argv() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = careline(dir.path())

@@ -232,12 +232,74 @@ impl Config {
                     .map(|_| "database_url".into()),
             )
             .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis_url".into()))
-            .merge(Env::prefixed("CARELINE_").ignore(&["CONFIG"]));
-        let raw: RawConfig = figment
-            .extract()
-            .map_err(|e| ConfigError::Read(e.to_string()))?;
+            .merge(
+                Env::prefixed("CARELINE_")
+                    .ignore(&["CONFIG"])
+                    .filter(is_not_a_tool_variable),
+            );
+        let raw: RawConfig = figment.extract().map_err(read_error)?;
         raw.validate()
     }
+}
+
+/// Variables of Careline's own tools, not settings of the server: the
+/// test suites' `CARELINE_TEST_*`, the load generator's
+/// `CARELINE_SITE_KEY` and the browser test's `CARELINE_UPDATE_SCREENSHOTS`.
+/// The server passes over them, so a developer who exports one for the
+/// tests can still `cargo run`; any other unknown `CARELINE_` variable is a
+/// typo and stops the start.
+pub const TOOL_VARIABLE_PREFIXES: [&str; 3] = ["test_", "site_key", "update_screenshots"];
+
+fn is_not_a_tool_variable(key: &figment::value::UncasedStr) -> bool {
+    let key = key.as_str().to_ascii_lowercase();
+    !TOOL_VARIABLE_PREFIXES
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+}
+
+/// A reading error, with the setting most likely meant when a name is
+/// unknown (a typo in a file or a `CARELINE_` variable).
+fn read_error(error: figment::Error) -> ConfigError {
+    let mut message = error.to_string();
+    if let figment::error::Kind::UnknownField(name, expected) = &error.kind
+        && let Some(meant) = closest(name, expected)
+    {
+        message.push_str(&format!(
+            "; did you mean `{meant}` (CARELINE_{} in the environment)?",
+            meant.to_ascii_uppercase()
+        ));
+    }
+    ConfigError::Read(message)
+}
+
+/// The name in `known` nearest to `name`, if it is near enough to be a typo
+/// (at most a third of its letters differ).
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&name, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(previous + usize::from(ca != *cb));
+            previous = above;
+        }
+    }
+    row[b.len()]
 }
 
 impl std::fmt::Debug for Config {
@@ -305,6 +367,15 @@ mod tests {
             let err = raw.validate().expect_err(setting).to_string();
             assert!(err.contains(&format!("`{setting}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_typo_is_answered_with_the_setting_meant() {
+        let known = ["bot_miss_limit", "bot_timeout_ms", "bind", "redis_url"];
+        assert_eq!(closest("bot_mis_limit", &known), Some("bot_miss_limit"));
+        assert_eq!(closest("REDIS_URI", &known), Some("redis_url"));
+        assert_eq!(closest("colour", &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
