@@ -1142,3 +1142,34 @@ async fn losing_the_staff_role_ends_the_console_at_once() {
     // Only that account's consoles are affected.
     assert_console_answers(&mut bea).await;
 }
+
+/// A frame the WebSocket layer cannot read closes the socket with the code
+/// RFC 6455 gives it: text that is not UTF-8 1007; a control frame over
+/// 125 bytes or a reserved opcode 1002.
+#[tokio::test]
+async fn unreadable_frames_close_with_the_rfc_6455_codes() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let cases = [
+        (
+            Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true),
+            1007,
+        ),
+        (Frame::ping(vec![b'x'; 200]), 1002),
+        (
+            Frame::message(b"{}".to_vec(), OpCode::Data(Data::Reserved(3)), true),
+            1002,
+        ),
+    ];
+    for (frame, code) in cases {
+        let mut visitor = app.visitor(&site).await;
+        visitor.send_raw(Message::Frame(frame)).await;
+        assert_eq!(
+            visitor.ended(Duration::from_secs(5)).await,
+            Some(Ended::Closed(Some(code))),
+            "close code {code}"
+        );
+    }
+}

@@ -24,6 +24,11 @@ pub type SocketId = u64;
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks RFC 6455 (a reserved opcode, a control frame
+    /// over 125 bytes, reserved bits set).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const TOO_SLOW: u16 = 4000;

@@ -194,14 +194,7 @@ async fn run(socket: WebSocket, state: AppState, auth: PreAuth) {
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                // Over-long frames end here (tungstenite refuses to read them).
-                let too_big = e.to_string().to_lowercase().contains("too long")
-                    || e.to_string().to_lowercase().contains("capacity");
-                kill.fire(if too_big {
-                    close::TOO_BIG
-                } else {
-                    close::NORMAL
-                });
+                kill.fire(close_code_for(&e.to_string()));
                 break;
             }
             Ok(Some(Ok(message))) => message,
@@ -328,6 +321,8 @@ async fn write_loop(
         close::GOING_AWAY => "server going away; reconnect and resume",
         close::POLICY => "policy violation",
         close::TOO_BIG => "frame too big",
+        close::PROTOCOL_ERROR => "protocol error",
+        close::INVALID_DATA => "a text frame must be UTF-8",
         close::TOO_SLOW => "too slow: reconnect and resume",
         close::SESSION_ENDED => "session ended; log in again",
         _ => "",
@@ -343,5 +338,54 @@ async fn write_loop(
     // code) for when the peer reads, which tells it less than a drop.
     if let Ok(Ok(())) = timeout(Duration::from_secs(1), sink.feed(close)).await {
         let _ = timeout(Duration::from_secs(1), sink.close()).await;
+    }
+}
+
+/// The close code for a frame the WebSocket layer could not read (RFC 6455
+/// §7.4.1), from its error: over-long frames (which tungstenite refuses to
+/// read) 1009, text that is not UTF-8 1007, any other broken frame 1002. A
+/// connection that simply went away is a normal end.
+fn close_code_for(error: &str) -> u16 {
+    let error = error.to_lowercase();
+    if error.contains("message too long") || error.contains("space limit") {
+        close::TOO_BIG
+    } else if error.contains("utf-8") {
+        close::INVALID_DATA
+    } else if error.contains("protocol error") && !error.contains("reset without closing") {
+        close::PROTOCOL_ERROR
+    } else {
+        close::NORMAL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_frames_close_with_the_code_rfc_6455_gives_them() {
+        for (error, code) in [
+            (
+                "Space limit exceeded: Message too long: 70000 > 65536",
+                1009,
+            ),
+            ("UTF-8 encoding error: invalid utf-8 sequence", 1007),
+            (
+                "WebSocket protocol error: Encountered invalid opcode: 3",
+                1002,
+            ),
+            (
+                "WebSocket protocol error: Control frame too big (payload must be 125 bytes or less)",
+                1002,
+            ),
+            ("WebSocket protocol error: Reserved bits are non-zero", 1002),
+            (
+                "WebSocket protocol error: Connection reset without closing handshake",
+                1000,
+            ),
+            ("IO error: broken pipe", 1000),
+        ] {
+            assert_eq!(close_code_for(error), code, "{error}");
+        }
     }
 }
