@@ -356,3 +356,61 @@ async fn the_default_mailer_keeps_emails_in_the_outbox() {
     assert!(page.contains("grace@example.com"));
     assert!(page.contains("No mail service is configured"));
 }
+
+/// Careline carries no text of a stranger's choosing to an address nobody
+/// proved: the "we received your request" email to an unverified address
+/// says neither the name nor the subject typed with it; a verified
+/// customer's says both.
+#[tokio::test]
+async fn an_unverified_address_gets_no_text_its_sender_chose() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let raise = async |email: &str, subject: &str| {
+        let mut customer = app.customer("Buy pills at spam.example", email).await;
+        customer.get("/tickets/new").await.expect_status(200);
+        customer
+            .submit("/tickets", &[("subject", subject), ("description", "x")])
+            .await
+            .expect_status(303);
+    };
+    raise("stranger@example.com", "Cheap pills at spam.example").await;
+    let verified = app
+        .store
+        .user_with_hash(&careline::model::Email::parse("real@example.com").unwrap())
+        .await
+        .unwrap();
+    assert!(verified.is_none());
+    let mut real = app.customer("Ada", "real@example.com").await;
+    let ada = app
+        .store
+        .user_with_hash(&careline::model::Email::parse("real@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    app.store.set_verified(ada.id).await.unwrap();
+    real.get("/tickets/new").await.expect_status(200);
+    real.submit(
+        "/tickets",
+        &[("subject", "Printer jams"), ("description", "x")],
+    )
+    .await
+    .expect_status(303);
+
+    let outbox = app.store.outbox(100).await.unwrap();
+    let opened = |to: &str| {
+        outbox
+            .iter()
+            .find(|e| e.template == "ticket_opened" && e.to_email == to)
+            .unwrap_or_else(|| panic!("an opened email to {to}: {outbox:?}"))
+            .payload
+            .clone()
+    };
+    let stranger = opened("stranger@example.com");
+    assert!(!stranger.contains("spam.example"), "{stranger}");
+    assert!(stranger.contains("ticket_number"), "{stranger}");
+    let real = opened("real@example.com");
+    assert!(
+        real.contains("Printer jams") && real.contains("Ada"),
+        "{real}"
+    );
+}

@@ -611,6 +611,41 @@ async fn bot_options(store: &Store, url: &str) {
     assert_eq!(json, offered);
 }
 
+conformance!(
+    one_address_gets_at_most_a_days_worth_of_emails,
+    emails_per_address
+);
+async fn emails_per_address(store: &Store) {
+    use careline::store::EMAILS_PER_ADDRESS_PER_DAY;
+    for i in 0..EMAILS_PER_ADDRESS_PER_DAY + 5 {
+        for to in [
+            "flooded@example.com",
+            format!("other{i}@example.com").as_str(),
+        ] {
+            let email = careline::store::NewEmail {
+                to: to.into(),
+                template: "agent_reply",
+                payload: serde_json::json!({"ticket_number": i, "agent": "Alan", "body": "hi"}),
+            };
+            store.enqueue_email(&email).await.unwrap();
+        }
+    }
+    let queued = store.outbox(1000).await.unwrap();
+    let to_flooded = queued
+        .iter()
+        .filter(|e| e.to_email == "flooded@example.com")
+        .count() as i64;
+    assert_eq!(
+        to_flooded, EMAILS_PER_ADDRESS_PER_DAY,
+        "the rest were given up"
+    );
+    assert_eq!(
+        queued.len() as i64 - to_flooded,
+        EMAILS_PER_ADDRESS_PER_DAY + 5,
+        "other addresses are not held back"
+    );
+}
+
 conformance!(outbox_claims_give_each_email_to_one_worker, outbox_claims);
 async fn outbox_claims(store: &Store) {
     use careline::store::NewEmail;

@@ -18,6 +18,15 @@ fn text(payload: &Value, key: &str) -> String {
     }
 }
 
+/// ` “value”` for a field that is there, nothing for one that is not (the
+/// outbox leaves out what a visitor chose when the address is unverified).
+fn quoted(payload: &Value, key: &str) -> String {
+    match text(payload, key) {
+        value if value.is_empty() => String::new(),
+        value => format!(" \u{201c}{value}\u{201d}"),
+    }
+}
+
 fn layout(title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)
@@ -112,8 +121,8 @@ pub fn render(
                 format!("We received your request #{number}"),
                 vec![
                     format!(
-                        "Your request #{number} \u{201c}{}\u{201d} is with our team.",
-                        text(payload, "subject")
+                        "Your request #{number}{} is with our team.",
+                        quoted(payload, "subject")
                     ),
                     "We will reply in the ticket and let you know by email.".into(),
                 ],
@@ -139,7 +148,7 @@ pub fn render(
             (
                 format!("Your request #{number} is resolved"),
                 vec![
-                    format!("We marked your request #{number} \u{201c}{}\u{201d} as resolved.", text(payload, "subject")),
+                    format!("We marked your request #{number}{} as resolved.", quoted(payload, "subject")),
                     "How did we do? Your rating (1 to 5) helps us get better. If something is still wrong, just reply in the ticket.".into(),
                 ],
                 Some((format!("{ticket_link}#rate"), "Rate our help")),

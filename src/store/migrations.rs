@@ -59,6 +59,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_report_indexes.sql"),
         include_str!("../../migrations/postgres/0008_report_indexes.sql"),
     ),
+    (
+        9,
+        "outbox_by_address",
+        include_str!("../../migrations/sqlite/0009_outbox_by_address.sql"),
+        include_str!("../../migrations/postgres/0009_outbox_by_address.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

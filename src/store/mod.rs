@@ -41,7 +41,7 @@ pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry};
 pub use messages::{Appended, NewChatMessage};
-pub use outbox::{NewEmail, OutboxEmail};
+pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};
 pub use reports::{RatingGiven, ReportRows, TicketTime};
 pub use routing::{Assignment, Wait};
 pub use sites::{Site, SiteSettings};

@@ -9,6 +9,18 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Store, StoreResult, now_ms};
 
+/// Emails one address may be sent in a day, whatever causes them: a widget
+/// visitor can type any address, so Careline must not become a way to
+/// flood a stranger's inbox. A real customer gets far fewer (replies to one
+/// conversation are coalesced to one email in ten minutes).
+pub const EMAILS_PER_ADDRESS_PER_DAY: i64 = 20;
+
+/// Payload fields whose text the recipient's counterpart chose (a visitor's
+/// name, their first words as the ticket's subject): never sent to an
+/// address that is not a verified account's, so that nobody can make
+/// Careline carry text of their choosing to someone else's inbox.
+const CHOSEN_BY_THE_SENDER: [&str; 2] = ["name", "subject"];
+
 /// An email to queue: which template, for whom, with what data.
 #[derive(Debug, Clone)]
 pub struct NewEmail {
@@ -57,18 +69,51 @@ impl Backend {
 
 impl Store {
     /// Queues an email inside the caller's transaction.
+    /// Queues `email` in `tx`, as it may go: to an address that is not a
+    /// verified account's, without the text its sender chose; and not at
+    /// all past [`EMAILS_PER_ADDRESS_PER_DAY`] (the action itself still
+    /// happens: the email is what is given up, and logged).
     pub(super) async fn insert_email(
         &self,
         tx: &mut Transaction<'static, Any>,
         email: &NewEmail,
     ) -> StoreResult<()> {
         let now = now_ms();
+        let sent_today: i64 =
+            sqlx::query(self.sql(
+                "SELECT COUNT(*) AS n FROM email_outbox WHERE to_email = ? AND created_at > ?",
+            ))
+            .bind(&email.to)
+            .bind(now - 24 * 3600 * 1000)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+        if sent_today >= EMAILS_PER_ADDRESS_PER_DAY {
+            tracing::warn!(
+                template = email.template,
+                "an address had its emails for the day; this one is not sent"
+            );
+            return Ok(());
+        }
+        let verified = sqlx::query(self.sql("SELECT verified FROM users WHERE email = ?"))
+            .bind(&email.to)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| row.try_get::<i64, _>("verified"))
+            .transpose()?
+            .is_some_and(|v| v != 0);
+        let mut payload = email.payload.clone();
+        if !verified && let Some(fields) = payload.as_object_mut() {
+            for field in CHOSEN_BY_THE_SENDER {
+                fields.remove(field);
+            }
+        }
         sqlx::query(self.sql(
             "INSERT INTO email_outbox (to_email, template, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
         ))
         .bind(&email.to)
         .bind(email.template)
-        .bind(email.payload.to_string())
+        .bind(payload.to_string())
         .bind(now)
         .bind(now)
         .execute(&mut **tx)
