@@ -229,12 +229,7 @@ async fn forms_from_another_site_are_refused_even_with_a_valid_token() {
         &[("sec-fetch-site", "same-site"), ("origin", &app.base)],
     ];
     for headers in refused {
-        grace.headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        grace.get("/tickets/new").await.expect_status(200);
-        let page = grace.submit("/tickets", &fields).await;
+        let page = raise_with(&mut grace, headers, &fields).await;
         assert_eq!(page.status, 403, "{headers:?}: {}", page.body);
         assert!(
             page.contains("Careline takes forms only from its own pages"),
@@ -263,12 +258,22 @@ async fn forms_from_another_site_are_refused_even_with_a_valid_token() {
         vec![("sec-fetch-site", "none")],
         vec![],
     ] {
-        grace.headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        grace.get("/tickets/new").await.expect_status(200);
-        let page = grace.submit("/tickets", &fields).await;
+        let page = raise_with(&mut grace, &headers, &fields).await;
         assert_eq!(page.status, 303, "{headers:?}: {}", page.body);
     }
+}
+
+/// Raises a ticket from the form page, the browser sending `headers` with
+/// both requests.
+async fn raise_with(
+    browser: &mut support::browser::Browser,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> support::browser::Page {
+    browser.headers = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    browser.get("/tickets/new").await.expect_status(200);
+    browser.submit("/tickets", fields).await
 }
