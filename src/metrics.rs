@@ -1,9 +1,71 @@
-//! Counters and histograms for `/metrics` (Prometheus text format). A few
-//! atomics, no registry crate: the set is small and fixed.
+//! Counters and histograms for `/metrics` (Prometheus text format).
+//! Careline's own figures of the chat (sockets, messages, the bus, the bot,
+//! group commits) are a few atomics on the hot path, printed by hand under
+//! the names they have always had. Around them, what any service reports
+//! (HTTP requests and their latency, the process's CPU, memory and open
+//! files, the database pool) goes through the `metrics` crate and its
+//! Prometheus exporter ([`exporter`]), rendered after them.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The process's recorder for the `metrics` crate, installed on first use.
+/// If another one was installed first (a test harness), this one still
+/// renders, with nothing recorded.
+pub fn exporter() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        metrics::describe_counter!(
+            "careline_http_requests_total",
+            "HTTP requests answered, by method, matched route and status"
+        );
+        metrics::describe_histogram!(
+            "careline_http_request_duration_seconds",
+            "Time to answer an HTTP request (to the start of the response), by method and route"
+        );
+        metrics::describe_gauge!("careline_db_pool_connections", "Database connections open");
+        metrics::describe_gauge!("careline_db_pool_idle", "Database connections idle");
+        metrics::describe_gauge!("careline_db_pool_max", "Database connections allowed");
+        metrics_process::Collector::default().describe();
+        handle
+    })
+}
+
+/// One answered HTTP request.
+pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        "careline_http_requests_total",
+        "method" => method.to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "careline_http_request_duration_seconds",
+        "method" => method.to_owned(),
+        "route" => route.to_owned()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// What the exporter renders now: the process and the database pool read
+/// at this moment, then every HTTP figure so far.
+pub fn render_exported(pool: crate::store::PoolStats) -> String {
+    let handle = exporter();
+    metrics_process::Collector::default().collect();
+    metrics::gauge!("careline_db_pool_connections").set(f64::from(pool.open));
+    metrics::gauge!("careline_db_pool_idle").set(pool.idle as f64);
+    metrics::gauge!("careline_db_pool_max").set(f64::from(pool.max));
+    handle.render()
+}
 
 /// Upper bounds (seconds) shared by the latency histograms.
 const BUCKETS: [f64; 12] = [

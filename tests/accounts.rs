@@ -588,6 +588,29 @@ async fn metrics_are_prometheus_text_with_counts_only() {
         !page.body.contains("When are you open"),
         "no message bodies"
     );
+    // Beside Careline's own figures, what every service reports: HTTP
+    // requests by route and status with their latency, the process, and the
+    // database pool.
+    let widget_bootstrap = page.body.lines().find(|l| {
+        l.starts_with("careline_http_requests_total{")
+            && l.contains(r#"route="/api/widget/v1/session""#)
+            && l.contains(r#"status="200""#)
+    });
+    assert!(widget_bootstrap.is_some(), "{}", page.body);
+    for name in [
+        "careline_http_request_duration_seconds_bucket{",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+        "careline_db_pool_connections ",
+        "careline_db_pool_max 5",
+    ] {
+        assert!(
+            page.body.lines().any(|l| l.starts_with(name)),
+            "missing `{name}` in\n{}",
+            page.body
+        );
+    }
     let ready = app.browser().get("/readyz").await.expect_status(200).json();
     assert_eq!(ready["bus"], "local");
 }

@@ -49,6 +49,14 @@ pub use ticket_activity::TicketActivity;
 pub use tickets::{AssigneeFilter, TicketFilter};
 pub use users::{RoleChange, TokenEmail};
 
+/// The database connection pool at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -231,6 +239,15 @@ impl Store {
 
     /// Group commit so far; `None` where messages are written one by one
     /// (SQLite).
+    /// The connection pool as it stands, for `/metrics`.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     pub fn append_batches(&self) -> Option<BatchStats> {
         self.batcher.as_ref().map(|b| b.stats())
     }

@@ -75,12 +75,14 @@ async fn metrics(
         append_batches: state.store().append_batches(),
         append_queued: state.store().append_queued(),
     };
+    let mut text = state.chat().metrics().render(&gauges);
+    text.push_str(&crate::metrics::render_exported(state.store().pool_stats()));
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.chat().metrics().render(&gauges),
+        text,
     )
         .into_response()
 }

@@ -201,6 +201,8 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Installed before the first request is counted.
+    crate::metrics::exporter();
     Router::new()
         .merge(pages::routes(&state))
         .merge(api::routes())
@@ -219,6 +221,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security_headers::add,
         ))
+        .layer(middleware::from_fn(request_id::count))
         .layer(request_id::access_log())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -41,6 +41,25 @@ pub async fn assign(State(state): State<AppState>, request: Request, next: Next)
     response
 }
 
+/// Counts each request for `/metrics` by method, matched route and status,
+/// with its latency (to the start of the response).
+pub async fn count(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(none)".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
 type MakeRouteSpan = fn(&Request<Body>) -> tracing::Span;
 
 /// One `info` line a request, when its response starts: the route it
