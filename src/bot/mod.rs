@@ -65,7 +65,7 @@ pub fn bounded_text(text: &str) -> String {
         Some((cut, _)) => &text[..cut],
         None => text,
     };
-    clean_text(cut)
+    clean_text(cut).into_owned()
 }
 
 #[derive(Debug, thiserror::Error)]

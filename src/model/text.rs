@@ -6,6 +6,8 @@
 //! right and right-to-left marks (U+200E, U+200F) stay: Arabic and Hebrew
 //! text needs them and they cannot reorder anything.
 
+use std::borrow::Cow;
+
 /// Whether `c` is never kept: a control character or a direction override.
 pub fn is_hidden(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -13,12 +15,19 @@ pub fn is_hidden(c: char) -> bool {
 
 /// A text of several lines (a message, a ticket's description, a bot's
 /// answer): newlines and tabs stay (a `\r\n` becomes `\n`), everything
-/// hidden goes.
-pub fn clean_text(text: &str) -> String {
-    let text = text.replace("\r\n", "\n");
-    text.chars()
-        .filter(|&c| matches!(c, '\n' | '\t') || !is_hidden(c))
-        .collect()
+/// hidden goes. Every chat message passes here: a clean text, nearly all of
+/// them, is returned as it is, without a copy.
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    let kept = |c: char| matches!(c, '\n' | '\t') || !is_hidden(c);
+    if text.chars().all(kept) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.replace("\r\n", "\n")
+            .chars()
+            .filter(|&c| kept(c))
+            .collect(),
+    )
 }
 
 /// A text of one line (a name, a subject, a button's label): line breaks
