@@ -131,11 +131,7 @@ pub async fn list(
 /// Starts an activity that applies only if the ticket is still as `ticket` shows it.
 fn activity_on(ticket: &Ticket, actor: &User) -> TicketActivity {
     let mut activity = TicketActivity::new(actor);
-    activity.expect = Some((
-        ticket.status,
-        ticket.priority,
-        ticket.assignee.as_ref().and_then(|a| a.id),
-    ));
+    activity.expect = Some((ticket.status, ticket.priority, ticket.assignee_id()));
     activity
 }
 
@@ -327,10 +323,7 @@ pub async fn update(
     }) {
         ownership::may_close(staff, ticket.owner())?;
     }
-    if update
-        .assignee
-        .is_some_and(|a| a != ticket.assignee.as_ref().and_then(|a| a.id))
-    {
+    if update.assignee.is_some_and(|a| a != ticket.assignee_id()) {
         ownership::may_reassign(staff, ticket.owner())?;
     }
     let mut activity = activity_on(&ticket, staff);
@@ -349,7 +342,7 @@ pub async fn update(
         );
     }
     if let Some(assignee) = update.assignee
-        && assignee != ticket.assignee.as_ref().and_then(|a| a.id)
+        && assignee != ticket.assignee_id()
     {
         let new_name = match assignee {
             Some(id) => {

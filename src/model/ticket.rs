@@ -34,6 +34,13 @@ pub struct Ticket {
     pub resolved_at: Option<i64>,
 }
 
+impl Ticket {
+    /// The agent the ticket (and its conversation) is assigned to, if any.
+    pub fn assignee_id(&self) -> Option<UserId> {
+        self.assignee.as_ref().and_then(|a| a.id)
+    }
+}
+
 /// One entry of a ticket's progress timeline.
 #[derive(Debug, Clone)]
 pub struct TicketEvent {

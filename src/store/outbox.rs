@@ -68,7 +68,6 @@ impl Backend {
 }
 
 impl Store {
-    /// Queues an email inside the caller's transaction.
     /// Queues `email` in `tx`, as it may go: to an address that is not a
     /// verified account's, without the text its sender chose; and not at
     /// all past [`EMAILS_PER_ADDRESS_PER_DAY`] (the action itself still

@@ -45,10 +45,7 @@ pub async fn assign(State(state): State<AppState>, request: Request, next: Next)
 /// with its latency (to the start of the response).
 pub async fn count(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(none)".to_owned(), |path| path.as_str().to_owned());
+    let route = route_of(&request).to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     crate::metrics::http_request(
@@ -79,9 +76,15 @@ pub fn access_log()
 }
 
 fn route_span(request: &Request<Body>) -> tracing::Span {
-    let route = request
+    tracing::info_span!("route", route = %route_of(request))
+}
+
+/// The route a request matched (`/tickets/{number}`), or `(none)`: what
+/// logs and metrics label requests by, so that ids in paths do not make
+/// every label different.
+fn route_of(request: &Request<Body>) -> &str {
+    request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("(none)", |path| path.as_str());
-    tracing::info_span!("route", route = %route)
+        .map_or("(none)", |path| path.as_str())
 }

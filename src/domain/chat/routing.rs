@@ -5,7 +5,7 @@
 
 use super::Chat;
 use super::input::subject_from;
-use crate::domain::ownership::{self, Owner};
+use crate::domain::ownership;
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
     Conversation, ConversationId, ConversationStatus, SenderKind, User, UserId, Visitor,
@@ -156,7 +156,7 @@ impl Chat {
         let from = c.assignee_id.ok_or_else(|| {
             DomainError::Conflict("claim the conversation before transferring it".into())
         })?;
-        ownership::may_reassign(agent, Owner::of(Some(from), c.assignee_name.as_deref()))?;
+        ownership::may_reassign(agent, c.owner())?;
         if !self.store.transfer(c.id, agent, from, &target).await? {
             return Err(DomainError::Conflict(
                 "the conversation changed hands meanwhile; reload".into(),

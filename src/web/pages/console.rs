@@ -172,7 +172,7 @@ fn ticket_page(
 ) -> Markup {
     let ticket = &view.ticket;
     let n = ticket.number;
-    let assignee_id = ticket.assignee.as_ref().and_then(|a| a.id);
+    let assignee_id = ticket.assignee_id();
     page(
         &format!("#{n} {}", ticket.subject),
         Some(user),
