@@ -7,8 +7,10 @@
 
 mod append_batch;
 mod attachments;
+mod connect;
 mod content;
 mod conversations;
+mod dialect;
 mod ids;
 mod messages;
 mod migrations;
@@ -29,17 +31,15 @@ mod tickets;
 mod users;
 mod visitors;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::model::ConversationId;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, SqlStr, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, SqlStr, Transaction};
 
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry};
+pub use dialect::Backend;
 pub use messages::{Appended, NewChatMessage};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};
 pub use reports::{RatingGiven, ReportRows, TicketTime};
@@ -55,58 +55,6 @@ pub struct PoolStats {
     pub open: u32,
     pub idle: usize,
     pub max: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn from_url(url: &str) -> Option<Backend> {
-        if url.starts_with("sqlite:") {
-            Some(Backend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Backend::Postgres)
-        } else {
-            None
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// Turns portable `?` placeholders into this backend's syntax.
-    fn placeholders(self, sql: &str) -> String {
-        match self {
-            Backend::Sqlite => sql.to_string(),
-            Backend::Postgres => {
-                let mut out = String::with_capacity(sql.len() + 16);
-                let mut n = 0;
-                let mut in_literal = false;
-                for c in sql.chars() {
-                    match c {
-                        '\'' => {
-                            in_literal = !in_literal;
-                            out.push(c);
-                        }
-                        '?' if !in_literal => {
-                            n += 1;
-                            out.push('$');
-                            out.push_str(&n.to_string());
-                        }
-                        _ => out.push(c),
-                    }
-                }
-                out
-            }
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +97,6 @@ pub struct Store {
     batcher: Option<Arc<append_batch::AppendBatcher>>,
 }
 
-/// A pooled connection idle at least this long is pinged before use.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
-
 impl Store {
     /// Opens the database named by `url` and runs pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Store> {
@@ -160,53 +105,7 @@ impl Store {
             url: redact(url),
             reason: "unsupported scheme: use sqlite:// or postgres://".into(),
         })?;
-        if backend == Backend::Sqlite {
-            create_sqlite_parent_dir(url)?;
-        }
-        let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::Open {
-            url: redact(url),
-            reason: e.to_string(),
-        })?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            // sqlx pings every connection before handing it out: one extra
-            // round trip per query, a third of all of them on the chat's
-            // hot path (docs/benchmarks.md). A connection in steady use is
-            // known to work; only one idle for a while (the database may
-            // have restarted meanwhile) is checked first.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_IF_IDLE_FOR {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; the busy
-                        // timeout makes a second writer wait instead of failing.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA foreign_keys = ON",
-                            "PRAGMA busy_timeout = 10000",
-                        ] {
-                            conn.execute(pragma).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Open {
-                url: redact(url),
-                reason: e.to_string(),
-            })?;
+        let pool = connect::pool(url, backend, max_connections).await?;
         let batcher = (backend == Backend::Postgres)
             .then(|| Arc::new(append_batch::AppendBatcher::start(&pool)));
         let store = Store {
@@ -329,27 +228,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
-    if let Some(parent) = std::path::Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-            url: url.to_string(),
-            reason: format!("cannot create directory {}: {e}", parent.display()),
-        })?;
-    }
-    Ok(())
-}
-
 /// Maps a unique-constraint violation to [`StoreError::Duplicate`] naming `field`.
 fn unique_as(field: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
@@ -361,16 +239,6 @@ fn unique_as(field: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn postgres_placeholders_are_numbered_outside_literals() {
-        let sql = "SELECT '?' FROM t WHERE a = ? AND b = ?";
-        assert_eq!(
-            Backend::Postgres.placeholders(sql),
-            "SELECT '?' FROM t WHERE a = $1 AND b = $2"
-        );
-        assert_eq!(Backend::Sqlite.placeholders(sql), sql);
-    }
 
     #[test]
     fn redact_hides_only_the_password() {
