@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::Browser;
+use support::Database;
 use support::cluster::Cluster;
 use support::resilient::{Identity, Resilient};
 use support::ws::SHOP_ORIGIN;
@@ -234,6 +235,18 @@ async fn a_conversation_flows_across_instances_and_the_queue_updates_everywhere(
     let Some(cluster) = Cluster::start("cluster flow").await else {
         return;
     };
+    conversation_flows(cluster).await;
+}
+
+#[tokio::test]
+async fn on_mariadb_a_conversation_flows_across_instances() {
+    let Some(cluster) = Cluster::start_on("cluster flow", Database::Mysql).await else {
+        return;
+    };
+    conversation_flows(cluster).await;
+}
+
+async fn conversation_flows(cluster: Cluster) {
     setup_people(&cluster);
     let site = allow_shop(&cluster).await;
 
@@ -322,9 +335,21 @@ async fn a_conversation_flows_across_instances_and_the_queue_updates_everywhere(
 
 #[tokio::test]
 async fn killing_and_stopping_instances_mid_stream_loses_nothing() {
-    let Some(mut cluster) = Cluster::start("cluster failover").await else {
+    let Some(cluster) = Cluster::start("cluster failover").await else {
         return;
     };
+    instances_fail_mid_stream(cluster).await;
+}
+
+#[tokio::test]
+async fn on_mariadb_killing_and_stopping_instances_mid_stream_loses_nothing() {
+    let Some(cluster) = Cluster::start_on("cluster failover", Database::Mysql).await else {
+        return;
+    };
+    instances_fail_mid_stream(cluster).await;
+}
+
+async fn instances_fail_mid_stream(mut cluster: Cluster) {
     setup_people(&cluster);
     let plan = [
         (20, Disruption::Kill(Whose::Customer)),
@@ -353,6 +378,18 @@ async fn two_agents_on_two_instances_claim_at_once_and_exactly_one_owns_it() {
     let Some(cluster) = Cluster::start("cluster claim race").await else {
         return;
     };
+    claim_race(cluster).await;
+}
+
+#[tokio::test]
+async fn on_mariadb_two_agents_claim_at_once_and_exactly_one_owns_it() {
+    let Some(cluster) = Cluster::start_on("cluster claim race", Database::Mysql).await else {
+        return;
+    };
+    claim_race(cluster).await;
+}
+
+async fn claim_race(cluster: Cluster) {
     setup_people(&cluster);
     let site = allow_shop(&cluster).await;
     let mut alan = agent(&cluster, "alan@example.com", "alan").await;

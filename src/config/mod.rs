@@ -353,7 +353,7 @@ mod tests {
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
             ("bind", |c| c.bind = "localhost".into()),
             ("public_url", |c| c.public_url = "ftp://x".into()),
-            ("database_url", |c| c.database_url = "mysql://x".into()),
+            ("database_url", |c| c.database_url = "oracle://x".into()),
             ("secret_key", |c| c.secret_key = "short".into()),
             ("trusted_proxies", |c| {
                 c.trusted_proxies = "10.0.0.0/99".into()

@@ -34,13 +34,10 @@ impl RawConfig {
         } else {
             self.database_url.clone()
         };
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
+        if crate::store::Backend::from_url(&database_url).is_none() {
             return Err(invalid(
                 "database_url",
-                "use sqlite://PATH or postgres://USER@HOST/DB (MySQL is not supported yet)",
+                "use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB (also mariadb://)",
             ));
         }
         let redis_url = match self.redis_url.trim() {

@@ -60,6 +60,9 @@ pub enum UploadRemoval {
 /// locks, so that they cannot collide with single-key locks elsewhere).
 const BLOB_LOCKS: i32 = 0x424c_4f42; // "BLOB"
 
+/// The rows of `blob_locks` on MariaDB/MySQL (migrations/mysql/0003).
+const BLOB_LOCK_SLOTS: i64 = 1024;
+
 /// A hash's lock key: its first 32 bits. Two hashes that share them only
 /// wait for each other.
 fn blob_lock_key(sha256: &str) -> i32 {
@@ -125,8 +128,8 @@ impl Store {
         delete_bytes: impl Future<Output = bool>,
     ) -> StoreResult<UploadRemoval> {
         match self.backend {
-            Backend::Postgres => {
-                // The advisory lock lasts as long as the transaction: the
+            Backend::Postgres | Backend::Mysql => {
+                // The hash's lock lasts as long as the transaction: the
                 // row goes only if the bytes do.
                 let (mut tx, _turn) = self.write_tx().await?;
                 self.lock_blob(&mut tx, sha256).await?;
@@ -210,17 +213,29 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the lock of one blob hash until `tx` ends (PostgreSQL; SQLite
-    /// uses this process's blob turn). The sweep's count of other rows is
-    /// read after the lock is granted, so at READ COMMITTED (the default,
-    /// which Careline's connections use) it sees every row committed before.
+    /// Takes the lock of one blob hash until `tx` ends (SQLite uses this
+    /// process's blob turn). The sweep's count of other rows is read after
+    /// the lock is granted, so at READ COMMITTED (PostgreSQL's default, and
+    /// what `store::connect` sets on MariaDB/MySQL) it sees every row
+    /// committed before.
     async fn lock_blob(&self, tx: &mut Transaction<'static, Any>, sha256: &str) -> StoreResult<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query(self.sql("SELECT pg_advisory_xact_lock(?, ?)"))
-                .bind(BLOB_LOCKS)
-                .bind(blob_lock_key(sha256))
-                .execute(&mut **tx)
-                .await?;
+        match self.backend {
+            Backend::Postgres => {
+                sqlx::query(self.sql("SELECT pg_advisory_xact_lock(?, ?)"))
+                    .bind(BLOB_LOCKS)
+                    .bind(blob_lock_key(sha256))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            // No advisory lock lasts a transaction there: a row of
+            // `blob_locks` does (migrations/mysql/0003).
+            Backend::Mysql => {
+                sqlx::query(self.sql("SELECT slot FROM blob_locks WHERE slot = ? FOR UPDATE"))
+                    .bind(i64::from(blob_lock_key(sha256)).rem_euclid(BLOB_LOCK_SLOTS))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Backend::Sqlite => {}
         }
         Ok(())
     }
@@ -254,11 +269,11 @@ impl Store {
 
 impl Store {
     /// On SQLite, this process's turn to change which rows name which blob
-    /// bytes (the hash lock); nothing on PostgreSQL.
+    /// bytes (the hash lock); nothing where the database locks the hash.
     async fn sqlite_blob_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.blob_turn.lock().await),
-            Backend::Postgres => None,
+            Backend::Postgres | Backend::Mysql => None,
         }
     }
 }

@@ -23,10 +23,11 @@ pub(super) async fn pool(
     if backend == Backend::Sqlite {
         create_sqlite_parent_dir(url)?;
     }
-    let options = AnyConnectOptions::from_str(url).map_err(|e| StoreError::Open {
-        url: redact(url),
-        reason: e.to_string(),
-    })?;
+    let options =
+        AnyConnectOptions::from_str(&backend.driver_url(url)).map_err(|e| StoreError::Open {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -46,17 +47,8 @@ pub(super) async fn pool(
         })
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    // WAL lets readers run beside the single writer; the busy
-                    // timeout makes a second writer wait instead of failing.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA foreign_keys = ON",
-                        "PRAGMA busy_timeout = 10000",
-                    ] {
-                        conn.execute(pragma).await?;
-                    }
+                for statement in backend.session_setup() {
+                    conn.execute(*statement).await?;
                 }
                 Ok(())
             })

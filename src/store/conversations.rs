@@ -53,17 +53,18 @@ impl Store {
         visitor_id: VisitorId,
     ) -> StoreResult<Conversation> {
         let now = now_ms();
-        let id: i64 = sqlx::query(self.sql(
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO conversations (site_id, visitor_id, status, last_seq, created_at, updated_at)
-             VALUES (?, ?, 'bot', 0, ?, ?) RETURNING id",
-        ))
+             VALUES (?, ?, 'bot', 0, ?, ?)",
+            "id",
+        )))
         .bind(site_id)
         .bind(visitor_id)
         .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("id")?;
+        .bind(now);
+        let id = self
+            .inserted_id(insert, &mut *self.pool.acquire().await?)
+            .await?;
         self.conversation(ConversationId(id))
             .await?
             .ok_or(StoreError::NotFound)
@@ -125,13 +126,17 @@ impl Store {
 
     /// Counts a bot miss; returns the misses in a row so far.
     pub async fn count_bot_miss(&self, conversation_id: ConversationId) -> StoreResult<i64> {
-        let row = sqlx::query(self.sql(
-            "UPDATE conversations SET bot_misses = bot_misses + 1 WHERE id = ? RETURNING bot_misses",
-        ))
-        .bind(conversation_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("bot_misses")?)
+        let update = sqlx::query(self.sql(&self.backend.returning(
+            &format!(
+                "UPDATE conversations SET bot_misses = {} WHERE id = ?",
+                self.backend.counter("bot_misses", "1")
+            ),
+            "bot_misses",
+        )))
+        .bind(conversation_id);
+        self.counted(update, &mut *self.pool.acquire().await?)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     pub async fn reset_bot_misses(&self, conversation_id: ConversationId) -> StoreResult<()> {

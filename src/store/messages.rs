@@ -215,9 +215,10 @@ impl Store {
         row: &MessageRow<'_>,
         now: i64,
     ) -> StoreResult<Message> {
-        let inserted = sqlx::query(self.sql(&format!(
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO messages (conversation_id, seq, public_seq, sender_kind, sender_user_id, sender_name, body, private, client_msg_id, created_at, attachment, options)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            MESSAGE_COLUMNS,
         )))
         .bind(conversation_id)
         .bind(seq)
@@ -233,9 +234,10 @@ impl Store {
             row.attachment
                 .map(|a| serde_json::to_string(a).expect("an attachment serializes")),
         )
-        .bind(rows::options_json(row.options))
-        .fetch_one(&mut **tx)
-        .await?;
+        .bind(rows::options_json(row.options));
+        let inserted = self
+            .inserted_row(insert, "messages", MESSAGE_COLUMNS, tx)
+            .await?;
         let stored = rows::message(&inserted)?;
         if let Some(attachment) = row.attachment
             && !self

@@ -9,71 +9,81 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use super::Backend;
 
-/// (version, description, SQLite SQL, PostgreSQL SQL)
-pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+/// (version, description, SQLite SQL, PostgreSQL SQL, MariaDB/MySQL SQL)
+pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
     (
         1,
         "foundation",
         include_str!("../../migrations/sqlite/0001_foundation.sql"),
         include_str!("../../migrations/postgres/0001_foundation.sql"),
+        include_str!("../../migrations/mysql/0001_foundation.sql"),
     ),
     (
         2,
         "chat",
         include_str!("../../migrations/sqlite/0002_chat.sql"),
         include_str!("../../migrations/postgres/0002_chat.sql"),
+        include_str!("../../migrations/mysql/0002_chat.sql"),
     ),
     (
         3,
         "attachments",
         include_str!("../../migrations/sqlite/0003_attachments.sql"),
         include_str!("../../migrations/postgres/0003_attachments.sql"),
+        include_str!("../../migrations/mysql/0003_attachments.sql"),
     ),
     (
         4,
         "page_indexes",
         include_str!("../../migrations/sqlite/0004_page_indexes.sql"),
         include_str!("../../migrations/postgres/0004_page_indexes.sql"),
+        include_str!("../../migrations/mysql/0004_page_indexes.sql"),
     ),
     (
         5,
         "hot_message_writes",
         include_str!("../../migrations/sqlite/0005_hot_message_writes.sql"),
         include_str!("../../migrations/postgres/0005_hot_message_writes.sql"),
+        include_str!("../../migrations/mysql/0005_hot_message_writes.sql"),
     ),
     (
         6,
         "message_options",
         include_str!("../../migrations/sqlite/0006_message_options.sql"),
         include_str!("../../migrations/postgres/0006_message_options.sql"),
+        include_str!("../../migrations/mysql/0006_message_options.sql"),
     ),
     (
         7,
         "unsent_uploads",
         include_str!("../../migrations/sqlite/0007_unsent_uploads.sql"),
         include_str!("../../migrations/postgres/0007_unsent_uploads.sql"),
+        include_str!("../../migrations/mysql/0007_unsent_uploads.sql"),
     ),
     (
         8,
         "report_indexes",
         include_str!("../../migrations/sqlite/0008_report_indexes.sql"),
         include_str!("../../migrations/postgres/0008_report_indexes.sql"),
+        include_str!("../../migrations/mysql/0008_report_indexes.sql"),
     ),
     (
         9,
         "outbox_by_address",
         include_str!("../../migrations/sqlite/0009_outbox_by_address.sql"),
         include_str!("../../migrations/postgres/0009_outbox_by_address.sql"),
+        include_str!("../../migrations/mysql/0009_outbox_by_address.sql"),
     ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
-        .map(|&(version, description, sqlite, postgres)| {
+        .map(|&(version, description, sqlite, postgres, mysql)| {
             let sql = match backend {
                 Backend::Sqlite => sqlite,
                 Backend::Postgres => postgres,
+                Backend::Mysql => mysql,
             };
             Migration::new(
                 version,
@@ -96,7 +106,7 @@ mod tests {
 
     #[test]
     fn every_migration_file_is_embedded() {
-        for backend in ["sqlite", "postgres"] {
+        for backend in ["sqlite", "postgres", "mysql"] {
             let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
             let mut files: Vec<String> = std::fs::read_dir(&dir)
                 .expect("migrations folder")
@@ -110,7 +120,7 @@ mod tests {
             files.sort();
             let listed: Vec<String> = MIGRATIONS
                 .iter()
-                .map(|(v, d, _, _)| format!("{v:04}_{d}.sql"))
+                .map(|(v, d, ..)| format!("{v:04}_{d}.sql"))
                 .collect();
             assert_eq!(files, listed, "migrations/{backend} and MIGRATIONS differ");
         }

@@ -1,9 +1,11 @@
-//! Storage: one API over SQLite (the single-node default) and PostgreSQL.
+//! Storage: one API over SQLite (the single-node default), PostgreSQL and
+//! MariaDB/MySQL.
 //!
 //! Queries are written once, in portable SQL with `?` placeholders, and run
 //! through `sqlx::Any`. What truly differs between backends (placeholder
-//! syntax, connection pragmas, how a write transaction starts, migrations)
-//! lives in [`Backend`] and `migrations/<backend>/`. See docs/decisions.md.
+//! syntax, `RETURNING`, upserts, row locks, session settings, how a write
+//! transaction starts, migrations) lives in [`Backend`] (`dialect`) and
+//! `migrations/<backend>/`. See docs/decisions.md.
 
 mod append_batch;
 mod attachments;
@@ -103,7 +105,8 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or_else(|| StoreError::Open {
             url: redact(url),
-            reason: "unsupported scheme: use sqlite:// or postgres://".into(),
+            reason: "unsupported scheme: use sqlite://, postgres:// or mysql:// (mariadb://)"
+                .into(),
         })?;
         let pool = connect::pool(url, backend, max_connections).await?;
         let batcher = (backend == Backend::Postgres)
@@ -179,7 +182,7 @@ impl Store {
     async fn write_turn(&self) -> WriteTurn {
         match self.backend {
             Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
-            Backend::Postgres => None,
+            Backend::Postgres | Backend::Mysql => None,
         }
     }
 
@@ -195,7 +198,7 @@ impl Store {
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok((tx, Some(turn)))
             }
-            Backend::Postgres => Ok((self.pool.begin().await?, None)),
+            Backend::Postgres | Backend::Mysql => Ok((self.pool.begin().await?, None)),
         }
     }
 }

@@ -61,7 +61,7 @@ impl Backend {
     /// worker holds; SQLite has one writer at a time, so nothing is needed.
     fn skip_locked(self) -> &'static str {
         match self {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Postgres | Backend::Mysql => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         }
     }
@@ -138,19 +138,55 @@ impl Store {
     ) -> StoreResult<Vec<OutboxEmail>> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
-        let rows = sqlx::query(self.sql(&format!(
-            "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
-             WHERE id IN (SELECT id FROM email_outbox
-                          WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
-                          ORDER BY id LIMIT ?{})
-             RETURNING {COLUMNS}",
+        let due = format!(
+            "SELECT id FROM email_outbox
+             WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
+             ORDER BY id LIMIT ?{}",
             self.backend.skip_locked()
-        )))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        );
+        let rows = if self.backend == Backend::Mysql {
+            // MariaDB/MySQL neither return rows from an UPDATE nor take a
+            // LIMIT in an IN subquery: lock the due rows, then update and
+            // read those.
+            let ids: Vec<i64> = sqlx::query(self.sql(&due))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            if ids.is_empty() {
+                Vec::new()
+            } else {
+                let list = vec!["?"; ids.len()].join(", ");
+                let mut update = sqlx::query(self.sql(&format!(
+                    "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+                     WHERE id IN ({list})"
+                )))
+                .bind(now + lease_ms);
+                let mut select = sqlx::query(self.sql(&format!(
+                    "SELECT {COLUMNS} FROM email_outbox WHERE id IN ({list}) ORDER BY id"
+                )));
+                for id in &ids {
+                    update = update.bind(*id);
+                    select = select.bind(*id);
+                }
+                update.execute(&mut *tx).await?;
+                select.fetch_all(&mut *tx).await?
+            }
+        } else {
+            sqlx::query(self.sql(&format!(
+                "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+                 WHERE id IN ({due})
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?
+        };
         tx.commit().await?;
         Ok(rows.iter().map(email).collect::<Result<_, _>>()?)
     }

@@ -13,10 +13,11 @@ impl Store {
     pub async fn set_presence(&self, agent: UserId, online: bool) -> StoreResult<()> {
         let _turn = self.write_turn().await;
         let status = if online { "online" } else { "away" };
-        sqlx::query(self.sql(
-            "INSERT INTO agent_presence (user_id, status, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (user_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
-        ))
+        sqlx::query(self.sql(&self.backend.upsert(
+            "INSERT INTO agent_presence (user_id, status, updated_at) VALUES (?, ?, ?)",
+            &["user_id"],
+            &["status", "updated_at"],
+        )))
         .bind(agent.0)
         .bind(status)
         .bind(now_ms())

@@ -18,10 +18,11 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
-        sqlx::query(self.sql(
-            "INSERT INTO csat_ratings (conversation_id, score, comment, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (conversation_id) DO UPDATE SET score = excluded.score, comment = excluded.comment, created_at = excluded.created_at",
-        ))
+        sqlx::query(self.sql(&self.backend.upsert(
+            "INSERT INTO csat_ratings (conversation_id, score, comment, created_at) VALUES (?, ?, ?, ?)",
+            &["conversation_id"],
+            &["score", "comment", "created_at"],
+        )))
         .bind(conversation_id)
         .bind(score)
         .bind(comment)

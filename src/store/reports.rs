@@ -47,7 +47,7 @@ impl Store {
     pub async fn report_rows(&self, since_ms: i64) -> StoreResult<ReportRows> {
         let started = sqlx::query(self.sql(
             "SELECT COUNT(*) AS n,
-                    COALESCE(SUM(CASE WHEN t.id IS NULL THEN 1 ELSE 0 END), 0) AS without_ticket
+                    COUNT(CASE WHEN t.id IS NULL THEN 1 END) AS without_ticket
              FROM conversations c LEFT JOIN tickets t ON t.conversation_id = c.id
              WHERE c.created_at >= ?",
         ))

@@ -130,19 +130,27 @@ impl Store {
         let within_capacity = capacity.is_some();
         let (mut tx, _turn) = self.write_tx().await?;
         if let Some(wait) = capacity
-            && self.backend == Backend::Postgres
+            && self.backend != Backend::Sqlite
         {
             // Assignments to one agent take turns, so that two of them
             // cannot both see the last free place. (SQLite writers already
             // take turns.)
-            let lock = match wait {
+            let lock = match (self.backend, wait) {
                 // NO KEY UPDATE: two assignments still exclude each other,
                 // but the key-share lock a message's foreign key takes on
                 // its sender does not wait for this one (a group commit
                 // holding the waiting conversation while it checks the
                 // agent's key would otherwise deadlock with us).
-                Wait::Yes => "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE",
-                Wait::No => "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE SKIP LOCKED",
+                (Backend::Postgres, Wait::Yes) => {
+                    "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE"
+                }
+                (Backend::Postgres, Wait::No) => {
+                    "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE SKIP LOCKED"
+                }
+                // InnoDB has no weaker exclusive lock; its messages are
+                // written one by one, with no group commit to wait for.
+                (_, Wait::Yes) => "SELECT id FROM users WHERE id = ? FOR UPDATE",
+                (_, Wait::No) => "SELECT id FROM users WHERE id = ? FOR UPDATE SKIP LOCKED",
             };
             let locked = sqlx::query(self.sql(lock))
                 .bind(agent.id.0)

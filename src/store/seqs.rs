@@ -37,15 +37,25 @@ impl Store {
         conditions: Conditions<'_>,
     ) -> StoreResult<Option<(i64, Option<i64>, ConversationStatus)>> {
         let condition = conditions.sql();
-        let query = sqlx::query(self.sql(&format!(
-            "UPDATE conversations SET last_seq = last_seq + 1,
-                    last_public_seq = last_public_seq + ?, updated_at = ?
-             WHERE id = ?{condition} RETURNING last_seq, last_public_seq, status"
+        const TAKEN: &str = "last_seq, last_public_seq, status";
+        let query = sqlx::query(self.sql(&self.backend.returning(
+            &format!(
+                "UPDATE conversations SET last_seq = last_seq + 1,
+                        last_public_seq = last_public_seq + ?, updated_at = ?
+                 WHERE id = ?{condition}"
+            ),
+            TAKEN,
         )))
         .bind(if private { 0_i64 } else { 1 })
         .bind(now)
         .bind(conversation_id);
-        let Some(row) = conditions.bind(query).fetch_optional(&mut **tx).await? else {
+        let read_back =
+            sqlx::query(self.sql(&format!("SELECT {TAKEN} FROM conversations WHERE id = ?")))
+                .bind(conversation_id);
+        let Some(row) = self
+            .updated_row(conditions.bind(query), read_back, tx)
+            .await?
+        else {
             return Ok(None);
         };
         let public: i64 = row.try_get("last_public_seq")?;

@@ -52,11 +52,19 @@ impl Store {
 
     /// Ends a session; returns whose it was, if it existed.
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<Option<UserId>> {
-        let row =
-            sqlx::query(self.sql("DELETE FROM sessions WHERE token_hash = ? RETURNING user_id"))
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let delete = sqlx::query(
+            self.sql(
+                &self
+                    .backend
+                    .returning("DELETE FROM sessions WHERE token_hash = ?", "user_id"),
+            ),
+        )
+        .bind(token_hash);
+        let select = sqlx::query(self.sql("SELECT user_id FROM sessions WHERE token_hash = ?"))
+            .bind(token_hash);
+        let row = self
+            .deleted_row(delete, select, &mut *self.pool.acquire().await?)
+            .await?;
         Ok(row
             .map(|r| r.try_get::<i64, _>("user_id"))
             .transpose()?

@@ -19,10 +19,11 @@ impl Store {
     pub async fn save_settings(&self, values: &[(&str, String)]) -> StoreResult<()> {
         let (mut tx, _turn) = self.write_tx().await?;
         for (name, value) in values {
-            sqlx::query(self.sql(
-                "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            ))
+            sqlx::query(self.sql(&self.backend.upsert(
+                "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)",
+                &["name"],
+                &["value", "updated_at"],
+            )))
             .bind(*name)
             .bind(value)
             .bind(now_ms())

@@ -292,13 +292,13 @@ impl Store {
     }
 
     /// Locks the conversation row for the rest of the transaction
-    /// (PostgreSQL; SQLite's write transaction already holds everything).
+    /// (SQLite's write transaction already holds everything).
     pub(super) async fn lock_conversation(
         &self,
         tx: &mut Transaction<'static, Any>,
         conversation_id: ConversationId,
     ) -> StoreResult<()> {
-        if self.backend == super::Backend::Postgres {
+        if self.backend != super::Backend::Sqlite {
             sqlx::query(self.sql("SELECT id FROM conversations WHERE id = ? FOR UPDATE"))
                 .bind(conversation_id)
                 .fetch_optional(&mut **tx)

@@ -123,10 +123,11 @@ impl Store {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
 
-        sqlx::query(self.sql(
-            "INSERT INTO visitors (site_id, user_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (site_id, user_id) DO NOTHING",
-        ))
+        sqlx::query(self.sql(&self.backend.upsert(
+            "INSERT INTO visitors (site_id, user_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)",
+            &["site_id", "user_id"],
+            &[],
+        )))
         .bind(site_id)
         .bind(customer.id.0)
         .bind(&customer.name)
@@ -142,18 +143,17 @@ impl Store {
                 .await?
                 .try_get("id")?;
 
-        let conversation_id: ConversationId = sqlx::query(self.sql(
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO conversations (site_id, visitor_id, status, last_seq, last_public_seq, waiting_since, created_at, updated_at)
-             VALUES (?, ?, 'waiting', 1, 1, ?, ?, ?) RETURNING id",
-        ))
+             VALUES (?, ?, 'waiting', 1, 1, ?, ?, ?)",
+            "id",
+        )))
         .bind(site_id)
         .bind(visitor_id)
         .bind(now)
         .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
+        .bind(now);
+        let conversation_id = ConversationId(self.inserted_id(insert, &mut tx).await?);
         self.insert_message(
             &mut tx,
             conversation_id,
@@ -224,27 +224,28 @@ impl Store {
         now: i64,
     ) -> StoreResult<(i64, TicketNumber)> {
         // The counter row is locked until commit, so concurrent creates on
-        // PostgreSQL get distinct, consecutive numbers.
-        let number: TicketNumber = sqlx::query(self.sql(
-            "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
-        ))
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("value")?;
-        let ticket_id: i64 = sqlx::query(self.sql(
+        // PostgreSQL and MariaDB/MySQL get distinct, consecutive numbers.
+        let next = sqlx::query(self.sql(&self.backend.returning(
+            &format!(
+                "UPDATE counters SET value = {} WHERE name = 'ticket_number'",
+                self.backend.counter("value", "1")
+            ),
+            "value",
+        )));
+        let number = TicketNumber(self.counted(next, tx).await?.ok_or(StoreError::NotFound)?);
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO tickets (number, conversation_id, customer_id, subject, status, priority, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
-        ))
+             VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
+            "id",
+        )))
         .bind(number)
         .bind(conversation_id)
         .bind(visitor_id)
         .bind(subject)
         .bind(priority.as_str())
         .bind(now)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("id")?;
+        .bind(now);
+        let ticket_id = self.inserted_id(insert, tx).await?;
         Ok((ticket_id, number))
     }
 
@@ -353,7 +354,9 @@ impl Store {
                 let pattern = like_pattern(words);
                 let (subject, email) = match self.backend {
                     super::Backend::Sqlite => ("t.subject", "COALESCE(cu.email, v.email)"),
-                    super::Backend::Postgres => {
+                    // Case-sensitive LIKE: PostgreSQL, and MariaDB/MySQL
+                    // under the binary collation (migrations/mysql).
+                    super::Backend::Postgres | super::Backend::Mysql => {
                         ("LOWER(t.subject)", "LOWER(COALESCE(cu.email, v.email))")
                     }
                 };
@@ -386,8 +389,11 @@ impl Store {
         };
         push(order, Some(Arg::Int(limit)));
         args.push(Arg::Int(filter.offset.max(0)));
-        let sql =
-            format!("{TICKET_SELECT} WHERE t.id IN ({sql}) ORDER BY t.updated_at DESC, t.id DESC");
+        // The page's ids as a derived table rather than `IN (…)`: MariaDB
+        // and MySQL take no LIMIT inside an IN subquery.
+        let sql = format!(
+            "{TICKET_SELECT} JOIN ({sql}) page ON page.id = t.id ORDER BY t.updated_at DESC, t.id DESC"
+        );
         let mut query = sqlx::query(self.sql(&sql));
         for arg in args {
             query = match arg {

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::outbox::NewEmail;
 use super::rows::{self, USER_COLUMNS};
-use super::{Backend, Store, StoreError, StoreResult, now_ms, unique_as};
+use super::{Store, StoreError, StoreResult, now_ms, unique_as};
 
 /// A single-use token (only its hash is stored) and the email carrying it.
 pub struct TokenEmail {
@@ -46,18 +46,23 @@ impl Store {
         follow_up: Option<&TokenEmail>,
     ) -> StoreResult<User> {
         let (mut tx, _turn) = self.write_tx().await?;
-        let row = sqlx::query(self.sql(&format!(
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO users (email, name, password_hash, role, verified, created_at)
-             VALUES (?, ?, ?, ?, 0, ?) RETURNING {USER_COLUMNS}"
+             VALUES (?, ?, ?, ?, 0, ?)",
+            USER_COLUMNS,
         )))
         .bind(email.as_str())
         .bind(name)
         .bind(password_hash)
         .bind(role.as_str())
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unique_as("email"))?;
+        .bind(now_ms());
+        let row = self
+            .inserted_row(insert, "users", USER_COLUMNS, &mut tx)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(e) => unique_as("email")(e),
+                e => e,
+            })?;
         let user = rows::user(&row)?;
         if let Some(follow_up) = follow_up {
             self.insert_token(&mut tx, user.id, follow_up).await?;
@@ -153,11 +158,8 @@ impl Store {
         role: Role,
     ) -> StoreResult<RoleChange> {
         let (mut tx, _turn) = self.write_tx().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            // The write transaction is the lock.
-            Backend::Sqlite => "",
-        };
+        // On SQLite the write transaction is the lock.
+        let lock = self.backend.for_update();
         let rows = sqlx::query(self.sql(&format!(
             "SELECT id, role FROM users WHERE id IN (?, ?) ORDER BY id{lock}"
         )))
@@ -278,17 +280,23 @@ impl Store {
         purpose: &str,
     ) -> StoreResult<Option<UserId>> {
         let now = now_ms();
-        let row = sqlx::query(self.sql(
+        let update = sqlx::query(self.sql(&self.backend.returning(
             "UPDATE email_tokens SET used_at = ?
-             WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?
-             RETURNING user_id",
-        ))
+             WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
+            "user_id",
+        )))
         .bind(now)
         .bind(token_hash)
         .bind(purpose)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(now);
+        // Only the update that used the token matched it; whose it is
+        // never changes, so reading it back needs no transaction.
+        let read_back =
+            sqlx::query(self.sql("SELECT user_id FROM email_tokens WHERE token_hash = ?"))
+                .bind(token_hash);
+        let row = self
+            .updated_row(update, read_back, &mut *self.pool.acquire().await?)
+            .await?;
         Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
     }
 

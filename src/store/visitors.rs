@@ -27,18 +27,26 @@ impl Store {
         email: &str,
     ) -> StoreResult<Visitor> {
         let now = now_ms();
-        let row = sqlx::query(self.sql(
+        const COLUMNS: &str = "id, site_id, user_id, name, email";
+        let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO visitors (site_id, token_hash, name, email, created_at, last_seen_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, site_id, user_id, name, email",
-        ))
+             VALUES (?, ?, ?, ?, ?, ?)",
+            COLUMNS,
+        )))
         .bind(site_id)
         .bind(token_hash)
         .bind(name)
         .bind(email)
         .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        .bind(now);
+        let row = self
+            .inserted_row(
+                insert,
+                "visitors",
+                COLUMNS,
+                &mut *self.pool.acquire().await?,
+            )
+            .await?;
         Ok(visitor(&row)?)
     }
 

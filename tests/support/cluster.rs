@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use careline::store::Store;
 
-use super::databases::{Database, TestDb, postgres_available};
+use super::databases::{Database, TestDb, mysql_available, postgres_available};
 use super::redis::PrivateRedis;
 
 pub const SECRET: &str = "cluster-test-secret-of-at-least-32-characters";
@@ -93,10 +93,22 @@ async fn wait_for_http(port: u16, path: &str) -> bool {
 }
 
 impl Cluster {
-    /// Starts the cluster, or says why it cannot here (None); under
-    /// CI=true a missing PostgreSQL, Redis or nginx is a failure.
+    /// Starts the cluster on PostgreSQL, or says why it cannot here
+    /// (None); under CI=true a missing PostgreSQL, Redis or nginx is a
+    /// failure.
     pub async fn start(test: &str) -> Option<Cluster> {
-        if !postgres_available(test).await {
+        Cluster::start_on(test, Database::Postgres).await
+    }
+
+    /// [`Cluster::start`] on the database server `db` (PostgreSQL or
+    /// MariaDB/MySQL).
+    pub async fn start_on(test: &str, db: Database) -> Option<Cluster> {
+        let reachable = match db {
+            Database::Postgres => postgres_available(test).await,
+            Database::Mysql => mysql_available(test).await,
+            Database::Sqlite => panic!("a cluster shares one database server"),
+        };
+        if !reachable {
             return None;
         }
         let redis = PrivateRedis::start(test).await?;
@@ -105,7 +117,7 @@ impl Cluster {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let db = TestDb::create(Database::Postgres, dir.path()).await;
+        let db = TestDb::create(db, dir.path()).await;
         let store = Store::open(&db.url, 3).await.expect("cluster database");
         let nginx_port = super::free_port();
         let base = format!("http://127.0.0.1:{nginx_port}");

@@ -1,21 +1,49 @@
 //! Databases for tests: a SQLite file in the test's data directory, or a
-//! fresh PostgreSQL database dropped afterwards.
+//! fresh PostgreSQL or MariaDB/MySQL database dropped afterwards.
 //!
 //! PostgreSQL tests run when a server answers at `CARELINE_TEST_POSTGRES_URL`
-//! (default `postgres://postgres@127.0.0.1:5432/test`) and say why they skip
-//! when none does; under `CI=true` a missing server is a failure.
+//! (default `postgres://postgres@127.0.0.1:5432/test`), MariaDB/MySQL tests
+//! when one answers at `CARELINE_TEST_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/test`); each says why it skips when none
+//! does, and under `CI=true` a missing server is a failure.
 
 use std::path::Path;
 
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection, PgConnection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Database {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
 pub const POSTGRES_URL_VAR: &str = "CARELINE_TEST_POSTGRES_URL";
+pub const MYSQL_URL_VAR: &str = "CARELINE_TEST_MYSQL_URL";
+
+fn mysql_admin_url() -> String {
+    std::env::var(MYSQL_URL_VAR).unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// Whether MariaDB/MySQL tests can run here (see [`postgres_available`]).
+pub async fn mysql_available(test: &str) -> bool {
+    let url = mysql_admin_url();
+    match MySqlConnection::connect(&url).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            true
+        }
+        Err(e) => {
+            super::cannot_run(
+                &format!("{test} on MariaDB/MySQL"),
+                &format!(
+                    "MariaDB/MySQL is not reachable at {url} ({e}); start it or set {MYSQL_URL_VAR}"
+                ),
+            );
+            false
+        }
+    }
+}
 
 fn admin_url() -> String {
     std::env::var(POSTGRES_URL_VAR)
@@ -43,18 +71,48 @@ pub async fn postgres_available(test: &str) -> bool {
     }
 }
 
-/// The backends a test should run on here: SQLite always, PostgreSQL when reachable.
+/// The backends a test should run on here: SQLite always, PostgreSQL and
+/// MariaDB/MySQL when reachable.
 pub async fn backends(test: &str) -> Vec<Database> {
     let mut all = vec![Database::Sqlite];
     if postgres_available(test).await {
         all.push(Database::Postgres);
+    }
+    if mysql_available(test).await {
+        all.push(Database::Mysql);
+    }
+    all
+}
+
+/// The servers a test needs one of: PostgreSQL and MariaDB/MySQL, those
+/// reachable here.
+pub async fn servers(test: &str) -> Vec<Database> {
+    let mut all = Vec::new();
+    if postgres_available(test).await {
+        all.push(Database::Postgres);
+    }
+    if mysql_available(test).await {
+        all.push(Database::Mysql);
     }
     all
 }
 
 pub struct TestDb {
     pub url: String,
-    postgres_name: Option<String>,
+    server: Option<(Database, String)>,
+}
+
+fn fresh_name() -> String {
+    format!(
+        "careline_t_{}",
+        careline::auth::random_token(9)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
+
+fn base_of(url: &str) -> &str {
+    url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url)
 }
 
 impl TestDb {
@@ -62,15 +120,10 @@ impl TestDb {
         match db {
             Database::Sqlite => TestDb {
                 url: format!("sqlite://{}/careline.db?mode=rwc", data_dir.display()),
-                postgres_name: None,
+                server: None,
             },
             Database::Postgres => {
-                let name = format!(
-                    "careline_t_{}",
-                    careline::auth::random_token(9)
-                        .to_lowercase()
-                        .replace(['-', '_'], "x")
-                );
+                let name = fresh_name();
                 let admin = admin_url();
                 let mut conn = PgConnection::connect(&admin)
                     .await
@@ -79,10 +132,26 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
                 TestDb {
-                    url: format!("{base}/{name}"),
-                    postgres_name: Some(name),
+                    url: format!("{}/{name}", base_of(&admin)),
+                    server: Some((db, name)),
+                }
+            }
+            Database::Mysql => {
+                let name = fresh_name();
+                let admin = mysql_admin_url();
+                let mut conn = MySqlConnection::connect(&admin)
+                    .await
+                    .expect("connect to MariaDB/MySQL");
+                conn.execute(AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                )))
+                .await
+                .expect("create test database");
+                let _ = conn.close().await;
+                TestDb {
+                    url: format!("{}/{name}", base_of(&admin)),
+                    server: Some((db, name)),
                 }
             }
         }
@@ -91,7 +160,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.postgres_name.take() else {
+        let Some((db, name)) = self.server.take() else {
             return;
         };
         // Drop runs outside async code: use a short-lived runtime on its own thread.
@@ -101,12 +170,27 @@ impl Drop for TestDb {
                 .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
-                    if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                        let _ = conn
-                            .execute(AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .await;
+                    match db {
+                        Database::Postgres => {
+                            if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                                let _ = conn
+                                    .execute(AssertSqlSafe(format!(
+                                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                    )))
+                                    .await;
+                            }
+                        }
+                        Database::Mysql => {
+                            if let Ok(mut conn) = MySqlConnection::connect(&mysql_admin_url()).await
+                            {
+                                let _ = conn
+                                    .execute(AssertSqlSafe(format!(
+                                        "DROP DATABASE IF EXISTS {name}"
+                                    )))
+                                    .await;
+                            }
+                        }
+                        Database::Sqlite => {}
                     }
                 });
             }

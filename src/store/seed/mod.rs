@@ -36,7 +36,7 @@ mod timeline;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, Store, StoreResult, now_ms};
+use super::{Backend, Store, StoreError, StoreResult, now_ms};
 use crate::model::Role;
 use batch::{Batch, Batches};
 use rng::Rng;
@@ -249,13 +249,18 @@ impl Store {
         seeded.visitors = visitors.written;
 
         if tickets > 0 {
-            let last: i64 = sqlx::query(self.sql(
-                "UPDATE counters SET value = value + ? WHERE name = 'ticket_number' RETURNING value",
-            ))
-            .bind(i64::from(tickets))
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
+            let take = sqlx::query(self.sql(&self.backend.returning(
+                &format!(
+                    "UPDATE counters SET value = {} WHERE name = 'ticket_number'",
+                    self.backend.counter("value", "?")
+                ),
+                "value",
+            )))
+            .bind(i64::from(tickets));
+            let last = self
+                .counted(take, &mut tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             seeded.first_number = last - i64::from(tickets) + 1;
             seeded.last_number = last;
 
