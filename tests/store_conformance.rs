@@ -1091,3 +1091,119 @@ async fn text_round_trip(store: &Store) {
         Some("upper 🙂")
     );
 }
+
+conformance!(
+    parallel_writers_keep_both_sequences_gap_free,
+    parallel_writers
+);
+/// Many writers into one conversation at once, as a busy chat across
+/// instances has them: customer messages, private notes, retries of a
+/// message already sent and sends refused by their condition. Every stored
+/// message has its own `seq`, both sequences run 1, 2, 3… without a gap (a
+/// retry or a refusal takes no number, on every backend and under its own
+/// isolation level), and a retry returns the message it repeats.
+async fn parallel_writers(store: &Store) {
+    use careline::model::ConversationStatus;
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "parallel-visitor", "Visitor", "")
+        .await
+        .unwrap();
+    let conversation = store
+        .create_conversation(site.id, visitor.id)
+        .await
+        .unwrap();
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let writers = 6;
+    let each = 15;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for i in 0..each {
+                let id = format!("w{w}-m{i}");
+                let private = w % 3 == 0;
+                let by_agent = w % 2 == 0;
+                let who = Writer {
+                    store: &store,
+                    conversation: conversation.id,
+                    agent: by_agent.then_some(agent.id),
+                    private: private && by_agent,
+                };
+                outcomes.push(("new", who.send(&id, None).await));
+                // A retry of the message just sent, and a send whose
+                // condition does not hold (the conversation is never closed).
+                outcomes.push(("retry", who.send(&id, None).await));
+                let refused = format!("{id}-refused");
+                let closed_only: &[ConversationStatus] = &[ConversationStatus::Closed];
+                outcomes.push(("refused", who.send(&refused, Some(closed_only)).await));
+            }
+            outcomes
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        for (kind, outcome) in task.await.unwrap() {
+            match (kind, outcome) {
+                ("new", Appended::New(..)) => stored += 1,
+                ("retry", Appended::Duplicate(m)) => assert_eq!(m.body, "parallel"),
+                ("refused", Appended::Refused) => {}
+                (kind, other) => panic!(
+                    "{kind}: unexpected outcome (stored: {})",
+                    matches!(other, Appended::New(..))
+                ),
+            }
+        }
+    }
+    assert_eq!(stored, writers * each);
+    let all = store.messages(conversation.id, true).await.unwrap();
+    let seqs: Vec<i64> = all.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=stored as i64).collect::<Vec<_>>());
+    let public: Vec<i64> = all.iter().filter_map(|m| m.public_seq).collect();
+    let public_count = all.iter().filter(|m| !m.private).count() as i64;
+    assert_eq!(public, (1..=public_count).collect::<Vec<_>>());
+    assert!(public_count < stored as i64, "some notes were private");
+}
+
+/// One of [`parallel_writers`]' writers: a customer, or an agent (whose
+/// notes may be private).
+struct Writer<'a> {
+    store: &'a Store,
+    conversation: ConversationId,
+    agent: Option<careline::model::UserId>,
+    private: bool,
+}
+
+impl Writer<'_> {
+    async fn send(
+        &self,
+        client_msg_id: &str,
+        only_in: Option<&[careline::model::ConversationStatus]>,
+    ) -> Appended {
+        self.store
+            .append_message(
+                self.conversation,
+                NewChatMessage {
+                    sender_kind: if self.agent.is_some() {
+                        SenderKind::Agent
+                    } else {
+                        SenderKind::Customer
+                    },
+                    sender_user_id: self.agent,
+                    sender_name: "writer",
+                    body: "parallel",
+                    private: self.private,
+                    client_msg_id,
+                    only_in,
+                    only_assignee: None,
+                    only_if_customer_seen_after: None,
+                    email: None,
+                    attachment: None,
+                    options: &[],
+                },
+            )
+            .await
+            .expect("the write succeeds")
+    }
+}
