@@ -26,7 +26,7 @@ impl Backend {
     }
 
     /// Turns portable `?` placeholders into this backend's syntax.
-    fn placeholders(self, sql: &str) -> String {
+    pub(super) fn placeholders(self, sql: &str) -> String {
         match self {
             Backend::Sqlite => sql.to_string(),
             Backend::Postgres => {
