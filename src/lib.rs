@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod bot;
 pub mod bus;
 pub mod config;
+pub mod connect_failure;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
@@ -62,7 +63,7 @@ impl App {
     /// to give several instances one shared bus).
     pub async fn build_with(config: Config, adapters: Adapters) -> anyhow::Result<App> {
         domain::password::allow_at_once(config.password_hashes_at_once);
-        let store = Store::open(&config.database_url, config.database_max_connections).await?;
+        let store = open_store(&config, config.database_max_connections).await?;
         let secret = match &config.secret_key {
             Some(key) => Secret::new(key),
             None => Secret::load_or_create(&config.data_dir).map_err(|e| {
@@ -196,6 +197,19 @@ impl App {
         store.close().await;
         Ok(())
     }
+}
+
+/// Opens the database of `config` (running its migrations). A failure to
+/// connect is one line naming the setting and the reason.
+pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Store> {
+    Store::open(&config.database_url, max_connections)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Open { url, reason } => anyhow::anyhow!(
+                "cannot connect to the database at {url} (setting `database_url` / DATABASE_URL): {reason}"
+            ),
+            e => anyhow::anyhow!(e),
+        })
 }
 
 /// Periodic clean-up that needs no coordination between instances: each
