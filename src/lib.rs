@@ -83,9 +83,9 @@ impl App {
         };
         let bus: Arc<dyn Bus> = match (adapters.bus, &config.redis_url) {
             (Some(bus), _) => bus,
-            (None, Some(url)) => Arc::new(RedisBus::connect(url).await.map_err(|e| {
-                anyhow::anyhow!("{e} (setting `redis_url`: {})", crate::store::redact(url))
-            })?),
+            (None, Some(url)) => {
+                Arc::new(connect_redis(url, config.redis_ca_file.as_deref()).await?)
+            }
             (None, None) => Arc::new(LocalBus::standalone()),
         };
         let bot: Arc<dyn Bot> = match adapters.bot {
@@ -209,6 +209,45 @@ pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result
                 "cannot connect to the database at {url} (setting `database_url` / DATABASE_URL): {reason}"
             ),
             e => anyhow::anyhow!(e),
+        })
+}
+
+/// Connects the Redis bus; a failure is one line naming the setting (and
+/// `redis_ca_file` when a TLS failure may be about it) and the reason.
+async fn connect_redis(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<RedisBus> {
+    let place = format!(
+        "cannot connect to Redis at {} (setting `redis_url` / REDIS_URL)",
+        store::redact(url)
+    );
+    let ca_pem = match ca_file {
+        Some(file) => Some(std::fs::read(file).map_err(|e| {
+            anyhow::anyhow!(
+                "{place}: cannot read `redis_ca_file` {}: {e}",
+                file.display()
+            )
+        })?),
+        None => None,
+    };
+    RedisBus::connect_trusting(url, ca_pem.as_deref())
+        .await
+        .map_err(|e| {
+            let hint = match (&e, ca_file) {
+                (bus::BusError::Unreachable(f), Some(file)) if f.is_tls() => format!(
+                    " (trusting only the CA in `redis_ca_file`, {})",
+                    file.display()
+                ),
+                (bus::BusError::Unreachable(connect_failure::Failure::UnknownCa), None) => {
+                    "; name the CA that signed it in `redis_ca_file`".to_string()
+                }
+                (bus::BusError::Unreachable(connect_failure::Failure::Timeout), _)
+                    if url.starts_with("rediss://") =>
+                {
+                    "; rediss:// is TLS: is TLS on at that port?".to_string()
+                }
+                _ => String::new(),
+            };
+            let reason = connect_failure::without_password(&e.to_string(), url);
+            anyhow::anyhow!("{place}: {reason}{hint}")
         })
 }
 
