@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod bot;
 pub mod bus;
 pub mod config;
+pub mod connect_failure;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
@@ -62,7 +63,7 @@ impl App {
     /// to give several instances one shared bus).
     pub async fn build_with(config: Config, adapters: Adapters) -> anyhow::Result<App> {
         domain::password::allow_at_once(config.password_hashes_at_once);
-        let store = Store::open(&config.database_url, config.database_max_connections).await?;
+        let store = open_store(&config, config.database_max_connections).await?;
         let secret = match &config.secret_key {
             Some(key) => Secret::new(key),
             None => Secret::load_or_create(&config.data_dir).map_err(|e| {
@@ -82,9 +83,9 @@ impl App {
         };
         let bus: Arc<dyn Bus> = match (adapters.bus, &config.redis_url) {
             (Some(bus), _) => bus,
-            (None, Some(url)) => Arc::new(RedisBus::connect(url).await.map_err(|e| {
-                anyhow::anyhow!("{e} (setting `redis_url`: {})", crate::store::redact(url))
-            })?),
+            (None, Some(url)) => {
+                Arc::new(connect_redis(url, config.redis_ca_file.as_deref()).await?)
+            }
             (None, None) => Arc::new(LocalBus::standalone()),
         };
         let bot: Arc<dyn Bot> = match adapters.bot {
@@ -196,6 +197,58 @@ impl App {
         store.close().await;
         Ok(())
     }
+}
+
+/// Opens the database of `config` (running its migrations). A failure to
+/// connect is one line naming the setting and the reason.
+pub async fn open_store(config: &Config, max_connections: u32) -> anyhow::Result<Store> {
+    Store::open(&config.database_url, max_connections)
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Open { url, reason } => anyhow::anyhow!(
+                "cannot connect to the database at {url} (setting `database_url` / DATABASE_URL): {reason}"
+            ),
+            e => anyhow::anyhow!(e),
+        })
+}
+
+/// Connects the Redis bus; a failure is one line naming the setting (and
+/// `redis_ca_file` when a TLS failure may be about it) and the reason.
+async fn connect_redis(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<RedisBus> {
+    let place = format!(
+        "cannot connect to Redis at {} (setting `redis_url` / REDIS_URL)",
+        store::redact(url)
+    );
+    let ca_pem = match ca_file {
+        Some(file) => Some(std::fs::read(file).map_err(|e| {
+            anyhow::anyhow!(
+                "{place}: cannot read `redis_ca_file` {}: {e}",
+                file.display()
+            )
+        })?),
+        None => None,
+    };
+    RedisBus::connect_trusting(url, ca_pem.as_deref())
+        .await
+        .map_err(|e| {
+            let hint = match (&e, ca_file) {
+                (bus::BusError::Unreachable(f), Some(file)) if f.is_tls() => format!(
+                    " (trusting only the CA in `redis_ca_file`, {})",
+                    file.display()
+                ),
+                (bus::BusError::Unreachable(connect_failure::Failure::UnknownCa), None) => {
+                    "; name the CA that signed it in `redis_ca_file`".to_string()
+                }
+                (bus::BusError::Unreachable(connect_failure::Failure::Timeout), _)
+                    if url.starts_with("rediss://") =>
+                {
+                    "; rediss:// is TLS: is TLS on at that port?".to_string()
+                }
+                _ => String::new(),
+            };
+            let reason = connect_failure::without_password(&e.to_string(), url);
+            anyhow::anyhow!("{place}: {reason}{hint}")
+        })
 }
 
 /// Periodic clean-up that needs no coordination between instances: each

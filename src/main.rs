@@ -8,7 +8,7 @@ use careline::config::{Config, LogFormat};
 use careline::domain::accounts;
 use careline::domain::password as passwords;
 use careline::model::{Email, Role};
-use careline::store::{Store, redact};
+use careline::store::redact;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -73,6 +73,8 @@ enum UserCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // One TLS stack (rustls with ring), installed before any connection.
+    careline::install_tls();
     let cli = Cli::parse();
     let config = match Config::load() {
         Ok(config) => config,
@@ -109,7 +111,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            Store::open(&config.database_url, 1).await?;
+            careline::open_store(&config, 1).await?;
             println!("migrations applied to {}", redact(&config.database_url));
             Ok(())
         }
@@ -120,7 +122,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let name =
                 name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
             let password = read_password()?;
-            let store = Store::open(&config.database_url, 1).await?;
+            let store = careline::open_store(&config, 1).await?;
             let user = accounts::create_with_role(&store, &name, &email, &password, role)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -135,7 +137,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             days,
         } => {
             let customers = customers.unwrap_or(tickets.div_ceil(10));
-            let store = Store::open(&config.database_url, 1).await?;
+            let store = careline::open_store(&config, 1).await?;
             let password = if agents > 0 || customers > 0 || tickets > 0 {
                 read_password()?
             } else {

@@ -16,6 +16,7 @@ const FLOORS: &[(&str, u8)] = &[
     // The bottom floor imports nothing of the crate.
     ("model", 0),
     ("adapter", 0),
+    ("connect_failure", 0),
     ("auth", 0),
     ("protocol", 0),
     // Ports and their adapters.

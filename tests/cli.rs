@@ -29,7 +29,7 @@ fn a_bad_setting_stops_the_start_and_names_the_setting() {
 
     std::fs::write(
         dir.path().join("careline.toml"),
-        "database_url = \"mysql://x\"\n",
+        "database_url = \"oracle://x\"\n",
     )
     .unwrap();
     let out = careline(dir.path()).arg("migrate").output().unwrap();

@@ -34,6 +34,9 @@ pub enum BusEvent {
 pub enum BusError {
     #[error("the bus is unavailable: {0}")]
     Unavailable(String),
+    /// The first connection failed, for this reason.
+    #[error("{0}")]
+    Unreachable(crate::connect_failure::Failure),
 }
 
 /// One instance's connection to the bus. Each instance calls [`Bus::events`]

@@ -19,6 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use tokio::sync::mpsc;
 
 use super::{BoxFuture, Bus, BusError, BusEvent, Envelope, Topic};
+use crate::connect_failure::{self, Failure};
 
 /// Channels are namespaced, so that Careline can share a Redis server.
 const PREFIX: &str = "careline:";
@@ -90,8 +91,17 @@ pub struct RedisBus {
 impl RedisBus {
     /// Connects to `url`. The first connection must succeed (a wrong URL
     /// stops the start); later outages are ridden out with reconnects.
+    /// `rediss://` is TLS, the server's certificate checked against the
+    /// system's roots.
     pub async fn connect(url: &str) -> Result<RedisBus, BusError> {
-        RedisBus::connect_with_keepalive(url, KEEPALIVE).await
+        RedisBus::open(url, None, KEEPALIVE).await
+    }
+
+    /// [`RedisBus::connect`]; over `rediss://` the server's certificate
+    /// must be signed by a CA of `ca_pem` (PEM text) when given, instead of
+    /// the system's roots.
+    pub async fn connect_trusting(url: &str, ca_pem: Option<&[u8]>) -> Result<RedisBus, BusError> {
+        RedisBus::open(url, ca_pem, KEEPALIVE).await
     }
 
     /// [`RedisBus::connect`], checking the subscriber connection every
@@ -100,17 +110,38 @@ impl RedisBus {
         url: &str,
         keepalive: Duration,
     ) -> Result<RedisBus, BusError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BusError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+        RedisBus::open(url, None, keepalive).await
+    }
+
+    async fn open(
+        url: &str,
+        ca_pem: Option<&[u8]>,
+        keepalive: Duration,
+    ) -> Result<RedisBus, BusError> {
+        // The redis client's rustls takes the process's crypto provider.
+        crate::adapter::install_tls();
+        let client = match ca_pem {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| BusError::Unreachable(Failure::Other(in_words(&e, url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
+        // Publisher and subscriber come from the one client: both are TLS
+        // with the same trust when the URL is rediss://.
         let publisher = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot reach Redis: {e}")))?;
+            .map_err(|e| BusError::Unreachable(connect_failure::classify(&e)))?;
         let shared = Arc::new(Shared {
             wanted: Mutex::new(HashSet::new()),
             sink: tokio::sync::Mutex::new(None),
@@ -122,7 +153,7 @@ impl RedisBus {
         let first = client
             .get_async_pubsub()
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot subscribe on Redis: {e}")))?;
+            .map_err(|e| BusError::Unreachable(connect_failure::classify(&e)))?;
         let supervisor = tokio::spawn(supervise(client, shared.clone(), tx, first, keepalive));
         Ok(RedisBus {
             shared,
@@ -131,6 +162,11 @@ impl RedisBus {
             supervisor,
         })
     }
+}
+
+/// `error` in words, without the password the URL may hold.
+fn in_words(error: &redis::RedisError, url: &str) -> String {
+    connect_failure::without_password(&error.to_string(), url)
 }
 
 impl Drop for RedisBus {

@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub database_url: String,
     pub database_max_connections: u32,
     pub redis_url: String,
+    /// A PEM file of the CA (or CAs) that signs a `rediss://` server's
+    /// certificate, trusted instead of the system's roots.
+    pub redis_ca_file: String,
     pub secret_key: String,
     pub trusted_proxies: String,
     pub metrics_token: String,
@@ -70,6 +73,7 @@ impl Default for RawConfig {
             database_url: String::new(),
             database_max_connections: 10,
             redis_url: String::new(),
+            redis_ca_file: String::new(),
             secret_key: String::new(),
             trusted_proxies: String::new(),
             metrics_token: String::new(),
@@ -120,6 +124,9 @@ pub struct Config {
     pub database_max_connections: u32,
     /// `redis://…` for several instances; `None` is the in-process bus.
     pub redis_url: Option<String>,
+    /// With a `rediss://` URL: the CA file trusted for Redis instead of the
+    /// system's roots (checked at start: readable, holding a certificate).
+    pub redis_ca_file: Option<PathBuf>,
     /// Signs CSRF tokens. Empty means "generate one and keep it in the data dir".
     pub secret_key: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
@@ -314,6 +321,7 @@ impl std::fmt::Debug for Config {
                 "redis_url",
                 &self.redis_url.as_deref().map(crate::store::redact),
             )
+            .field("redis_ca_file", &self.redis_ca_file)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
@@ -347,7 +355,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 14] = [
             ("blob_store", |c| c.blob_store = "ftp".into()),
             ("s3_bucket", |c| c.blob_store = "s3".into()),
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
@@ -359,6 +367,21 @@ mod tests {
                 c.trusted_proxies = "10.0.0.0/99".into()
             }),
             ("redis_url", |c| c.redis_url = "localhost:6379".into()),
+            ("redis_url", |c| {
+                c.redis_url = "rediss://redis.example.com:6380/#insecure".into()
+            }),
+            ("redis_ca_file", |c| {
+                c.redis_url = "rediss://redis.example.com:6380".into();
+                c.redis_ca_file = "/nonexistent/ca.pem".into();
+            }),
+            ("redis_ca_file", |c| {
+                c.redis_url = "redis://redis.example.com:6379".into();
+                c.redis_ca_file = "Cargo.toml".into();
+            }),
+            ("redis_ca_file", |c| {
+                c.redis_url = "rediss://redis.example.com:6380".into();
+                c.redis_ca_file = "Cargo.toml".into();
+            }),
             ("metrics_token", |c| c.metrics_token = "guessable".into()),
         ];
         for (setting, spoil) in cases {

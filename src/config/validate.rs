@@ -40,18 +40,8 @@ impl RawConfig {
                 "use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB (also mariadb://)",
             ));
         }
-        let redis_url = match self.redis_url.trim() {
-            "" => None,
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                Some(url.to_string())
-            }
-            _ => {
-                return Err(invalid(
-                    "redis_url",
-                    "use redis://HOST:PORT (or leave it empty for one instance)",
-                ));
-            }
-        };
+        let redis_url = self.checked_redis_url()?;
+        let redis_ca_file = self.checked_redis_ca_file(redis_url.as_deref())?;
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
@@ -204,6 +194,7 @@ impl RawConfig {
             database_url,
             database_max_connections: self.database_max_connections,
             redis_url,
+            redis_ca_file,
             secret_key,
             trusted_proxies,
             metrics_token,
@@ -231,6 +222,66 @@ impl RawConfig {
 }
 
 impl RawConfig {
+    /// `redis://` or `rediss://` (TLS, the certificate always checked), a
+    /// URL the Redis client can read.
+    fn checked_redis_url(&self) -> Result<Option<String>, ConfigError> {
+        let url = self.redis_url.trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(invalid(
+                "redis_url",
+                "use redis://HOST:PORT, or rediss://HOST:PORT for TLS \
+                 (or leave it empty for one instance)",
+            ));
+        }
+        if url.contains("#insecure") {
+            return Err(invalid(
+                "redis_url",
+                "#insecure would accept any certificate; to trust your provider's CA, \
+                 name its certificate file in `redis_ca_file`",
+            ));
+        }
+        redis::Client::open(url).map_err(|e| {
+            invalid(
+                "redis_url",
+                crate::connect_failure::without_password(&e.to_string(), url),
+            )
+        })?;
+        Ok(Some(url.to_string()))
+    }
+
+    /// The CA file for a `rediss://` Redis: readable, with a certificate.
+    fn checked_redis_ca_file(
+        &self,
+        redis_url: Option<&str>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let file = self.redis_ca_file.trim();
+        if file.is_empty() {
+            return Ok(None);
+        }
+        if !redis_url.is_some_and(|url| url.starts_with("rediss://")) {
+            return Err(invalid(
+                "redis_ca_file",
+                "applies to TLS only: `redis_url` must be rediss://HOST:PORT",
+            ));
+        }
+        let pem = std::fs::read(file)
+            .map_err(|e| invalid("redis_ca_file", format!("cannot read `{file}`: {e}")))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("redis_ca_file", format!("`{file}` is not PEM: {e}")))?;
+        if certificates.is_empty() {
+            return Err(invalid(
+                "redis_ca_file",
+                format!("`{file}` holds no certificate (-----BEGIN CERTIFICATE-----)"),
+            ));
+        }
+        Ok(Some(PathBuf::from(file)))
+    }
+
     fn blob_config(&self) -> Result<BlobConfig, ConfigError> {
         match self.blob_store.trim() {
             "local" => Ok(BlobConfig::Local),
