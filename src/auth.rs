@@ -59,6 +59,21 @@ impl Secret {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
+    /// The first `chars` lowercase hex digits of the signature of `value`
+    /// for `purpose` (a tag in an email address, where case may be lost).
+    pub fn sign_hex(&self, purpose: &str, value: &str, chars: usize) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in mac.finalize().into_bytes() {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        hex.truncate(chars.min(64));
+        hex
+    }
+
     /// The CSRF token bound to `binding`: the session token when logged in
     /// (so a planted cookie cannot carry a token into someone's session),
     /// otherwise the browser's random CSRF cookie (login, register, setup).

@@ -52,6 +52,13 @@ pub struct RawConfig {
     pub mail_poll_ms: u64,
     pub mail_max_attempts: i64,
     pub mail_retry_ms: u64,
+    /// Where customers' replies to Careline's emails go: its `+tag`
+    /// variants identify the conversation. Empty: emails carry no
+    /// reply address, and replies are matched by their threading headers.
+    pub mail_reply_address: String,
+    /// The secret path segment of the inbound email hooks
+    /// (`/hooks/email/sendgrid/<secret>`); empty turns them off.
+    pub mail_inbound_secret: String,
     pub attachment_max_bytes: u64,
     pub blob_store: String,
     pub s3_endpoint: String,
@@ -99,6 +106,8 @@ impl Default for RawConfig {
             mail_poll_ms: 1000,
             mail_max_attempts: 8,
             mail_retry_ms: 30_000,
+            mail_reply_address: String::new(),
+            mail_inbound_secret: String::new(),
             attachment_max_bytes: 10 * 1024 * 1024,
             blob_store: "local".into(),
             s3_endpoint: String::new(),
@@ -183,6 +192,10 @@ pub struct MailConfig {
     pub poll: std::time::Duration,
     pub max_attempts: i64,
     pub retry: std::time::Duration,
+    /// `support@help.example.com`: replies go to `support+<token>@…`.
+    pub reply_address: Option<String>,
+    /// The inbound hooks' secret path segment; `None`: the hooks are off.
+    pub inbound_secret: Option<String>,
 }
 
 impl std::fmt::Debug for MailConfig {
@@ -197,6 +210,11 @@ impl std::fmt::Debug for MailConfig {
             .field("from", &self.from)
             .field("poll", &self.poll)
             .field("max_attempts", &self.max_attempts)
+            .field("reply_address", &self.reply_address)
+            .field(
+                "inbound_secret",
+                &self.inbound_secret.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
@@ -383,6 +401,15 @@ mod tests {
                 c.redis_ca_file = "Cargo.toml".into();
             }),
             ("metrics_token", |c| c.metrics_token = "guessable".into()),
+            ("mail_reply_address", |c| {
+                c.mail_reply_address = "not an address".into()
+            }),
+            ("mail_reply_address", |c| {
+                c.mail_reply_address = "support+x@example.com".into()
+            }),
+            ("mail_inbound_secret", |c| {
+                c.mail_inbound_secret = "short".into()
+            }),
         ];
         for (setting, spoil) in cases {
             let mut raw = RawConfig::default();

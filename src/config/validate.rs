@@ -169,6 +169,39 @@ impl RawConfig {
             poll: std::time::Duration::from_millis(self.mail_poll_ms.clamp(50, 60_000)),
             max_attempts: self.mail_max_attempts,
             retry: std::time::Duration::from_millis(self.mail_retry_ms),
+            reply_address: match self.mail_reply_address.trim() {
+                "" => None,
+                address => match crate::model::Email::parse(address) {
+                    // The tag goes after the local part: one there already
+                    // would make two.
+                    Ok(parsed) if !parsed.as_str().contains('+') => {
+                        Some(parsed.as_str().to_string())
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "mail_reply_address",
+                            "must be an email address without a +tag, like support@help.example.com (replies come to support+<tag>@help.example.com)",
+                        ));
+                    }
+                },
+            },
+            inbound_secret: match self.mail_inbound_secret.trim() {
+                "" => None,
+                secret
+                    if secret.len() >= 24
+                        && secret
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    Some(secret.to_string())
+                }
+                _ => {
+                    return Err(invalid(
+                        "mail_inbound_secret",
+                        "use at least 24 letters, digits, - or _ (e.g. openssl rand -hex 16): it is the password of the inbound email hooks",
+                    ));
+                }
+            },
         };
         if !(1..=100).contains(&mail.max_attempts) {
             return Err(invalid("mail_max_attempts", "must be between 1 and 100"));

@@ -5,6 +5,7 @@
 
 pub mod sendgrid;
 pub mod templates;
+pub mod threading;
 pub mod worker;
 
 use std::time::Duration;
@@ -18,6 +19,25 @@ pub struct Email {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// How mail clients thread it and where a reply goes; every transport
+    /// sends these headers as they are here.
+    pub threading: Threading,
+}
+
+/// The headers that make an email part of a conversation. Values are
+/// checked where they are made: no CR or LF can reach a header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Threading {
+    /// `Message-ID`, with its angle brackets: the same on every attempt to
+    /// send the same outbox row, so a retry is one email to a mail client.
+    pub message_id: Option<String>,
+    /// `In-Reply-To` and `References`: the customer's email this one answers.
+    pub in_reply_to: Option<String>,
+    /// `Reply-To`: the address whose replies come back into the conversation.
+    pub reply_to: Option<String>,
+    /// `Auto-Submitted: auto-replied`: this email answers an email, so an
+    /// auto-responder at the other end must not answer it (RFC 3834).
+    pub auto_replied: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

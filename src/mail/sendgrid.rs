@@ -78,7 +78,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 impl Mailer for SendGrid {
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
-            let body = json!({
+            let mut body = json!({
                 "personalizations": [{"to": [{"email": email.to}]}],
                 "from": {"email": self.from_email, "name": self.from_name},
                 "subject": email.subject,
@@ -88,6 +88,24 @@ impl Mailer for SendGrid {
                     {"type": "text/html", "value": email.html},
                 ],
             });
+            let threading = &email.threading;
+            if let Some(reply_to) = &threading.reply_to {
+                body["reply_to"] = json!({ "email": reply_to });
+            }
+            let mut headers = serde_json::Map::new();
+            if let Some(id) = &threading.message_id {
+                headers.insert("Message-ID".into(), json!(id));
+            }
+            if let Some(id) = &threading.in_reply_to {
+                headers.insert("In-Reply-To".into(), json!(id));
+                headers.insert("References".into(), json!(id));
+            }
+            if threading.auto_replied {
+                headers.insert("Auto-Submitted".into(), json!("auto-replied"));
+            }
+            if !headers.is_empty() {
+                body["headers"] = headers.into();
+            }
             let response = self
                 .http
                 .post(&self.url)

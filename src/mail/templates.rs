@@ -176,6 +176,7 @@ pub fn render(
         subject,
         text: text_body,
         html: html_body,
+        threading: Default::default(),
     })
 }
 
