@@ -151,6 +151,11 @@ impl App {
                 poll: mail.poll,
                 max_attempts: mail.max_attempts,
                 backoff: mail.retry,
+                threading: mail::worker::ThreadingConfig {
+                    secret: self.state.secret().clone(),
+                    from: mail.from.clone(),
+                    reply_address: mail.reply_address.clone(),
+                },
             },
         );
         let chat = self.state.chat().clone();

@@ -156,6 +156,7 @@ fn reply_email(ticket: &Ticket, author: &User, body: &str) -> Option<NewEmail> {
         to: ticket.customer.email.clone(),
         template: "agent_reply",
         payload: serde_json::json!({
+            "conversation_id": ticket.conversation_id,
             "name": ticket.customer.name,
             "ticket_number": ticket.number,
             "agent": author.name,
@@ -166,6 +167,7 @@ fn reply_email(ticket: &Ticket, author: &User, body: &str) -> Option<NewEmail> {
 
 /// The email telling a customer their ticket is resolved, with a rating link.
 pub fn resolved_email(
+    conversation: crate::model::ConversationId,
     number: TicketNumber,
     subject: &str,
     name: &str,
@@ -174,7 +176,12 @@ pub fn resolved_email(
     (!to.is_empty()).then(|| NewEmail {
         to: to.to_string(),
         template: "ticket_resolved",
-        payload: serde_json::json!({"name": name, "ticket_number": number, "subject": subject}),
+        payload: serde_json::json!({
+            "name": name,
+            "ticket_number": number,
+            "subject": subject,
+            "conversation_id": conversation,
+        }),
     })
 }
 
@@ -378,6 +385,7 @@ fn change_status(ticket: &Ticket, status: TicketStatus, activity: &mut TicketAct
     }
     if status == TicketStatus::Resolved {
         activity.emails.extend(resolved_email(
+            ticket.conversation_id,
             ticket.number,
             &ticket.subject,
             &ticket.customer.name,

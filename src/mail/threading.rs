@@ -75,6 +75,16 @@ pub fn conversation_in(secret: &Secret, text: &str) -> Option<ConversationId> {
     None
 }
 
+/// Whether `id` may go into a header as a `Message-ID`: `<…@…>`, visible
+/// ASCII only (no CR or LF can reach a header through it), of a sane size.
+pub fn is_message_id(id: &str) -> bool {
+    id.len() <= 250
+        && id.starts_with('<')
+        && id.ends_with('>')
+        && id.contains('@')
+        && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The domain of an address, for `Message-ID`s.
 pub fn domain_of(address: &str) -> &str {
     address
@@ -112,6 +122,15 @@ mod tests {
             conversation_in(&secret(), &references),
             Some(ConversationId(42))
         );
+    }
+
+    #[test]
+    fn only_a_plain_message_id_goes_into_a_header() {
+        assert!(is_message_id("<abc.123@mail.example.com>"));
+        assert!(!is_message_id("<abc@x>\r\nBcc: victim@example.com"));
+        assert!(!is_message_id("abc@x"));
+        assert!(!is_message_id("<a b@x>"));
+        assert!(!is_message_id(&format!("<{}@x>", "a".repeat(300))));
     }
 
     #[test]

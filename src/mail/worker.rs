@@ -6,16 +6,56 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Mailer, SendError, templates};
+use super::{Email, Mailer, SendError, templates, threading};
+use crate::auth::Secret;
+use crate::model::ConversationId;
 use crate::store::{OutboxEmail, Store, now_ms};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub public_url: String,
     pub poll: Duration,
     pub max_attempts: i64,
     /// First retry delay; doubles each attempt, capped at an hour.
     pub backoff: Duration,
+    pub threading: ThreadingConfig,
+}
+
+/// What the threading headers are made from.
+#[derive(Clone)]
+pub struct ThreadingConfig {
+    pub secret: Secret,
+    /// The sender's address, whose domain the `Message-ID`s take.
+    pub from: String,
+    /// `mail_reply_address`: replies about a conversation go to its
+    /// `+tag` variant; `None`, to the sender.
+    pub reply_address: Option<String>,
+}
+
+impl ThreadingConfig {
+    /// Sets `email`'s threading headers from outbox row `id` and its
+    /// payload: a `conversation_id` names the conversation a reply goes
+    /// back to; an `in_reply_to` is the customer's email this answers.
+    fn apply(&self, email: &mut Email, id: i64, payload: &serde_json::Value) {
+        let tag = payload["conversation_id"]
+            .as_i64()
+            .map(|c| threading::tag(&self.secret, ConversationId(c)));
+        let threading = &mut email.threading;
+        threading.message_id = Some(threading::message_id(
+            id,
+            tag.as_deref(),
+            threading::domain_of(&self.from),
+        ));
+        threading.reply_to = tag
+            .as_deref()
+            .zip(self.reply_address.as_deref())
+            .map(|(tag, base)| threading::reply_address(base, tag));
+        threading.in_reply_to = payload["in_reply_to"]
+            .as_str()
+            .filter(|id| threading::is_message_id(id))
+            .map(str::to_string);
+        threading.auto_replied = threading.in_reply_to.is_some();
+    }
 }
 
 /// How long a claimed email is this worker's before another may take it.
@@ -55,7 +95,7 @@ fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
 
 async fn deliver(store: &Store, mailer: &dyn Mailer, config: &WorkerConfig, email: OutboxEmail) {
     let payload = serde_json::from_str(&email.payload).unwrap_or(serde_json::Value::Null);
-    let rendered = match templates::render(
+    let mut rendered = match templates::render(
         &email.template,
         &payload,
         &email.to_email,
@@ -68,6 +108,7 @@ async fn deliver(store: &Store, mailer: &dyn Mailer, config: &WorkerConfig, emai
             return;
         }
     };
+    config.threading.apply(&mut rendered, email.id, &payload);
     let outcome = mailer.send(&rendered).await;
     let recorded = match outcome {
         Ok(()) => {
@@ -112,6 +153,11 @@ mod tests {
             poll: Duration::from_secs(1),
             max_attempts: 8,
             backoff: Duration::from_secs(10),
+            threading: ThreadingConfig {
+                secret: Secret::new("a-test-secret-of-enough-length-0123456789"),
+                from: "support@example.com".into(),
+                reply_address: None,
+            },
         };
         assert_eq!(backoff(&config, 1), Duration::from_secs(10));
         assert_eq!(backoff(&config, 2), Duration::from_secs(20));

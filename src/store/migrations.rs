@@ -74,6 +74,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0009_outbox_by_address.sql"),
         include_str!("../../migrations/mysql/0009_outbox_by_address.sql"),
     ),
+    (
+        10,
+        "inbound_email",
+        include_str!("../../migrations/sqlite/0010_inbound_email.sql"),
+        include_str!("../../migrations/postgres/0010_inbound_email.sql"),
+        include_str!("../../migrations/mysql/0010_inbound_email.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -202,9 +202,10 @@ impl Store {
             .insert_ticket(tx, conversation_id, visitor_id, subject, priority, now)
             .await?;
         let mut opened = opener.with_event(EventKind::Opened);
-        opened
-            .emails
-            .extend(self.opened_email(tx, visitor_id, number, subject).await?);
+        opened.emails.extend(
+            self.opened_email(tx, (conversation_id, visitor_id), number, subject)
+                .await?,
+        );
         self.insert_activity_events(tx, ticket_id, &opened, now)
             .await?;
         for email in &opened.emails {
@@ -253,7 +254,7 @@ impl Store {
     pub(super) async fn opened_email(
         &self,
         tx: &mut Transaction<'static, Any>,
-        visitor_id: VisitorId,
+        (conversation_id, visitor_id): (ConversationId, VisitorId),
         number: TicketNumber,
         subject: &str,
     ) -> StoreResult<Option<NewEmail>> {
@@ -269,7 +270,12 @@ impl Store {
         Ok((!email.is_empty()).then(|| NewEmail {
             to: email,
             template: "ticket_opened",
-            payload: serde_json::json!({"name": name, "ticket_number": number, "subject": subject}),
+            payload: serde_json::json!({
+                "name": name,
+                "ticket_number": number,
+                "subject": subject,
+                "conversation_id": conversation_id,
+            }),
         }))
     }
 

@@ -9,6 +9,7 @@ mod client_ip;
 mod csrf;
 mod error;
 mod health;
+mod hooks;
 mod pages;
 mod request_id;
 mod security_headers;
@@ -213,6 +214,8 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         // Uploads stream to disk under their own limit (attachment_max_bytes).
         .merge(attachments::routes())
+        // Inbound email, under its own limit (SendGrid's 30 MB).
+        .merge(hooks::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             csrf::ensure_cookie,

@@ -191,6 +191,7 @@ impl Chat {
                     .map(|t| t.subject)
                     .unwrap_or_default();
                 crate::domain::tickets::resolved_email(
+                    c.id,
                     number,
                     &subject,
                     &c.customer_name,

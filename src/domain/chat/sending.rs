@@ -388,6 +388,7 @@ impl Chat {
             to: c.customer_email.clone(),
             template: "agent_reply",
             payload: serde_json::json!({
+                "conversation_id": c.id,
                 "name": c.customer_name,
                 "ticket_number": c.ticket_number,
                 "agent": agent.name,

@@ -1,0 +1,250 @@
+//! Email from customers, decided once for every way it arrives (SendGrid's
+//! Inbound Parse hook today): a reply to one of Careline's emails enters
+//! its conversation as the customer's message, live to the agent and the
+//! widget like any other; any other email opens a ticket for its sender.
+//!
+//! The conversation is named by a signed tag (`mail::threading`) in a
+//! recipient address or in the threading headers, never by a number alone,
+//! and only its own customer may write into it: anyone else's email opens
+//! a ticket of their own. Machine mail (auto-replies, bounces, lists)
+//! becomes nothing and gets no answer, so two auto-responders cannot loop.
+//! Each email is taken once, by its `Message-ID`, however often it is
+//! delivered.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::chat::Chat;
+use super::{DomainError, DomainResult, tickets};
+use crate::auth::Secret;
+use crate::mail::inbound::InboundMail;
+use crate::mail::threading;
+use crate::model::{Conversation, ConversationId, Email, Priority, Role, TicketNumber, User};
+use crate::store::{InboundOutcome, InboundRecord, StoreError};
+
+/// What became of an email.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// It entered `conversation` as the customer's message number `seq`.
+    Appended {
+        conversation: ConversationId,
+        seq: i64,
+    },
+    /// It opened ticket `number`.
+    Opened { number: TicketNumber },
+    /// The same email was taken before.
+    AlreadyTaken,
+    /// Nothing was made of it, for this reason.
+    Ignored(&'static str),
+}
+
+/// The password hash of an account made for someone who only wrote an
+/// email: no password matches it; "Forgot password" proves the address
+/// and sets one.
+const NO_PASSWORD_YET: &str = "!opened-by-email";
+
+/// The key an email is taken once by: its `Message-ID`, or without one a
+/// hash of what it says.
+pub fn message_key(mail: &InboundMail) -> String {
+    match &mail.message_id {
+        Some(id) if id.len() <= 250 => id.clone(),
+        _ => {
+            let mut hash = Sha256::new();
+            for part in [
+                mail.from.as_ref().map_or("", |(a, _)| a.as_str()),
+                &mail.subject,
+                &mail.full_text,
+            ] {
+                hash.update(part.as_bytes());
+                hash.update(b"\0");
+            }
+            let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{digest}")
+        }
+    }
+}
+
+/// Takes one email (see the module docs).
+pub async fn receive(
+    chat: &Arc<Chat>,
+    secret: &Secret,
+    mail: &InboundMail,
+) -> DomainResult<Received> {
+    let store = chat.store();
+    let key = message_key(mail);
+    if store.inbound_email_seen(&key).await? {
+        return Ok(Received::AlreadyTaken);
+    }
+    let from = mail.from.as_ref().map_or("", |(a, _)| a.as_str());
+    let key_ref = key.as_str();
+    let ignore = |reason: &'static str| async move {
+        tracing::info!(message = %key_for_log(key_ref), reason, "inbound email ignored");
+        store
+            .record_inbound_email(&InboundRecord {
+                message_key: key_ref,
+                from_email: from,
+                outcome: InboundOutcome::Ignored,
+                conversation_id: None,
+                detail: reason,
+                raw: None,
+            })
+            .await?;
+        Ok::<_, DomainError>(Received::Ignored(reason))
+    };
+    if let Some(why) = mail.automatic {
+        return ignore(why).await;
+    }
+    let Some((address, name)) = &mail.from else {
+        return ignore("no sender").await;
+    };
+    let Ok(sender) = Email::parse(address) else {
+        return ignore("the sender's address is not an email address").await;
+    };
+    let text = match mail.new_text() {
+        text if !text.is_empty() => text,
+        _ => mail.full_text.trim().to_string(),
+    };
+    if text.is_empty() {
+        return ignore("no text").await;
+    }
+    let text = fit(&text);
+
+    let named = mail
+        .recipients
+        .iter()
+        .chain(&mail.threads)
+        .find_map(|r| threading::conversation_in(secret, r));
+    if let Some(id) = named
+        && let Some(conversation) = store.conversation(id).await?
+        && same_address(&conversation, sender.as_str())
+    {
+        return append(chat, &key, &conversation, &text, from).await;
+    }
+    if named.is_some() {
+        // A tag that verifies, from someone who is not that conversation's
+        // customer (a forwarded email, a colleague in Cc): never appended
+        // to another person's conversation; it opens their own ticket.
+        tracing::info!(message = %key_for_log(&key), "inbound email names a conversation that is not its sender's; opening a ticket instead");
+    }
+    open_ticket(chat, &key, &sender, name, &mail.subject, &text).await
+}
+
+/// Whether `address` is the conversation's customer's.
+fn same_address(conversation: &Conversation, address: &str) -> bool {
+    !conversation.customer_email.is_empty()
+        && conversation.customer_email.eq_ignore_ascii_case(address)
+}
+
+/// At most a message's worth of text, cut at a character boundary.
+fn fit(text: &str) -> String {
+    let max = crate::model::MAX_BODY;
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// A Message-ID is the sender's; logs get a hash of it.
+fn key_for_log(key: &str) -> String {
+    crate::auth::hash_token(key)[..12].to_string()
+}
+
+async fn append(
+    chat: &Arc<Chat>,
+    key: &str,
+    conversation: &Conversation,
+    text: &str,
+    from: &str,
+) -> DomainResult<Received> {
+    let store = chat.store();
+    let visitor = store
+        .visitor(conversation.visitor_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    // The client id is the email's own: a second delivery racing this one
+    // is the same message (the store's retry rule), not a second one.
+    let client_msg_id = format!("email-{}", &crate::auth::hash_token(key)[..32]);
+    let sent = chat
+        .send_as_visitor_to(&visitor, conversation.id, &client_msg_id, text, None)
+        .await?;
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: key,
+            from_email: from,
+            outcome: InboundOutcome::Appended,
+            conversation_id: Some(conversation.id),
+            detail: "",
+            raw: None,
+        })
+        .await?;
+    Ok(Received::Appended {
+        conversation: conversation.id,
+        seq: sent.message.seq,
+    })
+}
+
+async fn open_ticket(
+    chat: &Arc<Chat>,
+    key: &str,
+    sender: &Email,
+    name: &str,
+    subject: &str,
+    text: &str,
+) -> DomainResult<Received> {
+    let store = chat.store();
+    let customer = customer_for(chat, sender, name).await?;
+    if customer.role.is_staff() {
+        // Staff write from the console; an email of theirs is not a ticket.
+        return Ok(Received::Ignored("the sender is staff"));
+    }
+    let subject = match crate::model::text::clean_line(subject) {
+        s if s.trim().is_empty() => "(no subject)".to_string(),
+        s => s.chars().take(tickets::MAX_SUBJECT).collect(),
+    };
+    let ticket = tickets::raise(chat, &customer, &subject, text, Priority::Normal).await?;
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: key,
+            from_email: sender.as_str(),
+            outcome: InboundOutcome::Opened,
+            conversation_id: Some(ticket.conversation_id),
+            detail: "",
+            raw: None,
+        })
+        .await?;
+    Ok(Received::Opened {
+        number: ticket.number,
+    })
+}
+
+/// The customer account of `address`, made (unverified, without a
+/// password) when there is none.
+async fn customer_for(chat: &Arc<Chat>, address: &Email, name: &str) -> DomainResult<User> {
+    let store = chat.store();
+    if let Some((user, _)) = store.user_with_hash(address).await? {
+        return Ok(user);
+    }
+    let name = match crate::model::text::clean_line(name) {
+        n if n.trim().is_empty() => address
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or("Customer")
+            .to_string(),
+        n => n.chars().take(100).collect(),
+    };
+    match store
+        .create_user(address, &name, NO_PASSWORD_YET, Role::Customer)
+        .await
+    {
+        Ok(user) => Ok(user),
+        // Made meanwhile by another email or a registration.
+        Err(StoreError::Duplicate(_)) => store
+            .user_with_hash(address)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or(DomainError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}

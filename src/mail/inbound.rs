@@ -1,0 +1,393 @@
+//! Email that comes in: a raw RFC 5322 message (SendGrid's "raw" mode, an
+//! IMAP mailbox) or SendGrid's parsed fields, read with `mail-parser` into
+//! what the domain decides on (`domain::inbound_email`): who wrote, which
+//! conversation its tags or threading headers name, the new text without
+//! the quoted history, and whether a machine sent it.
+
+use std::borrow::Cow;
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser};
+
+/// An email as the domain needs it.
+#[derive(Debug, Clone, Default)]
+pub struct InboundMail {
+    /// `Message-ID` with its angle brackets, if it has one.
+    pub message_id: Option<String>,
+    /// The sender's address (lowercased) and name.
+    pub from: Option<(String, String)>,
+    /// Every address it was sent to (To, Cc, Delivered-To, the envelope):
+    /// a reply address's tag may be in any.
+    pub recipients: Vec<String>,
+    /// `In-Reply-To` and `References`, with their angle brackets.
+    pub threads: Vec<String>,
+    pub subject: String,
+    /// The text as written, quoted history and all.
+    pub full_text: String,
+    /// Why a machine sent it (auto-reply, bounce, list), if one did.
+    pub automatic: Option<&'static str>,
+}
+
+impl InboundMail {
+    /// The new text: the full text without the quoted history and the
+    /// signature below it.
+    pub fn new_text(&self) -> String {
+        new_text(&self.full_text)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("the email cannot be read as MIME: {0}")]
+    Malformed(&'static str),
+}
+
+/// Reads a raw message. `envelope_to` are the SMTP recipients when the
+/// transport knows them (they name the reply address when To does not).
+pub fn parse_raw(raw: &[u8], envelope_to: &[String]) -> Result<InboundMail, InboundError> {
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(InboundError::Malformed("no header could be read"))?;
+    if message.from().is_none() && message.message_id().is_none() && message.subject().is_none() {
+        return Err(InboundError::Malformed("no From, Message-ID or Subject"));
+    }
+    let full_text = match message.body_text(0) {
+        Some(text) => text.into_owned(),
+        None => message
+            .body_html(0)
+            .map(|html| text_of_html(&html))
+            .unwrap_or_default(),
+    };
+    Ok(from_message(&message, full_text, envelope_to))
+}
+
+/// Reads SendGrid's parsed fields: the header block as it arrived, and
+/// the text (or HTML) part already decoded.
+pub fn parse_fields(
+    headers: &str,
+    text: &str,
+    html: &str,
+    envelope_to: &[String],
+) -> Result<InboundMail, InboundError> {
+    let block = format!("{}\r\n\r\n", headers.trim_end());
+    let message = MessageParser::default()
+        .parse(block.as_bytes())
+        .ok_or(InboundError::Malformed("the headers cannot be read"))?;
+    if message.from().is_none() {
+        return Err(InboundError::Malformed("no From"));
+    }
+    let full_text = if text.trim().is_empty() {
+        text_of_html(html)
+    } else {
+        text.to_string()
+    };
+    Ok(from_message(&message, full_text, envelope_to))
+}
+
+fn from_message(message: &Message<'_>, full_text: String, envelope_to: &[String]) -> InboundMail {
+    let from = message.from().and_then(Address::first).and_then(|a| {
+        let address = a.address()?.trim().to_ascii_lowercase();
+        Some((address, a.name().unwrap_or_default().trim().to_string()))
+    });
+    let mut recipients: Vec<String> = [message.to(), message.cc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.iter().filter_map(|a| a.address()).map(str::to_string))
+        .collect();
+    for name in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+        if let Some(raw) = message.header_raw(name) {
+            recipients.push(raw.trim().to_string());
+        }
+    }
+    recipients.extend(envelope_to.iter().cloned());
+    let mut threads = Vec::new();
+    for value in [message.in_reply_to(), message.references()] {
+        threads.extend(ids_of(value));
+    }
+    InboundMail {
+        message_id: message.message_id().map(|id| format!("<{}>", id.trim())),
+        from,
+        recipients,
+        threads,
+        subject: message.subject().unwrap_or_default().trim().to_string(),
+        full_text: full_text.replace("\r\n", "\n"),
+        automatic: automatic(message),
+    }
+}
+
+fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![format!("<{}>", id.trim())],
+        HeaderValue::TextList(ids) => ids.iter().map(|id| format!("<{}>", id.trim())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why a machine sent `message`, if one did: RFC 3834's `Auto-Submitted`,
+/// the `Precedence` of lists and bulk mail, a list's own headers, an empty
+/// `Return-Path` (bounces), delivery reports, and the headers the common
+/// auto-responders add. Such mail never becomes a message and never gets
+/// an answer, so two auto-responders cannot write to each other forever.
+fn automatic(message: &Message<'_>) -> Option<&'static str> {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if header("Auto-Submitted").is_some_and(|v| !v.starts_with("no")) {
+        return Some("Auto-Submitted");
+    }
+    if header("Precedence").is_some_and(|v| matches!(v.as_str(), "bulk" | "junk" | "list")) {
+        return Some("Precedence");
+    }
+    if header("List-Id").is_some() || header("List-Unsubscribe").is_some() {
+        return Some("mailing list");
+    }
+    if header("Return-Path").is_some_and(|v| v == "<>" || v.is_empty()) {
+        return Some("empty Return-Path (a bounce)");
+    }
+    if header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("X-Auto-Response-Suppress")
+            .is_some_and(|v| v.contains("all") || v.contains("autoreply"))
+    {
+        return Some("auto-responder");
+    }
+    if header("Content-Type").is_some_and(|v| v.contains("multipart/report")) {
+        return Some("delivery report");
+    }
+    if let Some((from, _)) = message
+        .from()
+        .and_then(Address::first)
+        .and_then(|a| a.address())
+        .map(|a| (a.to_ascii_lowercase(), ()))
+    {
+        let local = from.split('@').next().unwrap_or_default();
+        if matches!(local, "mailer-daemon" | "postmaster") {
+            return Some("a mail server's own address");
+        }
+    }
+    None
+}
+
+/// Lines that start the history a reply quotes, or the sender's signature:
+/// everything from the first of them on is not the new text.
+fn starts_history(line: &str, next: Option<&str>) -> bool {
+    let trimmed = line.trim();
+    if trimmed == "--" || line.trim_end_matches(['\r']) == "-- " {
+        return true;
+    }
+    if trimmed.starts_with("-----Original Message-----")
+        || trimmed.starts_with("-------- Original Message --------")
+        || trimmed.starts_with("________________________________")
+    {
+        return true;
+    }
+    // "On Mon, 7 Dec 2026, Careline <support@…> wrote:", perhaps wrapped
+    // onto a second line; and the same in a few other languages.
+    const WROTE: [&str; 6] = [
+        "wrote:",
+        "a écrit :",
+        "schrieb:",
+        "escribió:",
+        "ha scritto:",
+        "schreef:",
+    ];
+    let joined: Cow<'_, str> = match next {
+        Some(next) => format!("{trimmed} {}", next.trim()).into(),
+        None => trimmed.into(),
+    };
+    let wrote = |text: &str| WROTE.iter().any(|w| text.ends_with(w));
+    let opens = ["On ", "Le ", "Am ", "El ", "Il ", "Op "]
+        .iter()
+        .any(|w| trimmed.starts_with(w));
+    if opens && (wrote(trimmed) || wrote(&joined)) {
+        return true;
+    }
+    // Outlook's header block: "From: …" followed by "Sent: …" or "Date: …".
+    trimmed.starts_with("From: ")
+        && next.is_some_and(|n| {
+            let n = n.trim();
+            n.starts_with("Sent: ") || n.starts_with("Date: ")
+        })
+}
+
+/// The new text of a reply: up to the quoted history or the signature,
+/// without the `>` lines and blank lines it ends with.
+pub fn new_text(full: &str) -> String {
+    let lines: Vec<&str> = full.lines().collect();
+    let mut end = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        if starts_history(line, lines.get(i + 1).copied()) {
+            end = i;
+            break;
+        }
+    }
+    let mut kept = &lines[..end];
+    while let Some((last, rest)) = kept.split_last() {
+        let last = last.trim();
+        if last.is_empty() || last.starts_with('>') {
+            kept = rest;
+        } else {
+            break;
+        }
+    }
+    kept.join("\n").trim().to_string()
+}
+
+/// Plain text from an HTML body: tags dropped, block ends as line breaks,
+/// the common entities decoded. Enough for a reply's words; the HTML is
+/// never shown as HTML.
+pub fn text_of_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default();
+        if matches!(
+            name,
+            "br" | "p" | "div" | "li" | "tr" | "blockquote" | "h1" | "h2" | "h3"
+        ) {
+            out.push('\n');
+        }
+        // Styles and scripts are not words.
+        if (name == "style" || name == "script") && !tag.starts_with('/') {
+            let end = format!("</{name}");
+            match rest[open..].to_ascii_lowercase().find(&end) {
+                Some(at) => {
+                    rest = &rest[open + at..];
+                    continue;
+                }
+                None => {
+                    rest = "";
+                    break;
+                }
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPLY: &str = concat!(
+        "From: Ada Lovelace <Ada@Example.com>\r\n",
+        "To: Careline Support <support+c42-0123456789abcdef0123@help.example.com>\r\n",
+        "Subject: Re: New reply on #1042\r\n",
+        "Message-ID: <reply-1@mail.example.com>\r\n",
+        "In-Reply-To: <o17.c42-0123456789abcdef0123@help.example.com>\r\n",
+        "References: <first@mail.example.com> <o17.c42-0123456789abcdef0123@help.example.com>\r\n",
+        "Content-Type: text/plain; charset=utf-8\r\n",
+        "\r\n",
+        "Thanks, that worked! 🎉\r\n",
+        "\r\n",
+        "On Mon, 7 Dec 2026 at 10:00, Careline Support <support@help.example.com>\r\n",
+        "wrote:\r\n",
+        "> Try turning it off and on again.\r\n",
+    );
+
+    #[test]
+    fn a_reply_is_read_with_its_threads_and_only_the_new_text() {
+        let mail = parse_raw(REPLY.as_bytes(), &[]).unwrap();
+        assert_eq!(
+            mail.message_id.as_deref(),
+            Some("<reply-1@mail.example.com>")
+        );
+        assert_eq!(
+            mail.from,
+            Some(("ada@example.com".into(), "Ada Lovelace".into()))
+        );
+        assert!(
+            mail.recipients
+                .iter()
+                .any(|r| r.starts_with("support+c42-"))
+        );
+        assert_eq!(mail.threads.len(), 3);
+        assert_eq!(mail.subject, "Re: New reply on #1042");
+        assert_eq!(mail.new_text(), "Thanks, that worked! 🎉");
+        assert!(mail.full_text.contains("> Try turning it off"));
+        assert_eq!(mail.automatic, None);
+    }
+
+    #[test]
+    fn machine_mail_is_told_apart() {
+        let with = |header: &str| {
+            let raw = REPLY.replacen("Subject:", &format!("{header}\r\nSubject:"), 1);
+            parse_raw(raw.as_bytes(), &[]).unwrap().automatic
+        };
+        assert_eq!(with("Auto-Submitted: auto-replied"), Some("Auto-Submitted"));
+        assert_eq!(with("Auto-Submitted: no"), None);
+        assert_eq!(with("Precedence: bulk"), Some("Precedence"));
+        assert_eq!(with("Precedence: junk"), Some("Precedence"));
+        assert_eq!(
+            with("List-Id: <team.lists.example.com>"),
+            Some("mailing list")
+        );
+        assert!(with("Return-Path: <>").is_some());
+        assert!(with("X-Autoreply: yes").is_some());
+        assert!(with("Content-Type: multipart/report; report-type=delivery-status").is_some());
+        let bounce = REPLY.replacen(
+            "From: Ada Lovelace <Ada@Example.com>",
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>",
+            1,
+        );
+        assert!(
+            parse_raw(bounce.as_bytes(), &[])
+                .unwrap()
+                .automatic
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn history_and_signatures_are_cut_from_the_new_text() {
+        assert_eq!(new_text("Yes.\n\n-- \nAda\nCEO"), "Yes.");
+        assert_eq!(
+            new_text("Fine.\n\n-----Original Message-----\nFrom: x\n"),
+            "Fine."
+        );
+        assert_eq!(
+            new_text("Top.\nFrom: Support <s@x>\nSent: Monday\nSubject: y\n\nold"),
+            "Top."
+        );
+        assert_eq!(
+            new_text("Merci.\n\nLe lun. 7 déc. 2026, Support a écrit :\n> vieux"),
+            "Merci."
+        );
+        assert_eq!(new_text("Just text, no history."), "Just text, no history.");
+        // A `>` line inside the new text stays; trailing quotes go.
+        assert_eq!(new_text("> quoted\nmine\n> tail"), "> quoted\nmine");
+    }
+
+    #[test]
+    fn html_only_mail_gives_its_words() {
+        assert_eq!(
+            text_of_html("<html><style>p{}</style><p>Hello&nbsp;<b>there</b></p><p>A &amp; B</p>"),
+            "\nHello there\n\nA & B\n"
+        );
+    }
+
+    #[test]
+    fn what_is_not_mail_is_refused_with_a_reason() {
+        assert!(parse_raw(b"", &[]).is_err());
+        assert!(parse_raw(b"\x00\x01\x02 not mail", &[]).is_err());
+        assert!(parse_fields("Subject: no sender", "text", "", &[]).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Webhooks that outside services call. SendGrid's Inbound Parse posts each
+//! email that reaches the support domain to
+//! `/hooks/email/sendgrid/<mail_inbound_secret>` as a multipart form: the
+//! parsed fields (`headers`, `text`, `html`, `envelope`, …) or, in "raw"
+//! mode, the whole MIME message in `email`. Either way the domain decides
+//! (`domain::inbound_email`).
+//!
+//! SendGrid retries a post that is not answered 2xx for three days: an
+//! email that was taken, ignored or cannot be read at all gets 200 (the
+//! unreadable one is kept for an admin; sending it again will not help),
+//! and only a failure on this side (the database unreachable) gets 503.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::AppState;
+use crate::auth::same_secret;
+use crate::domain::DomainError;
+use crate::domain::inbound_email::{self, Received};
+use crate::mail::inbound::{self, InboundMail};
+use crate::store::{InboundOutcome, InboundRecord};
+
+/// SendGrid posts at most 30 MB (the email with its attachments).
+const INBOUND_LIMIT: usize = 30 * 1024 * 1024;
+
+/// The raw mail kept for an admin when it cannot be read, at most.
+const KEPT_RAW: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hooks/email/sendgrid/{secret}", post(sendgrid_inbound))
+        .layer(DefaultBodyLimit::max(INBOUND_LIMIT))
+        .layer(RequestBodyLimitLayer::new(INBOUND_LIMIT))
+}
+
+/// What SendGrid posted, read from the form.
+#[derive(Default)]
+struct Posted {
+    fields: HashMap<String, String>,
+    raw: Option<Vec<u8>>,
+}
+
+async fn sendgrid_inbound(
+    State(state): State<AppState>,
+    Path(secret): Path<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    // Off, or the wrong secret: as if there were no such address.
+    let Some(expected) = state.config().mail.inbound_secret.as_deref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !same_secret(expected, &secret) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Ok(multipart) = multipart else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected the multipart/form-data that SendGrid Inbound Parse posts",
+        )
+            .into_response();
+    };
+    let posted = match read_form(multipart).await {
+        Ok(posted) => posted,
+        Err((status, reason)) => return (status, reason).into_response(),
+    };
+    let envelope_to = envelope_recipients(posted.fields.get("envelope"));
+    let parsed = match &posted.raw {
+        Some(raw) => inbound::parse_raw(raw, &envelope_to),
+        None => inbound::parse_fields(
+            field(&posted, "headers"),
+            field(&posted, "text"),
+            field(&posted, "html"),
+            &envelope_to,
+        ),
+    };
+    match parsed {
+        Ok(mail) => take(&state, &mail).await,
+        Err(e) => keep_unreadable(&state, &posted, &e.to_string()).await,
+    }
+}
+
+fn field<'a>(posted: &'a Posted, name: &str) -> &'a str {
+    posted.fields.get(name).map_or("", String::as_str)
+}
+
+/// The form's text fields, and the raw message (`email`) when posted in
+/// raw mode. Files (`attachment1`…) are not read into the conversation
+/// yet; they are skipped.
+async fn read_form(mut form: Multipart) -> Result<Posted, (StatusCode, &'static str)> {
+    let mut posted = Posted::default();
+    loop {
+        let next = form.next_field().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the email is larger than 30 MB",
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, "the form cannot be read")
+            }
+        })?;
+        let Some(part) = next else { break };
+        let name = part.name().unwrap_or_default().to_string();
+        let is_file = part.file_name().is_some();
+        let bytes = part
+            .bytes()
+            .await
+            .map_err(|_| (StatusCode::BAD_REQUEST, "a form field cannot be read"))?;
+        if name == "email" {
+            posted.raw = Some(bytes.to_vec());
+        } else if !is_file {
+            posted
+                .fields
+                .insert(name, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    Ok(posted)
+}
+
+/// The SMTP recipients from SendGrid's `envelope` field (`{"to": [...]}`).
+fn envelope_recipients(envelope: Option<&String>) -> Vec<String> {
+    envelope
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .and_then(|e| {
+            e["to"].as_array().map(|to| {
+                to.iter()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+async fn take(state: &AppState, mail: &InboundMail) -> Response {
+    match inbound_email::receive(state.chat(), state.secret(), mail).await {
+        Ok(received) => {
+            let outcome = match &received {
+                Received::Appended { .. } => "appended",
+                Received::Opened { .. } => "opened",
+                Received::AlreadyTaken => "already taken",
+                Received::Ignored(_) => "ignored",
+            };
+            tracing::info!(outcome, "inbound email");
+            (StatusCode::OK, axum::Json(json!({ "outcome": outcome }))).into_response()
+        }
+        Err(
+            e @ (DomainError::Unavailable(_) | DomainError::Internal(_) | DomainError::Busy { .. }),
+        ) => {
+            // SendGrid tries again later.
+            tracing::warn!(error = %e, "inbound email not taken now; the sender will retry");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            // Refused by a rule (a closed conversation, text that is not
+            // allowed): sending it again gives the same answer.
+            tracing::warn!(error = %e, "inbound email refused");
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "outcome": "refused", "reason": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An email that cannot be read: kept (the first MB) for an admin, logged,
+/// and answered 200 so that SendGrid does not post it for three days.
+async fn keep_unreadable(state: &AppState, posted: &Posted, reason: &str) -> Response {
+    let raw = match &posted.raw {
+        Some(raw) => String::from_utf8_lossy(&raw[..raw.len().min(KEPT_RAW)]).into_owned(),
+        None => format!("{}\n\n{}", field(posted, "headers"), field(posted, "text")),
+    };
+    let digest: String = Sha256::digest(raw.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let recorded = state
+        .store()
+        .record_inbound_email(&InboundRecord {
+            message_key: &format!("sha256:{digest}"),
+            from_email: "",
+            outcome: InboundOutcome::Failed,
+            conversation_id: None,
+            detail: reason,
+            raw: Some(&raw),
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "an unreadable inbound email could not be kept; the sender will retry");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    tracing::warn!(%reason, bytes = raw.len(), "inbound email cannot be read; kept for an admin");
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "outcome": "failed", "reason": reason })),
+    )
+        .into_response()
+}
