@@ -401,3 +401,40 @@ async fn without_a_secret_the_hook_is_not_there() {
     let (status, _) = post_hook(&app, SECRET, &[("email", "x")]).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_reply_by_email_to_a_resolved_conversation_reopens_it() {
+    let mut s = scene().await;
+    s.console
+        .send(json!({"type": "resolve", "conversation_id": s.conversation}))
+        .await;
+    s.console
+        .expect(|f| f["type"] == "conversation" && f["status"] == "resolved")
+        .await;
+    let reply_to = s.emailed["reply_to"]["email"].as_str().unwrap().to_string();
+    let raw = raw_reply(
+        &reply_to,
+        "<grace-3@mail.example>",
+        "<x@y>",
+        "It jammed again",
+    );
+    let (status, body) = post_hook(&s.app, SECRET, &[("email", &raw)]).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("appended")),
+        "{body}"
+    );
+    s.console.expect_message("It jammed again").await;
+    let conversation = s
+        .app
+        .store
+        .conversation(s.conversation.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conversation.status,
+        careline::model::ConversationStatus::Live,
+        "back to the agent who had it"
+    );
+}

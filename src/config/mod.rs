@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 14] = [
+        let cases: [(&str, Spoil); 17] = [
             ("blob_store", |c| c.blob_store = "ftp".into()),
             ("s3_bucket", |c| c.blob_store = "s3".into()),
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),

@@ -342,7 +342,14 @@ mod tests {
         );
         assert!(with("Return-Path: <>").is_some());
         assert!(with("X-Autoreply: yes").is_some());
-        assert!(with("Content-Type: multipart/report; report-type=delivery-status").is_some());
+        let report = REPLY.replace(
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=b",
+        );
+        assert_eq!(
+            parse_raw(report.as_bytes(), &[]).unwrap().automatic,
+            Some("delivery report")
+        );
         let bounce = REPLY.replacen(
             "From: Ada Lovelace <Ada@Example.com>",
             "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>",
