@@ -169,7 +169,44 @@ impl Backend {
     }
 }
 
+/// Attempts at a transaction the database ended to break a deadlock.
+const DEADLOCK_ATTEMPTS: u32 = 3;
+
+/// Whether the database ended the transaction to break a deadlock (or a
+/// serialization conflict): nothing of it was kept, and running it again is
+/// the answer InnoDB and PostgreSQL document.
+pub(super) fn is_deadlock(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
 impl Store {
+    /// Runs `transaction` again, up to three times in all, when the database
+    /// ends it to break a deadlock; any other outcome is returned as it is.
+    pub(super) async fn retrying_deadlocks<T, F, Fut>(&self, mut transaction: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match transaction().await {
+                Err(e) if is_deadlock(&e) && attempt < DEADLOCK_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "deadlock: running the transaction again");
+                    attempt += 1;
+                    // A moment apart, so that the two do not meet again.
+                    let pause = 5 * u64::from(attempt) + rand::random_range(0..10);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Runs an insert built with [`Backend::returning`]`(…, "id")` and
     /// returns the new row's id.
     pub(super) async fn inserted_id(

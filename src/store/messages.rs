@@ -140,6 +140,21 @@ impl Store {
                 .append_in_one_statement(conversation_id, &message)
                 .await;
         }
+        // InnoDB may end one of two transactions that wait on each other
+        // (a message's foreign-key check on its sender against an
+        // assignment that holds that agent's row): the answer it documents
+        // is to run the transaction again. Nothing of it was kept.
+        self.retrying_deadlocks(|| self.append_in_transaction(conversation_id, &message))
+            .await
+    }
+
+    /// The general path of [`Store::append_message`]: the seq update and
+    /// the insert in one transaction.
+    async fn append_in_transaction(
+        &self,
+        conversation_id: ConversationId,
+        message: &NewChatMessage<'_>,
+    ) -> StoreResult<Appended> {
         // No lookup of the client_msg_id first: a retry is rare, and the
         // unique index finds it inside the write anyway (one round trip less
         // per message on the hot path).
@@ -153,7 +168,7 @@ impl Store {
                 conversation_id,
                 message.private,
                 now,
-                Conditions::of(&message),
+                Conditions::of(message),
             )
             .await?
         else {
@@ -161,7 +176,7 @@ impl Store {
             // A retry of a message that was stored before the state changed
             // (a reply retried after a transfer) is still that message.
             return self
-                .retry_or(conversation_id, &message, || Ok(Appended::Refused))
+                .retry_or(conversation_id, message, || Ok(Appended::Refused))
                 .await;
         };
         let row = MessageRow {
@@ -193,7 +208,7 @@ impl Store {
             // roll back (the seq too, so no gap) and return its message.
             Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
                 tx.rollback().await?;
-                self.retry_or(conversation_id, &message, || {
+                self.retry_or(conversation_id, message, || {
                     Err(StoreError::Database(sqlx::Error::Database(db)))
                 })
                 .await

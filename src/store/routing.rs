@@ -102,7 +102,10 @@ impl Store {
     /// Gives a waiting, unassigned conversation to `agent`. Atomic: of two
     /// agents claiming at once (on any instance), exactly one gets `true`.
     pub async fn claim(&self, conversation_id: ConversationId, agent: &User) -> StoreResult<bool> {
-        Ok(self.take_waiting(conversation_id, agent, None).await? == Assignment::Assigned)
+        let taken = self
+            .retrying_deadlocks(|| self.take_waiting(conversation_id, agent, None))
+            .await?;
+        Ok(taken == Assignment::Assigned)
     }
 
     /// Gives a waiting conversation to `agent` only while the agent has
@@ -117,7 +120,8 @@ impl Store {
         agent: &User,
         wait: Wait,
     ) -> StoreResult<Assignment> {
-        self.take_waiting(conversation_id, agent, Some(wait)).await
+        self.retrying_deadlocks(|| self.take_waiting(conversation_id, agent, Some(wait)))
+            .await
     }
 
     /// `capacity`: `None` claims regardless of the agent's load.
