@@ -372,12 +372,19 @@ async fn unreadable_mail_is_kept_for_an_admin_and_bad_posts_are_refused() {
     let sendgrid = FakeSendGrid::start().await;
     let app = app(&sendgrid).await;
     // Not MIME at all: kept, answered 200 so SendGrid does not retry.
-    let (status, body) = post_hook(&app, SECRET, &[("email", "\u{1}\u{2}")]).await;
+    let (status, body) =
+        post_hook(&app, SECRET, &[("email", "\u{1}\u{2}<script>x</script>")]).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("failed")),
         "{body}"
     );
+    // An admin reads it, as text.
+    let mut admin = app.admin().await;
+    let page = admin.get("/admin/inbound").await.expect_status(200);
+    assert!(page.contains("The mail as it came"), "{}", page.body);
+    assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
+    assert!(!page.contains("<script>x</script>"));
     // The wrong secret, and a post that is not a form: nothing is there.
     let (status, _) = post_hook(&app, "wrong-secret-0123456789abcdef", &[("email", "x")]).await;
     assert_eq!(status, 404);

@@ -42,7 +42,42 @@ pub struct InboundRecord<'a> {
     pub raw: Option<&'a str>,
 }
 
+/// An email that came in, as the admin page lists it.
+#[derive(Debug, Clone)]
+pub struct InboundEmail {
+    pub from_email: String,
+    pub outcome: String,
+    pub conversation_id: Option<ConversationId>,
+    pub detail: String,
+    pub raw: Option<String>,
+    pub received_at: i64,
+}
+
 impl Store {
+    /// The newest emails that came in, first.
+    pub async fn recent_inbound_emails(&self, limit: i64) -> StoreResult<Vec<InboundEmail>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT from_email, outcome, conversation_id, detail, raw, received_at
+             FROM inbound_emails ORDER BY id DESC LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(InboundEmail {
+                    from_email: row.try_get("from_email")?,
+                    outcome: row.try_get("outcome")?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    detail: row.try_get("detail")?,
+                    raw: row.try_get("raw")?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// Whether an email with this key was taken before.
     pub async fn inbound_email_seen(&self, message_key: &str) -> StoreResult<bool> {
         let row =

@@ -183,6 +183,21 @@ impl Drop for TestDb {
                         Database::Mysql => {
                             if let Ok(mut conn) = MySqlConnection::connect(&mysql_admin_url()).await
                             {
+                                // Like PostgreSQL's WITH (FORCE): a pooled
+                                // connection whose dropped transaction is
+                                // still to be rolled back holds the tables'
+                                // metadata locks, and the test's runtime is
+                                // blocked here, so it cannot run that
+                                // rollback: end those connections first.
+                                let ids: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(format!(
+                                    "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE db = '{name}'"
+                                )))
+                                .fetch_all(&mut conn)
+                                .await
+                                .unwrap_or_default();
+                                for (id,) in ids {
+                                    let _ = conn.execute(AssertSqlSafe(format!("KILL {id}"))).await;
+                                }
                                 let _ = conn
                                     .execute(AssertSqlSafe(format!(
                                         "DROP DATABASE IF EXISTS {name}"

@@ -6,6 +6,7 @@ mod auth;
 mod bot;
 mod console;
 mod home;
+mod inbound;
 pub mod layout;
 mod live;
 mod password;
@@ -65,6 +66,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route("/admin/inbound", get(inbound::show))
         .route("/admin/reports", get(reports::show))
         .route("/admin/bot", get(bot::show).post(bot::save))
         .route("/admin/bot/test", post(bot::test))

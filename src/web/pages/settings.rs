@@ -25,6 +25,7 @@ pub fn admin_nav(current: &str) -> Markup {
         ("/admin/faq", "FAQ bot"),
         ("/admin/canned", "Canned replies"),
         ("/admin/outbox", "Email outbox"),
+        ("/admin/inbound", "Inbound email"),
         ("/admin/reports", "Reports"),
     ];
     html! {
