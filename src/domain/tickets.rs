@@ -7,10 +7,13 @@
 //! - a customer's reply reopens a pending or resolved ticket; a closed ticket
 //!   takes no more replies (raise a new one);
 //! - the first staff reply stamps the first-response time; resolving stamps
-//!   the resolution time.
+//!   the resolution time;
+//! - a new assignee is emailed with the change (unless they assigned it to
+//!   themselves: `notifications`).
 
 use super::attachments::{Reader, sender_upload};
 use super::chat::Chat;
+use super::notifications;
 use super::ownership;
 use super::{DomainError, DomainResult, invalid};
 use crate::model::text::{clean_line, clean_text};
@@ -358,6 +361,16 @@ pub async fn update(
                     .await?
                     .filter(|u| u.role.is_staff())
                     .ok_or_else(|| invalid("assignee", "Choose an agent from the list."))?;
+                // Queued with the change, in its transaction.
+                let what = notifications::Assigned::Ticket {
+                    conversation_id: ticket.conversation_id,
+                    number: ticket.number,
+                    subject: &ticket.subject,
+                    customer: &ticket.customer.name,
+                };
+                activity
+                    .emails
+                    .extend(notifications::assigned_email(store, &user, Some(staff), what).await?);
                 user.name
             }
             None => String::new(),
@@ -374,7 +387,11 @@ pub async fn update(
         chat.ticket_changed(ticket.conversation_id, None).await;
         return Ok(ticket);
     }
+    let reassigned = activity.assignee.is_some();
     record(store, &ticket, activity).await?;
+    if reassigned {
+        chat.changed_hands(ticket.conversation_id);
+    }
     chat.ticket_changed(ticket.conversation_id, None).await;
     find(store, staff, number).await
 }

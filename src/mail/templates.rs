@@ -27,6 +27,14 @@ fn quoted(payload: &Value, key: &str) -> String {
     }
 }
 
+/// The customer an agent's email is about, by name ("A customer" without one).
+fn customer_of(payload: &Value) -> String {
+    match text(payload, "customer") {
+        name if name.trim().is_empty() => "A customer".into(),
+        name => name,
+    }
+}
+
 fn layout(title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)
@@ -154,6 +162,69 @@ pub fn render(
                 Some((format!("{ticket_link}#rate"), "Rate our help")),
             )
         }
+        // Agents' emails about their own work (domain::notifications).
+        "conversation_assigned" => {
+            let id = text(payload, "conversation_id");
+            if id.is_empty() {
+                return Err(missing("no conversation"));
+            }
+            let shown = if number.is_empty() { id } else { number };
+            let customer = customer_of(payload);
+            let by = text(payload, "by");
+            (
+                format!("Conversation #{shown} assigned to you"),
+                vec![if by.is_empty() {
+                    format!(
+                        "The conversation #{shown} with {customer} was assigned to you automatically."
+                    )
+                } else {
+                    format!("{by} assigned the conversation #{shown} with {customer} to you.")
+                }],
+                Some((format!("{public_url}/console/chat"), "Open the live chat")),
+            )
+        }
+        "ticket_assigned" => {
+            if number.is_empty() {
+                return Err(missing("no ticket number"));
+            }
+            let customer = customer_of(payload);
+            let by = text(payload, "by");
+            let by = if by.is_empty() {
+                "Someone".to_string()
+            } else {
+                by
+            };
+            (
+                format!("Ticket #{number} assigned to you"),
+                vec![format!(
+                    "{by} assigned the ticket #{number}{} from {customer} to you.",
+                    quoted(payload, "ticket_subject")
+                )],
+                Some((
+                    format!("{public_url}/console/tickets/{number}"),
+                    "Open the ticket",
+                )),
+            )
+        }
+        "customer_wrote" => {
+            let customer = customer_of(payload);
+            let about = if number.is_empty() {
+                String::new()
+            } else {
+                format!(" (#{number})")
+            };
+            (
+                format!("{customer} wrote while you were away"),
+                vec![
+                    format!("{customer} wrote in a conversation of yours{about}:"),
+                    text(payload, "body"),
+                ],
+                Some((
+                    format!("{public_url}/console/chat"),
+                    "Answer in the live chat",
+                )),
+            )
+        }
         _ => return Err(missing("unknown template")),
     };
     let mut text_body = format!("{greeting}\n\n{}\n", lines.join("\n\n"));
@@ -213,6 +284,18 @@ mod tests {
                 "ticket_resolved",
                 json!({"name": "Ada", "ticket_number": 1001, "subject": "Printer"}),
             ),
+            (
+                "conversation_assigned",
+                json!({"name": "Alan", "conversation_id": 4, "ticket_number": 1001, "customer": evil, "by": evil}),
+            ),
+            (
+                "ticket_assigned",
+                json!({"name": "Alan", "conversation_id": 4, "ticket_number": 1001, "ticket_subject": evil, "customer": evil, "by": "Bea"}),
+            ),
+            (
+                "customer_wrote",
+                json!({"name": "Alan", "conversation_id": 4, "ticket_number": 1001, "customer": evil, "body": evil}),
+            ),
         ];
         for (template, payload) in cases {
             let email =
@@ -233,7 +316,55 @@ mod tests {
         )
         .unwrap();
         assert!(resolved.text.contains("https://c.example/tickets/7#rate"));
+        let by_routing = render(
+            "conversation_assigned",
+            &json!({"name": "Alan", "conversation_id": 4, "customer": "", "by": ""}),
+            "a@b.c",
+            "https://c.example",
+        )
+        .unwrap();
+        assert_eq!(by_routing.subject, "Conversation #4 assigned to you");
+        assert!(by_routing.text.contains("Hello Alan,"));
+        assert!(
+            by_routing
+                .text
+                .contains("with A customer was assigned to you automatically")
+        );
+        assert!(by_routing.text.contains("https://c.example/console/chat"));
+        let wrote = render(
+            "customer_wrote",
+            &json!({"conversation_id": 4, "ticket_number": 9, "customer": "Grace", "body": "Hello?"}),
+            "a@b.c",
+            "https://c.example",
+        )
+        .unwrap();
+        assert_eq!(wrote.subject, "Grace wrote while you were away");
+        assert!(wrote.text.contains("Hello?") && wrote.text.contains("(#9)"));
+        let ticket = render(
+            "ticket_assigned",
+            &json!({"ticket_number": 9, "ticket_subject": "Printer", "customer": "Grace", "by": "Bea"}),
+            "a@b.c",
+            "https://c.example",
+        )
+        .unwrap();
+        assert_eq!(ticket.subject, "Ticket #9 assigned to you");
+        assert!(
+            ticket
+                .text
+                .contains("Bea assigned the ticket #9 \u{201c}Printer\u{201d} from Grace to you.")
+        );
+        assert!(ticket.text.contains("https://c.example/console/tickets/9"));
         assert!(render("nonsense", &json!({}), "a@b.c", "https://c.example").is_err());
+        assert!(render("ticket_assigned", &json!({}), "a@b.c", "https://c.example").is_err());
+        assert!(
+            render(
+                "conversation_assigned",
+                &json!({}),
+                "a@b.c",
+                "https://c.example"
+            )
+            .is_err()
+        );
         assert!(render("verify_email", &json!({}), "a@b.c", "https://c.example").is_err());
     }
 }

@@ -81,6 +81,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0010_inbound_email.sql"),
         include_str!("../../migrations/mysql/0010_inbound_email.sql"),
     ),
+    (
+        11,
+        "notification_prefs",
+        include_str!("../../migrations/sqlite/0011_notification_prefs.sql"),
+        include_str!("../../migrations/postgres/0011_notification_prefs.sql"),
+        include_str!("../../migrations/mysql/0011_notification_prefs.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -42,6 +42,7 @@ pub use replay::ReplayCursor;
 pub use routing::HandoffReason;
 pub use sending::Sent;
 
+use super::notifications::AwayNotices;
 use super::{DomainError, DomainResult};
 use crate::bot::Bot;
 use crate::bus::Bus;
@@ -86,6 +87,8 @@ pub struct Chat {
     online_visitors: Mutex<HashMap<VisitorId, usize>>,
     /// When each conversation last emailed its customer (to coalesce bursts).
     emailed: Mutex<HashMap<ConversationId, Instant>>,
+    /// When each conversation last emailed its away owner (the same, for agents).
+    away_notices: AwayNotices,
     /// Conversations whose ticket is known to have its first response, so
     /// that an agent's reply need not look (bounded: see
     /// [`sending::FIRST_RESPONSES_KEPT`]; forgetting costs one idempotent write).
@@ -118,6 +121,7 @@ impl Chat {
             online_visitors: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             emailed: Mutex::new(HashMap::new()),
+            away_notices: AwayNotices::default(),
             first_responded: Mutex::new(HashSet::new()),
             queue_changed,
         }

@@ -1,10 +1,12 @@
 //! Who takes a conversation: the handoff from the bot (a ticket is opened
 //! here), automatic assignment to the least busy available agent, the
 //! atomic claim, transfer, resolve, and picking up the queue when an agent
-//! comes online.
+//! comes online. Whoever is given a conversation hears of it
+//! ([`Chat::assigned`], by `domain::notifications`' rule).
 
 use super::Chat;
 use super::input::subject_from;
+use crate::domain::notifications::{self, Assigned};
 use crate::domain::ownership;
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
@@ -83,7 +85,7 @@ impl Chat {
                 .await?
             {
                 Assignment::Assigned => {
-                    self.publish_conversation(conversation_id).await?;
+                    self.assigned(conversation_id, agent, None).await?;
                     return Ok(true);
                 }
                 Assignment::AgentBusy => busy.push(agent),
@@ -98,7 +100,7 @@ impl Chat {
                 .await?
             {
                 Assignment::Assigned => {
-                    self.publish_conversation(conversation_id).await?;
+                    self.assigned(conversation_id, agent, None).await?;
                     return Ok(true);
                 }
                 Assignment::NoLongerWaiting => return Ok(false),
@@ -135,7 +137,7 @@ impl Chat {
             }));
         }
         self.publish_queue().await;
-        self.publish_conversation(c.id)
+        self.assigned(c.id, agent, Some(agent))
             .await?
             .ok_or(DomainError::NotFound)
     }
@@ -168,7 +170,7 @@ impl Chat {
             &format!("{} will take it from here.", target.name),
         )
         .await?;
-        self.publish_conversation(c.id)
+        self.assigned(c.id, &target, Some(agent))
             .await?
             .ok_or(DomainError::NotFound)
     }
@@ -231,7 +233,7 @@ impl Chat {
                 .await?
             {
                 Assignment::Assigned => {
-                    self.publish_conversation(entry.conversation_id).await?;
+                    self.assigned(entry.conversation_id, agent, None).await?;
                 }
                 Assignment::AgentFull => break,
                 Assignment::AgentBusy | Assignment::NoLongerWaiting => {}
@@ -239,6 +241,37 @@ impl Chat {
         }
         self.publish_queue().await;
         Ok(())
+    }
+
+    /// Conversation `id` became `agent`'s, given by `by` (`None`: routing):
+    /// everyone following it hears (the conversation is returned as
+    /// published), and the agent is emailed if the rule says so. The email
+    /// is queued right after the commit, not in it: the store's claim,
+    /// transfer and assignment are conditional updates that take no email,
+    /// and the assignment stands whatever happens to its email.
+    pub(super) async fn assigned(
+        &self,
+        id: ConversationId,
+        agent: &User,
+        by: Option<&User>,
+    ) -> DomainResult<Option<Conversation>> {
+        self.away_notices.owner_changed(id);
+        let c = self.publish_conversation(id).await?;
+        if let Some(c) = &c {
+            let what = Assigned::Conversation {
+                id,
+                ticket_number: c.ticket_number,
+                customer: &c.customer_name,
+            };
+            notifications::tell_assignee(&self.store, agent, by, what).await;
+        }
+        Ok(c)
+    }
+
+    /// Conversation `id` was given to someone outside the chat (the ticket
+    /// page): its new owner has not been told that the customer wrote.
+    pub fn changed_hands(&self, id: ConversationId) {
+        self.away_notices.owner_changed(id);
     }
 
     pub async fn my_conversations(&self, agent: &User) -> DomainResult<Vec<Conversation>> {

@@ -1,7 +1,7 @@
 //! Writing into a conversation: a visitor's message (which may wake the
-//! bot or reopen the conversation), an agent's reply or private note
-//! (which may claim it, and email a customer who is away), and the first
-//! response stamped on its ticket.
+//! bot, reopen the conversation, or email its owner who is away), an
+//! agent's reply or private note (which may claim it, and email a customer
+//! who is away), and the first response stamped on its ticket.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +11,7 @@ use super::Chat;
 use super::input::{attachment_taken, body_with, message_text, parse_client_msg_id};
 use super::presence::away_if_unseen_since;
 use crate::domain::attachments::{Reader, sender_upload};
+use crate::domain::notifications;
 use crate::domain::ownership;
 use crate::domain::{DomainError, DomainResult, invalid};
 use crate::model::{
@@ -122,6 +123,18 @@ impl Chat {
         let client_msg_id = parse_client_msg_id(client_msg_id)?;
         let attachment = sender_upload(&self.store, id, Reader::Customer, attachment_id).await?;
         let body = body_with(body, attachment.as_ref())?;
+        let name = visitor.display_name();
+        // The email to an owner who is away (if due) is written with the message.
+        let email = notifications::customer_wrote_email(
+            &self.store,
+            &self.away_notices,
+            id,
+            &name,
+            &message_text(&body, attachment.as_ref()),
+            self.presence_fresh_ms(),
+        )
+        .await?;
+        let owner_told = email.is_some();
         let appended = self
             .store
             .append_message(
@@ -129,19 +142,22 @@ impl Chat {
                 NewChatMessage {
                     sender_kind: SenderKind::Customer,
                     sender_user_id: visitor.user_id,
-                    sender_name: &visitor.display_name(),
+                    sender_name: &name,
                     body: &body,
                     private: false,
                     client_msg_id: &client_msg_id,
                     only_in: None,
                     only_assignee: None,
                     only_if_customer_seen_after: None,
-                    email: None,
+                    email,
                     attachment: attachment.as_ref(),
                     options: &[],
                 },
             )
             .await?;
+        if owner_told && !matches!(appended, Appended::New(..)) {
+            self.away_notices.unmark(id);
+        }
         let (sent, status) = match appended {
             Appended::Duplicate(message) => {
                 return Ok(Sent {
@@ -316,7 +332,7 @@ impl Chat {
         if !private {
             if c.status == ConversationStatus::Waiting && c.assignee_id.is_none() {
                 if self.store.claim(c.id, agent).await? {
-                    self.publish_conversation(c.id).await?;
+                    self.assigned(c.id, agent, Some(agent)).await?;
                     self.publish_queue().await;
                 }
                 c = self.staff_conversation(agent, conversation_id).await?;

@@ -1,4 +1,5 @@
-//! The profile page: change one's name and password.
+//! The profile page: change one's name and password; staff also choose
+//! which emails they get about their own work.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -7,8 +8,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, field, form_errors, page, required};
-use crate::domain::accounts;
+use crate::domain::{accounts, notifications};
 use crate::model::User;
+use crate::store::NotificationPrefs;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;
@@ -20,13 +22,22 @@ pub struct Saved {
     saved: String,
 }
 
-fn render(
-    user: &User,
-    csrf: &str,
-    notice: Option<&str>,
-    name: &str,
-    errors: &FormErrors,
-) -> Markup {
+/// What the page shows besides the forms' own fields.
+struct Shown<'a> {
+    user: &'a User,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    /// Staff only: their notification choices.
+    prefs: Option<NotificationPrefs>,
+}
+
+fn render(shown: Shown<'_>, name: &str, errors: &FormErrors) -> Markup {
+    let Shown {
+        user,
+        csrf,
+        notice,
+        prefs,
+    } = shown;
     page(
         "Your account",
         Some(user),
@@ -51,6 +62,28 @@ fn render(
                     button type="submit" { "Save profile" }
                 }
             }
+            @if let Some(prefs) = prefs {
+                section.card.narrow {
+                    h2 { "Email notifications" }
+                    form method="post" action="/account/notifications" {
+                        (csrf_field(csrf))
+                        p.hint { "Email me at " (user.email) " when:" }
+                        div.field {
+                            label {
+                                input type="checkbox" name="assigned" value="on" checked[prefs.assigned];
+                                " someone else (or automatic routing) assigns me a conversation or a ticket"
+                            }
+                        }
+                        div.field {
+                            label {
+                                input type="checkbox" name="customer_wrote" value="on" checked[prefs.customer_wrote];
+                                " a customer writes in my conversation while I am away or my console is closed (at most one email per conversation in 10 minutes)"
+                            }
+                        }
+                        button type="submit" { "Save notifications" }
+                    }
+                }
+            }
             section.card.narrow {
                 h2 { "Password" }
                 p.hint { "Changing your password logs you out everywhere else." }
@@ -66,17 +99,68 @@ fn render(
 }
 
 pub async fn show(
+    State(state): State<AppState>,
     CurrentUser { user, .. }: CurrentUser,
     csrf: CsrfToken,
     Query(q): Query<Saved>,
-) -> Response {
+) -> Result<Response, PageError> {
     let notice = match q.saved.as_str() {
         "profile" => Some("Your profile is saved."),
         "password" => Some("Your password is changed."),
         "verify" => Some("We sent you a new verification link."),
+        "notifications" => Some("Your email notifications are saved."),
         _ => None,
     };
-    render(&user, &csrf.0, notice, &user.name, &FormErrors::default()).into_response()
+    let shown = Shown {
+        user: &user,
+        csrf: &csrf.0,
+        notice,
+        prefs: notifications::prefs_of(state.store(), &user).await?,
+    };
+    Ok(render(shown, &user.name, &FormErrors::default()).into_response())
+}
+
+/// The page again with `errors` (422), as `user` last saved it.
+async fn refused(
+    state: &AppState,
+    user: &User,
+    csrf: &str,
+    name: &str,
+    errors: &FormErrors,
+) -> Result<Response, PageError> {
+    let shown = Shown {
+        user,
+        csrf,
+        notice: None,
+        prefs: notifications::prefs_of(state.store(), user).await?,
+    };
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(shown, name, errors),
+    )
+        .into_response())
+}
+
+/// The notification checkboxes: a box left unticked is not sent at all.
+#[derive(Deserialize)]
+pub struct NotificationsForm {
+    #[serde(default)]
+    assigned: Option<String>,
+    #[serde(default)]
+    customer_wrote: Option<String>,
+}
+
+pub async fn save_notifications(
+    State(state): State<AppState>,
+    CurrentUser { user, .. }: CurrentUser,
+    CsrfForm(form): CsrfForm<NotificationsForm>,
+) -> Result<Response, PageError> {
+    let prefs = NotificationPrefs {
+        assigned: form.assigned.is_some(),
+        customer_wrote: form.customer_wrote.is_some(),
+    };
+    notifications::save_prefs(state.store(), &user, prefs).await?;
+    Ok(Redirect::to("/account?saved=notifications").into_response())
 }
 
 #[derive(Deserialize)]
@@ -94,11 +178,7 @@ pub async fn update_profile(
         Ok(()) => Ok(Redirect::to("/account?saved=profile").into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&user, &csrf.0, None, &form.name, &errors),
-            )
-                .into_response())
+            refused(&state, &user, &csrf.0, &form.name, &errors).await
         }
     }
 }
@@ -128,11 +208,7 @@ pub async fn change_password(
         Ok(()) => Ok(Redirect::to("/account?saved=password").into_response()),
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&user, &csrf.0, None, &user.name, &errors),
-            )
-                .into_response())
+            refused(&state, &user, &csrf.0, &user.name, &errors).await
         }
     }
 }

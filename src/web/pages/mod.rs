@@ -40,6 +40,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/account/verify", post(account::resend_verification))
         .route("/account", get(account::show))
         .route("/account/profile", post(account::update_profile))
+        .route("/account/notifications", post(account::save_notifications))
         .route("/dashboard", get(portal::dashboard))
         .route("/tickets", post(portal::create))
         .route("/tickets/new", get(portal::new_ticket))
