@@ -644,6 +644,26 @@ async fn emails_per_address(store: &Store) {
         EMAILS_PER_ADDRESS_PER_DAY + 5,
         "other addresses are not held back"
     );
+
+    // A staff account (made by an admin, never typed by a visitor) gets
+    // every notification about its own work.
+    user(store, "busy-agent@example.com", Role::Agent).await;
+    for i in 0..EMAILS_PER_ADDRESS_PER_DAY + 5 {
+        let email = careline::store::NewEmail {
+            to: "busy-agent@example.com".into(),
+            template: "agent_customer_wrote",
+            payload: serde_json::json!({"conversation_id": i}),
+        };
+        store.enqueue_email(&email).await.unwrap();
+    }
+    let to_agent = store
+        .outbox(1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_email == "busy-agent@example.com")
+        .count() as i64;
+    assert_eq!(to_agent, EMAILS_PER_ADDRESS_PER_DAY + 5);
 }
 
 conformance!(outbox_claims_give_each_email_to_one_worker, outbox_claims);

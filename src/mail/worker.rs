@@ -21,6 +21,10 @@ pub struct WorkerConfig {
     pub threading: ThreadingConfig,
 }
 
+/// The emails to a customer about their conversation: the ones whose
+/// answer by mail comes back into it.
+const CUSTOMER_TEMPLATES: [&str; 3] = ["agent_reply", "ticket_opened", "ticket_resolved"];
+
 /// What the threading headers are made from.
 #[derive(Clone)]
 pub struct ThreadingConfig {
@@ -33,10 +37,12 @@ pub struct ThreadingConfig {
 }
 
 impl ThreadingConfig {
-    /// Sets `email`'s threading headers from outbox row `id` and its
-    /// payload: a `conversation_id` names the conversation a reply goes
-    /// back to; an `in_reply_to` is the customer's email this answers.
-    fn apply(&self, email: &mut Email, id: i64, payload: &serde_json::Value) {
+    /// Sets `email`'s threading headers from outbox row `id`, its template
+    /// and payload: a `conversation_id` names the conversation a customer's
+    /// reply goes back to; an `in_reply_to` is the customer's email this
+    /// answers. Emails to staff name the conversation in their `Message-ID`
+    /// only: an agent answers in the console, not by mail.
+    fn apply(&self, email: &mut Email, id: i64, template: &str, payload: &serde_json::Value) {
         let tag = payload["conversation_id"]
             .as_i64()
             .map(|c| threading::tag(&self.secret, ConversationId(c)));
@@ -48,6 +54,7 @@ impl ThreadingConfig {
         ));
         threading.reply_to = tag
             .as_deref()
+            .filter(|_| CUSTOMER_TEMPLATES.contains(&template))
             .zip(self.reply_address.as_deref())
             .map(|(tag, base)| threading::reply_address(base, tag));
         threading.in_reply_to = payload["in_reply_to"]
@@ -108,7 +115,9 @@ async fn deliver(store: &Store, mailer: &dyn Mailer, config: &WorkerConfig, emai
             return;
         }
     };
-    config.threading.apply(&mut rendered, email.id, &payload);
+    config
+        .threading
+        .apply(&mut rendered, email.id, &email.template, &payload);
     let outcome = mailer.send(&rendered).await;
     let recorded = match outcome {
         Ok(()) => {
@@ -163,5 +172,32 @@ mod tests {
         assert_eq!(backoff(&config, 2), Duration::from_secs(20));
         assert_eq!(backoff(&config, 4), Duration::from_secs(80));
         assert_eq!(backoff(&config, 30), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn only_a_customers_email_carries_the_reply_address() {
+        let threading = ThreadingConfig {
+            secret: Secret::new("a-test-secret-of-enough-length-0123456789"),
+            from: "support@shop.example".into(),
+            reply_address: Some("help@shop.example".into()),
+        };
+        let payload = serde_json::json!({"conversation_id": 42, "in_reply_to": "<a@b>"});
+        let mut email = Email {
+            to: "grace@example.com".into(),
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            threading: Default::default(),
+        };
+        threading.apply(&mut email, 7, "agent_reply", &payload);
+        let reply_to = email.threading.reply_to.clone().unwrap();
+        assert!(reply_to.starts_with("help+c42-"), "{reply_to}");
+        assert!(email.threading.message_id.as_deref().unwrap().starts_with("<o7.c42-"));
+        assert_eq!(email.threading.in_reply_to.as_deref(), Some("<a@b>"));
+        assert!(email.threading.auto_replied);
+        // To an agent: threaded, but answered in the console.
+        threading.apply(&mut email, 8, "agent_assigned", &payload);
+        assert_eq!(email.threading.reply_to, None);
+        assert!(email.threading.message_id.as_deref().unwrap().starts_with("<o8.c42-"));
     }
 }
