@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::chat::Chat;
 use super::{DomainError, DomainResult};
 use crate::model::{ConversationId, ConversationStatus, TicketNumber, User};
 use crate::store::{ConversationOwner, NewEmail, NotificationPrefs, Store};
@@ -31,6 +32,13 @@ pub const AWAY_COALESCE: Duration = Duration::from_secs(600);
 
 /// Conversations remembered before those past the window are forgotten.
 const NOTICES_KEPT: usize = 10_000;
+
+/// How long a look that found nothing to tell (the owner here, or no
+/// owner) stands before the next customer message looks again: the chat's
+/// hot path reads the owner at most this often per conversation, and an
+/// agent who leaves is noticed this much later at most (presence itself
+/// allows a crashed console longer).
+pub const OWNER_LOOK_STANDS: Duration = Duration::from_secs(10);
 
 /// What was assigned, as the email names it.
 #[derive(Debug, Clone, Copy)]
@@ -60,11 +68,13 @@ pub async fn prefs_of(store: &Store, user: &User) -> DomainResult<Option<Notific
 }
 
 /// Saves `user`'s choices (staff only: "not found" for anyone else).
-pub async fn save_prefs(store: &Store, user: &User, prefs: NotificationPrefs) -> DomainResult<()> {
+pub async fn save_prefs(chat: &Chat, user: &User, prefs: NotificationPrefs) -> DomainResult<()> {
     if !user.role.is_staff() {
         return Err(DomainError::NotFound);
     }
-    Ok(store.set_notification_prefs(user.id, prefs).await?)
+    chat.store().set_notification_prefs(user.id, prefs).await?;
+    chat.away_notices().forget_looks();
+    Ok(())
 }
 
 /// Whether an agent whose console was last heard as `presence` (online?,
@@ -158,15 +168,35 @@ fn assignment_message(assignee: &User, by: Option<&User>, what: Assigned<'_>) ->
 #[derive(Debug, Default)]
 pub struct AwayNotices {
     sent: Mutex<HashMap<ConversationId, Instant>>,
+    /// When a look at the owner last found nothing to tell.
+    looked: Mutex<HashMap<ConversationId, Instant>>,
 }
 
 impl AwayNotices {
+    /// Whether there is nothing to look up for `id` now: its owner was
+    /// told within the window, or was found here (or absent) just now.
     fn lately(&self, id: ConversationId) -> bool {
-        self.sent
+        let told = self
+            .sent
             .lock()
             .expect("away notices lock")
             .get(&id)
-            .is_some_and(|at| at.elapsed() < AWAY_COALESCE)
+            .is_some_and(|at| at.elapsed() < AWAY_COALESCE);
+        told || self
+            .looked
+            .lock()
+            .expect("away notices lock")
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < OWNER_LOOK_STANDS)
+    }
+
+    /// A look at `id`'s owner found nothing to tell.
+    fn looked(&self, id: ConversationId) {
+        let mut looked = self.looked.lock().expect("away notices lock");
+        if looked.len() >= NOTICES_KEPT {
+            looked.retain(|_, at| at.elapsed() < OWNER_LOOK_STANDS);
+        }
+        looked.insert(id, Instant::now());
     }
 
     /// Marks `id` as told now, unless it was told within the window (then
@@ -189,9 +219,18 @@ impl AwayNotices {
         self.sent.lock().expect("away notices lock").remove(&id);
     }
 
+    /// What decides whether an owner is told changed on this instance (an
+    /// agent went away, or changed their choices): every conversation is
+    /// looked at again (other instances notice within
+    /// [`OWNER_LOOK_STANDS`]).
+    pub fn forget_looks(&self) {
+        self.looked.lock().expect("away notices lock").clear();
+    }
+
     /// `id` changed hands: its new owner has not been told anything yet.
     pub fn owner_changed(&self, id: ConversationId) {
         self.unmark(id);
+        self.looked.lock().expect("away notices lock").remove(&id);
     }
 }
 
@@ -211,7 +250,8 @@ fn tells_owner(owner: &ConversationOwner, now: i64, fresh_ms: i64) -> bool {
 /// (`customer`) wrote `body` while they are away, to be queued with the
 /// message; `None` when nobody owns it, the owner is here, turned these
 /// off, or was told within [`AWAY_COALESCE`]. Within a burst already told
-/// of, nothing is read at all.
+/// of, or [`OWNER_LOOK_STANDS`] after a look found nothing to tell,
+/// nothing is read at all.
 pub async fn customer_wrote_email(
     store: &Store,
     notices: &AwayNotices,
@@ -224,9 +264,14 @@ pub async fn customer_wrote_email(
         return Ok(None);
     }
     let Some(owner) = store.conversation_owner(id).await? else {
+        notices.looked(id);
         return Ok(None);
     };
-    if !tells_owner(&owner, crate::store::now_ms(), fresh_ms) || !notices.mark(id) {
+    if !tells_owner(&owner, crate::store::now_ms(), fresh_ms) {
+        notices.looked(id);
+        return Ok(None);
+    }
+    if !notices.mark(id) {
         return Ok(None);
     }
     Ok(Some(NewEmail {
@@ -299,5 +344,19 @@ mod tests {
         assert!(notices.lately(id) && !notices.mark(id));
         notices.owner_changed(id);
         assert!(notices.mark(id), "a new owner is told afresh");
+    }
+
+    #[test]
+    fn a_look_that_found_nothing_stands_until_something_changes() {
+        let notices = AwayNotices::default();
+        let id = ConversationId(7);
+        assert!(!notices.lately(id), "never looked at");
+        notices.looked(id);
+        assert!(notices.lately(id), "no second read within the window");
+        notices.forget_looks();
+        assert!(!notices.lately(id), "an agent went away here: look again");
+        notices.looked(id);
+        notices.owner_changed(id);
+        assert!(!notices.lately(id), "a new owner: look again");
     }
 }

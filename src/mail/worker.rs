@@ -192,12 +192,26 @@ mod tests {
         threading.apply(&mut email, 7, "agent_reply", &payload);
         let reply_to = email.threading.reply_to.clone().unwrap();
         assert!(reply_to.starts_with("help+c42-"), "{reply_to}");
-        assert!(email.threading.message_id.as_deref().unwrap().starts_with("<o7.c42-"));
+        assert!(
+            email
+                .threading
+                .message_id
+                .as_deref()
+                .unwrap()
+                .starts_with("<o7.c42-")
+        );
         assert_eq!(email.threading.in_reply_to.as_deref(), Some("<a@b>"));
         assert!(email.threading.auto_replied);
         // To an agent: threaded, but answered in the console.
         threading.apply(&mut email, 8, "agent_assigned", &payload);
         assert_eq!(email.threading.reply_to, None);
-        assert!(email.threading.message_id.as_deref().unwrap().starts_with("<o8.c42-"));
+        assert!(
+            email
+                .threading
+                .message_id
+                .as_deref()
+                .unwrap()
+                .starts_with("<o8.c42-")
+        );
     }
 }

@@ -131,6 +131,11 @@ impl Chat {
         &self.store
     }
 
+    /// What this instance remembers of telling owners their customers wrote.
+    pub fn away_notices(&self) -> &crate::domain::notifications::AwayNotices {
+        &self.away_notices
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -91,7 +91,17 @@ impl Chat {
         self.store.set_presence(agent.id, online).await?;
         if online {
             self.pick_up_waiting(agent).await?;
+        } else {
+            self.away_notices.forget_looks();
         }
+        Ok(())
+    }
+
+    /// The last console of `agent` on this instance closed while online:
+    /// they are away until a console says otherwise.
+    pub async fn agent_left(&self, agent: &User) -> DomainResult<()> {
+        self.store.set_presence(agent.id, false).await?;
+        self.away_notices.forget_looks();
         Ok(())
     }
 

@@ -159,7 +159,7 @@ pub async fn save_notifications(
         assigned: form.assigned.is_some(),
         customer_wrote: form.customer_wrote.is_some(),
     };
-    notifications::save_prefs(state.store(), &user, prefs).await?;
+    notifications::save_prefs(state.chat(), &user, prefs).await?;
     Ok(Redirect::to("/account?saved=notifications").into_response())
 }
 

@@ -439,7 +439,7 @@ impl Session {
                 if self.agent_online.load(Ordering::Acquire)
                     && self.state.hub().agent_sockets(agent.id) == 0 =>
             {
-                if let Err(e) = self.state.store().set_presence(agent.id, false).await {
+                if let Err(e) = self.state.chat().agent_left(agent).await {
                     tracing::warn!(error = %e, "could not mark agent away");
                 }
             }
