@@ -365,6 +365,24 @@ async fn an_email_from_a_stranger_opens_a_ticket_for_a_new_unverified_customer()
         .unwrap();
     assert!(!user.verified, "an address that only wrote is not verified");
     assert!(!hash.starts_with("$argon2"), "no password was set");
+
+    // "We received your request" answers her email: threaded under it, and
+    // marked automatic so that her auto-responder does not answer it.
+    let acknowledged = sendgrid.wait_accepted(1).await;
+    let sent = &acknowledged[0];
+    assert_eq!(
+        sent["personalizations"][0]["to"][0]["email"],
+        "ada@example.org"
+    );
+    assert_eq!(sent["headers"]["In-Reply-To"], "<ada-1@example.org>");
+    assert_eq!(sent["headers"]["References"], "<ada-1@example.org>");
+    assert_eq!(sent["headers"]["Auto-Submitted"], "auto-replied");
+    assert!(
+        sent["reply_to"]["email"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("help+c")),
+        "{sent}"
+    );
 }
 
 #[tokio::test]

@@ -127,7 +127,18 @@ pub async fn receive(
         // to another person's conversation; it opens their own ticket.
         tracing::info!(message = %key_for_log(&key), "inbound email names a conversation that is not its sender's; opening a ticket instead");
     }
-    open_ticket(chat, &key, &sender, name, &mail.subject, &text).await
+    let answering = mail
+        .message_id
+        .as_deref()
+        .filter(|id| threading::is_message_id(id));
+    open_ticket(
+        chat,
+        &key,
+        (&sender, name),
+        (&mail.subject, &text),
+        answering,
+    )
+    .await
 }
 
 /// Whether `address` is the conversation's customer's.
@@ -187,22 +198,39 @@ async fn append(
 async fn open_ticket(
     chat: &Arc<Chat>,
     key: &str,
-    sender: &Email,
-    name: &str,
-    subject: &str,
-    text: &str,
+    (sender, name): (&Email, &str),
+    (subject, text): (&str, &str),
+    answering: Option<&str>,
 ) -> DomainResult<Received> {
     let store = chat.store();
     let customer = customer_for(chat, sender, name).await?;
     if customer.role.is_staff() {
         // Staff write from the console; an email of theirs is not a ticket.
-        return Ok(Received::Ignored("the sender is staff"));
+        let reason = "the sender is staff: agents answer in the console";
+        store
+            .record_inbound_email(&InboundRecord {
+                message_key: key,
+                from_email: sender.as_str(),
+                outcome: InboundOutcome::Ignored,
+                conversation_id: None,
+                detail: reason,
+                raw: None,
+            })
+            .await?;
+        return Ok(Received::Ignored(reason));
     }
     let subject = match crate::model::text::clean_line(subject) {
         s if s.trim().is_empty() => "(no subject)".to_string(),
         s => s.chars().take(tickets::MAX_SUBJECT).collect(),
     };
-    let ticket = tickets::raise(chat, &customer, &subject, text, Priority::Normal).await?;
+    let ticket = tickets::raise_answering(
+        chat,
+        &customer,
+        (&subject, text),
+        Priority::Normal,
+        answering,
+    )
+    .await?;
     store
         .record_inbound_email(&InboundRecord {
             message_key: key,

@@ -43,6 +43,9 @@ pub struct TicketActivity {
     /// The ticket's (status, priority, assignee) the action was decided on;
     /// if it changed meanwhile the action fails with [`StoreError::Conflict`].
     pub expect: Option<(TicketStatus, Priority, Option<UserId>)>,
+    /// The customer's email (its `Message-ID`) the action answers: the
+    /// emails it causes thread under it and say they are automatic.
+    pub answering: Option<String>,
 }
 
 impl TicketActivity {
@@ -72,6 +75,7 @@ impl TicketActivity {
             first_response: false,
             emails: Vec::new(),
             expect: None,
+            answering: None,
         }
     }
 

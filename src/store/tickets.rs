@@ -116,9 +116,9 @@ impl Store {
         &self,
         site_id: SiteId,
         customer: &User,
-        subject: &str,
-        body: &str,
+        (subject, body): (&str, &str),
         priority: Priority,
+        answering: Option<&str>,
     ) -> StoreResult<Ticket> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
@@ -169,7 +169,8 @@ impl Store {
         )
         .await?;
 
-        let opener = TicketActivity::new(customer);
+        let mut opener = TicketActivity::new(customer);
+        opener.answering = answering.map(str::to_string);
         let number = self
             .open_ticket(
                 &mut tx,
@@ -202,10 +203,13 @@ impl Store {
             .insert_ticket(tx, conversation_id, visitor_id, subject, priority, now)
             .await?;
         let mut opened = opener.with_event(EventKind::Opened);
-        opened.emails.extend(
-            self.opened_email(tx, (conversation_id, visitor_id), number, subject)
-                .await?,
-        );
+        let mut email = self
+            .opened_email(tx, (conversation_id, visitor_id), number, subject)
+            .await?;
+        if let (Some(email), Some(answering)) = (email.as_mut(), opened.answering.as_ref()) {
+            email.payload["in_reply_to"] = serde_json::json!(answering);
+        }
+        opened.emails.extend(email);
         self.insert_activity_events(tx, ticket_id, &opened, now)
             .await?;
         for email in &opened.emails {
