@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 14] = [
+        let cases: &[(&str, Spoil)] = &[
             ("blob_store", |c| c.blob_store = "ftp".into()),
             ("s3_bucket", |c| c.blob_store = "s3".into()),
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
@@ -411,7 +411,7 @@ mod tests {
                 c.mail_inbound_secret = "short".into()
             }),
         ];
-        for (setting, spoil) in cases {
+        for &(setting, spoil) in cases {
             let mut raw = RawConfig::default();
             spoil(&mut raw);
             let err = raw.validate().expect_err(setting).to_string();
