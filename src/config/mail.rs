@@ -202,10 +202,12 @@ impl RawConfig {
             }
             file => Some(ca_file("smtp_ca_file", file)?),
         };
-        if !(100..=300_000).contains(&self.smtp_timeout_ms) {
+        // Below the outbox's two-minute lease, so that no other worker takes
+        // an email while this one is still sending it.
+        if !(100..=60_000).contains(&self.smtp_timeout_ms) {
             return Err(invalid(
                 "smtp_timeout_ms",
-                "must be between 100 and 300000 milliseconds",
+                "must be between 100 and 60000 milliseconds (one delivery, connecting to the last answer)",
             ));
         }
         Ok(SmtpConfig {
@@ -269,7 +271,7 @@ mod tests {
         assert_eq!(config.port, 587);
         assert_eq!(config.tls, SmtpTls::StartTls);
         assert_eq!(config.password.as_deref(), Some("pass word"));
-        assert_eq!(config.timeout, Duration::from_secs(15));
+        assert_eq!(config.timeout, Duration::from_secs(30));
         let shown = format!("{config:?}");
         assert!(!shown.contains("pass word"), "{shown}");
     }
@@ -321,6 +323,7 @@ mod tests {
                 c.smtp_ca_file = "Cargo.toml".into();
             }),
             ("smtp_timeout_ms", |c| c.smtp_timeout_ms = 0),
+            ("smtp_timeout_ms", |c| c.smtp_timeout_ms = 600_000),
         ];
         for &(setting, spoil) in cases {
             assert_eq!(setting_of(smtp(spoil)), setting);

@@ -74,6 +74,7 @@ pub struct RawConfig {
     /// A PEM file of the CA that signs the SMTP server's certificate,
     /// trusted instead of the system's roots.
     pub smtp_ca_file: String,
+    /// Longest one SMTP delivery may take (connecting to the last answer).
     pub smtp_timeout_ms: u64,
     pub attachment_max_bytes: u64,
     pub blob_store: String,
@@ -131,7 +132,7 @@ impl Default for RawConfig {
             smtp_user: String::new(),
             smtp_password: String::new(),
             smtp_ca_file: String::new(),
-            smtp_timeout_ms: 15_000,
+            smtp_timeout_ms: 30_000,
             attachment_max_bytes: 10 * 1024 * 1024,
             blob_store: "local".into(),
             s3_endpoint: String::new(),

@@ -42,7 +42,8 @@ pub struct SmtpSettings {
     pub credentials: Option<(String, String)>,
     /// A PEM file of the CA(s) trusted instead of the system's roots.
     pub ca_file: Option<PathBuf>,
-    /// Longest wait for the connection and for each reply.
+    /// Longest one delivery may take, from connecting to the server's
+    /// answer to the message (lettre bounds only the connection itself).
     pub timeout: Duration,
     /// The name this client gives in `EHLO` (the host of `public_url`).
     pub hello_name: Option<String>,
@@ -69,6 +70,7 @@ impl std::fmt::Debug for SmtpSettings {
 pub struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    timeout: Duration,
 }
 
 impl Smtp {
@@ -98,6 +100,7 @@ impl Smtp {
         Ok(Smtp {
             transport: builder.build(),
             from: sender(&settings.from_email, &settings.from_name)?,
+            timeout: settings.timeout,
         })
     }
 }
@@ -199,11 +202,18 @@ impl Mailer for Smtp {
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
             let message = message(&self.from, email)?;
-            self.transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| send_error(&e))
+            // A server that stops answering half way must not hold the
+            // worker (and the email's lease) for ever.
+            match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+                Ok(sent) => sent.map(|_| ()).map_err(|e| send_error(&e)),
+                Err(_) => Err(SendError::Retry {
+                    after: None,
+                    reason: format!(
+                        "SMTP server did not finish within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                }),
+            }
         })
     }
 
