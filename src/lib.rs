@@ -30,9 +30,10 @@ use crate::bot::Bot;
 use crate::bot::faq::FaqBot;
 use crate::bot::switching::SwitchingBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
-use crate::config::{BlobConfig, Config};
+use crate::config::{BlobConfig, Config, MailTransport, SmtpTls};
 use crate::domain::chat::{Chat, ChatConfig};
 use crate::mail::sendgrid::SendGrid;
+use crate::mail::smtp::{Security, Smtp, SmtpSettings};
 use crate::mail::{LogMailer, Mailer};
 use crate::store::Store;
 use crate::web::AppState;
@@ -102,15 +103,9 @@ impl App {
             ..ChatConfig::default()
         };
         let chat = Arc::new(Chat::new(store.clone(), bus, bot, chat_config));
-        let mailer: Arc<dyn Mailer> = match (adapters.mailer, &config.mail.sendgrid_api_key) {
-            (Some(mailer), _) => mailer,
-            (None, Some(key)) => Arc::new(SendGrid::new(
-                &config.mail.sendgrid_url,
-                key,
-                &config.mail.from,
-                &config.mail.from_name,
-            )),
-            (None, None) => Arc::new(LogMailer),
+        let mailer: Arc<dyn Mailer> = match adapters.mailer {
+            Some(mailer) => mailer,
+            None => mailer_for(&config)?,
         };
         let blobs: Arc<dyn Blobs> = match (adapters.blobs, &config.blobs) {
             (Some(blobs), _) => blobs,
@@ -202,6 +197,44 @@ impl App {
         store.close().await;
         Ok(())
     }
+}
+
+/// The mailer `mail_transport` names: SendGrid, SMTP or none (the outbox).
+fn mailer_for(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    let mail = &config.mail;
+    Ok(match (&mail.transport, &mail.sendgrid_api_key) {
+        (MailTransport::SendGrid, Some(key)) => Arc::new(SendGrid::new(
+            &mail.sendgrid_url,
+            key,
+            &mail.from,
+            &mail.from_name,
+        )),
+        (MailTransport::Smtp(smtp), _) => {
+            let settings = SmtpSettings {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: match smtp.tls {
+                    SmtpTls::StartTls => Security::StartTls,
+                    SmtpTls::Tls => Security::Tls,
+                    SmtpTls::None => Security::None,
+                },
+                credentials: smtp.user.clone().zip(smtp.password.clone()),
+                ca_file: smtp.ca_file.clone(),
+                timeout: smtp.timeout,
+                // EHLO names this host as people reach it, when that is a name.
+                hello_name: url::Url::parse(&config.public_url)
+                    .ok()
+                    .and_then(|url| url.domain().map(str::to_string))
+                    .filter(|name| name.contains('.')),
+                from_email: mail.from.clone(),
+                from_name: mail.from_name.clone(),
+            };
+            Arc::new(Smtp::new(&settings).map_err(|e| {
+                anyhow::anyhow!("{e} (settings `smtp_*`: {}:{})", smtp.host, smtp.port)
+            })?)
+        }
+        _ => Arc::new(LogMailer),
+    })
 }
 
 /// Opens the database of `config` (running its migrations). A failure to

@@ -10,9 +10,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod ip_net;
+mod mail;
 mod validate;
 
 pub use ip_net::IpNet;
+pub use mail::{MailTransport, SmtpConfig, SmtpTls};
 
 /// The settings as written by the operator, before validation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +61,21 @@ pub struct RawConfig {
     /// The secret path segment of the inbound email hooks
     /// (`/hooks/email/sendgrid/<secret>`); empty turns them off.
     pub mail_inbound_secret: String,
+    /// `outbox`, `sendgrid` or `smtp`; empty: SendGrid when
+    /// `sendgrid_api_key` is set, else the outbox.
+    pub mail_transport: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `none` (a relay on this machine only).
+    pub smtp_tls: String,
+    pub smtp_user: String,
+    /// A secret: never printed or logged.
+    pub smtp_password: String,
+    /// A PEM file of the CA that signs the SMTP server's certificate,
+    /// trusted instead of the system's roots.
+    pub smtp_ca_file: String,
+    /// Longest one SMTP delivery may take (connecting to the last answer).
+    pub smtp_timeout_ms: u64,
     pub attachment_max_bytes: u64,
     pub blob_store: String,
     pub s3_endpoint: String,
@@ -108,6 +125,14 @@ impl Default for RawConfig {
             mail_retry_ms: 30_000,
             mail_reply_address: String::new(),
             mail_inbound_secret: String::new(),
+            mail_transport: String::new(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_tls: "starttls".into(),
+            smtp_user: String::new(),
+            smtp_password: String::new(),
+            smtp_ca_file: String::new(),
+            smtp_timeout_ms: 30_000,
             attachment_max_bytes: 10 * 1024 * 1024,
             blob_store: "local".into(),
             s3_endpoint: String::new(),
@@ -182,9 +207,12 @@ pub enum BlobConfig {
     S3(crate::blobs::S3Settings),
 }
 
-/// Email delivery. Without a SendGrid key emails stay in the outbox.
+/// Email delivery. Without a mail service emails stay in the outbox.
 #[derive(Clone)]
 pub struct MailConfig {
+    /// What delivers the outbox's emails (SendGrid with
+    /// `sendgrid_api_key`, or SMTP with its settings).
+    pub transport: MailTransport,
     pub sendgrid_api_key: Option<String>,
     pub sendgrid_url: String,
     pub from: String,
@@ -202,6 +230,7 @@ impl std::fmt::Debug for MailConfig {
     // The API key is a secret: never printed, not even in debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MailConfig")
+            .field("transport", &self.transport)
             .field(
                 "sendgrid_api_key",
                 &self.sendgrid_api_key.as_ref().map(|_| "***"),
@@ -373,7 +402,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         type Spoil = fn(&mut RawConfig);
-        let cases: [(&str, Spoil); 17] = [
+        let cases: &[(&str, Spoil)] = &[
             ("blob_store", |c| c.blob_store = "ftp".into()),
             ("s3_bucket", |c| c.blob_store = "s3".into()),
             ("attachment_max_bytes", |c| c.attachment_max_bytes = 10),
@@ -411,7 +440,7 @@ mod tests {
                 c.mail_inbound_secret = "short".into()
             }),
         ];
-        for (setting, spoil) in cases {
+        for &(setting, spoil) in cases {
             let mut raw = RawConfig::default();
             spoil(&mut raw);
             let err = raw.validate().expect_err(setting).to_string();
@@ -439,16 +468,22 @@ mod tests {
             s3_access_key_id: "AKIDEXAMPLE".into(),
             s3_secret_access_key: "s3-very-secret".into(),
             metrics_token: "metrics-very-secret".into(),
+            mail_transport: "smtp".into(),
+            smtp_host: "smtp.example.com".into(),
+            smtp_user: "mailer@example.com".into(),
+            smtp_password: "smtp-very-secret".into(),
             ..RawConfig::default()
         };
         let shown = format!("{:?}", raw.validate().unwrap());
         assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(shown.contains("mailer@example.com"), "{shown}");
         for secret in [
             "a-very-secret-key",
             "hunter2",
             "SG.secret",
             "s3-very-secret",
             "metrics-very-secret",
+            "smtp-very-secret",
         ] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }

@@ -147,6 +147,7 @@ impl RawConfig {
             }
         };
         let mail = MailConfig {
+            transport: self.mail_transport()?,
             sendgrid_api_key: Some(self.sendgrid_api_key.trim().to_string())
                 .filter(|k| !k.is_empty()),
             sendgrid_url: {
@@ -290,7 +291,6 @@ impl RawConfig {
         &self,
         redis_url: Option<&str>,
     ) -> Result<Option<PathBuf>, ConfigError> {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
         let file = self.redis_ca_file.trim();
         if file.is_empty() {
             return Ok(None);
@@ -301,18 +301,7 @@ impl RawConfig {
                 "applies to TLS only: `redis_url` must be rediss://HOST:PORT",
             ));
         }
-        let pem = std::fs::read(file)
-            .map_err(|e| invalid("redis_ca_file", format!("cannot read `{file}`: {e}")))?;
-        let certificates = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid("redis_ca_file", format!("`{file}` is not PEM: {e}")))?;
-        if certificates.is_empty() {
-            return Err(invalid(
-                "redis_ca_file",
-                format!("`{file}` holds no certificate (-----BEGIN CERTIFICATE-----)"),
-            ));
-        }
-        Ok(Some(PathBuf::from(file)))
+        ca_file("redis_ca_file", file).map(Some)
     }
 
     fn blob_config(&self) -> Result<BlobConfig, ConfigError> {
@@ -357,4 +346,21 @@ impl RawConfig {
             _ => Err(invalid("blob_store", "use local or s3")),
         }
     }
+}
+
+/// A CA file named by `setting`: readable, PEM, with a certificate in it.
+pub(super) fn ca_file(setting: &'static str, file: &str) -> Result<PathBuf, ConfigError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let pem =
+        std::fs::read(file).map_err(|e| invalid(setting, format!("cannot read `{file}`: {e}")))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(setting, format!("`{file}` is not PEM: {e}")))?;
+    if certificates.is_empty() {
+        return Err(invalid(
+            setting,
+            format!("`{file}` holds no certificate (-----BEGIN CERTIFICATE-----)"),
+        ));
+    }
+    Ok(PathBuf::from(file))
 }

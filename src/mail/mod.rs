@@ -5,6 +5,7 @@
 
 pub mod inbound;
 pub mod sendgrid;
+pub mod smtp;
 pub mod templates;
 pub mod threading;
 pub mod worker;

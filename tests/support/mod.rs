@@ -11,6 +11,7 @@ pub mod forms;
 pub mod redis;
 pub mod resilient;
 pub mod s3;
+pub mod smtp;
 pub mod tls;
 pub mod webdriver;
 pub mod ws;
