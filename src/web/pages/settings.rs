@@ -474,10 +474,10 @@ pub async fn outbox(
             (admin_nav("/admin/outbox"))
             p.hint {
                 "Every email Careline sends is queued here first and delivered with retries. "
-                @if state.config().mail.sendgrid_api_key.is_some() {
-                    "Delivery: SendGrid."
-                } @else {
-                    "No mail service is configured (set sendgrid_api_key): emails stay here for you to read."
+                @match state.config().mail.transport.name() {
+                    "sendgrid" => { "Delivery: SendGrid." }
+                    "smtp" => { "Delivery: SMTP." }
+                    _ => { "No mail service is configured (set mail_transport, with sendgrid_api_key or the smtp_ settings): emails stay here for you to read." }
                 }
             }
             @if emails.is_empty() {
