@@ -1163,10 +1163,14 @@ async fn parallel_writers(store: &Store) {
         }));
     }
     let mut stored = 0;
+    let mut returned = Vec::new();
     for task in tasks {
         for (kind, outcome) in task.await.unwrap() {
             match (kind, outcome) {
-                ("new", Appended::New(..)) => stored += 1,
+                ("new", Appended::New(message, _)) => {
+                    stored += 1;
+                    returned.push(message);
+                }
                 ("retry", Appended::Duplicate(m)) => assert_eq!(m.body, "parallel"),
                 ("refused", Appended::Refused) => {}
                 (kind, other) => panic!(
@@ -1178,6 +1182,12 @@ async fn parallel_writers(store: &Store) {
     }
     assert_eq!(stored, writers * each);
     let all = store.messages(conversation.id, true).await.unwrap();
+    // What a write returns is the row as stored (MariaDB/MySQL build it
+    // from what was written rather than read it back).
+    for message in &returned {
+        let row = all.iter().find(|m| m.id == message.id).expect("stored");
+        assert_eq!(format!("{message:?}"), format!("{row:?}"));
+    }
     let seqs: Vec<i64> = all.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=stored as i64).collect::<Vec<_>>());
     let public: Vec<i64> = all.iter().filter_map(|m| m.public_seq).collect();
