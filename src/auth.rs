@@ -17,8 +17,12 @@ pub fn random_token(bytes: usize) -> String {
 
 /// What the database keeps of a token: its SHA-256, hex encoded.
 pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// `bytes` as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `given` is the secret `expected`, in time that does not tell
@@ -51,27 +55,25 @@ impl Secret {
         }
     }
 
-    fn sign(&self, purpose: &str, value: &str) -> String {
+    /// HMAC-SHA256 of `value` for `purpose` under the secret.
+    fn mac(&self, purpose: &str, value: &str) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(value.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        mac.finalize().into_bytes().into()
+    }
+
+    fn sign(&self, purpose: &str, value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(purpose, value))
     }
 
     /// The first `chars` lowercase hex digits of the signature of `value`
     /// for `purpose` (a tag in an email address, where case may be lost).
     pub fn sign_hex(&self, purpose: &str, value: &str, chars: usize) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(purpose.as_bytes());
-        mac.update(b"\0");
-        mac.update(value.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in mac.finalize().into_bytes() {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        hex.truncate(chars.min(64));
-        hex
+        let mut signature = hex(&self.mac(purpose, value));
+        signature.truncate(chars);
+        signature
     }
 
     /// The CSRF token bound to `binding`: the session token when logged in

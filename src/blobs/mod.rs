@@ -25,6 +25,7 @@ pub use local::LocalBlobs;
 pub use s3::{S3Blobs, S3Settings};
 
 use crate::adapter::BoxFuture;
+use crate::auth::hex;
 
 /// The bytes of a blob, in chunks.
 pub type BlobStream = BoxStream<'static, io::Result<Bytes>>;
@@ -62,10 +63,6 @@ impl fmt::Display for BlobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One adapter of the blob seam. Every method is idempotent.
