@@ -61,11 +61,7 @@ pub fn bounded_options(offered: &[String]) -> Vec<String> {
 /// limit people's messages have, cleaned of hidden characters as theirs
 /// are (an assistant's text is checked nowhere else).
 pub fn bounded_text(text: &str) -> String {
-    let cut = match text.char_indices().nth(MAX_BODY) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    };
-    clean_text(cut).into_owned()
+    clean_text(crate::model::text::at_most(text, MAX_BODY)).into_owned()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,15 +13,13 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::chat::Chat;
 use super::{DomainError, DomainResult, tickets};
 use crate::auth::Secret;
 use crate::mail::inbound::InboundMail;
 use crate::mail::threading;
 use crate::model::{Conversation, ConversationId, Email, Priority, Role, TicketNumber, User};
-use crate::store::{InboundOutcome, InboundRecord, StoreError};
+use crate::store::{InboundOutcome, InboundRecord, Store, StoreError};
 
 /// What became of an email.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,20 +47,18 @@ const NO_PASSWORD_YET: &str = "!opened-by-email";
 pub fn message_key(mail: &InboundMail) -> String {
     match &mail.message_id {
         Some(id) if id.len() <= 250 => id.clone(),
-        _ => {
-            let mut hash = Sha256::new();
-            for part in [
-                mail.from.as_ref().map_or("", |(a, _)| a.as_str()),
-                &mail.subject,
-                &mail.full_text,
-            ] {
-                hash.update(part.as_bytes());
-                hash.update(b"\0");
-            }
-            let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            format!("sha256:{digest}")
-        }
+        _ => content_key(&format!(
+            "{}\0{}\0{}\0",
+            mail.from.as_ref().map_or("", |(a, _)| a.as_str()),
+            mail.subject,
+            mail.full_text
+        )),
     }
+}
+
+/// The key of an email known only by its content (`sha256:<hex>`).
+pub fn content_key(content: &str) -> String {
+    format!("sha256:{}", crate::auth::hash_token(content))
 }
 
 /// Takes one email (see the module docs).
@@ -77,21 +73,7 @@ pub async fn receive(
         return Ok(Received::AlreadyTaken);
     }
     let from = mail.from.as_ref().map_or("", |(a, _)| a.as_str());
-    let key_ref = key.as_str();
-    let ignore = |reason: &'static str| async move {
-        tracing::info!(message = %key_for_log(key_ref), reason, "inbound email ignored");
-        store
-            .record_inbound_email(&InboundRecord {
-                message_key: key_ref,
-                from_email: from,
-                outcome: InboundOutcome::Ignored,
-                conversation_id: None,
-                detail: reason,
-                raw: None,
-            })
-            .await?;
-        Ok::<_, DomainError>(Received::Ignored(reason))
-    };
+    let ignore = |reason: &'static str| ignored(store, &key, from, reason);
     if let Some(why) = mail.automatic {
         return ignore(why).await;
     }
@@ -108,7 +90,7 @@ pub async fn receive(
     if text.is_empty() {
         return ignore("no text").await;
     }
-    let text = fit(&text);
+    let text = crate::model::text::at_most(&text, crate::model::MAX_BODY).to_string();
 
     let named = mail
         .recipients
@@ -141,19 +123,44 @@ pub async fn receive(
     .await
 }
 
+/// Records what became of the email `key` from `from`.
+async fn record(
+    store: &Store,
+    key: &str,
+    from: &str,
+    outcome: InboundOutcome,
+    conversation_id: Option<ConversationId>,
+    detail: &str,
+) -> DomainResult<()> {
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: key,
+            from_email: from,
+            outcome,
+            conversation_id,
+            detail,
+            raw: None,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Nothing is made of the email `key`, for `reason`: recorded and logged.
+async fn ignored(
+    store: &Store,
+    key: &str,
+    from: &str,
+    reason: &'static str,
+) -> DomainResult<Received> {
+    tracing::info!(message = %key_for_log(key), reason, "inbound email ignored");
+    record(store, key, from, InboundOutcome::Ignored, None, reason).await?;
+    Ok(Received::Ignored(reason))
+}
+
 /// Whether `address` is the conversation's customer's.
 fn same_address(conversation: &Conversation, address: &str) -> bool {
     !conversation.customer_email.is_empty()
         && conversation.customer_email.eq_ignore_ascii_case(address)
-}
-
-/// At most a message's worth of text, cut at a character boundary.
-fn fit(text: &str) -> String {
-    let max = crate::model::MAX_BODY;
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => text[..cut].to_string(),
-        None => text.to_string(),
-    }
 }
 
 /// A Message-ID is the sender's; logs get a hash of it.
@@ -179,16 +186,15 @@ async fn append(
     let sent = chat
         .send_as_visitor_to(&visitor, conversation.id, &client_msg_id, text, None)
         .await?;
-    store
-        .record_inbound_email(&InboundRecord {
-            message_key: key,
-            from_email: from,
-            outcome: InboundOutcome::Appended,
-            conversation_id: Some(conversation.id),
-            detail: "",
-            raw: None,
-        })
-        .await?;
+    record(
+        store,
+        key,
+        from,
+        InboundOutcome::Appended,
+        Some(conversation.id),
+        "",
+    )
+    .await?;
     Ok(Received::Appended {
         conversation: conversation.id,
         seq: sent.message.seq,
@@ -207,17 +213,7 @@ async fn open_ticket(
     if customer.role.is_staff() {
         // Staff write from the console; an email of theirs is not a ticket.
         let reason = "the sender is staff: agents answer in the console";
-        store
-            .record_inbound_email(&InboundRecord {
-                message_key: key,
-                from_email: sender.as_str(),
-                outcome: InboundOutcome::Ignored,
-                conversation_id: None,
-                detail: reason,
-                raw: None,
-            })
-            .await?;
-        return Ok(Received::Ignored(reason));
+        return ignored(store, key, sender.as_str(), reason).await;
     }
     let subject = match crate::model::text::clean_line(subject) {
         s if s.trim().is_empty() => "(no subject)".to_string(),
@@ -231,16 +227,15 @@ async fn open_ticket(
         answering,
     )
     .await?;
-    store
-        .record_inbound_email(&InboundRecord {
-            message_key: key,
-            from_email: sender.as_str(),
-            outcome: InboundOutcome::Opened,
-            conversation_id: Some(ticket.conversation_id),
-            detail: "",
-            raw: None,
-        })
-        .await?;
+    record(
+        store,
+        key,
+        sender.as_str(),
+        InboundOutcome::Opened,
+        Some(ticket.conversation_id),
+        "",
+    )
+    .await?;
     Ok(Received::Opened {
         number: ticket.number,
     })

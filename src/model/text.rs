@@ -30,6 +30,14 @@ pub fn clean_text(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// At most `max_chars` characters of `text`, cut at a character boundary.
+pub fn at_most(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
 /// A text of one line (a name, a subject, a button's label): line breaks
 /// and tabs become spaces, everything hidden goes.
 pub fn clean_line(text: &str) -> String {

@@ -18,7 +18,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
@@ -178,14 +177,10 @@ async fn keep_unreadable(state: &AppState, posted: &Posted, reason: &str) -> Res
         Some(raw) => String::from_utf8_lossy(&raw[..raw.len().min(KEPT_RAW)]).into_owned(),
         None => format!("{}\n\n{}", field(posted, "headers"), field(posted, "text")),
     };
-    let digest: String = Sha256::digest(raw.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let recorded = state
         .store()
         .record_inbound_email(&InboundRecord {
-            message_key: &format!("sha256:{digest}"),
+            message_key: &inbound_email::content_key(&raw),
             from_email: "",
             outcome: InboundOutcome::Failed,
             conversation_id: None,
