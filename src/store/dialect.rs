@@ -247,13 +247,14 @@ impl Store {
     }
 
     /// Runs `update` built with [`Backend::returning`]; the row it returns,
-    /// or `None` when it matched none. On MariaDB/MySQL `select` (the same
-    /// row's columns by key) reads it back: `conn` must be in a
-    /// transaction, in which the update's row lock keeps the row as written.
+    /// or `None` when it matched none. On MariaDB/MySQL `select` makes the
+    /// statement (the same row's columns by key) that reads it back, built
+    /// only there: `conn` must be in a transaction, in which the update's
+    /// row lock keeps the row as written.
     pub(super) async fn updated_row(
         &self,
         update: Bound<'_>,
-        select: Bound<'_>,
+        select: impl FnOnce() -> Bound<'static>,
         conn: &mut AnyConnection,
     ) -> StoreResult<Option<AnyRow>> {
         match self.backend {
@@ -262,7 +263,7 @@ impl Store {
                 if update.execute(&mut *conn).await?.rows_affected() == 0 {
                     return Ok(None);
                 }
-                Ok(select.fetch_optional(conn).await?)
+                Ok(select().fetch_optional(conn).await?)
             }
         }
     }

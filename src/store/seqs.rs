@@ -49,9 +49,11 @@ impl Store {
         .bind(if private { 0_i64 } else { 1 })
         .bind(now)
         .bind(conversation_id);
-        let read_back =
+        // Built only where it is run (MariaDB/MySQL): this is every message's path.
+        let read_back = || {
             sqlx::query(self.sql(&format!("SELECT {TAKEN} FROM conversations WHERE id = ?")))
-                .bind(conversation_id);
+                .bind(conversation_id)
+        };
         let Some(row) = self
             .updated_row(conditions.bind(query), read_back, tx)
             .await?

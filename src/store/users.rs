@@ -291,9 +291,10 @@ impl Store {
         .bind(now);
         // Only the update that used the token matched it; whose it is
         // never changes, so reading it back needs no transaction.
-        let read_back =
+        let read_back = || {
             sqlx::query(self.sql("SELECT user_id FROM email_tokens WHERE token_hash = ?"))
-                .bind(token_hash);
+                .bind(token_hash)
+        };
         let row = self
             .updated_row(update, read_back, &mut *self.pool.acquire().await?)
             .await?;
