@@ -20,6 +20,20 @@ pub fn install_tls() {
     });
 }
 
+/// Whether `pem` holds a CA's certificate, as every setting or URL that
+/// names a CA file is checked: the reason it does not, as words that follow
+/// the file's name ("is not PEM: …", "holds no certificate …").
+pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("is not PEM: {e}"))?;
+    if certificates.is_empty() {
+        return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(())
+}
+
 /// An HTTP client for outside services: TLS via rustls, bounded timeouts.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     install_tls();

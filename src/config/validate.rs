@@ -350,17 +350,9 @@ impl RawConfig {
 
 /// A CA file named by `setting`: readable, PEM, with a certificate in it.
 pub(super) fn ca_file(setting: &'static str, file: &str) -> Result<PathBuf, ConfigError> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
     let pem =
         std::fs::read(file).map_err(|e| invalid(setting, format!("cannot read `{file}`: {e}")))?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(setting, format!("`{file}` is not PEM: {e}")))?;
-    if certificates.is_empty() {
-        return Err(invalid(
-            setting,
-            format!("`{file}` holds no certificate (-----BEGIN CERTIFICATE-----)"),
-        ));
-    }
+    crate::adapter::check_ca_pem(&pem)
+        .map_err(|why| invalid(setting, format!("`{file}` {why}")))?;
     Ok(PathBuf::from(file))
 }

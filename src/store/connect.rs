@@ -42,11 +42,11 @@ pub(super) async fn pool(
     }
     let mut options = AnyConnectOptions::from_str(&backend.driver_url(url))
         .map_err(|e| open_error(e.to_string()))?;
-    let tls = tls_settings(&mut options.database_url).map_err(open_error)?;
+    tls_settings(&mut options.database_url, backend).map_err(open_error)?;
     if !sqlite {
         first_connection(&options)
             .await
-            .map_err(|failure| open_error(explain(&failure, tls)))?;
+            .map_err(|failure| open_error(explain(&failure, backend)))?;
     }
     AnyPoolOptions::new()
         .max_connections(max_connections)
@@ -75,7 +75,7 @@ pub(super) async fn pool(
         })
         .connect_with(options)
         .await
-        .map_err(|e| open_error(explain(&connect_failure::classify(&e), tls)))
+        .map_err(|e| open_error(explain(&connect_failure::classify(&e), backend)))
 }
 
 /// Makes a first connection, trying a refused one again until
@@ -101,17 +101,6 @@ async fn first_connection(options: &AnyConnectOptions) -> Result<(), Failure> {
     }
 }
 
-/// What the URL asks of TLS, for the words of an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
-    /// SQLite, or a URL that never asks for TLS.
-    Unnamed,
-    /// PostgreSQL: names its CA with `sslrootcert`.
-    Postgres,
-    /// MySQL or MariaDB: names its CA with `ssl-ca`.
-    Mysql,
-}
-
 /// Checks and completes the TLS parameters of a network database's URL:
 /// - a CA file named in the URL must be readable, and it is always checked:
 ///   `require` with a CA becomes `verify-ca` (as libpq does), and MySQL's
@@ -120,15 +109,14 @@ enum Tls {
 ///   and `verify-full`;
 /// - `sslmode=allow` is refused: sqlx would connect without TLS, never
 ///   trying it.
-fn tls_settings(url: &mut url::Url) -> Result<Tls, String> {
-    let (kind, mode_keys, ca_keys): (Tls, &[&str], &[&str]) = match url.scheme() {
-        "postgres" | "postgresql" => (
-            Tls::Postgres,
+fn tls_settings(url: &mut url::Url, kind: Backend) -> Result<(), String> {
+    let (mode_keys, ca_keys): (&[&str], &[&str]) = match kind {
+        Backend::Postgres => (
             &["sslmode", "ssl-mode"],
             &["sslrootcert", "ssl-root-cert", "ssl-ca"],
         ),
-        "mysql" | "mariadb" => (Tls::Mysql, &["ssl-mode", "sslmode"], &["ssl-ca", "sslca"]),
-        _ => return Ok(Tls::Unnamed),
+        Backend::Mysql => (&["ssl-mode", "sslmode"], &["ssl-ca", "sslca"]),
+        Backend::Sqlite => return Ok(()),
     };
     let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     let mode_at = pairs
@@ -141,14 +129,14 @@ fn tls_settings(url: &mut url::Url) -> Result<Tls, String> {
     let ca = ca_at.map(|at| pairs[at].1.clone());
     let mut new_mode = None;
     match (kind, mode.as_deref(), ca.as_deref()) {
-        (Tls::Postgres, Some("allow"), _) => {
+        (Backend::Postgres, Some("allow"), _) => {
             return Err(
                 "sslmode=allow is not supported: it would connect without TLS; \
                         use disable, prefer, require, verify-ca or verify-full"
                     .into(),
             );
         }
-        (Tls::Postgres, mode, Some("system")) => {
+        (Backend::Postgres, mode, Some("system")) => {
             if mode.is_some_and(|m| m != "verify-full") {
                 return Err("sslrootcert=system needs sslmode=verify-full (as in libpq)".into());
             }
@@ -158,8 +146,8 @@ fn tls_settings(url: &mut url::Url) -> Result<Tls, String> {
         (_, _, Some(ca)) => {
             check_ca_file(ca, kind)?;
             new_mode = match (kind, mode.as_deref()) {
-                (Tls::Postgres, Some("require")) => Some("verify-ca"),
-                (Tls::Mysql, Some("required")) => Some("VERIFY_CA"),
+                (Backend::Postgres, Some("require")) => Some("verify-ca"),
+                (Backend::Mysql, Some("required")) => Some("VERIFY_CA"),
                 _ => None,
             };
         }
@@ -172,40 +160,31 @@ fn tls_settings(url: &mut url::Url) -> Result<Tls, String> {
     if new_mode.is_some() || ca.as_deref() == Some("system") {
         url.query_pairs_mut().clear().extend_pairs(&pairs);
     }
-    Ok(kind)
+    Ok(())
 }
 
 /// A CA named in a URL (a file, or PEM text) holds at least one certificate.
-fn check_ca_file(ca: &str, kind: Tls) -> Result<(), String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
+fn check_ca_file(ca: &str, kind: Backend) -> Result<(), String> {
     let parameter = ca_parameter(kind);
     let pem = if ca.trim_start().starts_with("-----BEGIN") {
         ca.as_bytes().to_vec()
     } else {
         std::fs::read(ca).map_err(|e| format!("cannot read {parameter} `{ca}`: {e}"))?
     };
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{parameter} `{ca}` is not PEM: {e}"))?;
-    if certificates.is_empty() {
-        return Err(format!(
-            "{parameter} `{ca}` holds no certificate (-----BEGIN CERTIFICATE-----)"
-        ));
-    }
-    Ok(())
+    crate::adapter::check_ca_pem(&pem).map_err(|why| format!("{parameter} `{ca}` {why}"))
 }
 
-fn ca_parameter(kind: Tls) -> &'static str {
+fn ca_parameter(kind: Backend) -> &'static str {
     match kind {
-        Tls::Mysql => "ssl-ca",
+        Backend::Mysql => "ssl-ca",
         _ => "sslrootcert",
     }
 }
 
 /// The failure in words, with what to change in the URL where it helps.
-fn explain(failure: &Failure, tls: Tls) -> String {
-    let hint = match (failure, tls) {
-        (_, Tls::Unnamed) => String::new(),
+fn explain(failure: &Failure, kind: Backend) -> String {
+    let hint = match (failure, kind) {
+        (_, Backend::Sqlite) => String::new(),
         (Failure::UnknownCa, kind) => format!(
             "; name the CA that signed it with {}=/path/to/ca.pem in the URL",
             ca_parameter(kind)
