@@ -17,13 +17,13 @@
 //!   [`AWAY_COALESCE`] (remembered per instance, like customers' reply
 //!   emails); a new owner starts afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::chat::Chat;
 use super::{DomainError, DomainResult};
-use crate::model::{ConversationId, ConversationStatus, TicketNumber, User};
+use crate::model::{ConversationId, ConversationStatus, TicketNumber, User, UserId};
 use crate::store::{ConversationOwner, NewEmail, NotificationPrefs, Store};
 
 /// At most one "a customer wrote while you were away" email per
@@ -168,13 +168,19 @@ fn assignment_message(assignee: &User, by: Option<&User>, what: Assigned<'_>) ->
 #[derive(Debug, Default)]
 pub struct AwayNotices {
     sent: Mutex<HashMap<ConversationId, Instant>>,
-    /// When a look at the owner last found nothing to tell.
-    looked: Mutex<HashMap<ConversationId, Instant>>,
+    /// When a look at the owner last found nothing to tell, and which
+    /// owner it found here (none when nobody owned it or the choice was off).
+    looked: Mutex<HashMap<ConversationId, (Instant, Option<UserId>)>>,
+    /// Agents whose console went away on this instance: a look that found
+    /// one of them here no longer stands. Entered before the presence is
+    /// written, so no message after the write can trust an older look.
+    gone: Mutex<HashSet<UserId>>,
 }
 
 impl AwayNotices {
     /// Whether there is nothing to look up for `id` now: its owner was
-    /// told within the window, or was found here (or absent) just now.
+    /// told within the window, or was found here (or absent) just now and
+    /// has not gone away on this instance since.
     fn lately(&self, id: ConversationId) -> bool {
         let told = self
             .sent
@@ -182,21 +188,46 @@ impl AwayNotices {
             .expect("away notices lock")
             .get(&id)
             .is_some_and(|at| at.elapsed() < AWAY_COALESCE);
-        told || self
+        if told {
+            return true;
+        }
+        let look = self
             .looked
             .lock()
             .expect("away notices lock")
             .get(&id)
-            .is_some_and(|at| at.elapsed() < OWNER_LOOK_STANDS)
+            .copied();
+        match look {
+            Some((at, owner)) if at.elapsed() < OWNER_LOOK_STANDS => owner.is_none_or(|owner| {
+                !self
+                    .gone
+                    .lock()
+                    .expect("away notices lock")
+                    .contains(&owner)
+            }),
+            _ => false,
+        }
     }
 
-    /// A look at `id`'s owner found nothing to tell.
-    fn looked(&self, id: ConversationId) {
+    /// A look at `id`'s owner found nothing to tell; `here` is the owner
+    /// it found present, if that was why.
+    fn looked(&self, id: ConversationId, here: Option<UserId>) {
         let mut looked = self.looked.lock().expect("away notices lock");
         if looked.len() >= NOTICES_KEPT {
-            looked.retain(|_, at| at.elapsed() < OWNER_LOOK_STANDS);
+            looked.retain(|_, (at, _)| at.elapsed() < OWNER_LOOK_STANDS);
         }
-        looked.insert(id, Instant::now());
+        looked.insert(id, (Instant::now(), here));
+    }
+
+    /// `agent`'s console is going away on this instance: call before the
+    /// presence is written.
+    pub fn agent_away(&self, agent: UserId) {
+        self.gone.lock().expect("away notices lock").insert(agent);
+    }
+
+    /// `agent`'s console is online on this instance again.
+    pub fn agent_here(&self, agent: UserId) {
+        self.gone.lock().expect("away notices lock").remove(&agent);
     }
 
     /// Marks `id` as told now, unless it was told within the window (then
@@ -219,9 +250,8 @@ impl AwayNotices {
         self.sent.lock().expect("away notices lock").remove(&id);
     }
 
-    /// What decides whether an owner is told changed on this instance (an
-    /// agent went away, or changed their choices): every conversation is
-    /// looked at again (other instances notice within
+    /// An agent changed their choices on this instance: every conversation
+    /// is looked at again (other instances notice within
     /// [`OWNER_LOOK_STANDS`]).
     pub fn forget_looks(&self) {
         self.looked.lock().expect("away notices lock").clear();
@@ -264,11 +294,11 @@ pub async fn customer_wrote_email(
         return Ok(None);
     }
     let Some(owner) = store.conversation_owner(id).await? else {
-        notices.looked(id);
+        notices.looked(id, None);
         return Ok(None);
     };
     if !tells_owner(&owner, crate::store::now_ms(), fresh_ms) {
-        notices.looked(id);
+        notices.looked(id, Some(owner.owner.id));
         return Ok(None);
     }
     if !notices.mark(id) {
@@ -351,11 +381,22 @@ mod tests {
         let notices = AwayNotices::default();
         let id = ConversationId(7);
         assert!(!notices.lately(id), "never looked at");
-        notices.looked(id);
+        notices.looked(id, Some(UserId(1)));
         assert!(notices.lately(id), "no second read within the window");
+        notices.agent_away(UserId(2));
+        assert!(notices.lately(id), "another agent went away");
+        notices.agent_away(UserId(1));
+        assert!(!notices.lately(id), "its owner went away here: look again");
+        notices.looked(id, Some(UserId(1)));
+        assert!(
+            !notices.lately(id),
+            "a look while they are away does not stand"
+        );
+        notices.agent_here(UserId(1));
+        assert!(notices.lately(id), "back: the look stands again");
         notices.forget_looks();
-        assert!(!notices.lately(id), "an agent went away here: look again");
-        notices.looked(id);
+        assert!(!notices.lately(id), "choices changed: look again");
+        notices.looked(id, None);
         notices.owner_changed(id);
         assert!(!notices.lately(id), "a new owner: look again");
     }

@@ -88,11 +88,13 @@ impl Chat {
     /// An agent's console says online or away. Coming online picks up
     /// whatever is waiting, up to the agent's capacity.
     pub async fn presence(&self, agent: &User, online: bool) -> DomainResult<()> {
+        if !online {
+            self.away_notices.agent_away(agent.id);
+        }
         self.store.set_presence(agent.id, online).await?;
         if online {
+            self.away_notices.agent_here(agent.id);
             self.pick_up_waiting(agent).await?;
-        } else {
-            self.away_notices.forget_looks();
         }
         Ok(())
     }
@@ -100,8 +102,8 @@ impl Chat {
     /// The last console of `agent` on this instance closed while online:
     /// they are away until a console says otherwise.
     pub async fn agent_left(&self, agent: &User) -> DomainResult<()> {
+        self.away_notices.agent_away(agent.id);
         self.store.set_presence(agent.id, false).await?;
-        self.away_notices.forget_looks();
         Ok(())
     }
 
