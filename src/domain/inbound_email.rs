@@ -35,7 +35,25 @@ pub enum Received {
     AlreadyTaken,
     /// Nothing was made of it, for this reason.
     Ignored(&'static str),
+    /// It cannot be read, for this reason: kept for an admin.
+    Unreadable(String),
 }
+
+impl Received {
+    /// What became of it, in a word (logs, answers to a webhook).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Received::Appended { .. } => "appended",
+            Received::Opened { .. } => "opened",
+            Received::AlreadyTaken => "already taken",
+            Received::Ignored(_) => "ignored",
+            Received::Unreadable(_) => "failed",
+        }
+    }
+}
+
+/// The raw mail kept for an admin when it cannot be read, at most.
+const KEPT_RAW: usize = 1024 * 1024;
 
 /// The password hash of an account made for someone who only wrote an
 /// email: no password matches it; "Forgot password" proves the address
@@ -59,6 +77,43 @@ pub fn message_key(mail: &InboundMail) -> String {
 /// The key of an email known only by its content (`sha256:<hex>`).
 pub fn content_key(content: &str) -> String {
     format!("sha256:{}", crate::auth::hash_token(content))
+}
+
+/// Takes one whole MIME message, as a mailbox (IMAP) or SendGrid's raw
+/// mode hands it over; `envelope_to` are the SMTP recipients when known.
+/// Mail that cannot be read is kept for an admin.
+pub async fn receive_raw(
+    chat: &Arc<Chat>,
+    secret: &Secret,
+    raw: &[u8],
+    envelope_to: &[String],
+) -> DomainResult<Received> {
+    match crate::mail::inbound::parse_raw(raw, envelope_to) {
+        Ok(mail) => receive(chat, secret, &mail).await,
+        Err(e) => {
+            let kept = String::from_utf8_lossy(&raw[..raw.len().min(KEPT_RAW)]);
+            keep_unreadable(chat.store(), &kept, &e.to_string()).await
+        }
+    }
+}
+
+/// An email that cannot be read (`reason`): its text (the first MB) is
+/// kept for an admin on the inbound page, once however often it comes,
+/// and logged. Nothing is half-stored: no message, no ticket, no answer.
+pub async fn keep_unreadable(store: &Store, raw: &str, reason: &str) -> DomainResult<Received> {
+    let raw = crate::model::text::at_most(raw, KEPT_RAW);
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: &content_key(raw),
+            from_email: "",
+            outcome: InboundOutcome::Failed,
+            conversation_id: None,
+            detail: reason,
+            raw: Some(raw),
+        })
+        .await?;
+    tracing::warn!(%reason, bytes = raw.len(), "inbound email cannot be read; kept for an admin");
+    Ok(Received::Unreadable(reason.to_string()))
 }
 
 /// Takes one email (see the module docs).

@@ -22,16 +22,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use crate::auth::same_secret;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, DomainResult};
 use crate::domain::inbound_email::{self, Received};
-use crate::mail::inbound::{self, InboundMail};
-use crate::store::{InboundOutcome, InboundRecord};
+use crate::mail::inbound;
 
 /// SendGrid posts at most 30 MB (the email with its attachments).
 const INBOUND_LIMIT: usize = 30 * 1024 * 1024;
-
-/// The raw mail kept for an admin when it cannot be read, at most.
-const KEPT_RAW: usize = 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -71,17 +67,19 @@ async fn sendgrid_inbound(
         Err((status, reason)) => return (status, reason).into_response(),
     };
     let envelope_to = envelope_recipients(posted.fields.get("envelope"));
-    let parsed = match &posted.raw {
-        Some(raw) => inbound::parse_raw(raw, &envelope_to),
-        None => inbound::parse_fields(
-            field(&posted, "headers"),
-            field(&posted, "text"),
-            field(&posted, "html"),
-            &envelope_to,
-        ),
-    };
+    if let Some(raw) = &posted.raw {
+        let received =
+            inbound_email::receive_raw(state.chat(), state.secret(), raw, &envelope_to).await;
+        return answer(received);
+    }
+    let parsed = inbound::parse_fields(
+        field(&posted, "headers"),
+        field(&posted, "text"),
+        field(&posted, "html"),
+        &envelope_to,
+    );
     match parsed {
-        Ok(mail) => take(&state, &mail).await,
+        Ok(mail) => answer(inbound_email::receive(state.chat(), state.secret(), &mail).await),
         Err(e) => keep_unreadable(&state, &posted, &e.to_string()).await,
     }
 }
@@ -138,15 +136,17 @@ fn envelope_recipients(envelope: Option<&String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn take(state: &AppState, mail: &InboundMail) -> Response {
-    match inbound_email::receive(state.chat(), state.secret(), mail).await {
+/// SendGrid's answer: 200 for an email taken, ignored, refused or kept
+/// unreadable; 503 (try again) for a failure on this side.
+fn answer(received: DomainResult<Received>) -> Response {
+    match received {
+        Ok(Received::Unreadable(reason)) => (
+            StatusCode::OK,
+            axum::Json(json!({ "outcome": "failed", "reason": reason })),
+        )
+            .into_response(),
         Ok(received) => {
-            let outcome = match &received {
-                Received::Appended { .. } => "appended",
-                Received::Opened { .. } => "opened",
-                Received::AlreadyTaken => "already taken",
-                Received::Ignored(_) => "ignored",
-            };
+            let outcome = received.outcome();
             tracing::info!(outcome, "inbound email");
             (StatusCode::OK, axum::Json(json!({ "outcome": outcome }))).into_response()
         }
@@ -170,32 +170,9 @@ async fn take(state: &AppState, mail: &InboundMail) -> Response {
     }
 }
 
-/// An email that cannot be read: kept (the first MB) for an admin, logged,
-/// and answered 200 so that SendGrid does not post it for three days.
+/// An email that cannot be read as SendGrid posted its fields: kept for
+/// an admin (raw mode goes through `receive_raw`, which keeps its own).
 async fn keep_unreadable(state: &AppState, posted: &Posted, reason: &str) -> Response {
-    let raw = match &posted.raw {
-        Some(raw) => String::from_utf8_lossy(&raw[..raw.len().min(KEPT_RAW)]).into_owned(),
-        None => format!("{}\n\n{}", field(posted, "headers"), field(posted, "text")),
-    };
-    let recorded = state
-        .store()
-        .record_inbound_email(&InboundRecord {
-            message_key: &inbound_email::content_key(&raw),
-            from_email: "",
-            outcome: InboundOutcome::Failed,
-            conversation_id: None,
-            detail: reason,
-            raw: Some(&raw),
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "an unreadable inbound email could not be kept; the sender will retry");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    tracing::warn!(%reason, bytes = raw.len(), "inbound email cannot be read; kept for an admin");
-    (
-        StatusCode::OK,
-        axum::Json(json!({ "outcome": "failed", "reason": reason })),
-    )
-        .into_response()
+    let raw = format!("{}\n\n{}", field(posted, "headers"), field(posted, "text"));
+    answer(inbound_email::keep_unreadable(state.store(), &raw, reason).await)
 }
