@@ -153,6 +153,11 @@ impl App {
                 },
             },
         );
+        let mailbox = domain::mailbox::spawn(
+            self.state.chat().clone(),
+            self.state.secret().clone(),
+            domain::mailbox::MailboxConfig::from_settings(&self.state.config().mail)?,
+        );
         let chat = self.state.chat().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(domain::chat::PRESENCE_PERIOD);
@@ -194,6 +199,7 @@ impl App {
         .await?;
         let _ = closer.await;
         worker.abort();
+        mailbox.abort();
         store.close().await;
         Ok(())
     }

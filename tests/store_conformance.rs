@@ -1237,3 +1237,43 @@ impl Writer<'_> {
             .expect("the write succeeds")
     }
 }
+
+/// One holder at a time: the holder renews, others wait for it to expire
+/// or be given up, and of many instances racing for a free lease exactly
+/// one gets it.
+async fn leases(store: &Store) {
+    assert!(store.take_lease("mailbox", "a", 60_000).await.unwrap());
+    assert!(!store.take_lease("mailbox", "b", 60_000).await.unwrap());
+    assert!(
+        store.take_lease("mailbox", "a", 60_000).await.unwrap(),
+        "renewed"
+    );
+    // Another name is another lease.
+    assert!(store.take_lease("other", "b", 60_000).await.unwrap());
+    store.release_lease("mailbox", "b").await.unwrap();
+    assert!(
+        !store.take_lease("mailbox", "b", 60_000).await.unwrap(),
+        "only its holder gives it up"
+    );
+    store.release_lease("mailbox", "a").await.unwrap();
+    assert!(store.take_lease("mailbox", "b", 1).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // b died (its lease expired): eight instances race for it.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .take_lease("mailbox", &format!("racer-{i}"), 60_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one instance holds the mailbox");
+    assert!(!store.take_lease("mailbox", "b", 60_000).await.unwrap());
+}
+conformance!(leases_give_work_to_one_instance_at_a_time, leases);

@@ -61,6 +61,14 @@ pub struct RawConfig {
     /// The secret path segment of the inbound email hooks
     /// (`/hooks/email/sendgrid/<secret>`); empty turns them off.
     pub mail_inbound_secret: String,
+    /// How often the support mailbox (IMAP, set on the admin page) is read.
+    pub mail_imap_poll_ms: u64,
+    /// Longest one step with the mail server may take (connect, log in,
+    /// fetch one email).
+    pub mail_imap_timeout_ms: u64,
+    /// A PEM file of the CA that signs the IMAP server's certificate,
+    /// trusted instead of the system's roots.
+    pub mail_imap_ca_file: String,
     /// `outbox`, `sendgrid` or `smtp`; empty: SendGrid when
     /// `sendgrid_api_key` is set, else the outbox.
     pub mail_transport: String,
@@ -125,6 +133,9 @@ impl Default for RawConfig {
             mail_retry_ms: 30_000,
             mail_reply_address: String::new(),
             mail_inbound_secret: String::new(),
+            mail_imap_poll_ms: 30_000,
+            mail_imap_timeout_ms: 30_000,
+            mail_imap_ca_file: String::new(),
             mail_transport: String::new(),
             smtp_host: String::new(),
             smtp_port: 587,
@@ -224,6 +235,11 @@ pub struct MailConfig {
     pub reply_address: Option<String>,
     /// The inbound hooks' secret path segment; `None`: the hooks are off.
     pub inbound_secret: Option<String>,
+    /// How often the support mailbox is read (`domain::mailbox`).
+    pub imap_poll: std::time::Duration,
+    pub imap_timeout: std::time::Duration,
+    /// Trusted instead of the system's roots for IMAP (checked at start).
+    pub imap_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for MailConfig {
@@ -244,6 +260,8 @@ impl std::fmt::Debug for MailConfig {
                 "inbound_secret",
                 &self.inbound_secret.as_ref().map(|_| "***"),
             )
+            .field("imap_poll", &self.imap_poll)
+            .field("imap_ca_file", &self.imap_ca_file)
             .finish()
     }
 }
@@ -438,6 +456,14 @@ mod tests {
             }),
             ("mail_inbound_secret", |c| {
                 c.mail_inbound_secret = "short".into()
+            }),
+            ("mail_imap_poll_ms", |c| c.mail_imap_poll_ms = 0),
+            ("mail_imap_timeout_ms", |c| c.mail_imap_timeout_ms = 600_000),
+            ("mail_imap_ca_file", |c| {
+                c.mail_imap_ca_file = "/nonexistent/ca.pem".into()
+            }),
+            ("mail_imap_ca_file", |c| {
+                c.mail_imap_ca_file = "Cargo.toml".into()
             }),
         ];
         for &(setting, spoil) in cases {

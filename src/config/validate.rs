@@ -203,7 +203,27 @@ impl RawConfig {
                     ));
                 }
             },
+            imap_poll: std::time::Duration::from_millis(self.mail_imap_poll_ms),
+            imap_timeout: std::time::Duration::from_millis(self.mail_imap_timeout_ms),
+            imap_ca_file: match self.mail_imap_ca_file.trim() {
+                "" => None,
+                file => Some(ca_file("mail_imap_ca_file", file)?),
+            },
         };
+        if !(100..=3_600_000).contains(&self.mail_imap_poll_ms) {
+            return Err(invalid(
+                "mail_imap_poll_ms",
+                "must be between 100 and 3600000 milliseconds (how often the support mailbox is read; 30000 is usual)",
+            ));
+        }
+        // Below the mailbox lease's two minutes, so that one slow step
+        // cannot outlast the lease it runs under.
+        if !(100..=60_000).contains(&self.mail_imap_timeout_ms) {
+            return Err(invalid(
+                "mail_imap_timeout_ms",
+                "must be between 100 and 60000 milliseconds (one step with the mail server)",
+            ));
+        }
         if !(1..=100).contains(&mail.max_attempts) {
             return Err(invalid("mail_max_attempts", "must be between 1 and 100"));
         }

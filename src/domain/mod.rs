@@ -90,6 +90,7 @@ pub mod accounts;
 pub mod attachments;
 pub mod chat;
 pub mod inbound_email;
+pub mod mailbox;
 pub mod notifications;
 pub mod ownership;
 pub mod password;

@@ -3,6 +3,7 @@
 //! them in the outbox (shown on the admin page); SendGrid v3 delivers them
 //! for real when an API key is configured.
 
+pub mod imap;
 pub mod inbound;
 pub mod sendgrid;
 pub mod smtp;

@@ -15,6 +15,7 @@ mod conversations;
 mod dialect;
 mod ids;
 mod inbound_emails;
+mod leases;
 mod messages;
 mod migrations;
 mod notification_prefs;

@@ -22,8 +22,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use crate::auth::same_secret;
-use crate::domain::{DomainError, DomainResult};
 use crate::domain::inbound_email::{self, Received};
+use crate::domain::{DomainError, DomainResult};
 use crate::mail::inbound;
 
 /// SendGrid posts at most 30 MB (the email with its attachments).

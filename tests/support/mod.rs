@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod databases;
 pub mod fakes;
 pub mod forms;
+pub mod imap;
 pub mod redis;
 pub mod resilient;
 pub mod s3;

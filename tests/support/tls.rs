@@ -125,7 +125,7 @@ fn install_server_cert(certs: &Certs, dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Waits until something listens on `port` of 127.0.0.1.
-fn wait_for_port(port: u16, what: &str, log: &Path) {
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

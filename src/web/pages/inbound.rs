@@ -28,11 +28,11 @@ pub async fn show(
             h1 { "Inbound email" }
             (admin_nav("/admin/inbound"))
             p.hint {
-                @if on {
-                    "Email that reached the support address through SendGrid Inbound Parse, newest first. "
-                    "Machine mail and repeats are ignored; mail that could not be read is kept here."
-                } @else {
-                    "Inbound email is off: set mail_inbound_secret and point SendGrid Inbound Parse at /hooks/email/sendgrid/<secret> (README, Email)."
+                "Email that reached the support address, through SendGrid Inbound Parse or the "
+                a href="/admin/inbound/mailbox" { "support mailbox (IMAP)" }
+                ", newest first. Machine mail and repeats are ignored; mail that could not be read is kept here."
+                @if !on {
+                    " SendGrid Inbound Parse is off: set mail_inbound_secret and point it at /hooks/email/sendgrid/<secret> (README, Email)."
                 }
             }
             @if emails.is_empty() {

@@ -9,6 +9,7 @@ mod home;
 mod inbound;
 pub mod layout;
 mod live;
+mod mailbox;
 mod password;
 mod portal;
 mod reports;
@@ -68,6 +69,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
         .route("/admin/inbound", get(inbound::show))
+        .route(
+            "/admin/inbound/mailbox",
+            get(mailbox::show).post(mailbox::save),
+        )
         .route("/admin/reports", get(reports::show))
         .route("/admin/bot", get(bot::show).post(bot::save))
         .route("/admin/bot/test", post(bot::test))
