@@ -27,6 +27,8 @@ use support::smtp::{Options, SmtpServer};
 use support::tls::Certs;
 use support::{Database, TestApp, TestDb};
 
+const APP_SECRET: &str = "imap-round-trip-secret-0123456789abcdef";
+
 fn settings(server: &ImapServer, security: ImapSecurity) -> ImapSettings {
     ImapSettings {
         enabled: true,
@@ -425,30 +427,14 @@ async fn a_reply_dropped_in_the_mailbox_reaches_the_console_live_and_the_widget(
         c.mail_poll_ms = 50;
         c.mail_imap_ca_file = ca;
         c.mail_imap_poll_ms = 100;
+        c.secret_key = APP_SECRET.into();
     })
     .await;
-    let secret_settings = settings(&imap, ImapSecurity::Tls);
-    // As the admin page saves them, with this app's secret.
-    let mut admin = app.admin().await;
-    admin.get("/admin/inbound/mailbox").await;
-    let port = imap.tls_port.to_string();
-    let saved = admin
-        .submit(
-            "/admin/inbound/mailbox",
-            &[
-                ("enabled", "on"),
-                ("host", &secret_settings.host),
-                ("port", &port),
-                ("security", "tls"),
-                ("user", USER),
-                ("password", PASSWORD),
-                ("folder", "INBOX"),
-                ("done_folder", ""),
-            ],
-        )
-        .await;
-    assert!(saved.location.unwrap().contains("saved=ok"));
-
+    // As the admin page saves them (tested above), under this app's secret.
+    settings(&imap, ImapSecurity::Tls)
+        .save(&app.store, &Secret::new(APP_SECRET), PASSWORD)
+        .await
+        .unwrap();
     let site = app.allow_shop().await;
     let mut chat = app.live_chat(&site).await;
     chat.visitor
@@ -466,9 +452,24 @@ async fn a_reply_dropped_in_the_mailbox_reaches_the_console_live_and_the_widget(
         .await;
     let reply_seq = ack["seq"].as_i64().unwrap();
 
-    let emailed = smtp.wait_received(1).await;
-    let email = &emailed[0];
-    assert_eq!(email.rcpt_tos, vec!["grace@example.com".to_string()]);
+    // The agent's invitation went out first; then the reply to Grace.
+    let mut waited = 0;
+    let email = loop {
+        waited += 1;
+        assert!(
+            waited < 400,
+            "no reply email to Grace: {:?}",
+            smtp.attempts()
+        );
+        let found = smtp
+            .received()
+            .into_iter()
+            .find(|e| e.rcpt_tos == ["grace@example.com".to_string()]);
+        if let Some(found) = found {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let reply_to = email.headers("Reply-To").join("");
     assert!(
         reply_to.contains(&format!("help+c{}-", chat.id)),

@@ -88,6 +88,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0011_notification_prefs.sql"),
         include_str!("../../migrations/mysql/0011_notification_prefs.sql"),
     ),
+    (
+        13,
+        "leases",
+        include_str!("../../migrations/sqlite/0013_leases.sql"),
+        include_str!("../../migrations/postgres/0013_leases.sql"),
+        include_str!("../../migrations/mysql/0013_leases.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
