@@ -519,6 +519,7 @@
         if (frame.code === "rate_limited") setStatus("Slow down a little, please.");
         else if (frame.code === "too_large") setStatus("That message is too long; split it in two.");
         else if (frame.code === "invalid" && frame.message) setStatus(frame.message);
+        else if (frame.code === "gone") closed(frame.message);
         break;
     }
   }
@@ -530,6 +531,12 @@
       body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined }),
       credentials: "omit"
     }).then(function (r) {
+      // 410: the site was archived. Its message says so; no retry helps.
+      if (r.status === 410) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          throw { closed: (body.error && body.error.message) || "This chat is closed." };
+        });
+      }
       if (!r.ok) throw new Error("session " + r.status);
       return r.json();
     }).then(function (session) {
@@ -539,12 +546,27 @@
       state.email = store("email");
       title.textContent = session.site.name || "Chat";
       host.style.setProperty("--cl-color", /^#[0-9a-fA-F]{3,8}$/.test(session.site.color) ? session.site.color : "#1f5fc4");
+      host.setAttribute("data-position", session.site.position === "bottom-left" ? "bottom-left" : "bottom-right");
       if (!state.conversation && list.children.length === 0 && session.site.greeting) {
         list.appendChild(el("li", { class: "message greeting" }, [el("p", { class: "body", text: session.site.greeting })]));
       }
       renderExtra();
       open();
-    }).catch(retryLater);
+    }).catch(function (e) {
+      if (e && e.closed) closed(e.closed);
+      else retryLater();
+    });
+  }
+
+  // The site takes no new chats (archived): say so, and take no input.
+  function closed(message) {
+    if (state.closed) return;
+    state.closed = true;
+    setStatus("This chat is closed.");
+    list.appendChild(el("li", { class: "message system closed" }, [el("p", { class: "body", text: message })]));
+    [input, sendButton, attachButton].forEach(function (c) { c.disabled = true; });
+    human.hidden = true;
+    if (state.socket) state.socket.close();
   }
 
   function open() {
@@ -557,6 +579,7 @@
     socket.onclose = function (e) {
       state.connected = false;
       state.resuming = false;
+      if (state.closed) return;
       if (e.code === 1008) { setStatus("The chat is not available on this page."); return; }
       retryLater();
     };
@@ -583,6 +606,8 @@
       ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#b42318;color:#fff;font-size:12px;line-height:20px;padding:0 5px}",
       ".panel{position:absolute;right:0;bottom:68px;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}",
       ".panel[hidden]{display:none}",
+      ":host([data-position=bottom-left]){right:auto;left:16px}",
+      ":host([data-position=bottom-left]) .panel{right:auto;left:0}",
       "header{background:var(--cl-color);color:#fff;display:flex;align-items:center;justify-content:space-between;padding:10px 14px}",
       "h2{margin:0;font-size:16px;font-weight:600}",
       ".close{background:none;border:0;color:#fff;font-size:24px;line-height:1}",
@@ -617,9 +642,10 @@
       "progress{width:100%}",
       ".panel.dropping{outline:3px dashed var(--cl-color);outline-offset:-6px}",
       ".send{background:var(--cl-color);color:#fff;border:0;border-radius:6px;padding:0 14px}",
+      ".composer :disabled{opacity:.5;cursor:default}",
       ".actions{padding:0 14px 10px}",
       ".actions button[hidden]{display:none}",
-      "@media (max-width:480px){.panel{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}}"
+      "@media (max-width:480px){.panel,:host([data-position=bottom-left]) .panel{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}}"
     ].join("\n");
   }
 

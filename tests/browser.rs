@@ -55,6 +55,7 @@ async fn allow(app: &TestApp, origin: &str) -> String {
         greeting: site.greeting.clone(),
         color: "#1f5fc4".into(),
         require_email: false,
+        position: careline::model::WidgetPosition::BottomRight,
     };
     app.store.update_site(site.id, &settings).await.unwrap();
     site.key

@@ -23,6 +23,7 @@ async fn allow_shop(cluster: &Cluster) -> String {
         greeting: site.greeting.clone(),
         color: site.color.clone(),
         require_email: false,
+        position: careline::model::WidgetPosition::BottomRight,
     };
     cluster.store.update_site(site.id, &settings).await.unwrap();
     site.key

@@ -1277,3 +1277,201 @@ async fn leases(store: &Store) {
     assert!(!store.take_lease("mailbox", "b", 60_000).await.unwrap());
 }
 conformance!(leases_give_work_to_one_instance_at_a_time, leases);
+
+/// A site's settings, for the checks below.
+fn site_settings(name: &str) -> careline::store::SiteSettings {
+    careline::store::SiteSettings {
+        name: name.into(),
+        allowed_origins: vec!["https://help.example".into()],
+        greeting: "Hi".into(),
+        color: "#123456".into(),
+        require_email: true,
+        position: careline::model::WidgetPosition::BottomLeft,
+    }
+}
+
+/// Names compared as `domain::sites` compares them.
+fn same_name(a: &str, b: &str) -> bool {
+    careline::domain::sites::same_name(a, b)
+}
+
+async fn add_site(store: &Store, name: &str) -> careline::model::SiteId {
+    match store
+        .save_site(None, &site_settings(name), same_name)
+        .await
+        .unwrap()
+    {
+        careline::store::SiteSaved::Saved(id) => id,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+conformance!(sites_are_added_changed_and_removed, sites_lifecycle);
+async fn sites_lifecycle(store: &Store) {
+    use careline::model::{SiteId, WidgetPosition};
+    use careline::store::{SiteRemoved, SiteSaved};
+    let first = store.default_site().await.unwrap();
+    // Alone, the default site stays.
+    assert_eq!(
+        store.remove_site(first.id).await.unwrap(),
+        SiteRemoved::LastActive
+    );
+    let help = add_site(store, "Help").await;
+    let stored = store.site(help).await.unwrap().unwrap();
+    assert_eq!(stored.position, WidgetPosition::BottomLeft);
+    assert!(stored.require_email && !stored.is_archived());
+    assert_eq!(stored.allowed_origins, ["https://help.example"]);
+    assert!(stored.key.len() >= 16 && stored.key != first.key);
+    assert_eq!(
+        store.site_by_key(&stored.key).await.unwrap().unwrap().id,
+        help
+    );
+    // One name, one site, whatever its case; a site keeps its own.
+    for (id, name) in [(None, "HELP"), (Some(first.id), "help")] {
+        assert_eq!(
+            store
+                .save_site(id, &site_settings(name), same_name)
+                .await
+                .unwrap(),
+            SiteSaved::NameTaken,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        store
+            .save_site(Some(help), &site_settings("Help"), same_name)
+            .await
+            .unwrap(),
+        SiteSaved::Saved(help)
+    );
+    assert!(matches!(
+        store
+            .save_site(Some(SiteId(999_999)), &site_settings("Nope"), same_name)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Unused: deleted, with its visitors. Used: archived, history kept.
+    let spare = add_site(store, "Spare").await;
+    store
+        .create_visitor(spare, "spare-visitor", "", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_site(spare).await.unwrap(),
+        SiteRemoved::Deleted
+    );
+    assert!(store.site(spare).await.unwrap().is_none());
+    assert!(
+        store
+            .visitor_by_token(spare, "spare-visitor")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let visitor = store
+        .create_visitor(first.id, "first-visitor", "Dana", "")
+        .await
+        .unwrap();
+    store
+        .create_conversation(first.id, visitor.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_site(first.id).await.unwrap(),
+        SiteRemoved::Archived
+    );
+    let archived = store.site(first.id).await.unwrap().unwrap();
+    assert!(archived.is_archived());
+    assert_eq!(
+        store.site_conversation_counts().await.unwrap(),
+        [(first.id, 1)]
+    );
+    // The default site is the oldest one still taking chats.
+    assert_eq!(store.default_site().await.unwrap().id, help);
+    assert_eq!(
+        store
+            .save_site(Some(first.id), &site_settings("Shop"), same_name)
+            .await
+            .unwrap(),
+        SiteSaved::Archived
+    );
+    assert_eq!(
+        store.remove_site(first.id).await.unwrap(),
+        SiteRemoved::AlreadyArchived
+    );
+    assert_eq!(
+        store.remove_site(help).await.unwrap(),
+        SiteRemoved::LastActive
+    );
+    // An archived site's name stays its own: its history shows it.
+    assert_eq!(
+        store
+            .save_site(None, &site_settings(&archived.name), same_name)
+            .await
+            .unwrap(),
+        SiteSaved::NameTaken
+    );
+    assert!(matches!(
+        store.remove_site(spare).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+conformance!(
+    two_removals_at_once_leave_a_site_that_takes_chats,
+    concurrent_removals
+);
+/// Two admins removing the last two sites at the same moment: the sites'
+/// rows are locked first, so one removal waits for the other and is refused.
+async fn concurrent_removals(store: &Store) {
+    use careline::store::SiteRemoved;
+    let mut standing = store.default_site().await.unwrap().id;
+    for round in 0..10 {
+        let other = add_site(store, &format!("Round {round}")).await;
+        let (one, two) = tokio::join!(store.remove_site(standing), store.remove_site(other));
+        let outcomes = [one.unwrap(), two.unwrap()];
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == SiteRemoved::LastActive)
+                .count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert!(outcomes.contains(&SiteRemoved::Deleted), "{outcomes:?}");
+        let active: Vec<_> = store
+            .sites()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| !s.is_archived())
+            .collect();
+        assert_eq!(active.len(), 1, "round {round}");
+        standing = active[0].id;
+    }
+}
+
+conformance!(two_sites_added_at_once_never_share_a_name, concurrent_names);
+async fn concurrent_names(store: &Store) {
+    use careline::store::SiteSaved;
+    for round in 0..10 {
+        let (one, two) = (
+            site_settings(&format!("Brand {round}")),
+            site_settings(&format!("BRAND {round}")),
+        );
+        let (one, two) = tokio::join!(
+            store.save_site(None, &one, same_name),
+            store.save_site(None, &two, same_name),
+        );
+        let outcomes = [one.unwrap(), two.unwrap()];
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == SiteSaved::NameTaken)
+                .count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+    }
+}

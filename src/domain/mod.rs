@@ -31,6 +31,9 @@ pub enum DomainError {
     /// The action conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// It was there and takes nothing new any more (an archived site's chat).
+    #[error("{0}")]
+    Gone(String),
     #[error("wrong email or password")]
     BadCredentials,
     /// No valid session: log in first.

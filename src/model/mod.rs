@@ -43,6 +43,7 @@ mod conversation;
 mod ids;
 mod message;
 mod people;
+mod site;
 pub mod text;
 mod ticket;
 
@@ -51,6 +52,7 @@ pub use conversation::{Conversation, ConversationStatus, QueueEntry};
 pub use ids::{ConversationId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
 pub use message::{MAX_BODY, Message, SenderKind};
 pub use people::{Email, Role, User, Visitor};
+pub use site::WidgetPosition;
 pub use ticket::{EventKind, Person, Priority, Ticket, TicketEvent, TicketStatus};
 
 /// A value that cannot be what it claims to be; `field` names the input

@@ -95,6 +95,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0013_leases.sql"),
         include_str!("../../migrations/mysql/0013_leases.sql"),
     ),
+    (
+        14,
+        "many_sites",
+        include_str!("../../migrations/sqlite/0014_many_sites.sql"),
+        include_str!("../../migrations/postgres/0014_many_sites.sql"),
+        include_str!("../../migrations/mysql/0014_many_sites.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

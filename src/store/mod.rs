@@ -51,7 +51,7 @@ pub use notification_prefs::{ConversationOwner, NotificationPrefs};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};
 pub use reports::{RatingGiven, ReportRows, TicketTime};
 pub use routing::{Assignment, Wait};
-pub use sites::{Site, SiteSettings};
+pub use sites::{DEFAULT_GREETING, Site, SiteRemoved, SiteSaved, SiteSettings};
 pub use ticket_activity::TicketActivity;
 pub use tickets::{AssigneeFilter, TicketFilter};
 pub use users::{RoleChange, TokenEmail};

@@ -17,6 +17,8 @@ pub(crate) enum Code {
     NotFound,
     Forbidden,
     Conflict,
+    /// It was there and takes nothing new (an archived site's chat).
+    Gone,
     Unauthorized,
     /// Too busy now: try again after the time given.
     Busy,
@@ -34,6 +36,7 @@ impl Code {
             Code::NotFound => "not_found",
             Code::Forbidden => "forbidden",
             Code::Conflict => "conflict",
+            Code::Gone => "gone",
             Code::Unauthorized => "unauthorized",
             Code::Busy => "busy",
             Code::Internal => "internal",
@@ -47,6 +50,7 @@ impl Code {
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::Conflict => StatusCode::CONFLICT,
+            Code::Gone => StatusCode::GONE,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +90,7 @@ impl ErrorParts {
             DomainError::NotFound => (Code::NotFound, None),
             DomainError::Forbidden(_) => (Code::Forbidden, None),
             DomainError::Conflict(_) => (Code::Conflict, None),
+            DomainError::Gone(_) => (Code::Gone, None),
             DomainError::BadCredentials | DomainError::Unauthenticated => {
                 (Code::Unauthorized, None)
             }
@@ -269,6 +274,13 @@ mod tests {
                 "Bea owns it",
                 Some("conflict"),
                 "Bea owns it",
+            ),
+            (
+                DomainError::Gone("Shop takes no new chats".into()),
+                "gone",
+                "Shop takes no new chats",
+                Some("gone"),
+                "Shop takes no new chats",
             ),
             (
                 DomainError::BadCredentials,

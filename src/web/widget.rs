@@ -120,6 +120,8 @@ struct SiteInfo {
     greeting: String,
     color: String,
     require_email: bool,
+    /// `bottom-right` or `bottom-left`.
+    position: &'static str,
     agents_online: bool,
 }
 
@@ -194,6 +196,10 @@ async fn session(
             "forbidden",
             "this origin may not use this site's chat",
         );
+    }
+    // An archived site's widget says why it takes no chat (410 `gone`).
+    if let Err(e) = crate::domain::sites::takes_new_chats(&site) {
+        return cors(ApiError(e).into_response(), &origin);
     }
     let may_create = || state.may_create_visitor(peer, &headers);
     match bootstrap(&state, &site, request, may_create).await {
@@ -293,6 +299,7 @@ async fn bootstrap(
             greeting: site.greeting.clone(),
             color: site.color.clone(),
             require_email: site.require_email,
+            position: site.position.as_str(),
             agents_online,
         },
         conversations,

@@ -50,6 +50,7 @@ impl TestApp {
             greeting: site.greeting.clone(),
             color: site.color.clone(),
             require_email: false,
+            position: careline::model::WidgetPosition::BottomRight,
         };
         self.store.update_site(site.id, &settings).await.unwrap();
         site.key
@@ -68,18 +69,33 @@ impl TestApp {
 
     /// A new widget visitor on the shop's page, connected and welcomed.
     pub async fn visitor(&self, site_key: &str) -> WsClient {
+        self.visitor_at(SHOP_ORIGIN, site_key).await
+    }
+
+    /// A new widget visitor of site `site_key` on a page at `origin`.
+    pub async fn visitor_at(&self, origin: &str, site_key: &str) -> WsClient {
         let response = self
-            .widget_session(SHOP_ORIGIN, json!({"site_key": site_key}))
+            .widget_session(origin, json!({"site_key": site_key}))
             .await;
         assert_eq!(response.status(), 200);
         let session: Value = response.json().await.unwrap();
         let token = session["visitor_token"].as_str().unwrap().to_string();
-        self.visitor_with_token(site_key, &token).await
+        self.visitor_with_token_at(origin, site_key, &token).await
     }
 
     pub async fn visitor_with_token(&self, site_key: &str, token: &str) -> WsClient {
+        self.visitor_with_token_at(SHOP_ORIGIN, site_key, token)
+            .await
+    }
+
+    pub async fn visitor_with_token_at(
+        &self,
+        origin: &str,
+        site_key: &str,
+        token: &str,
+    ) -> WsClient {
         let mut client = self
-            .connect_ws(&format!("/ws?site={site_key}"), SHOP_ORIGIN, None)
+            .connect_ws(&format!("/ws?site={site_key}"), origin, None)
             .await
             .expect("upgrade");
         client.token = Some(token.to_string());

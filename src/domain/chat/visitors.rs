@@ -18,6 +18,14 @@ impl Chat {
         {
             return Ok(existing);
         }
+        // A widget opened before its site was archived (or deleted) takes
+        // no new chat either.
+        let site = self
+            .store
+            .site(visitor.site_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        crate::domain::sites::takes_new_chats(&site)?;
         Ok(self
             .store
             .create_conversation(visitor.site_id, visitor.id)

@@ -15,6 +15,7 @@ mod portal;
 mod reports;
 mod settings;
 mod setup;
+mod sites;
 mod ticket_parts;
 
 use std::net::SocketAddr;
@@ -57,8 +58,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
         .route("/admin/people/capacity", post(admin::set_capacity))
-        .route("/admin/sites", get(settings::sites))
-        .route("/admin/sites/{id}", post(settings::save_site))
+        .route("/admin/sites", get(sites::show).post(sites::add))
+        .route("/admin/sites/{id}", post(sites::save))
+        .route("/admin/sites/{id}/remove", post(sites::remove))
         .route("/admin/faq", get(settings::faq).post(settings::add_faq))
         .route("/admin/faq/{id}", post(settings::save_faq))
         .route("/admin/faq/{id}/delete", post(settings::delete_faq))

@@ -1,5 +1,5 @@
-//! Admin settings: sites (allowed origins, widget look, the snippet to
-//! copy), the FAQ bot's entries, canned replies, and the email outbox.
+//! Admin settings: the FAQ bot's entries, canned replies, and the email
+//! outbox. Sites have their own page (`sites.rs`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,9 +8,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, time};
-use crate::domain::{DomainError, invalid, sites};
-use crate::model::{SiteId, User};
-use crate::store::{FaqEntry, Site};
+use crate::domain::{DomainError, invalid};
+use crate::model::User;
+use crate::store::FaqEntry;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;
@@ -40,145 +40,15 @@ pub fn admin_nav(current: &str) -> Markup {
 #[derive(Deserialize, Default)]
 pub struct Done {
     #[serde(default)]
-    done: String,
+    pub(super) done: String,
 }
 
-fn notice(done: &str) -> Option<&'static str> {
+pub(super) fn notice(done: &str) -> Option<&'static str> {
     match done {
         "saved" => Some("Saved."),
         "added" => Some("Added."),
         "deleted" => Some("Deleted."),
         _ => None,
-    }
-}
-
-fn snippet(state: &AppState, site: &Site) -> String {
-    format!(
-        r#"<script src="{}/widget.js" data-site="{}" async></script>"#,
-        state.config().public_url,
-        site.key
-    )
-}
-
-fn sites_page(
-    state: &AppState,
-    admin: &User,
-    csrf: &str,
-    sites: &[Site],
-    done: Option<&str>,
-    errors: &FormErrors,
-) -> Markup {
-    page(
-        "Sites & widget",
-        Some(admin),
-        csrf,
-        html! {
-            h1 { "Sites & widget" }
-            (admin_nav("/admin/sites"))
-            @if let Some(done) = done { div.notice role="status" { p { (done) } } }
-            (form_errors(errors, &[]))
-            @for site in sites {
-                section.card {
-                    h2 { (site.name) }
-                    p { "Paste this tag into the pages of your website, just before " code { "</body>" } ":" }
-                    pre.snippet { code { (snippet(state, site)) } }
-                    form method="post" action={ "/admin/sites/" (site.id) } {
-                        (csrf_field(csrf))
-                        div.field {
-                            label for={ "name-" (site.id) } { "Name shown in the chat" }
-                            input id={ "name-" (site.id) } name="site_name" type="text" value=(site.name) required;
-                        }
-                        div.field {
-                            label for={ "origins-" (site.id) } { "Allowed origins" }
-                            p.hint { "One per line, like https://shop.example.com. Only pages from these origins can open the chat." }
-                            textarea id={ "origins-" (site.id) } name="allowed_origins" rows="3" { (site.allowed_origins.join("\n")) }
-                        }
-                        div.field {
-                            label for={ "greeting-" (site.id) } { "Greeting" }
-                            textarea id={ "greeting-" (site.id) } name="greeting" rows="2" maxlength=(sites::MAX_GREETING) { (site.greeting) }
-                        }
-                        div.field {
-                            label for={ "color-" (site.id) } { "Colour" }
-                            input id={ "color-" (site.id) } name="color" type="text" value=(site.color) pattern="#[0-9a-fA-F]{3,6}";
-                        }
-                        div.field {
-                            label {
-                                input type="checkbox" name="require_email" value="on" checked[site.require_email];
-                                " Ask for an email before the chat starts"
-                            }
-                        }
-                        button type="submit" { "Save" }
-                    }
-                }
-            }
-        },
-    )
-}
-
-pub async fn sites(
-    State(state): State<AppState>,
-    Admin(current): Admin,
-    csrf: CsrfToken,
-    Query(done): Query<Done>,
-) -> Result<Response, PageError> {
-    let sites = state.store().sites().await?;
-    Ok(sites_page(
-        &state,
-        &current.user,
-        &csrf.0,
-        &sites,
-        notice(&done.done),
-        &FormErrors::default(),
-    )
-    .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct SiteForm {
-    site_name: String,
-    #[serde(default)]
-    allowed_origins: String,
-    #[serde(default)]
-    greeting: String,
-    color: String,
-    #[serde(default)]
-    require_email: Option<String>,
-}
-
-pub async fn save_site(
-    State(state): State<AppState>,
-    Admin(current): Admin,
-    csrf: CsrfToken,
-    Path(id): Path<SiteId>,
-    CsrfForm(form): CsrfForm<SiteForm>,
-) -> Result<Response, PageError> {
-    state.store().site(id).await?.ok_or(DomainError::NotFound)?;
-    let parsed = sites::parse_settings(
-        &form.site_name,
-        &form.allowed_origins,
-        &form.greeting,
-        &form.color,
-        form.require_email.is_some(),
-    );
-    match parsed {
-        Ok(settings) => {
-            state.store().update_site(id, &settings).await?;
-            state
-                .store()
-                .audit(
-                    Some(current.user.id),
-                    "site.update",
-                    &format!("site {id}: origins {:?}", settings.allowed_origins),
-                )
-                .await?;
-            Ok(Redirect::to("/admin/sites?done=saved").into_response())
-        }
-        Err(e) => {
-            let errors = FormErrors::from_domain(e)?;
-            let sites = state.store().sites().await?;
-            let body = sites_page(&state, &current.user, &csrf.0, &sites, None, &errors);
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
-        }
     }
 }
 

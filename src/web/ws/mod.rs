@@ -113,6 +113,9 @@ async fn upgrade(
                     "this origin may not open the chat of that site",
                 );
             }
+            if crate::domain::sites::takes_new_chats(&site).is_err() {
+                return refuse(StatusCode::GONE, "this site no longer takes chats");
+            }
             PreAuth::Visitor(site)
         }
         None => {
