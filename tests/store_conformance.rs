@@ -1475,3 +1475,85 @@ async fn concurrent_names(store: &Store) {
         );
     }
 }
+
+conformance!(faq_entries_answer_on_their_sites, faq_sites);
+async fn faq_sites(store: &Store) {
+    use careline::store::{FaqSites, SiteRemoved};
+    let shop = store.default_site().await.unwrap().id;
+    let help = add_site(store, "Help").await;
+    let shared = store.faq_entries().await.unwrap().len();
+    assert!(shared > 0, "the seeded entries answer on every site");
+    store
+        .save_faq_entry(None, "Iceland?", "Yes", &FaqSites::Only(vec![shop]))
+        .await
+        .unwrap();
+    store
+        .save_faq_entry(None, "Welsh?", "Ydy", &FaqSites::Only(vec![help, shop]))
+        .await
+        .unwrap();
+    let entry = |question: &'static str| async move {
+        store
+            .faq_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.questions == question)
+            .unwrap()
+    };
+    let questions = |site| async move {
+        let mut found: Vec<String> = store
+            .faq_entries_for_site(site)
+            .await
+            .unwrap()
+            .into_iter()
+            .skip(shared)
+            .map(|e| e.questions)
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(questions(shop).await, ["Iceland?", "Welsh?"]);
+    assert_eq!(questions(help).await, ["Welsh?"]);
+    assert_eq!(
+        store.faq_entries_for_site(help).await.unwrap().len(),
+        shared + 1
+    );
+    assert_eq!(
+        entry("Welsh?").await.sites,
+        FaqSites::Only(vec![shop, help])
+    );
+
+    // All sites, then only the help centre.
+    let iceland = entry("Iceland?").await.id;
+    store
+        .save_faq_entry(Some(iceland), "Iceland?", "Yes", &FaqSites::All)
+        .await
+        .unwrap();
+    assert_eq!(questions(help).await, ["Iceland?", "Welsh?"]);
+    assert_eq!(entry("Iceland?").await.sites, FaqSites::All);
+    store
+        .save_faq_entry(
+            Some(iceland),
+            "Iceland?",
+            "Yes",
+            &FaqSites::Only(vec![help]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(questions(shop).await, ["Welsh?"]);
+    assert!(matches!(
+        store
+            .save_faq_entry(Some(999_999), "Q", "A", &FaqSites::All)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A deleted site's choices go with it: an entry left without a site
+    // answers nowhere (it does not become an entry for all).
+    assert_eq!(store.remove_site(help).await.unwrap(), SiteRemoved::Deleted);
+    assert_eq!(entry("Iceland?").await.sites, FaqSites::Only(vec![]));
+    assert_eq!(entry("Welsh?").await.sites, FaqSites::Only(vec![shop]));
+    assert_eq!(questions(shop).await, ["Welsh?"]);
+    store.delete_faq_entry(iceland).await.unwrap();
+    assert_eq!(store.faq_entries().await.unwrap().len(), shared + 1);
+}

@@ -10,11 +10,14 @@ pub mod watson;
 
 pub use crate::adapter::BoxFuture;
 use crate::model::text::{clean_text, is_hidden};
-use crate::model::{ConversationId, MAX_BODY};
+use crate::model::{ConversationId, MAX_BODY, SiteId};
 
 /// One customer message for the bot.
 pub struct BotTurn<'a> {
     pub conversation_id: ConversationId,
+    /// The site the conversation came from: the FAQ bot answers from the
+    /// entries for it.
+    pub site_id: SiteId,
     pub text: &'a str,
 }
 

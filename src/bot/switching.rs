@@ -196,8 +196,11 @@ impl Bot for SwitchingBot {
             match &*self.active().await {
                 Active::Faq => self.faq.reply(turn).await,
                 Active::Watson { bot, fallback } => {
-                    let text = turn.text;
-                    let conversation_id = turn.conversation_id;
+                    let BotTurn {
+                        conversation_id,
+                        site_id,
+                        text,
+                    } = turn;
                     match bot.reply(turn).await {
                         Ok(reply) => Ok(reply),
                         Err(e) if *fallback == Fallback::Faq => {
@@ -205,6 +208,7 @@ impl Bot for SwitchingBot {
                             self.faq
                                 .reply(BotTurn {
                                     conversation_id,
+                                    site_id,
                                     text,
                                 })
                                 .await

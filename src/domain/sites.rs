@@ -5,7 +5,7 @@
 
 use super::{DomainError, DomainResult, invalid, parse_name};
 use crate::model::{Role, SiteId, User, WidgetPosition};
-use crate::store::{Site, SiteRemoved, SiteSaved, SiteSettings, Store};
+use crate::store::{FaqSites, Site, SiteRemoved, SiteSaved, SiteSettings, Store};
 
 pub const MAX_GREETING: usize = 500;
 
@@ -233,6 +233,39 @@ pub fn takes_new_chats(site: &Site) -> DomainResult<()> {
     Ok(())
 }
 
+/// Which sites an FAQ entry answers, from the form: `all`, or the ids
+/// chosen among `sites` (sites that are not archived).
+pub fn parse_faq_sites(all: bool, chosen: &[&str], sites: &[Site]) -> DomainResult<FaqSites> {
+    if all {
+        return Ok(FaqSites::All);
+    }
+    let mut ids = Vec::new();
+    for value in chosen {
+        let site = value
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| sites.iter().find(|s| s.id.0 == id && !s.is_archived()))
+            .ok_or_else(|| {
+                invalid(
+                    "sites",
+                    "One of the chosen sites no longer takes chats; reload the page and choose again.",
+                )
+            })?;
+        if !ids.contains(&site.id) {
+            ids.push(site.id);
+        }
+    }
+    if ids.is_empty() {
+        return Err(invalid(
+            "sites",
+            "Choose the sites this entry answers on, or answer on all sites.",
+        ));
+    }
+    ids.sort();
+    Ok(FaqSites::Only(ids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +368,31 @@ mod tests {
                 .to_string()
                 .contains("Shop no longer takes new chats")
         );
+    }
+
+    #[test]
+    fn faq_entries_answer_on_all_sites_or_on_chosen_live_ones() {
+        let sites = [
+            site(1, "Shop", false),
+            site(2, "Help", false),
+            site(3, "Old", true),
+        ];
+        assert_eq!(
+            parse_faq_sites(true, &["2"], &sites).unwrap(),
+            FaqSites::All
+        );
+        assert_eq!(
+            parse_faq_sites(false, &["2", "1", "2"], &sites).unwrap(),
+            FaqSites::Only(vec![SiteId(1), SiteId(2)])
+        );
+        // None chosen, an archived one, one that does not exist, not a number.
+        for chosen in [&[][..], &["3"], &["9"], &["x"]] {
+            let refused = parse_faq_sites(false, chosen, &sites).unwrap_err();
+            assert!(
+                matches!(refused, DomainError::Invalid { field: "sites", .. }),
+                "{chosen:?}"
+            );
+        }
     }
 
     mod properties {

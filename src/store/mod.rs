@@ -43,7 +43,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, SqlStr, Transaction};
 
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
-pub use content::{CannedReply, FaqEntry};
+pub use content::{CannedReply, FaqEntry, FaqSites};
 pub use dialect::Backend;
 pub use inbound_emails::{InboundEmail, InboundOutcome, InboundRecord};
 pub use messages::{Appended, NewChatMessage};

@@ -11,13 +11,18 @@ use super::input::asks_for_a_person;
 use super::routing::HandoffReason;
 use crate::bot::{BotReply, BotTurn, bounded_options, bounded_text};
 use crate::domain::DomainResult;
-use crate::model::{ConversationId, ConversationStatus, Message, SenderKind};
+use crate::model::{ConversationId, ConversationStatus, Message, SenderKind, SiteId};
 use crate::store::{Appended, NewChatMessage};
 
 impl Chat {
-    /// One bot turn for a customer message: answer, count a miss, or hand
-    /// off. A bot that errs or is slower than the timeout hands off too.
-    pub(super) async fn bot_turn(self: &Arc<Self>, message: &Message) -> DomainResult<()> {
+    /// One bot turn for a customer message on `site`: answer, count a
+    /// miss, or hand off. A bot that errs or is slower than the timeout
+    /// hands off too.
+    pub(super) async fn bot_turn(
+        self: &Arc<Self>,
+        message: &Message,
+        site_id: SiteId,
+    ) -> DomainResult<()> {
         let conversation_id = message.conversation_id;
         // A file without words gives the bot nothing to answer; the file
         // stays in the conversation for the person who takes it over.
@@ -31,6 +36,7 @@ impl Chat {
         }
         let turn = BotTurn {
             conversation_id,
+            site_id,
             text: &message.body,
         };
         let started = Instant::now();

@@ -185,8 +185,10 @@ impl Chat {
             ConversationStatus::Bot => {
                 let chat = self.clone();
                 let message = sent.clone();
+                // A visitor's conversations are all on the visitor's site.
+                let site_id = visitor.site_id;
                 tokio::spawn(async move {
-                    if let Err(e) = chat.bot_turn(&message).await {
+                    if let Err(e) = chat.bot_turn(&message, site_id).await {
                         tracing::warn!(conversation = message.conversation_id.0, error = %e, "bot turn failed");
                     }
                 });

@@ -1,5 +1,6 @@
-//! Admin settings: the FAQ bot's entries, canned replies, and the email
-//! outbox. Sites have their own page (`sites.rs`).
+//! Admin settings: the FAQ bot's entries (each for every site or chosen
+//! ones), canned replies, and the email outbox. Sites have their own page
+//! (`sites.rs`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,9 +9,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, time};
-use crate::domain::{DomainError, invalid};
+use crate::domain::{DomainError, invalid, sites};
 use crate::model::User;
-use crate::store::FaqEntry;
+use crate::store::{FaqEntry, FaqSites, Site};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
 use crate::web::error::PageError;
@@ -56,6 +57,7 @@ fn faq_page(
     admin: &User,
     csrf: &str,
     entries: &[FaqEntry],
+    sites: &[Site],
     done: Option<&str>,
     errors: &FormErrors,
 ) -> Markup {
@@ -67,18 +69,18 @@ fn faq_page(
             h1 { "FAQ bot" }
             (admin_nav("/admin/faq"))
             p.hint {
-                "The assistant compares each customer message with every question variant below and answers with the best match when it is close enough. "
+                "The assistant compares each customer message with every question variant below that answers on the customer's site, and answers with the best match when it is close enough. "
                 "Write several ways people ask the same thing, one per line."
             }
             @if let Some(done) = done { div.notice role="status" { p { (done) } } }
             (form_errors(errors, &[]))
             section.card {
                 h2 { "Add an entry" }
-                (faq_form(csrf, "/admin/faq", "new", "", "", "Add entry"))
+                (faq_form(csrf, "/admin/faq", "new", None, sites, "Add entry"))
             }
             @for entry in entries {
-                section.card {
-                    (faq_form(csrf, &format!("/admin/faq/{}", entry.id), &entry.id.to_string(), &entry.questions, &entry.answer, "Save"))
+                section.card.faq-entry id={ "faq-" (entry.id) } {
+                    (faq_form(csrf, &format!("/admin/faq/{}", entry.id), &entry.id.to_string(), Some(entry), sites, "Save"))
                     form.inline method="post" action={ "/admin/faq/" (entry.id) "/delete" } {
                         (csrf_field(csrf))
                         button.secondary type="submit" { "Delete" }
@@ -89,14 +91,35 @@ fn faq_page(
     )
 }
 
+/// Where an entry answers, in words: "All sites", or the chosen ones.
+fn answers_on(entry: &FaqEntry, sites: &[Site]) -> String {
+    match &entry.sites {
+        FaqSites::All => "All sites".into(),
+        FaqSites::Only(ids) => {
+            let names: Vec<&str> = sites
+                .iter()
+                .filter(|s| ids.contains(&s.id))
+                .map(|s| s.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "No site: the sites it answered on were removed".into()
+            } else {
+                names.join(", ")
+            }
+        }
+    }
+}
+
 fn faq_form(
     csrf: &str,
     action: &str,
     key: &str,
-    questions: &str,
-    answer: &str,
+    entry: Option<&FaqEntry>,
+    sites: &[Site],
     label: &str,
 ) -> Markup {
+    let (questions, answer) = entry.map_or(("", ""), |e| (e.questions.as_str(), e.answer.as_str()));
+    let all = entry.is_none_or(|e| e.sites == FaqSites::All);
     html! {
         form method="post" action=(action) {
             (csrf_field(csrf))
@@ -107,6 +130,19 @@ fn faq_form(
             div.field {
                 label for={ "answer-" (key) } { "Answer" }
                 textarea id={ "answer-" (key) } name="answer" rows="3" required { (answer) }
+            }
+            fieldset.field {
+                legend { "Answers on" }
+                @if let Some(entry) = entry { p.hint.answers-on { "Now: " (answers_on(entry, sites)) } }
+                label { input type="radio" name="answers" value="all" checked[all]; " All sites" }
+                label { input type="radio" name="answers" value="some" checked[!all]; " Only these sites:" }
+                @for site in sites.iter().filter(|s| !s.is_archived()) {
+                    label.choice {
+                        input type="checkbox" name="site" value=(site.id)
+                            checked[entry.is_some_and(|e| !all && e.sites.includes(site.id))];
+                        " " (site.name)
+                    }
+                }
             }
             button type="submit" { (label) }
         }
@@ -120,25 +156,40 @@ pub async fn faq(
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     let entries = state.store().faq_entries().await?;
+    let sites = state.store().sites().await?;
     Ok(faq_page(
         &current.user,
         &csrf.0,
         &entries,
+        &sites,
         notice(&done.done),
         &FormErrors::default(),
     )
     .into_response())
 }
 
-#[derive(Deserialize)]
-pub struct FaqForm {
-    questions: String,
-    answer: String,
+/// The FAQ form as posted: `questions`, `answer`, `answers` (`all` or
+/// `some`) and a `site` for each site chosen.
+pub struct FaqForm(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for FaqForm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(FaqForm)
+    }
 }
 
-fn parse_faq(form: &FaqForm) -> Result<(String, String), DomainError> {
+impl FaqForm {
+    fn value(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+fn parse_faq(form: &FaqForm, sites: &[Site]) -> Result<(String, String, FaqSites), DomainError> {
     let questions: Vec<&str> = form
-        .questions
+        .value("questions")
         .lines()
         .map(str::trim)
         .filter(|q| !q.is_empty())
@@ -146,7 +197,7 @@ fn parse_faq(form: &FaqForm) -> Result<(String, String), DomainError> {
     if questions.is_empty() {
         return Err(invalid("questions", "Write at least one question."));
     }
-    let answer = form.answer.trim();
+    let answer = form.value("answer").trim();
     if answer.is_empty() {
         return Err(invalid("answer", "Write the answer the assistant gives."));
     }
@@ -156,7 +207,14 @@ fn parse_faq(form: &FaqForm) -> Result<(String, String), DomainError> {
             "The answer is too long for one chat message.",
         ));
     }
-    Ok((questions.join("\n"), answer.to_string()))
+    let chosen: Vec<&str> = form
+        .0
+        .iter()
+        .filter(|(n, _)| n == "site")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let answers_on = sites::parse_faq_sites(form.value("answers") != "some", &chosen, sites)?;
+    Ok((questions.join("\n"), answer.to_string(), answers_on))
 }
 
 async fn save_faq_entry(
@@ -166,11 +224,12 @@ async fn save_faq_entry(
     id: Option<i64>,
     form: FaqForm,
 ) -> Result<Response, PageError> {
-    match parse_faq(&form) {
-        Ok((questions, answer)) => {
+    let sites = state.store().sites().await?;
+    match parse_faq(&form, &sites) {
+        Ok((questions, answer, answers_on)) => {
             state
                 .store()
-                .save_faq_entry(id, &questions, &answer)
+                .save_faq_entry(id, &questions, &answer, &answers_on)
                 .await?;
             state.chat().bot().reload();
             let done = if id.is_some() { "saved" } else { "added" };
@@ -181,7 +240,7 @@ async fn save_faq_entry(
             let entries = state.store().faq_entries().await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                faq_page(admin, csrf, &entries, None, &errors),
+                faq_page(admin, csrf, &entries, &sites, None, &errors),
             )
                 .into_response())
         }

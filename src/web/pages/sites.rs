@@ -136,6 +136,7 @@ fn sites_page(
     csrf: &str,
     sites: &[Site],
     counts: &[(SiteId, i64)],
+    faq_counts: &dyn Fn(SiteId) -> usize,
     shown: &Shown<'_>,
 ) -> Markup {
     let conversations = |id: SiteId| counts.iter().find(|(s, _)| *s == id).map_or(0, |(_, n)| *n);
@@ -173,6 +174,7 @@ fn sites_page(
                     p { "Paste this tag into the pages of the website, just before " code { "</body>" } ":" }
                     pre.snippet { code { (snippet(state, site)) } }
                     p.hint {
+                        a href="/admin/faq" { (faq_counts(site.id)) " FAQ entries" } " answer on this site. "
                         (conversations(site.id)) " conversations."
                     }
                     form method="post" action={ "/admin/sites/" (site.id) } {
@@ -233,7 +235,17 @@ async fn render(
     let store = state.store();
     let sites = store.sites().await?;
     let counts = store.site_conversation_counts().await?;
-    Ok(sites_page(state, admin, csrf, &sites, &counts, &shown))
+    let faq = store.faq_entries().await?;
+    let faq_counts = |site: SiteId| faq.iter().filter(|e| e.sites.includes(site)).count();
+    Ok(sites_page(
+        state,
+        admin,
+        csrf,
+        &sites,
+        &counts,
+        &faq_counts,
+        &shown,
+    ))
 }
 
 pub async fn show(
