@@ -20,6 +20,7 @@
     conversations: {},   // id -> { frame, messages: {seq: frame}, lastSeq, unread }
     selected: null,
     queue: [],
+    site: $("site-filter").value,    // a site's id: only its conversations are listed ("" for all)
     pending: {},         // client_msg_id -> frame not yet acknowledged (resent after a reconnect)
     lastTyping: 0,
     typingTimer: null
@@ -166,26 +167,31 @@
   // ----- rendering -----
   function render() { renderQueue(); renderMine(); renderPane(); }
 
+  // Whether a conversation's site is the one the agent chose to see.
+  function shown(site) { return !state.site || (site && String(site.id) === state.site); }
+  function siteName(site) { return site && site.name ? " · " + site.name : ""; }
+
   function renderQueue() {
     var list = $("queue");
     list.textContent = "";
-    state.queue.forEach(function (q) {
+    var waiting = state.queue.filter(function (q) { return shown(q.site); });
+    waiting.forEach(function (q) {
       list.appendChild(el("li", {}, [el("button", { type: "button", class: "conv", onclick: function () {
         send({ type: "claim", conversation_id: q.conversation_id });
         select(q.conversation_id);
       } }, [
         el("strong", { text: q.customer || "Visitor" }),
-        el("span", { class: "hint", text: (q.ticket_number ? " #" + q.ticket_number : "") + " · waiting since " + clock(q.waiting_since) }),
+        el("span", { class: "hint", text: (q.ticket_number ? " #" + q.ticket_number : "") + siteName(q.site) + " · waiting since " + clock(q.waiting_since) }),
         el("span", { class: "preview", text: q.preview || "" })
       ])]));
     });
-    $("queue-count").textContent = String(state.queue.length);
-    $("queue-empty").hidden = state.queue.length > 0;
+    $("queue-count").textContent = String(waiting.length);
+    $("queue-empty").hidden = waiting.length > 0;
   }
 
   function mine() {
     return Object.keys(state.conversations).map(function (id) { return state.conversations[id]; })
-      .filter(function (c) { return c.frame.status === "live" && c.frame.assignee && c.frame.assignee.id === ME; });
+      .filter(function (c) { return c.frame.status === "live" && c.frame.assignee && c.frame.assignee.id === ME && shown(c.frame.site); });
   }
 
   function renderMine() {
@@ -199,7 +205,7 @@
         "aria-current": String(f.id) === state.selected ? "true" : "false",
         onclick: function () { select(f.id); } }, [
         el("strong", { text: (f.customer && f.customer.name) || "Visitor" }),
-        el("span", { class: "hint", text: f.ticket_number ? " #" + f.ticket_number : "" }),
+        el("span", { class: "hint", text: (f.ticket_number ? " #" + f.ticket_number : "") + siteName(f.site) }),
         c.unread ? el("span", { class: "count", "aria-label": c.unread + " unread", text: String(c.unread) }) : null
       ])]));
     });
@@ -221,7 +227,7 @@
     pane.hidden = false;
     var f = conversation(state.selected).frame;
     $("pane-title").textContent = ((f.customer && f.customer.name) || "Visitor") +
-      (f.ticket_number ? " · #" + f.ticket_number : "") + " · " + (f.status || "");
+      (f.ticket_number ? " · #" + f.ticket_number : "") + siteName(f.site) + " · " + (f.status || "");
     var customer = $("pane-customer");
     customer.textContent = "";
     if (f.customer && f.customer.email) {
@@ -324,6 +330,12 @@
     state.presence = e.target.value;
     localStorage.setItem("careline:presence", state.presence);
     send({ type: "presence", status: state.presence });
+  });
+  $("site-filter").addEventListener("change", function (e) {
+    state.site = e.target.value;
+    // The choice stays in the address, so a reload keeps it.
+    history.replaceState(null, "", state.site ? "?site=" + encodeURIComponent(state.site) : location.pathname);
+    render();
   });
   $("claim").addEventListener("click", function () { send({ type: "claim", conversation_id: state.selected }); });
   $("resolve").addEventListener("click", function () { send({ type: "resolve", conversation_id: state.selected }); });

@@ -291,6 +291,16 @@ pub struct ConversationFrame {
     /// Staff only: messages the agent has not read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<i64>,
+    /// Staff only: the site the conversation came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteRef>,
+}
+
+/// A site, as staff see which one a conversation came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteRef {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -302,6 +312,7 @@ pub struct Customer {
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueItem {
     pub conversation_id: String,
+    pub site: SiteRef,
     pub ticket_number: Option<i64>,
     pub customer: String,
     pub waiting_since: String,

@@ -1373,7 +1373,7 @@ async fn sites_lifecycle(store: &Store) {
         .create_visitor(first.id, "first-visitor", "Dana", "")
         .await
         .unwrap();
-    store
+    let kept = store
         .create_conversation(first.id, visitor.id)
         .await
         .unwrap();
@@ -1383,6 +1383,8 @@ async fn sites_lifecycle(store: &Store) {
     );
     let archived = store.site(first.id).await.unwrap().unwrap();
     assert!(archived.is_archived());
+    let read = store.conversation(kept.id).await.unwrap().unwrap();
+    assert_eq!(read.site_name, archived.name);
     assert_eq!(
         store.site_conversation_counts().await.unwrap(),
         [(first.id, 1)]
@@ -1556,4 +1558,89 @@ async fn faq_sites(store: &Store) {
     assert_eq!(questions(shop).await, ["Welsh?"]);
     store.delete_faq_entry(iceland).await.unwrap();
     assert_eq!(store.faq_entries().await.unwrap().len(), shared + 1);
+}
+
+conformance!(tickets_queues_and_reports_tell_sites_apart, split_by_site);
+async fn split_by_site(store: &Store) {
+    let chat = chat_on(store);
+    let shop = store.default_site().await.unwrap();
+    let help = add_site(store, "Help").await;
+    let grace = user(store, "grace@example.com", Role::Customer).await;
+    // A portal ticket goes to the default site; one on the help centre; and
+    // a help centre chat the bot answered alone.
+    let printer = tickets::raise(&chat, &grace, "Printer", "It jams", Priority::Normal)
+        .await
+        .unwrap();
+    let invoice = store
+        .create_ticket(
+            help,
+            &grace,
+            ("Invoice", "Wrong total"),
+            Priority::High,
+            None,
+        )
+        .await
+        .unwrap();
+    let visitor = store
+        .create_visitor(help, "help-visitor", "Eve", "")
+        .await
+        .unwrap();
+    store.create_conversation(help, visitor.id).await.unwrap();
+
+    assert_eq!(
+        (printer.site_id, printer.site_name.as_str()),
+        (shop.id, shop.name.as_str())
+    );
+    assert_eq!(
+        (invoice.site_id, invoice.site_name.as_str()),
+        (help, "Help")
+    );
+    let listed = |site| async move {
+        store
+            .list_tickets(&TicketFilter {
+                site,
+                limit: 50,
+                ..TicketFilter::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.number, t.site_name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(Some(help)).await, [(invoice.number, "Help".into())]);
+    assert_eq!(
+        listed(Some(shop.id)).await,
+        [(printer.number, shop.name.clone())]
+    );
+    assert_eq!(listed(None).await.len(), 2);
+    let queue = store.queue().await.unwrap();
+    let sites: Vec<_> = queue
+        .iter()
+        .map(|q| (q.site_id, q.site_name.as_str()))
+        .collect();
+    assert_eq!(sites, [(shop.id, shop.name.as_str()), (help, "Help")]);
+
+    let rows = store.report_rows(0).await.unwrap();
+    let counts = |site| rows.by_site.get(&site).copied().unwrap_or_default();
+    assert_eq!(
+        (
+            counts(shop.id).conversations,
+            counts(shop.id).without_ticket,
+            counts(shop.id).opened
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (
+            counts(help).conversations,
+            counts(help).without_ticket,
+            counts(help).opened
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (rows.conversations, rows.without_ticket, rows.opened),
+        (3, 1, 2)
+    );
 }

@@ -1,14 +1,14 @@
 //! The admins' report: how the support team is doing over a period. How
 //! many chats the bot answered alone, how many tickets came and went, how
 //! long customers waited for a first answer and for a resolution, and how
-//! they rated it, for the team and per person.
+//! they rated it, for the team, per person and per site.
 
 use std::collections::BTreeMap;
 
 use super::{DomainError, DomainResult};
 
-use crate::model::{Role, User};
-use crate::store::{ReportRows, Store};
+use crate::model::{Role, SiteId, User};
+use crate::store::{ReportRows, Site, Store};
 
 /// The periods a report covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,20 @@ pub struct PersonFigures {
     pub satisfaction: Option<Satisfaction>,
 }
 
+/// One site's figures over the period (by the site each conversation came from).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteFigures {
+    pub id: SiteId,
+    pub name: String,
+    pub archived: bool,
+    pub conversations: i64,
+    pub bot_only: i64,
+    pub tickets_opened: i64,
+    pub tickets_resolved: usize,
+    pub first_response: Option<Spread>,
+    pub satisfaction: Option<Satisfaction>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub period: Period,
@@ -121,6 +135,9 @@ pub struct Report {
     /// Agents and admins, by name; people with nothing in the period too,
     /// so that nobody is missing from the table.
     pub people: Vec<PersonFigures>,
+    /// Every site that takes chats, and archived ones with something in
+    /// the period; oldest first.
+    pub sites: Vec<SiteFigures>,
 }
 
 impl Report {
@@ -143,11 +160,53 @@ pub async fn report(
     let since = now_ms - period.days() * 24 * 3_600_000;
     let rows = store.report_rows(since).await?;
     let staff = store.staff().await?;
-    Ok(compile(period, &rows, &staff))
+    let sites = store.sites().await?;
+    Ok(compile(period, &rows, &staff, &sites))
+}
+
+/// Each site's figures from the rows.
+fn by_site(rows: &ReportRows, sites: &[Site]) -> Vec<SiteFigures> {
+    sites
+        .iter()
+        .map(|site| {
+            let counts = rows.by_site.get(&site.id).copied().unwrap_or_default();
+            let here = |id: SiteId| id == site.id;
+            let scores: Vec<i64> = rows
+                .ratings
+                .iter()
+                .filter(|r| here(r.site_id))
+                .map(|r| r.score)
+                .collect();
+            SiteFigures {
+                id: site.id,
+                name: site.name.clone(),
+                archived: site.is_archived(),
+                conversations: counts.conversations,
+                bot_only: counts.without_ticket,
+                tickets_opened: counts.opened,
+                tickets_resolved: rows.resolutions.iter().filter(|t| here(t.site_id)).count(),
+                first_response: Spread::of(
+                    rows.first_responses
+                        .iter()
+                        .filter(|t| here(t.site_id))
+                        .map(|t| t.ms)
+                        .collect(),
+                ),
+                satisfaction: Satisfaction::of(&scores),
+            }
+        })
+        .filter(|s| {
+            !s.archived
+                || s.conversations > 0
+                || s.tickets_opened > 0
+                || s.tickets_resolved > 0
+                || s.satisfaction.is_some()
+        })
+        .collect()
 }
 
 /// The figures from the rows (no I/O: tested on its own).
-fn compile(period: Period, rows: &ReportRows, staff: &[User]) -> Report {
+fn compile(period: Period, rows: &ReportRows, staff: &[User], sites: &[Site]) -> Report {
     #[derive(Default)]
     struct Theirs {
         waits: Vec<i64>,
@@ -181,6 +240,7 @@ fn compile(period: Period, rows: &ReportRows, staff: &[User]) -> Report {
         first_response: Spread::of(rows.first_responses.iter().map(|t| t.ms).collect()),
         resolution: Spread::of(rows.resolutions.iter().map(|t| t.ms).collect()),
         satisfaction: Satisfaction::of(&scores),
+        sites: by_site(rows, sites),
         people: staff
             .iter()
             .map(|person| {
@@ -217,8 +277,8 @@ pub fn human_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::UserId;
-    use crate::store::{RatingGiven, TicketTime};
+    use crate::model::{UserId, WidgetPosition};
+    use crate::store::{RatingGiven, SiteCounts, TicketTime};
 
     const MIN: i64 = 60_000;
 
@@ -259,12 +319,14 @@ mod tests {
     fn figures_credit_whoever_has_the_ticket_and_list_everyone() {
         let time = |who: Option<i64>, minutes: i64| TicketTime {
             assignee_id: who,
+            site_id: SiteId(1),
             ms: minutes * MIN,
         };
         let rows = ReportRows {
             conversations: 8,
             without_ticket: 5,
             opened: 3,
+            by_site: Default::default(),
             first_responses: vec![time(Some(1), 4), time(Some(2), 2)],
             // One opened before the period and resolved in it counts here.
             resolutions: vec![time(Some(1), 60), time(Some(1), 330)],
@@ -273,19 +335,22 @@ mod tests {
                 RatingGiven {
                     score: 5,
                     assignee_id: Some(1),
+                    site_id: SiteId(1),
                 },
                 RatingGiven {
                     score: 2,
                     assignee_id: Some(2),
+                    site_id: SiteId(1),
                 },
                 RatingGiven {
                     score: 4,
                     assignee_id: None,
+                    site_id: SiteId(1),
                 },
             ],
         };
         let staff = [person(1, "Alan"), person(2, "Bea"), person(3, "Cy")];
-        let report = compile(Period::Week, &rows, &staff);
+        let report = compile(Period::Week, &rows, &staff, &[]);
         assert_eq!(report.tickets_opened, 3);
         assert_eq!(report.tickets_resolved, 2);
         assert_eq!(report.bot_only_percent(), Some(62.5));
@@ -323,6 +388,80 @@ mod tests {
         );
         assert_eq!(report.people[1].satisfaction.unwrap().average, 2.0);
         assert_eq!(report.people[2].satisfaction, None);
+    }
+
+    fn site(id: i64, name: &str, archived: bool) -> Site {
+        Site {
+            id: SiteId(id),
+            key: format!("k{id}"),
+            name: name.into(),
+            allowed_origins: Vec::new(),
+            greeting: String::new(),
+            color: "#fff".into(),
+            require_email: false,
+            position: WidgetPosition::BottomRight,
+            archived_at: archived.then_some(1),
+        }
+    }
+
+    #[test]
+    fn each_site_gets_the_figures_of_its_own_conversations() {
+        let time = |site: i64, minutes: i64| TicketTime {
+            assignee_id: None,
+            site_id: SiteId(site),
+            ms: minutes * MIN,
+        };
+        let rating = |site: i64, score: i64| RatingGiven {
+            score,
+            assignee_id: None,
+            site_id: SiteId(site),
+        };
+        let counts = |conversations, without_ticket, opened| SiteCounts {
+            conversations,
+            without_ticket,
+            opened,
+        };
+        let rows = ReportRows {
+            conversations: 7,
+            without_ticket: 4,
+            opened: 3,
+            by_site: [(SiteId(1), counts(4, 2, 2)), (SiteId(2), counts(3, 2, 1))].into(),
+            first_responses: vec![time(1, 10), time(1, 20), time(2, 3)],
+            resolutions: vec![time(2, 30)],
+            awaiting_first_response: 0,
+            ratings: vec![rating(1, 5), rating(2, 1), rating(2, 3)],
+        };
+        let sites = [
+            site(1, "Shop", false),
+            site(2, "Help centre", true),
+            site(3, "Old brand", true),
+            site(4, "New brand", false),
+        ];
+        let report = compile(Period::Week, &rows, &[], &sites);
+        let names: Vec<&str> = report.sites.iter().map(|s| s.name.as_str()).collect();
+        // An archived site with nothing in the period is left out; a site
+        // that takes chats is listed even with nothing yet.
+        assert_eq!(names, ["Shop", "Help centre", "New brand"]);
+        let (shop, help, new) = (&report.sites[0], &report.sites[1], &report.sites[2]);
+        assert_eq!(
+            (
+                shop.conversations,
+                shop.bot_only,
+                shop.tickets_opened,
+                shop.tickets_resolved
+            ),
+            (4, 2, 2, 0)
+        );
+        assert_eq!(shop.first_response.unwrap().median, 10 * MIN);
+        assert_eq!(shop.satisfaction.unwrap().average, 5.0);
+        assert!(help.archived);
+        assert_eq!((help.conversations, help.tickets_resolved), (3, 1));
+        assert_eq!(help.first_response.unwrap().count, 1);
+        assert_eq!(help.satisfaction.unwrap().average, 2.0);
+        assert_eq!(
+            (new.conversations, new.first_response, new.satisfaction),
+            (0, None, None)
+        );
     }
 
     #[test]

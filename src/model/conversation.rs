@@ -11,6 +11,8 @@ text_enum!(
 pub struct Conversation {
     pub id: ConversationId,
     pub site_id: SiteId,
+    /// The name of the site it came from, for staff.
+    pub site_name: String,
     pub visitor_id: VisitorId,
     pub status: ConversationStatus,
     pub assignee_id: Option<UserId>,
@@ -37,6 +39,8 @@ pub struct Conversation {
 #[derive(Debug, Clone)]
 pub struct QueueEntry {
     pub conversation_id: ConversationId,
+    pub site_id: SiteId,
+    pub site_name: String,
     pub ticket_number: Option<TicketNumber>,
     pub customer_name: String,
     pub customer_email: String,

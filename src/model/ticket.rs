@@ -1,7 +1,7 @@
 //! Tickets: what a customer raised, who works on it, where it stands, and
 //! its timeline.
 
-use super::{ConversationId, TicketNumber, UserId};
+use super::{ConversationId, SiteId, TicketNumber, UserId};
 
 text_enum!(
     TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
@@ -23,6 +23,9 @@ pub struct Ticket {
     pub id: i64,
     pub number: TicketNumber,
     pub conversation_id: ConversationId,
+    /// The site its conversation came from.
+    pub site_id: SiteId,
+    pub site_name: String,
     pub subject: String,
     pub status: TicketStatus,
     pub priority: Priority,

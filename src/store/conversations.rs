@@ -10,13 +10,14 @@ use super::{Store, StoreError, StoreResult, now_ms};
 use crate::model::{Conversation, ConversationId, ConversationStatus, SiteId, UserId, VisitorId};
 
 const CONVERSATION_SELECT: &str = "
-SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
+SELECT c.id, c.site_id, s.name AS site_name, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.last_public_seq, c.bot_misses,
        c.agent_read_seq, c.customer_read_seq, c.waiting_since, c.created_at, c.updated_at,
        t.number AS ticket_number, t.id AS ticket_id, t.first_response_at AS first_response_at,
        a.name AS assignee_name,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email
 FROM conversations c
+JOIN sites s ON s.id = c.site_id
 JOIN visitors v ON v.id = c.visitor_id
 LEFT JOIN users cu ON cu.id = v.user_id
 LEFT JOIN tickets t ON t.conversation_id = c.id
@@ -26,6 +27,7 @@ fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
     Ok(Conversation {
         id: row.try_get("id")?,
         site_id: row.try_get("site_id")?,
+        site_name: row.try_get("site_name")?,
         visitor_id: row.try_get("visitor_id")?,
         status: text_enum(row, "status", ConversationStatus::parse)?,
         assignee_id: row.try_get::<Option<i64>, _>("assignee_id")?.map(UserId),

@@ -49,7 +49,7 @@ pub use inbound_emails::{InboundEmail, InboundOutcome, InboundRecord};
 pub use messages::{Appended, NewChatMessage};
 pub use notification_prefs::{ConversationOwner, NotificationPrefs};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};
-pub use reports::{RatingGiven, ReportRows, TicketTime};
+pub use reports::{RatingGiven, ReportRows, SiteCounts, TicketTime};
 pub use routing::{Assignment, Wait};
 pub use sites::{DEFAULT_GREETING, Site, SiteRemoved, SiteSaved, SiteSettings};
 pub use ticket_activity::TicketActivity;

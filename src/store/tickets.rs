@@ -25,6 +25,8 @@ pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     pub priority: Option<Priority>,
     pub assignee: AssigneeFilter,
+    /// Only tickets whose conversation came from this site.
+    pub site: Option<SiteId>,
     /// A ticket number (`1042` or `#1042`), or words of the subject or the
     /// customer's email.
     pub query: Option<String>,
@@ -47,8 +49,11 @@ SELECT t.id, t.number, t.conversation_id, t.subject, t.status, t.priority,
        v.user_id AS customer_user_id,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email,
-       t.assignee_id, a.name AS assignee_name, a.email AS assignee_email
+       t.assignee_id, a.name AS assignee_name, a.email AS assignee_email,
+       c.site_id, s.name AS site_name
 FROM tickets t
+JOIN conversations c ON c.id = t.conversation_id
+JOIN sites s ON s.id = c.site_id
 JOIN visitors v ON v.id = t.customer_id
 LEFT JOIN users cu ON cu.id = v.user_id
 LEFT JOIN users a ON a.id = t.assignee_id";
@@ -59,6 +64,8 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
         id: row.try_get("id")?,
         number: row.try_get("number")?,
         conversation_id: row.try_get("conversation_id")?,
+        site_id: row.try_get("site_id")?,
+        site_name: row.try_get("site_name")?,
         subject: row.try_get("subject")?,
         status: text_enum(row, "status", TicketStatus::parse)?,
         priority: text_enum(row, "priority", Priority::parse)?,
@@ -344,6 +351,12 @@ impl Store {
             push(
                 " AND t.priority = ?",
                 Some(Arg::Text(priority.as_str().into())),
+            );
+        }
+        if let Some(site) = filter.site {
+            push(
+                " AND t.conversation_id IN (SELECT id FROM conversations WHERE site_id = ?)",
+                Some(Arg::Int(site.0)),
             );
         }
         match filter.assignee {

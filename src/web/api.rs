@@ -42,10 +42,19 @@ struct ApiTicket {
     priority: Priority,
     customer: ApiPerson,
     assignee: Option<ApiPerson>,
+    /// The site its conversation came from (its id for staff only).
+    site: ApiSite,
     created_at: i64,
     updated_at: i64,
     first_response_at: Option<i64>,
     resolved_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ApiSite {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
 }
 
 impl ApiTicket {
@@ -65,6 +74,10 @@ impl ApiTicket {
                 email: staff.then_some(a.email),
                 id: if staff { a.id.map(|id| id.0) } else { None },
             }),
+            site: ApiSite {
+                name: ticket.site_name,
+                id: staff.then_some(ticket.site_id.0),
+            },
             created_at: ticket.created_at,
             updated_at: ticket.updated_at,
             first_response_at: ticket.first_response_at,
@@ -157,6 +170,8 @@ struct ListQuery {
     status: Option<String>,
     priority: Option<String>,
     q: Option<String>,
+    /// A site's id: only tickets whose conversation came from it.
+    site: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -179,9 +194,19 @@ async fn list(
                 invalid("priority", "priority must be low, normal, high or urgent")
             })?),
         };
+    let site = match query.site.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(s.parse().map_err(|_| {
+            invalid(
+                "site",
+                "site must be a site's id, as the ticket's `site.id` gives it",
+            )
+        })?),
+    };
     let filter = TicketFilter {
         status,
         priority,
+        site,
         query: query.q,
         limit: query.limit.unwrap_or(50),
         offset: query.offset.unwrap_or(0),

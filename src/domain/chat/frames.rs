@@ -7,7 +7,7 @@ use crate::domain::DomainResult;
 use crate::model::{AttachmentRef, Conversation, Message, SenderKind};
 use crate::protocol::{
     self, Assignee, AttachmentInfo, ConversationFrame, Customer, MessageFrame, QueueItem, Sender,
-    ServerFrame,
+    ServerFrame, SiteRef,
 };
 use crate::store::Store;
 
@@ -52,6 +52,10 @@ impl Chat {
                 email: c.customer_email.clone(),
             }),
             unread: staff.then(|| (c.last_seq - c.agent_read_seq).max(0)),
+            site: staff.then(|| SiteRef {
+                id: c.site_id.to_string(),
+                name: c.site_name.clone(),
+            }),
         }
     }
 
@@ -98,6 +102,10 @@ pub(super) async fn queue_frame(store: &Store) -> DomainResult<ServerFrame> {
         .into_iter()
         .map(|q| QueueItem {
             conversation_id: q.conversation_id.to_string(),
+            site: SiteRef {
+                id: q.site_id.to_string(),
+                name: q.site_name,
+            },
             ticket_number: q.ticket_number.map(|n| n.0),
             customer: if q.customer_name.is_empty() {
                 q.customer_email

@@ -34,6 +34,9 @@ pub struct ListQuery {
     /// `anyone` (default), `unassigned`, `me` or an agent's id.
     #[serde(default)]
     assignee: String,
+    /// A site's id: only tickets whose conversation came from it.
+    #[serde(default)]
+    site: String,
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -56,6 +59,7 @@ impl ListQuery {
                     .map(|id| AssigneeFilter::User(UserId(id)))
                     .unwrap_or(AssigneeFilter::Anyone),
             },
+            site: self.site.parse().ok(),
             query: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
             limit: PAGE_SIZE + 1,
             offset: (page - 1) * PAGE_SIZE,
@@ -67,6 +71,7 @@ impl ListQuery {
             ("status", self.status.as_str()),
             ("priority", self.priority.as_str()),
             ("assignee", self.assignee.as_str()),
+            ("site", self.site.as_str()),
             ("q", self.q.as_str()),
             ("page", &page.to_string()),
         ])
@@ -85,6 +90,21 @@ fn select(label: &str, name: &str, current: &str, options: &[(String, String)]) 
             }
         }
     }
+}
+
+/// "Any site", then every site by name (archived ones too: their tickets
+/// stay listed), as a filter's choices.
+pub(super) fn site_choices(sites: &[crate::store::Site]) -> Vec<(String, String)> {
+    std::iter::once((String::new(), "Any".to_string()))
+        .chain(sites.iter().map(|s| {
+            let name = if s.is_archived() {
+                format!("{} (archived)", s.name)
+            } else {
+                s.name.clone()
+            };
+            (s.id.to_string(), name)
+        }))
+        .collect()
 }
 
 fn any_and<T: Copy>(all: &[T], text: fn(T) -> &'static str) -> Vec<(String, String)> {
@@ -114,6 +134,7 @@ pub async fn list(
         ("unassigned".to_string(), "Unassigned".to_string()),
     ];
     assignees.extend(staff.iter().map(|s| (s.id.to_string(), s.name.clone())));
+    let sites = site_choices(&state.store().sites().await?);
     Ok(page(
         "Tickets",
         Some(user),
@@ -128,6 +149,7 @@ pub async fn list(
                 (select("Status", "status", &query.status, &any_and(TicketStatus::ALL, TicketStatus::as_str)))
                 (select("Priority", "priority", &query.priority, &any_and(Priority::ALL, Priority::as_str)))
                 (select("Assignee", "assignee", &query.assignee, &assignees))
+                (select("Site", "site", &query.site, &sites))
                 button type="submit" { "Filter" }
             }
             @if found.is_empty() {
@@ -137,7 +159,7 @@ pub async fn list(
                     caption.visually-hidden { "Tickets, most recently updated first" }
                     thead { tr {
                         th scope="col" { "Number" } th scope="col" { "Subject" } th scope="col" { "Customer" }
-                        th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Assignee" } th scope="col" { "Updated" }
+                        th scope="col" { "Site" } th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Assignee" } th scope="col" { "Updated" }
                     } }
                     tbody {
                         @for t in &found {
@@ -145,6 +167,7 @@ pub async fn list(
                                 td { a href={ "/console/tickets/" (t.number) } { "#" (t.number) } }
                                 td { a href={ "/console/tickets/" (t.number) } { (t.subject) } }
                                 td { (t.customer.name) br; small { (t.customer.email) } }
+                                td.site { (t.site_name) }
                                 td { (status_badge(t)) }
                                 td { (priority_badge(t)) }
                                 td { @match &t.assignee { Some(a) => (a.name), None => em { "Unassigned" } } }
@@ -180,7 +203,7 @@ fn ticket_page(
         html! {
             p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
             h1 { "#" (n) " " (ticket.subject) }
-            p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) }
+            p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) " · on " span.site { (ticket.site_name) } }
             (form_errors(errors, &["body", "note"]))
             div.ticket-layout {
                 div.ticket-main {

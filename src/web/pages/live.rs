@@ -1,23 +1,35 @@
 //! The live console: presence, the queue, my conversations and the chat
-//! pane. The page is the frame; `assets/console.js` fills it over the socket.
+//! pane, narrowed to one site if the agent chooses. The page is the frame;
+//! `assets/console.js` fills it over the socket.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
+use serde::Deserialize;
 
+use super::console::site_choices;
 use super::layout::page;
 use crate::web::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::error::PageError;
 use crate::web::session::Staff;
 
+#[derive(Deserialize, Default)]
+pub struct LiveQuery {
+    /// A site's id: only its conversations are listed.
+    #[serde(default)]
+    site: String,
+}
+
 pub async fn console(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
+    Query(query): Query<LiveQuery>,
 ) -> Result<Response, PageError> {
     let user = &current.user;
     let staff = state.store().staff().await?;
+    let sites = site_choices(&state.store().sites().await?);
     let canned = state.store().canned_replies().await?;
     Ok(page(
         "Live chat",
@@ -34,6 +46,14 @@ pub async fn console(
                             option value="online" { "Online" }
                         }
                         span #connection.connection role="status" { "Connecting…" }
+                    }
+                    div.site-filter {
+                        label for="site-filter" { "Site" }
+                        select #site-filter {
+                            @for (value, name) in &sites {
+                                option value=(value) selected[*value == query.site] { (name) }
+                            }
+                        }
                     }
                 }
                 div.console-body {

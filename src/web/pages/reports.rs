@@ -1,5 +1,6 @@
 //! The admins' report page (`/admin/reports`): the team's figures over the
-//! last 7, 30 or 90 days (`domain::reports`).
+//! last 7, 30 or 90 days (`domain::reports`), for the team, by person and
+//! by site.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -68,6 +69,37 @@ pub async fn show(
             section.card aria-labelledby="r-csat" {
                 h2 #r-csat { "Satisfaction" }
                 p #satisfaction { (satisfaction(report.satisfaction)) }
+            }
+        }
+        section.card aria-labelledby="r-sites" {
+            h2 #r-sites { "By site" }
+            p.hint { "Each conversation counts for the site its chat came from; tickets raised on the portal or by email count for the default site." }
+            table #sites {
+                thead { tr {
+                    th scope="col" { "Site" }
+                    th scope="col" { "Conversations" }
+                    th scope="col" { "Bot alone" }
+                    th scope="col" { "Tickets opened" }
+                    th scope="col" { "Resolved" }
+                    th scope="col" { "First answer" }
+                    th scope="col" { "Satisfaction" }
+                } }
+                tbody {
+                    @for site in &report.sites {
+                        tr data-site=(site.id) {
+                            th scope="row" {
+                                (site.name)
+                                @if site.archived { " " span.hint { "(archived)" } }
+                            }
+                            td.conversations { (site.conversations) }
+                            td.bot-only { (site.bot_only) }
+                            td.opened { (site.tickets_opened) }
+                            td.resolved { (site.tickets_resolved) }
+                            td { (spread(site.first_response)) }
+                            td { (satisfaction(site.satisfaction)) }
+                        }
+                    }
+                }
             }
         }
         section.card aria-labelledby="r-people" {

@@ -175,7 +175,7 @@ fn sites_page(
                     pre.snippet { code { (snippet(state, site)) } }
                     p.hint {
                         a href="/admin/faq" { (faq_counts(site.id)) " FAQ entries" } " answer on this site. "
-                        (conversations(site.id)) " conversations."
+                        a href={ "/console?site=" (site.id) } { (conversations(site.id)) " conversations" } "."
                     }
                     form method="post" action={ "/admin/sites/" (site.id) } {
                         (csrf_field(csrf))
@@ -214,7 +214,7 @@ fn sites_page(
                                 tr {
                                     th scope="row" { (site.name) }
                                     td { (time(site.archived_at.unwrap_or_default())) }
-                                    td { (conversations(site.id)) }
+                                    td { a href={ "/console?site=" (site.id) } { (conversations(site.id)) } }
                                 }
                             }
                         }
