@@ -1034,3 +1034,125 @@ async fn files_go_both_ways_as_thumbnails_and_downloads() {
     customer.close().await.ok();
     agent.close().await.ok();
 }
+
+#[tokio::test]
+async fn each_site_places_its_widget_an_archived_one_says_it_is_closed_and_the_console_filters() {
+    let Some(mut chrome) = Chrome::start("browser sites").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let _agent = app
+        .agent(&mut admin, "Alan Agent", "alan@example.com")
+        .await;
+    // The shop (bottom right) and a help centre (bottom left), each on a
+    // page of its own origin.
+    let shop = app.store.default_site().await.unwrap();
+    let (_, shop_page) = host_page(&app, &shop.key).await;
+    allow(&app, &shop_page).await;
+    let mut help = careline::store::SiteSettings {
+        name: "Help centre".into(),
+        allowed_origins: Vec::new(),
+        greeting: "Ask the help centre".into(),
+        color: "#0055aa".into(),
+        require_email: false,
+        position: careline::model::WidgetPosition::BottomLeft,
+    };
+    let same = careline::domain::sites::same_name;
+    let careline::store::SiteSaved::Saved(help_id) =
+        app.store.save_site(None, &help, same).await.unwrap()
+    else {
+        panic!("the help centre is added");
+    };
+    let help_key = app.store.site(help_id).await.unwrap().unwrap().key;
+    let (_, help_page) = host_page(&app, &help_key).await;
+    help.allowed_origins = vec![help_page.clone()];
+    app.store.update_site(help_id, &help).await.unwrap();
+
+    let agent = console(&mut chrome, &app, "alan@example.com").await;
+    let on_shop = shop_with_chat_open(&mut chrome, &shop_page).await;
+    widget_type(&on_shop, "talk to a person please").await;
+    let on_help = shop_with_chat_open(&mut chrome, &help_page).await;
+    widget_type(&on_help, "talk to a person please").await;
+    let on_the_left = "(() => { const r = document.getElementById('careline-widget').shadowRoot\
+        .querySelector('.launcher').getBoundingClientRect(); return r.right < window.innerWidth / 2; })()";
+    wait_until(&on_help, "the launcher at the bottom left", on_the_left).await;
+    let shop_left = on_shop
+        .execute(&format!("return {on_the_left};"), vec![])
+        .await;
+    assert_eq!(
+        shop_left.unwrap(),
+        serde_json::json!(false),
+        "the shop's stays right"
+    );
+
+    // Both chats wait in the console, each with its site; narrowed to the
+    // help centre, the queue lists its chat only, and the address keeps it.
+    wait_until(
+        &agent,
+        "both chats",
+        "document.querySelectorAll('#queue li').length === 2",
+    )
+    .await;
+    let queue = agent
+        .execute(
+            "return document.getElementById('queue').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let queue = queue.as_str().unwrap();
+    assert!(
+        queue.contains("Shop support") && queue.contains("Help centre"),
+        "{queue}"
+    );
+    agent
+        .execute(
+            &format!("const s = document.getElementById('site-filter'); s.value = '{help_id}'; s.dispatchEvent(new Event('change'));"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until(
+        &agent,
+        "the queue narrowed to the help centre",
+        "document.querySelectorAll('#queue li').length === 1 && document.getElementById('queue').textContent.includes('Help centre')",
+    )
+    .await;
+    let address = agent
+        .execute("return location.search", vec![])
+        .await
+        .unwrap();
+    assert_eq!(address, serde_json::json!(format!("?site={help_id}")));
+    screenshot(&agent, "console-by-site").await;
+
+    // The shop is removed: it has a conversation, so it is archived. A
+    // customer who opens its page now reads why the chat is closed, and
+    // cannot type.
+    admin.get("/admin/sites").await;
+    admin
+        .submit(&format!("/admin/sites/{}/remove", shop.id), &[])
+        .await
+        .expect_redirect("/admin/sites?done=archived");
+    let late = shop_with_chat_open(&mut chrome, &shop_page).await;
+    wait_until(
+        &late,
+        "the closed message",
+        &format!(
+            "{WIDGET}.querySelector('.message.closed').textContent.includes('Shop support no longer takes new chats')"
+        ),
+    )
+    .await;
+    let disabled = late
+        .execute(
+            &format!("return {WIDGET}.querySelector('#cl-input').disabled"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(disabled, serde_json::json!(true));
+    screenshot(&late, "widget-archived-site").await;
+    for client in [on_shop, on_help, agent, late] {
+        client.close().await.ok();
+    }
+}
