@@ -187,11 +187,22 @@
     });
     $("queue-count").textContent = String(waiting.length);
     $("queue-empty").hidden = waiting.length > 0;
+    others("queue-others", state.queue.length - waiting.length, " more waiting on other sites.");
   }
 
-  function mine() {
+  // The agent's live conversations: on the chosen site, or (`all`) on any.
+  function mine(all) {
     return Object.keys(state.conversations).map(function (id) { return state.conversations[id]; })
-      .filter(function (c) { return c.frame.status === "live" && c.frame.assignee && c.frame.assignee.id === ME && shown(c.frame.site); });
+      .filter(function (c) {
+        return c.frame.status === "live" && c.frame.assignee && c.frame.assignee.id === ME && (all || shown(c.frame.site));
+      });
+  }
+
+  // What the site filter hides is counted, never silently dropped: a chat
+  // of yours on another site still needs you.
+  function others(id, n, text) {
+    $(id).hidden = n === 0;
+    $(id).textContent = n ? n + text : "";
   }
 
   function renderMine() {
@@ -210,6 +221,7 @@
       ])]));
     });
     $("mine-empty").hidden = items.length > 0;
+    others("mine-others", mine(true).length - items.length, " more of yours on other sites.");
   }
 
   function select(id) {

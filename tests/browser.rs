@@ -1087,7 +1087,8 @@ async fn each_site_places_its_widget_an_archived_one_says_it_is_closed_and_the_c
     );
 
     // Both chats wait in the console, each with its site; narrowed to the
-    // help centre, the queue lists its chat only, and the address keeps it.
+    // help centre, the queue lists its chat only (and counts the other),
+    // and the address keeps the choice.
     wait_until(
         &agent,
         "both chats",
@@ -1119,6 +1120,15 @@ async fn each_site_places_its_widget_an_archived_one_says_it_is_closed_and_the_c
         "document.querySelectorAll('#queue li').length === 1 && document.getElementById('queue').textContent.includes('Help centre')",
     )
     .await;
+    // What the filter hides is counted, not dropped.
+    let others = agent
+        .execute(
+            "return document.getElementById('queue-others').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(others, serde_json::json!("1 more waiting on other sites."));
     let address = agent
         .execute("return location.search", vec![])
         .await

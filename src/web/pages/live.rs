@@ -62,11 +62,13 @@ pub async fn console(
                             h2 #queue-title { "Waiting " span #queue-count.count { "0" } }
                             ul #queue.conv-list aria-live="polite" {}
                             p #queue-empty.hint { "Nobody is waiting." }
+                            p #queue-others.hint hidden {}
                         }
                         section aria-labelledby="mine-title" {
                             h2 #mine-title { "My conversations" }
                             ul #mine.conv-list {}
                             p #mine-empty.hint { "None yet: claim one from the queue." }
+                            p #mine-others.hint hidden {}
                         }
                     }
                     section #pane.chat-pane aria-label="Conversation" hidden {
