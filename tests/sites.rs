@@ -348,7 +348,13 @@ async fn a_removed_site_with_conversations_is_archived_and_one_without_is_delete
     let mut admin = app.admin().await;
     // Alone, the default site stays: portal and email tickets are filed under it.
     let only = app.store.default_site().await.unwrap();
-    admin.get("/admin/sites").await;
+    let page = admin.get("/admin/sites").await;
+    assert!(page.contains("It is the only site that takes chats, so it stays"));
+    assert!(
+        !page.contains("/remove"),
+        "no button for what would be refused"
+    );
+    // Posted anyway, it is refused with the reason.
     let refused = remove(&mut admin, only.id).await.expect_status(422);
     assert!(
         refused.contains("is the only site that takes chats, and tickets raised on the portal or by email are filed under it"),

@@ -93,6 +93,11 @@ fn snippet(state: &AppState, site: &Site) -> String {
     )
 }
 
+/// `1 conversation`, `2 conversations`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The fields of a site's form; `key` keeps each form's ids apart.
 fn fields(key: &str, values: &SiteFormData) -> Markup {
     html! {
@@ -149,6 +154,7 @@ fn sites_page(
             .map(|d| &d.values)
     };
     let archived: Vec<&Site> = sites.iter().filter(|s| s.is_archived()).collect();
+    let last = sites.len() - archived.len() == 1;
     page(
         "Sites & widget",
         Some(admin),
@@ -174,24 +180,30 @@ fn sites_page(
                     p { "Paste this tag into the pages of the website, just before " code { "</body>" } ":" }
                     pre.snippet { code { (snippet(state, site)) } }
                     p.hint {
-                        a href="/admin/faq" { (faq_counts(site.id)) " FAQ entries" } " answer on this site. "
-                        a href={ "/console?site=" (site.id) } { (conversations(site.id)) " conversations" } "."
+                        a href="/admin/faq" { (count(faq_counts(site.id), "FAQ entry", "FAQ entries")) }
+                        @if faq_counts(site.id) == 1 { " answers" } @else { " answer" }
+                        " on this site. "
+                        a href={ "/console?site=" (site.id) } { (count(conversations(site.id) as usize, "conversation", "conversations")) } "."
                     }
                     form method="post" action={ "/admin/sites/" (site.id) } {
                         (csrf_field(csrf))
                         (fields(&site.id.to_string(), draft_for(Some(site.id)).unwrap_or(&SiteFormData::of(site))))
                         button type="submit" { "Save" }
                     }
-                    form.inline method="post" action={ "/admin/sites/" (site.id) "/remove" } {
-                        (csrf_field(csrf))
-                        p.hint {
-                            @if conversations(site.id) > 0 {
-                                "Removing archives it: its conversations stay readable here and in the ticket list, its customers' ticket pages keep working, and its widget takes no new chats."
-                            } @else {
-                                "It has no conversations: removing deletes it."
+                    @if last {
+                        p.hint { "It is the only site that takes chats, so it stays: add another site before removing it." }
+                    } @else {
+                        form.inline method="post" action={ "/admin/sites/" (site.id) "/remove" } {
+                            (csrf_field(csrf))
+                            p.hint {
+                                @if conversations(site.id) > 0 {
+                                    "Removing archives it: its conversations stay readable here and in the ticket list, its customers' ticket pages keep working, and its widget takes no new chats."
+                                } @else {
+                                    "It has no conversations: removing deletes it."
+                                }
                             }
+                            button.secondary type="submit" { "Remove " (site.name) }
                         }
-                        button.secondary type="submit" { "Remove " (site.name) }
                     }
                 }
             }
