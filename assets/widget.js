@@ -1,6 +1,11 @@
 /*
  * Careline chat widget. Embed with one tag on any page of an allowed origin:
  *   <script src="https://support.example.com/widget.js" data-site="SITE_KEY" async></script>
+ * A page whose user is logged in says who it is, signed by its server
+ * (README, "Tell Careline who your customer is"): data-user-id,
+ * data-user-hash (and data-user-name, data-user-email) on the tag, or
+ * window.Careline.identify({user_id, user_hash, name, email}); and
+ * window.Careline.logout() when its user logs out.
  *
  * Plain JavaScript, no dependencies. Everything lives in a shadow root, so the
  * host page's styles do not reach in and ours do not leak out; the widget adds
@@ -83,6 +88,13 @@
     files: {},                            // attachment id -> object URL (fetched with the token)
     uploads: []                           // files on their way up: {name, progress}
   };
+  // Who the host page says its user is (checked by the server, never here).
+  state.identity = script.getAttribute("data-user-id") ? {
+    user_id: script.getAttribute("data-user-id"),
+    user_hash: script.getAttribute("data-user-hash") || "",
+    name: script.getAttribute("data-user-name") || undefined,
+    email: script.getAttribute("data-user-email") || undefined
+  } : null;
 
   // ----- the DOM, inside a shadow root -----
   var host = el("div", { id: "careline-widget" });
@@ -527,12 +539,14 @@
     fetch(BASE + "/api/widget/v1/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined }),
+      body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined, identity: state.identity || undefined }),
       credentials: "omit"
     }).then(function (r) {
       if (!r.ok) throw new Error("session " + r.status);
       return r.json();
     }).then(function (session) {
+      if (session.identity_error && window.console) console.warn("Careline: identity not taken: " + session.identity_error);
+      state.verified = session.verified;
       state.token = session.visitor_token;
       store("token", state.token);
       state.site = session.site;
@@ -623,7 +637,50 @@
     ].join("\n");
   }
 
+  // Starts over as someone else (or as nobody): the socket closes, what
+  // this browser shows and keeps of the conversation goes.
+  function restart() {
+    if (!state.started) return; // start() connects with what is known then
+    var socket = state.socket;
+    state.socket = null;
+    if (socket) { socket.onclose = null; socket.close(1000); }
+    state.connected = false;
+    state.conversation = null; store("conversation", null);
+    state.messages = {}; state.lastSeq = 0; state.pending = []; state.queued = [];
+    state.email = null; store("email", null);
+    while (list.firstChild) list.removeChild(list.firstChild);
+    connect();
+  }
+
+  window.Careline = {
+    // The host page's user, signed by its server: their chats follow them.
+    identify: function (who) {
+      if (!who || !who.user_id) return;
+      state.identity = {
+        user_id: String(who.user_id), user_hash: String(who.user_hash || ""),
+        name: who.name || undefined, email: who.email || undefined
+      };
+      restart();
+    },
+    // The host page's user logged out: this browser's token ends on the
+    // server and here, so the next person starts from nothing.
+    logout: function () {
+      var token = state.token;
+      state.identity = null;
+      state.token = null; store("token", null);
+      var done = function () { restart(); };
+      if (!token) return done();
+      fetch(BASE + "/api/widget/v1/logout", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ site_key: SITE, visitor_token: token }),
+        credentials: "omit"
+      }).then(done, done);
+    }
+  };
+
   function start() {
+    state.started = true;
     document.body.appendChild(host);
     connect();
   }

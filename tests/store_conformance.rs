@@ -1277,3 +1277,131 @@ async fn leases(store: &Store) {
     assert!(!store.take_lease("mailbox", "b", 60_000).await.unwrap());
 }
 conformance!(leases_give_work_to_one_instance_at_a_time, leases);
+
+/// Verified visitors: one per site and user id, several tokens, a merge
+/// that moves only an anonymous visitor's conversations, revocation.
+async fn verified_visitors(store: &Store) {
+    let site = store.default_site().await.unwrap();
+    let laptop = store
+        .create_visitor(site.id, "hash-laptop", "", "")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .verify_visitor(laptop.id, "u-1", "Grace", "grace@example.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .verify_visitor(laptop.id, "u-2", "", "")
+            .await
+            .unwrap(),
+        "verified once"
+    );
+    let other = store
+        .create_visitor(site.id, "hash-other", "", "")
+        .await
+        .unwrap();
+    assert!(
+        !store.verify_visitor(other.id, "u-1", "", "").await.unwrap(),
+        "one visitor per user id"
+    );
+    store
+        .add_visitor_token(laptop.id, "hash-phone")
+        .await
+        .unwrap();
+    let phone = store
+        .visitor_by_token(site.id, "hash-phone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(phone.id, laptop.id);
+    assert_eq!(phone.email, "grace@example.com");
+    // An anonymous visitor's conversation moves; a verified one's never.
+    let anonymous_chat = store.create_conversation(site.id, other.id).await.unwrap();
+    let moved = store.merge_visitor(other.id, laptop.id).await.unwrap();
+    assert_eq!(moved, vec![anonymous_chat.id]);
+    assert_eq!(
+        store
+            .conversation(anonymous_chat.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .visitor_id,
+        laptop.id
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let third = store
+        .create_visitor(site.id, "hash-third", "", "")
+        .await
+        .unwrap();
+    assert!(store.verify_visitor(third.id, "u-3", "", "").await.unwrap());
+    let theirs = store.create_conversation(site.id, laptop.id).await.unwrap();
+    assert!(
+        store
+            .merge_visitor(laptop.id, third.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .conversation(theirs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .visitor_id,
+        laptop.id,
+        "a verified customer's conversations never move"
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-laptop")
+            .await
+            .unwrap()
+            .is_some(),
+        "nor does its token end"
+    );
+    store
+        .revoke_visitor_token(site.id, "hash-phone")
+        .await
+        .unwrap();
+    store
+        .revoke_visitor_token(site.id, "hash-laptop")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-phone")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-laptop")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .visitor_by_external_id(site.id, "u-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        laptop.id
+    );
+}
+conformance!(
+    verified_visitors_hold_several_tokens_and_merge_only_the_anonymous,
+    verified_visitors
+);

@@ -89,6 +89,7 @@ pub type DomainResult<T> = Result<T, DomainError>;
 pub mod accounts;
 pub mod attachments;
 pub mod chat;
+pub mod identity;
 pub mod inbound_email;
 pub mod mailbox;
 pub mod notifications;

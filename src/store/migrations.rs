@@ -95,6 +95,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0013_leases.sql"),
         include_str!("../../migrations/mysql/0013_leases.sql"),
     ),
+    (
+        15,
+        "verified_identity",
+        include_str!("../../migrations/sqlite/0015_verified_identity.sql"),
+        include_str!("../../migrations/postgres/0015_verified_identity.sql"),
+        include_str!("../../migrations/mysql/0015_verified_identity.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreResult, now_ms};
 use crate::model::{SiteId, Visitor, VisitorId};
 
-fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
+pub(super) fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
     Ok(Visitor {
         id: row.try_get("id")?,
         site_id: row.try_get("site_id")?,
@@ -50,7 +50,8 @@ impl Store {
         Ok(visitor(&row)?)
     }
 
-    /// The visitor holding this token on this site, if any.
+    /// The visitor holding this token on this site, if any (its first
+    /// browser's, or another device's of a verified customer).
     pub async fn visitor_by_token(
         &self,
         site_id: SiteId,
@@ -63,7 +64,11 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(visitor).transpose()?)
+        match row {
+            Some(row) => Ok(Some(visitor(&row)?)),
+            // A verified customer's other devices hold their own tokens.
+            None => self.visitor_by_device_token(site_id, token_hash).await,
+        }
     }
 
     pub async fn visitor(&self, id: VisitorId) -> StoreResult<Option<Visitor>> {

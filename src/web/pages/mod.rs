@@ -15,6 +15,7 @@ mod portal;
 mod reports;
 mod settings;
 mod setup;
+mod site_identity;
 mod ticket_parts;
 
 use std::net::SocketAddr;
@@ -68,6 +69,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route(
+            "/admin/sites/{id}/identity",
+            get(site_identity::show).post(site_identity::save),
+        )
+        .route(
+            "/admin/sites/{id}/identity/rotate",
+            post(site_identity::rotate),
+        )
         .route("/admin/inbound", get(inbound::show))
         .route(
             "/admin/inbound/mailbox",
