@@ -96,6 +96,7 @@ pub mod password;
 pub mod reports;
 pub mod sites;
 pub mod tickets;
+pub mod uploads;
 
 /// A person's display name: trimmed, 1 to 100 characters.
 pub fn parse_name(input: &str) -> DomainResult<String> {
