@@ -110,6 +110,8 @@ pub async fn keep_unreadable(store: &Store, raw: &str, reason: &str) -> DomainRe
             conversation_id: None,
             detail: reason,
             raw: Some(raw),
+            original_sha256: None,
+            message_seq: None,
         })
         .await?;
     tracing::warn!(%reason, bytes = raw.len(), "inbound email cannot be read; kept for an admin");
@@ -195,6 +197,8 @@ async fn record(
             conversation_id,
             detail,
             raw: None,
+            original_sha256: None,
+            message_seq: None,
         })
         .await?;
     Ok(())

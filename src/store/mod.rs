@@ -44,7 +44,7 @@ pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry};
 pub use dialect::Backend;
-pub use inbound_emails::{InboundEmail, InboundOutcome, InboundRecord};
+pub use inbound_emails::{InboundEmail, InboundOriginal, InboundOutcome, InboundRecord};
 pub use messages::{Appended, NewChatMessage};
 pub use notification_prefs::{ConversationOwner, NotificationPrefs};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};
