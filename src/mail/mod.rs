@@ -4,6 +4,7 @@
 //! for real when an API key is configured.
 
 pub mod inbound;
+pub mod original;
 pub mod sendgrid;
 pub mod smtp;
 pub mod templates;
