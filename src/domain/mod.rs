@@ -89,6 +89,8 @@ pub type DomainResult<T> = Result<T, DomainError>;
 pub mod accounts;
 pub mod attachments;
 pub mod chat;
+mod email_files;
+pub mod email_originals;
 pub mod inbound_email;
 pub mod notifications;
 pub mod ownership;
