@@ -997,6 +997,103 @@ async fn upload_sweep_race(store: &Store) {
 }
 
 conformance!(
+    an_emails_original_keeps_the_bytes_an_unsent_upload_shares,
+    original_shares_bytes
+);
+async fn original_shares_bytes(store: &Store) {
+    use careline::model::Attachment;
+    use careline::store::{InboundOutcome, InboundRecord, UploadRemoval};
+
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "eml-token", "Eml", "eml@example.com")
+        .await
+        .unwrap();
+    let conversation = store
+        .create_conversation(site.id, visitor.id)
+        .await
+        .unwrap();
+    // Someone uploaded a saved email and never sent it; the same email was
+    // also taken, and its original named (twice: a second delivery).
+    let sha = "cd".repeat(32);
+    store.name_email_original(&sha, 42).await.unwrap();
+    store.name_email_original(&sha, 42).await.unwrap();
+    store
+        .insert_attachment(&Attachment {
+            id: "saved-eml".into(),
+            conversation_id: conversation.id,
+            uploader_kind: SenderKind::Customer,
+            uploader_user_id: None,
+            name: "mail.eml".into(),
+            content_type: "text/plain".into(),
+            size: 42,
+            sha256: sha.clone(),
+            message_id: None,
+            private: false,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    // The sweep removes the upload's row and leaves the bytes alone.
+    let removal = store
+        .remove_unsent_upload("saved-eml", &sha, async {
+            panic!("the bytes of an email's original must not be deleted")
+        })
+        .await
+        .unwrap();
+    assert_eq!(removal, UploadRemoval::BytesShared);
+
+    // The email's record names its original and the message it became.
+    let recorded = store
+        .record_inbound_email(&InboundRecord {
+            message_key: "<eml-1@example.com>",
+            from_email: "eml@example.com",
+            outcome: InboundOutcome::Appended,
+            conversation_id: Some(conversation.id),
+            detail: "1 file taken",
+            raw: None,
+            original_sha256: Some(&sha),
+            message_seq: Some(3),
+        })
+        .await
+        .unwrap();
+    assert!(recorded);
+    let emailed = store.emailed_messages(conversation.id).await.unwrap();
+    assert_eq!(emailed.len(), 1);
+    assert_eq!(emailed[0].0, 3);
+    let original = store.inbound_original(emailed[0].1).await.unwrap().unwrap();
+    assert_eq!(original.conversation_id, conversation.id);
+    assert_eq!(original.sha256, sha);
+    assert_eq!(original.size, 42);
+    assert_eq!(original.from_email, "eml@example.com");
+    assert!(
+        store
+            .inbound_original(emailed[0].1 + 1000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An email that kept no original (ignored) is not one.
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: "<eml-2@example.com>",
+            from_email: "eml@example.com",
+            outcome: InboundOutcome::Ignored,
+            conversation_id: None,
+            detail: "Auto-Submitted",
+            raw: None,
+            original_sha256: None,
+            message_seq: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.emailed_messages(conversation.id).await.unwrap().len(),
+        1
+    );
+}
+
+conformance!(
     two_admins_demoting_each_other_at_once_leave_one_admin,
     mutual_demotion
 );

@@ -31,6 +31,9 @@ pub struct TicketView {
     pub ticket: Ticket,
     pub messages: Vec<Message>,
     pub timeline: Vec<TicketEvent>,
+    /// The messages that came by email and kept their original: (staff
+    /// `seq`, the original's id), in `seq` order (`email_originals`).
+    pub emailed: Vec<(i64, i64)>,
 }
 
 fn parse_subject(subject: &str) -> DomainResult<String> {
@@ -121,10 +124,12 @@ pub async fn view(store: &Store, viewer: &User, number: TicketNumber) -> DomainR
     let staff = viewer.role.is_staff();
     let messages = store.messages(ticket.conversation_id, staff).await?;
     let timeline = store.ticket_events(ticket.id, staff).await?;
+    let emailed = store.emailed_messages(ticket.conversation_id).await?;
     Ok(TicketView {
         ticket,
         messages,
         timeline,
+        emailed,
     })
 }
 

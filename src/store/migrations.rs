@@ -89,6 +89,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/mysql/0011_notification_prefs.sql"),
     ),
     (
+        12,
+        "email_originals",
+        include_str!("../../migrations/sqlite/0012_email_originals.sql"),
+        include_str!("../../migrations/postgres/0012_email_originals.sql"),
+        include_str!("../../migrations/mysql/0012_email_originals.sql"),
+    ),
+    (
         13,
         "leases",
         include_str!("../../migrations/sqlite/0013_leases.sql"),

@@ -47,7 +47,7 @@ pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry};
 pub use dialect::Backend;
 pub use identity::SiteIdentity;
-pub use inbound_emails::{InboundEmail, InboundOutcome, InboundRecord};
+pub use inbound_emails::{InboundEmail, InboundOriginal, InboundOutcome, InboundRecord};
 pub use messages::{Appended, NewChatMessage};
 pub use notification_prefs::{ConversationOwner, NotificationPrefs};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};

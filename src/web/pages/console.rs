@@ -184,7 +184,7 @@ fn ticket_page(
             (form_errors(errors, &["body", "note"]))
             div.ticket-layout {
                 div.ticket-main {
-                    (thread(&view.messages))
+                    (thread(&view.messages, &view.emailed))
                     section.card {
                         h2 { "Reply to the customer" }
                         form method="post" action={ "/console/tickets/" (n) "/reply" } {

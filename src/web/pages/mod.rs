@@ -10,6 +10,7 @@ mod inbound;
 pub mod layout;
 mod live;
 mod mailbox;
+mod original_email;
 mod password;
 mod portal;
 mod reports;
@@ -49,6 +50,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tickets/{number}", get(portal::show))
         .route("/tickets/{number}/reply", post(portal::reply))
         .route("/tickets/{number}/rate", post(portal::rate))
+        .route("/emails/{id}", get(original_email::show))
+        .route("/emails/{id}/original.eml", get(original_email::download))
         .route("/console", get(console::list))
         .route("/console/chat", get(live::console))
         .route("/console/tickets/{number}", get(console::show))
