@@ -326,3 +326,60 @@ async fn the_secret_is_shown_once_and_only_to_admins() {
         .await;
     assert_ne!(agent.get(&path).await.status, 200);
 }
+
+#[tokio::test]
+async fn agents_see_whether_the_customers_email_is_proven() {
+    let mut shop = shop().await;
+    let alan = shop
+        .app
+        .agent(&mut shop.admin, "Alan", "alan@example.com")
+        .await;
+    let mut console = shop.app.agent_socket(&alan).await;
+    console.go_online().await;
+    let seen = |token: String, text: &'static str| {
+        let shop = &shop;
+        async move {
+            let mut visitor = shop.app.visitor_with_token(&shop.site_key, &token).await;
+            visitor
+                .send(json!({"type": "start", "client_msg_id": text, "body": text}))
+                .await;
+            let id = visitor.expect_type("conversation").await["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            visitor
+                .send(json!({"type": "handoff", "conversation_id": id}))
+                .await;
+            (visitor, id)
+        }
+    };
+    let verified = shop
+        .session(json!({"identity": shop.identity("u-1")}))
+        .await;
+    let (_v1, signed_chat) =
+        seen(verified["visitor_token"].as_str().unwrap().into(), "signed").await;
+    let frame = console
+        .expect(|f| {
+            f["type"] == "conversation"
+                && f["id"] == json!(signed_chat)
+                && f["customer"].is_object()
+        })
+        .await;
+    assert_eq!(frame["customer"]["email"], "grace@example.com", "{frame}");
+    assert_eq!(frame["customer"]["verified"], true, "{frame}");
+
+    let typed = shop
+        .session(json!({"name": "Mallory", "email": "grace@example.com"}))
+        .await;
+    let (_v2, typed_chat) = seen(typed["visitor_token"].as_str().unwrap().into(), "typed").await;
+    let frame = console
+        .expect(|f| {
+            f["type"] == "conversation" && f["id"] == json!(typed_chat) && f["customer"].is_object()
+        })
+        .await;
+    assert_eq!(frame["customer"]["email"], "grace@example.com", "{frame}");
+    assert_eq!(
+        frame["customer"]["verified"], false,
+        "the same address, typed: {frame}"
+    );
+}

@@ -15,7 +15,8 @@ SELECT c.id, c.site_id, c.visitor_id, c.status, c.assignee_id, c.last_seq, c.las
        t.number AS ticket_number, t.id AS ticket_id, t.first_response_at AS first_response_at,
        a.name AS assignee_name,
        COALESCE(cu.name, v.name) AS customer_name,
-       COALESCE(cu.email, v.email) AS customer_email
+       COALESCE(cu.email, v.email) AS customer_email,
+       CASE WHEN cu.id IS NOT NULL THEN cu.verified ELSE v.email_verified END AS customer_verified
 FROM conversations c
 JOIN visitors v ON v.id = c.visitor_id
 LEFT JOIN users cu ON cu.id = v.user_id
@@ -41,6 +42,7 @@ fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
         first_response_at: row.try_get("first_response_at")?,
         customer_name: row.try_get("customer_name")?,
         customer_email: row.try_get("customer_email")?,
+        customer_verified: row.try_get::<i64, _>("customer_verified")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

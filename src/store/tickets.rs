@@ -47,6 +47,7 @@ SELECT t.id, t.number, t.conversation_id, t.subject, t.status, t.priority,
        v.user_id AS customer_user_id,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email,
+       CASE WHEN cu.id IS NOT NULL THEN cu.verified ELSE v.email_verified END AS customer_verified,
        t.assignee_id, a.name AS assignee_name, a.email AS assignee_email
 FROM tickets t
 JOIN visitors v ON v.id = t.customer_id
@@ -69,6 +70,7 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
             name: row.try_get("customer_name")?,
             email: row.try_get("customer_email")?,
         },
+        customer_verified: row.try_get::<i64, _>("customer_verified")? != 0,
         assignee: match assignee_id {
             Some(id) => Some(Person {
                 id: Some(UserId(id)),

@@ -32,6 +32,9 @@ struct ApiPerson {
     email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<i64>,
+    /// Staff only, for the customer: whether the email is proven.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -59,11 +62,13 @@ impl ApiTicket {
                 name: ticket.customer.name,
                 email: Some(ticket.customer.email),
                 id: None,
+                verified: staff.then_some(ticket.customer_verified),
             },
             assignee: ticket.assignee.map(|a| ApiPerson {
                 name: a.name,
                 email: staff.then_some(a.email),
                 id: if staff { a.id.map(|id| id.0) } else { None },
+                verified: None,
             }),
             created_at: ticket.created_at,
             updated_at: ticket.updated_at,

@@ -180,7 +180,12 @@ fn ticket_page(
         html! {
             p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
             h1 { "#" (n) " " (ticket.subject) }
-            p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) }
+            p.customer {
+                "From " strong { (ticket.customer.name) } " · " (ticket.customer.email)
+                @if !ticket.customer_verified && !ticket.customer.email.is_empty() {
+                    " " span.badge.unverified title="Typed by the visitor, not proven" { "unverified" }
+                }
+            }
             (form_errors(errors, &["body", "note"]))
             div.ticket-layout {
                 div.ticket-main {
