@@ -485,6 +485,11 @@
         state.attempts = 0;
         var known = (frame.conversations || []).some(function (c) { return String(c.id) === String(state.conversation); });
         if (state.conversation && !known) { state.conversation = null; store("conversation", null); }
+        // A verified customer on a device new to them: their latest
+        // conversation (the list is newest first) follows them here.
+        if (!state.conversation && state.verified && frame.conversations && frame.conversations.length) {
+          setConversation(frame.conversations[0]);
+        }
         if (state.conversation) resume();
         state.starting = null;
         state.pending.forEach(transmit);

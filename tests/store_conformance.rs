@@ -1415,6 +1415,25 @@ async fn verified_visitors(store: &Store) {
         .unwrap();
     assert_eq!(phone.id, laptop.id);
     assert_eq!(phone.email, "grace@example.com");
+    // The same address typed again keeps its proof; another one ends it.
+    let verified = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let c = store.create_conversation(site.id, laptop.id).await.unwrap();
+            store
+                .conversation(c.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .customer_verified
+        }
+    };
+    assert!(verified(store).await);
+    store
+        .update_visitor_contact(laptop.id, "", "grace@example.com")
+        .await
+        .unwrap();
+    assert!(verified(store).await);
     // An anonymous visitor's conversation moves; a verified one's never.
     let anonymous_chat = store.create_conversation(site.id, other.id).await.unwrap();
     let moved = store.merge_visitor(other.id, laptop.id).await.unwrap();

@@ -89,11 +89,17 @@ impl Store {
         email: &str,
     ) -> StoreResult<()> {
         sqlx::query(self.sql(
-            "UPDATE visitors SET name = CASE WHEN ? = '' THEN name ELSE ? END,
+            // A typed email is nobody's proof: one that changes the
+            // address ends its verification. (First: MariaDB assigns left
+            // to right, so `email` must still be the old one here.)
+            "UPDATE visitors SET email_verified = CASE WHEN ? = '' OR ? = email THEN email_verified ELSE 0 END,
+                                 name = CASE WHEN ? = '' THEN name ELSE ? END,
                                  email = CASE WHEN ? = '' THEN email ELSE ? END,
                                  last_seen_at = ?
              WHERE id = ?",
         ))
+        .bind(email)
+        .bind(email)
         .bind(name)
         .bind(name)
         .bind(email)
