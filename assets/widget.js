@@ -86,7 +86,9 @@
     lastTyping: 0,
     rated: false,
     files: {},                            // attachment id -> object URL (fetched with the token)
-    uploads: []                           // files on their way up: {name, progress}
+    uploads: [],                          // files on their way up: {name, progress}
+    history: [],                          // the visitor's conversations, newest first
+    historyMore: false                    // older ones remain on the server
   };
   // Who the host page says its user is (checked by the server, never here).
   state.identity = script.getAttribute("data-user-id") ? {
@@ -125,10 +127,17 @@
     el("label", { for: "cl-input", class: "sr-only", text: "Your message" }), attachButton, picker, input, sendButton
   ]);
   var extra = el("div", { class: "extra" });
+  // The visitor's conversations (a verified customer's, from every device),
+  // newest first, a page at a time.
+  var historyButton = el("button", { type: "button", class: "history-toggle", hidden: "",
+    "aria-label": "Your conversations", title: "Your conversations", text: "☰", onclick: toggleHistory });
+  var historyList = el("ul", { class: "history-list", "aria-label": "Your conversations" });
+  var moreButton = el("button", { type: "button", class: "more", hidden: "", text: "Earlier conversations", onclick: loadMoreHistory });
+  var historyPane = el("div", { class: "history", hidden: "" }, [historyList, moreButton]);
   var panel = el("section", { class: "panel", role: "dialog", "aria-labelledby": "cl-title", hidden: "" }, [
-    el("header", {}, [title,
+    el("header", {}, [historyButton, title,
       el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×", onclick: toggle })]),
-    statusLine, list, typing, extra, composer,
+    statusLine, historyPane, list, typing, extra, composer,
     el("div", { class: "actions" }, [human])
   ]);
   root.appendChild(launcher);
@@ -386,6 +395,10 @@
     if (fresh) {
       state.conversation = String(c.id);
       store("conversation", state.conversation);
+      if (!state.history.some(function (h) { return String(h.id) === String(c.id); })) {
+        state.history.unshift(c);
+        renderHistory();
+      }
       state.messages = {};
       state.lastSeq = 0;
       state.rated = false;
@@ -552,6 +565,10 @@
     }).then(function (session) {
       if (session.identity_error && window.console) console.warn("Careline: identity not taken: " + session.identity_error);
       state.verified = session.verified;
+      state.history = session.conversations || [];
+      // The session lists the 20 newest: there may be older ones.
+      state.historyMore = state.history.length >= 20;
+      renderHistory();
       state.token = session.visitor_token;
       store("token", state.token);
       state.site = session.site;
@@ -603,7 +620,13 @@
       ".panel{position:absolute;right:0;bottom:68px;width:360px;max-width:calc(100vw - 32px);height:520px;max-height:calc(100vh - 100px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}",
       ".panel[hidden]{display:none}",
       "header{background:var(--cl-color);color:#fff;display:flex;align-items:center;justify-content:space-between;padding:10px 14px}",
-      "h2{margin:0;font-size:16px;font-weight:600}",
+      "h2{margin:0;font-size:16px;font-weight:600;flex:1}",
+      ".history-toggle{background:none;border:0;color:#fff;font-size:18px;line-height:1;margin-right:8px}",
+      ".history{flex:1;overflow-y:auto;padding:10px 14px}",
+      ".history-list{list-style:none;margin:0 0 8px;padding:0}",
+      ".history-list button{width:100%;text-align:left;border:1px solid #d9dee7;background:#fff;border-radius:6px;padding:8px 10px;margin-bottom:6px}",
+      ".history-list button[aria-current=true]{border-color:var(--cl-color);font-weight:600}",
+      ".more{border:1px solid var(--cl-color);background:#fff;color:var(--cl-color);border-radius:6px;padding:5px 10px}",
       ".close{background:none;border:0;color:#fff;font-size:24px;line-height:1}",
       ".status{margin:0;padding:6px 14px;font-size:12px;color:#5b6475;background:#f6f7f9}",
       ".messages{list-style:none;margin:0;padding:10px 14px;flex:1;overflow-y:auto}",
@@ -642,6 +665,48 @@
     ].join("\n");
   }
 
+  // ----- earlier conversations -----
+  function historyLabel(c) {
+    var names = { bot: "with our assistant", waiting: "waiting", live: "open", resolved: "resolved", closed: "closed" };
+    return (c.ticket_number ? "Ticket #" + c.ticket_number : "Conversation " + c.id) + " · " + (names[c.status] || c.status);
+  }
+  function renderHistory() {
+    while (historyList.firstChild) historyList.removeChild(historyList.firstChild);
+    state.history.forEach(function (c) {
+      var current = String(c.id) === String(state.conversation);
+      historyList.appendChild(el("li", {}, [el("button", { type: "button", "aria-current": current ? "true" : "false",
+        text: historyLabel(c), onclick: function () { pickConversation(c); } })]));
+    });
+    moreButton.hidden = !state.historyMore;
+    historyButton.hidden = state.history.length < 2 && !state.historyMore;
+  }
+  function toggleHistory() {
+    historyPane.hidden = !historyPane.hidden;
+    list.hidden = !historyPane.hidden;
+    historyButton.setAttribute("aria-expanded", String(!historyPane.hidden));
+    if (!historyPane.hidden) renderHistory();
+  }
+  function pickConversation(c) {
+    if (String(c.id) !== String(state.conversation)) {
+      while (list.firstChild) list.removeChild(list.firstChild);
+      setConversation(c);
+      resume();
+    }
+    toggleHistory();
+  }
+  function loadMoreHistory() {
+    var last = state.history[state.history.length - 1];
+    if (!last || !state.token) return;
+    fetch(BASE + "/api/widget/v1/conversations?site=" + encodeURIComponent(SITE) + "&before=" + encodeURIComponent(last.id), {
+      headers: { "Authorization": "Bearer " + state.token }, credentials: "omit"
+    }).then(function (r) { if (!r.ok) throw new Error("history " + r.status); return r.json(); })
+      .then(function (page) {
+        state.history = state.history.concat(page.conversations || []);
+        state.historyMore = !!page.more;
+        renderHistory();
+      }).catch(function () { setStatus("Earlier conversations could not be loaded; try again."); });
+  }
+
   // Starts over as someone else (or as nobody): the socket closes, what
   // this browser shows and keeps of the conversation goes.
   function restart() {
@@ -653,6 +718,8 @@
     state.conversation = null; store("conversation", null);
     state.messages = {}; state.lastSeq = 0; state.pending = []; state.queued = [];
     state.email = null; store("email", null);
+    state.history = []; state.historyMore = false; renderHistory();
+    historyPane.hidden = true; list.hidden = false;
     while (list.firstChild) list.removeChild(list.firstChild);
     connect();
   }

@@ -383,3 +383,87 @@ async fn agents_see_whether_the_customers_email_is_proven() {
         "the same address, typed: {frame}"
     );
 }
+
+#[tokio::test]
+async fn a_customers_history_comes_a_page_at_a_time_and_only_to_them() {
+    let shop = shop().await;
+    let first = shop
+        .session(json!({"identity": shop.identity("u-h")}))
+        .await;
+    let token = first["visitor_token"].as_str().unwrap().to_string();
+    let mut made = Vec::new();
+    for _ in 0..23 {
+        let site = shop.app.store.default_site().await.unwrap();
+        let visitor: careline::model::VisitorId =
+            first["visitor_id"].as_str().unwrap().parse().unwrap();
+        let c = shop
+            .app
+            .store
+            .create_conversation(site.id, visitor)
+            .await
+            .unwrap();
+        made.push(c.id.to_string());
+    }
+    made.reverse(); // newest first
+    let again = shop.session(json!({"visitor_token": token})).await;
+    assert_eq!(ids(&again), made[..20].to_vec());
+    let page = |token: String, before: String| {
+        let shop = &shop;
+        async move {
+            careline::http_client(std::time::Duration::from_secs(10))
+                .get(format!(
+                    "{}/api/widget/v1/conversations?site={}&before={before}",
+                    shop.app.base, shop.site_key
+                ))
+                .header("Origin", SHOP_ORIGIN)
+                .header("Authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let older = page(token.clone(), made[19].clone()).await;
+    assert_eq!(older.status(), 200);
+    let older: Value = older.json().await.unwrap();
+    assert_eq!(ids(&older), made[20..].to_vec());
+    assert_eq!(older["more"], false);
+    let first_page: Value = page(token.clone(), String::new())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&first_page),
+        made[..20].to_vec(),
+        "no cursor: the newest page"
+    );
+    assert_eq!(first_page["more"], true);
+    // Someone else's token sees none of them; no token, a bad cursor and a
+    // foreign origin are refused.
+    let stranger = shop.session(json!({})).await;
+    let theirs: Value = page(
+        stranger["visitor_token"].as_str().unwrap().into(),
+        made[19].clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(ids(&theirs).is_empty(), "{theirs}");
+    assert_eq!(
+        page("not-a-token".into(), made[0].clone()).await.status(),
+        401
+    );
+    assert_eq!(page(token.clone(), "abc".into()).await.status(), 422);
+    let foreign = careline::http_client(std::time::Duration::from_secs(10))
+        .get(format!(
+            "{}/api/widget/v1/conversations?site={}",
+            shop.app.base, shop.site_key
+        ))
+        .header("Origin", "https://evil.example")
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+}

@@ -106,10 +106,24 @@ impl Store {
         &self,
         visitor_id: VisitorId,
     ) -> StoreResult<Vec<Conversation>> {
+        self.visitor_conversations_before(visitor_id, None, 20)
+            .await
+    }
+
+    /// A page of a visitor's conversations, newest first: those older than
+    /// `before` (by id), at most `limit`.
+    pub async fn visitor_conversations_before(
+        &self,
+        visitor_id: VisitorId,
+        before: Option<ConversationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Conversation>> {
         let rows = sqlx::query(self.sql(&format!(
-            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? ORDER BY c.id DESC LIMIT 20"
+            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? AND c.id < ? ORDER BY c.id DESC LIMIT ?"
         )))
         .bind(visitor_id)
+        .bind(before.map_or(i64::MAX, |b| b.0))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)

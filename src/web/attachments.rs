@@ -230,7 +230,7 @@ fn content_disposition(inline: bool, name: &str) -> String {
 
 /// The visitor behind `Authorization: Bearer <token>` on site `site_key`,
 /// when the request's origin may use that site's chat.
-async fn widget_visitor(
+pub(super) async fn widget_visitor(
     state: &AppState,
     headers: &HeaderMap,
     site_key: &str,

@@ -28,6 +28,10 @@ pub fn routes(_state: &AppState) -> Router<AppState> {
         .route("/widget.js", get(widget_js))
         .route("/api/widget/v1/session", post(session).options(preflight))
         .route("/api/widget/v1/logout", post(logout).options(preflight))
+        .route(
+            "/api/widget/v1/conversations",
+            get(history).options(preflight),
+        )
 }
 
 async fn widget_js() -> impl IntoResponse {
@@ -335,5 +339,78 @@ async fn logout(
     match identity::logout(state.store(), &site, &request.visitor_token).await {
         Ok(()) => cors(StatusCode::NO_CONTENT.into_response(), &origin),
         Err(e) => cors(ApiError(e).into_response(), &origin),
+    }
+}
+
+/// A page of the visitor's history.
+const HISTORY_PAGE: i64 = 20;
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    site: String,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+#[derive(Serialize)]
+struct History {
+    conversations: Vec<ConversationFrame>,
+    /// Whether older conversations remain (ask again with `before`).
+    more: bool,
+}
+
+/// `GET /api/widget/v1/conversations?site=KEY&before=ID` with the visitor's
+/// bearer token: their conversations older than `before`, newest first, a
+/// page at a time (a verified customer's from every device).
+async fn history(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (visitor, origin) =
+        match super::attachments::widget_visitor(&state, &headers, &query.site).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let before = match query
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(str::parse::<i64>)
+    {
+        None => None,
+        Some(Ok(id)) => Some(crate::model::ConversationId(id)),
+        Some(Err(_)) => {
+            let refused = error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "before must be a conversation id",
+            );
+            return cors(refused, &origin);
+        }
+    };
+    let page = state
+        .store()
+        .visitor_conversations_before(visitor.id, before, HISTORY_PAGE + 1)
+        .await;
+    match page {
+        Ok(mut conversations) => {
+            let more = conversations.len() as i64 > HISTORY_PAGE;
+            conversations.truncate(HISTORY_PAGE as usize);
+            let chat = state.chat();
+            let conversations = conversations
+                .iter()
+                .map(|c| chat.conversation_frame(c, Audience::Visitor))
+                .collect();
+            cors(
+                Json(History {
+                    conversations,
+                    more,
+                })
+                .into_response(),
+                &origin,
+            )
+        }
+        Err(e) => cors(ApiError(e.into()).into_response(), &origin),
     }
 }
