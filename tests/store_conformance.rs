@@ -1521,3 +1521,60 @@ conformance!(
     verified_visitors_hold_several_tokens_and_merge_only_the_anonymous,
     verified_visitors
 );
+
+/// A ticket an email opens opens once, however often (and however
+/// simultaneously) the email is taken: a retry after the ticket was made
+/// but before the email was recorded finds it.
+async fn tickets_once_by_source(store: &Store) {
+    let chat = chat_on(store);
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let chat = chat.clone();
+        let ada = ada.clone();
+        racers.push(tokio::spawn(async move {
+            tickets::raise_answering(
+                &chat,
+                &ada,
+                ("Printer jams", "Every page"),
+                Priority::Normal,
+                Some("<ada-1@mail.example>"),
+                Some("<ada-1@mail.example>"),
+            )
+            .await
+            .unwrap()
+            .number
+        }));
+    }
+    let mut numbers = Vec::new();
+    for racer in racers {
+        numbers.push(racer.await.unwrap());
+    }
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1, "one ticket: {numbers:?}");
+    let all = store
+        .list_tickets(&TicketFilter {
+            customer: Some(ada.id),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // Without a source, each call is a ticket of its own.
+    for _ in 0..2 {
+        tickets::raise(&chat, &ada, "Another", "Thing", Priority::Low)
+            .await
+            .unwrap();
+    }
+    let all = store
+        .list_tickets(&TicketFilter {
+            customer: Some(ada.id),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+conformance!(a_ticket_an_email_opens_opens_once, tickets_once_by_source);

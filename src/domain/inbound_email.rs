@@ -337,6 +337,7 @@ async fn open_ticket(
         (&subject, text),
         Priority::Normal,
         answering,
+        Some(email.key),
     )
     .await?;
     // The ticket's conversation and its first message: the description

@@ -109,6 +109,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0015_verified_identity.sql"),
         include_str!("../../migrations/mysql/0015_verified_identity.sql"),
     ),
+    (
+        16,
+        "ticket_sources",
+        include_str!("../../migrations/sqlite/0016_ticket_sources.sql"),
+        include_str!("../../migrations/postgres/0016_ticket_sources.sql"),
+        include_str!("../../migrations/mysql/0016_ticket_sources.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -114,13 +114,60 @@ impl Store {
     /// Opens a ticket from the portal: the customer's visitor record, a
     /// conversation waiting for an agent, the first message (seq 1), the
     /// next ticket number and the "opened" timeline entry, in one transaction.
+    ///
+    /// With a `source` (the key of the email that opens it) the ticket opens
+    /// once: a second call with the same source, even at the same time,
+    /// gets the first ticket and changes nothing.
     pub async fn create_ticket(
         &self,
         site_id: SiteId,
         customer: &User,
         (subject, body): (&str, &str),
         priority: Priority,
-        answering: Option<&str>,
+        (answering, source): (Option<&str>, Option<&str>),
+    ) -> StoreResult<Ticket> {
+        if let Some(source) = source
+            && let Some(ticket) = self.ticket_by_source(source).await?
+        {
+            return Ok(ticket);
+        }
+        match self
+            .create_ticket_once(
+                site_id,
+                customer,
+                (subject, body),
+                priority,
+                (answering, source),
+            )
+            .await
+        {
+            // Opened meanwhile by another delivery of the same email.
+            Err(StoreError::Duplicate(_)) if source.is_some() => self
+                .ticket_by_source(source.unwrap_or_default())
+                .await?
+                .ok_or(StoreError::NotFound),
+            other => other,
+        }
+    }
+
+    async fn ticket_by_source(&self, source: &str) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(self.sql("SELECT number FROM tickets WHERE source_key = ?"))
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => self.ticket_by_number(row.try_get("number")?).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn create_ticket_once(
+        &self,
+        site_id: SiteId,
+        customer: &User,
+        (subject, body): (&str, &str),
+        priority: Priority,
+        (answering, source): (Option<&str>, Option<&str>),
     ) -> StoreResult<Ticket> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
@@ -182,6 +229,14 @@ impl Store {
                 now,
             )
             .await?;
+        if let Some(source) = source {
+            sqlx::query(self.sql("UPDATE tickets SET source_key = ? WHERE number = ?"))
+                .bind(source)
+                .bind(number)
+                .execute(&mut *tx)
+                .await
+                .map_err(super::unique_as("source_key"))?;
+        }
         tx.commit().await?;
 
         self.ticket_by_number(number)
