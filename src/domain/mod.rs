@@ -87,6 +87,7 @@ pub fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
 pub type DomainResult<T> = Result<T, DomainError>;
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod attachments;
 pub mod chat;
 mod email_files;

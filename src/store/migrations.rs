@@ -116,6 +116,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0016_ticket_sources.sql"),
         include_str!("../../migrations/mysql/0016_ticket_sources.sql"),
     ),
+    (
+        17,
+        "api_tokens",
+        include_str!("../../migrations/sqlite/0017_api_tokens.sql"),
+        include_str!("../../migrations/postgres/0017_api_tokens.sql"),
+        include_str!("../../migrations/mysql/0017_api_tokens.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -7,6 +7,7 @@
 //! transaction starts, migrations) lives in [`Backend`] (`dialect`) and
 //! `migrations/<backend>/`. See docs/decisions.md.
 
+mod api_tokens;
 mod append_batch;
 mod attachments;
 mod connect;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use crate::model::ConversationId;
 use sqlx::{Any, AnyPool, AssertSqlSafe, SqlStr, Transaction};
 
+pub use api_tokens::ApiToken;
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry};

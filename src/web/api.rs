@@ -1,5 +1,6 @@
-//! The JSON API (v1), for the portal's scripts and integrations. It uses
-//! the same session cookie and the same authorization as the pages, and
+//! The JSON API (v1), for the portal's scripts and integrations. It takes
+//! the session cookie or a personal API token (`Authorization: Bearer
+//! clt_…`, made on the account page), the same authorization as the pages, and
 //! its own response shapes: a customer never gets staff ids, staff emails,
 //! private notes or staff-side sequence numbers.
 
@@ -168,7 +169,7 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiUser { user, .. }: ApiUser,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ApiTicket>>, ApiError> {
     let status = match query.status.as_deref() {
@@ -204,7 +205,7 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiUser { user, .. }: ApiUser,
     Path(number): Path<TicketNumber>,
 ) -> Result<Json<ApiTicketView>, ApiError> {
     let staff = user.role.is_staff();

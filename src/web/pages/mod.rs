@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod api_tokens;
 mod auth;
 mod bot;
 mod console;
@@ -42,6 +43,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/verify", get(auth::verify))
         .route("/account/verify", post(account::resend_verification))
         .route("/account", get(account::show))
+        .route(
+            "/account/tokens",
+            get(api_tokens::show).post(api_tokens::create),
+        )
+        .route("/account/tokens/{id}/revoke", post(api_tokens::revoke))
         .route("/account/profile", post(account::update_profile))
         .route("/account/notifications", post(account::save_notifications))
         .route("/dashboard", get(portal::dashboard))

@@ -1,0 +1,235 @@
+//! Personal API tokens over real HTTP: made on the account page (shown
+//! once, stored hashed), used as `Authorization: Bearer`, refused at once
+//! when revoked, expired, unknown or its owner demoted; scoped (an agent
+//! cannot make an admin token; a read token cannot change anything);
+//! rate limited per token; the browser's cookie still works.
+
+mod support;
+
+use careline::model::Role;
+use serde_json::Value;
+use support::{Browser, Database, TestApp};
+
+/// The token the page shows once after "Make the token".
+async fn make_token(browser: &mut Browser, name: &str, scope: &str) -> String {
+    browser.get("/account/tokens").await.expect_status(200);
+    let page = browser
+        .submit(
+            "/account/tokens",
+            &[("name", name), ("scope", scope), ("days", "30")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let start = page
+        .body
+        .find("<pre><code>clt_")
+        .expect("the token is shown once")
+        + "<pre><code>".len();
+    page.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let response = careline::http_client(std::time::Duration::from_secs(10))
+        .request(method, format!("{}{path}", app.base))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_token_reads_as_its_owner_until_it_is_revoked() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    grace.get("/tickets/new").await;
+    grace
+        .submit(
+            "/tickets",
+            &[
+                ("subject", "Printer jams"),
+                ("description", "Every page"),
+                ("priority", "normal"),
+            ],
+        )
+        .await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "CRM sync", "read").await;
+    assert!(token.starts_with("clt_") && token.len() > 40, "{token}");
+
+    let (status, body) = call(&app, &token, reqwest::Method::GET, "/api/v1/tickets").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["subject"], "Printer jams", "{body}");
+    // Shown once: the list names it, never shows it again.
+    let listed = alan.get("/account/tokens").await;
+    assert!(listed.contains("CRM sync") && !listed.contains(&token));
+    let used = alan.get("/account/tokens").await;
+    assert!(!used.body.contains("never"), "last used is recorded");
+
+    // Revoked: 401 on the very next request.
+    let id = app.store.api_tokens_of(alan_id(&app).await).await.unwrap()[0].id;
+    alan.get("/account/tokens").await;
+    let revoked = alan
+        .submit(&format!("/account/tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, 303);
+    let (status, body) = call(&app, &token, reqwest::Method::GET, "/api/v1/tickets").await;
+    assert_eq!(status, 401, "{body}");
+    // Nobody else revokes it (another user's id is "not found").
+    let other = make_token(&mut alan, "second", "read").await;
+    let other_id = app.store.api_tokens_of(alan_id(&app).await).await.unwrap()[0].id;
+    admin.get("/account/tokens").await;
+    let refused = admin
+        .submit(&format!("/account/tokens/{other_id}/revoke"), &[])
+        .await;
+    assert_eq!(refused.status, 404);
+    assert_eq!(
+        call(&app, &other, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+    // The browser's cookie still works.
+    assert_eq!(alan.get("/api/v1/tickets").await.status, 200);
+}
+
+async fn alan_id(app: &TestApp) -> careline::model::UserId {
+    app.store
+        .user_with_hash(&careline::model::Email::parse("alan@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id
+}
+
+#[tokio::test]
+async fn expired_unknown_and_demoted_tokens_are_refused() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "ops", "write").await;
+    assert_eq!(
+        call(&app, &token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+    for bad in [
+        "clt_not-a-token",
+        "",
+        "session-cookie-value",
+        &format!("{token}x"),
+    ] {
+        let (status, body) = call(&app, bad, reqwest::Method::GET, "/api/v1/tickets").await;
+        assert_eq!(status, 401, "{bad}: {body}");
+    }
+    // An expired token (made a day ago for less than a day).
+    let alan_id = alan_id(&app).await;
+    let stale = "clt_stale-token-for-the-test-0123456789abcdef";
+    app.store
+        .create_api_token(
+            alan_id,
+            "stale",
+            &careline::auth::hash_token(stale),
+            "read",
+            careline::store::now_ms() - 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, stale, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        401
+    );
+    // Demoted to customer: the token stops at once.
+    let admin_id = app
+        .store
+        .user_with_hash(&careline::model::Email::parse("admin@example.com").unwrap())
+        .await
+        .unwrap()
+        .expect("the admin")
+        .0
+        .id;
+    app.store
+        .change_role_as(admin_id, alan_id, Role::Customer)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, &token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn scopes_follow_the_owner_and_tokens_are_rate_limited() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    // An agent cannot make an admin token; a customer has no token page.
+    alan.get("/account/tokens").await;
+    let refused = alan
+        .submit(
+            "/account/tokens",
+            &[("name", "x"), ("scope", "admin"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    for (name, days) in [("", "30"), ("ok", "0"), ("ok", "400"), ("ok", "soon")] {
+        let refused = alan
+            .submit(
+                "/account/tokens",
+                &[("name", name), ("scope", "read"), ("days", days)],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{name} {days}");
+    }
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    assert_ne!(grace.get("/account/tokens").await.status, 200);
+    let admin_token = make_token(&mut admin, "backup", "admin").await;
+    assert_eq!(
+        call(&app, &admin_token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+
+    // Ten a second with bursts of sixty: a loop of 80 meets the limit.
+    let token = make_token(&mut alan, "loop", "read").await;
+    let mut limited = None;
+    for _ in 0..80 {
+        let response = careline::http_client(std::time::Duration::from_secs(10))
+            .get(format!("{}/api/v1/tickets", app.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("the token was limited");
+    assert_eq!(limited.headers()["retry-after"], "1");
+    // Another token has its own allowance.
+    assert_eq!(
+        call(&app, &admin_token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+}
