@@ -233,3 +233,224 @@ async fn scopes_follow_the_owner_and_tokens_are_rate_limited() {
         200
     );
 }
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (u16, Value, bool) {
+    let mut request = careline::http_client(std::time::Duration::from_secs(10))
+        .request(method, format!("{}{path}", app.base))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        replayed,
+    )
+}
+
+#[tokio::test]
+async fn a_write_token_replies_notes_and_updates_and_a_retried_reply_is_made_once() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    grace.get("/tickets/new").await;
+    let created = grace
+        .submit(
+            "/tickets",
+            &[
+                ("subject", "Printer jams"),
+                ("description", "Every page"),
+                ("priority", "normal"),
+            ],
+        )
+        .await;
+    let number = support::ticket_number(created.location.as_deref().unwrap());
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let write = make_token(&mut alan, "helpdesk bot", "write").await;
+    let read = make_token(&mut alan, "reports", "read").await;
+    let replies = format!("/api/v1/tickets/{number}/replies");
+    let count = || async {
+        let ticket = app
+            .store
+            .ticket_by_number(careline::model::TicketNumber(number))
+            .await
+            .unwrap()
+            .unwrap();
+        app.store
+            .messages(ticket.conversation_id, true)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = count().await;
+
+    // A reply, sent twice with one key (a retry): made once, answered twice.
+    let reply = json!({"body": "Try the rear tray"});
+    let (status, first, replayed) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, again, replayed) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(first, again);
+    assert_eq!(count().await, before + 1, "made once");
+    // The same key for another request is refused; bad keys too.
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("/api/v1/tickets/{number}/notes"),
+        json!({"body": "x"}),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("bad key"),
+    )
+    .await;
+    assert_eq!(status, 422);
+    // Without a key each request is its own.
+    send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        json!({"body": "One more"}),
+        None,
+    )
+    .await;
+    assert_eq!(count().await, before + 2);
+
+    // The customer sees the replies, not a note.
+    let (status, _, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("/api/v1/tickets/{number}/notes"),
+        json!({"body": "Customer is on the old firmware"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let seen = grace.get(&format!("/api/v1/tickets/{number}")).await.json();
+    let bodies: Vec<&str> = seen["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(
+        bodies.contains(&"Try the rear tray") && !bodies.iter().any(|b| b.contains("firmware")),
+        "{bodies:?}"
+    );
+
+    // Status, priority and assignee; bad values name their field.
+    let path = format!("/api/v1/tickets/{number}");
+    let (status, ticket, _) = send(
+        &app,
+        &write,
+        Method::PATCH,
+        &path,
+        json!({"status": "pending", "priority": "high", "assignee_id": null}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(
+        (ticket["status"].as_str(), ticket["priority"].as_str()),
+        (Some("pending"), Some("high"))
+    );
+    assert!(ticket["assignee"].is_null());
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::PATCH,
+        &path,
+        json!({"status": "done"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("status")),
+        "{body}"
+    );
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        json!({"text": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+
+    // A read token changes nothing.
+    let (status, body, _) = send(&app, &read, Method::POST, &replies, reply.clone(), None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = send(
+        &app,
+        &read,
+        Method::PATCH,
+        &path,
+        json!({"priority": "low"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The browser's session needs the page's CSRF token to change things.
+    grace.get(&format!("/tickets/{number}")).await;
+    let refused = grace
+        .json_request(
+            Method::POST,
+            &replies,
+            &json!({"body": "From a script"}),
+            false,
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let taken = grace
+        .json_request(
+            Method::POST,
+            &replies,
+            &json!({"body": "From my page"}),
+            true,
+        )
+        .await;
+    assert_eq!(taken.status, 201, "{}", taken.body);
+}

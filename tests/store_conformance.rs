@@ -1578,3 +1578,38 @@ async fn tickets_once_by_source(store: &Store) {
     assert_eq!(all.len(), 3);
 }
 conformance!(a_ticket_an_email_opens_opens_once, tickets_once_by_source);
+
+/// Idempotency keys: the first claim runs, a second waits or replays,
+/// each user's keys are their own, a released key runs again.
+async fn idempotency_keys(store: &Store) {
+    use careline::store::Claimed;
+    let ada = user(store, "ada@example.com", Role::Agent).await;
+    let bob = user(store, "bob@example.com", Role::Agent).await;
+    let claim = |who: careline::model::UserId, key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key(who, key, "POST /x")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim(ada.id, "k").await, Claimed::Fresh);
+    assert_eq!(claim(ada.id, "k").await, Claimed::Running);
+    assert_eq!(
+        claim(bob.id, "k").await,
+        Claimed::Fresh,
+        "keys are per user"
+    );
+    store
+        .answer_idempotency_key(ada.id, "k", 201, "{\"ok\":true}")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(ada.id, "k").await,
+        Claimed::Answered("POST /x".into(), 201, "{\"ok\":true}".into())
+    );
+    store.release_idempotency_key(bob.id, "k").await.unwrap();
+    assert_eq!(claim(bob.id, "k").await, Claimed::Fresh);
+}
+conformance!(idempotency_keys_run_once_per_user_and_key, idempotency_keys);

@@ -123,6 +123,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0017_api_tokens.sql"),
         include_str!("../../migrations/mysql/0017_api_tokens.sql"),
     ),
+    (
+        18,
+        "idempotency_keys",
+        include_str!("../../migrations/sqlite/0018_idempotency_keys.sql"),
+        include_str!("../../migrations/postgres/0018_idempotency_keys.sql"),
+        include_str!("../../migrations/mysql/0018_idempotency_keys.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -39,7 +39,7 @@ struct ApiPerson {
 }
 
 #[derive(Serialize)]
-struct ApiTicket {
+pub(super) struct ApiTicket {
     number: TicketNumber,
     subject: String,
     status: TicketStatus,
@@ -53,7 +53,7 @@ struct ApiTicket {
 }
 
 impl ApiTicket {
-    fn new(ticket: Ticket, staff: bool) -> ApiTicket {
+    pub(super) fn new(ticket: Ticket, staff: bool) -> ApiTicket {
         ApiTicket {
             number: ticket.number,
             subject: ticket.subject,

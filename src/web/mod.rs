@@ -3,6 +3,7 @@
 //! no business rule.
 
 mod api;
+mod api_tickets;
 mod assets;
 mod attachments;
 mod client_ip;
@@ -10,6 +11,7 @@ mod csrf;
 mod error;
 mod health;
 mod hooks;
+mod idempotency;
 mod pages;
 mod request_id;
 mod security_headers;
@@ -220,6 +222,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes(&state))
         .merge(api::routes())
+        .merge(api_tickets::routes())
         .merge(widget::routes(&state))
         .merge(ws::routes())
         .merge(health::routes())

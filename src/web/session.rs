@@ -232,9 +232,21 @@ impl FromRequestParts<AppState> for ApiUser {
         let maybe = MaybeUser::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError(e.0).into_response())?;
-        maybe
+        let user = maybe
             .user
-            .map(|user| ApiUser { user, scope: None })
-            .ok_or(ApiError(DomainError::Unauthenticated).into_response())
+            .ok_or(ApiError(DomainError::Unauthenticated).into_response())?;
+        // The cookie goes with every request a browser makes, whoever's
+        // page asked: a change also needs the page's CSRF token.
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !safe && !super::csrf::header_matches(state, &parts.headers) {
+            return Err(ApiError(DomainError::Forbidden(
+                "send the page's CSRF token in X-CSRF-Token (or use an API token)",
+            ))
+            .into_response());
+        }
+        Ok(ApiUser { user, scope: None })
     }
 }
