@@ -243,7 +243,11 @@
     var customer = $("pane-customer");
     customer.textContent = "";
     if (f.customer && f.customer.email) {
-      customer.appendChild(document.createTextNode(f.customer.email + " · "));
+      customer.appendChild(document.createTextNode(f.customer.email + " "));
+      if (!f.customer.verified) {
+        customer.appendChild(el("span", { class: "badge unverified", title: "Typed by the visitor, not proven", text: "unverified" }));
+      }
+      customer.appendChild(document.createTextNode(" · "));
       customer.appendChild(el("a", { href: "/console?q=" + encodeURIComponent(f.customer.email), text: "past tickets" }));
     }
     var mineNow = f.assignee && f.assignee.id === ME;

@@ -1,6 +1,11 @@
 /*
  * Careline chat widget. Embed with one tag on any page of an allowed origin:
  *   <script src="https://support.example.com/widget.js" data-site="SITE_KEY" async></script>
+ * A page whose user is logged in says who it is, signed by its server
+ * (README, "Tell Careline who your customer is"): data-user-id,
+ * data-user-hash (and data-user-name, data-user-email) on the tag, or
+ * window.Careline.identify({user_id, user_hash, name, email}); and
+ * window.Careline.logout() when its user logs out.
  *
  * Plain JavaScript, no dependencies. Everything lives in a shadow root, so the
  * host page's styles do not reach in and ours do not leak out; the widget adds
@@ -81,8 +86,17 @@
     lastTyping: 0,
     rated: false,
     files: {},                            // attachment id -> object URL (fetched with the token)
-    uploads: []                           // files on their way up: {name, progress}
+    uploads: [],                          // files on their way up: {name, progress}
+    history: [],                          // the visitor's conversations, newest first
+    historyMore: false                    // older ones remain on the server
   };
+  // Who the host page says its user is (checked by the server, never here).
+  state.identity = script.getAttribute("data-user-id") ? {
+    user_id: script.getAttribute("data-user-id"),
+    user_hash: script.getAttribute("data-user-hash") || "",
+    name: script.getAttribute("data-user-name") || undefined,
+    email: script.getAttribute("data-user-email") || undefined
+  } : null;
 
   // ----- the DOM, inside a shadow root -----
   var host = el("div", { id: "careline-widget" });
@@ -113,10 +127,17 @@
     el("label", { for: "cl-input", class: "sr-only", text: "Your message" }), attachButton, picker, input, sendButton
   ]);
   var extra = el("div", { class: "extra" });
+  // The visitor's conversations (a verified customer's, from every device),
+  // newest first, a page at a time.
+  var historyButton = el("button", { type: "button", class: "history-toggle", hidden: "",
+    "aria-label": "Your conversations", title: "Your conversations", text: "☰", onclick: toggleHistory });
+  var historyList = el("ul", { class: "history-list", "aria-label": "Your conversations" });
+  var moreButton = el("button", { type: "button", class: "more", hidden: "", text: "Earlier conversations", onclick: loadMoreHistory });
+  var historyPane = el("div", { class: "history", hidden: "" }, [historyList, moreButton]);
   var panel = el("section", { class: "panel", role: "dialog", "aria-labelledby": "cl-title", hidden: "" }, [
-    el("header", {}, [title,
+    el("header", {}, [historyButton, title,
       el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×", onclick: toggle })]),
-    statusLine, list, typing, extra, composer,
+    statusLine, historyPane, list, typing, extra, composer,
     el("div", { class: "actions" }, [human])
   ]);
   root.appendChild(launcher);
@@ -374,6 +395,10 @@
     if (fresh) {
       state.conversation = String(c.id);
       store("conversation", state.conversation);
+      if (!state.history.some(function (h) { return String(h.id) === String(c.id); })) {
+        state.history.unshift(c);
+        renderHistory();
+      }
       state.messages = {};
       state.lastSeq = 0;
       state.rated = false;
@@ -473,6 +498,11 @@
         state.attempts = 0;
         var known = (frame.conversations || []).some(function (c) { return String(c.id) === String(state.conversation); });
         if (state.conversation && !known) { state.conversation = null; store("conversation", null); }
+        // A verified customer on a device new to them: their latest
+        // conversation (the list is newest first) follows them here.
+        if (!state.conversation && state.verified && frame.conversations && frame.conversations.length) {
+          setConversation(frame.conversations[0]);
+        }
         if (state.conversation) resume();
         state.starting = null;
         state.pending.forEach(transmit);
@@ -528,7 +558,7 @@
     fetch(BASE + "/api/widget/v1/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined }),
+      body: JSON.stringify({ site_key: SITE, visitor_token: state.token || undefined, identity: state.identity || undefined }),
       credentials: "omit"
     }).then(function (r) {
       // 410: the site was archived. Its message says so; no retry helps.
@@ -540,6 +570,12 @@
       if (!r.ok) throw new Error("session " + r.status);
       return r.json();
     }).then(function (session) {
+      if (session.identity_error && window.console) console.warn("Careline: identity not taken: " + session.identity_error);
+      state.verified = session.verified;
+      state.history = session.conversations || [];
+      // The session lists the 20 newest: there may be older ones.
+      state.historyMore = state.history.length >= 20;
+      renderHistory();
       state.token = session.visitor_token;
       store("token", state.token);
       state.site = session.site;
@@ -609,7 +645,13 @@
       ":host([data-position=bottom-left]){right:auto;left:16px}",
       ":host([data-position=bottom-left]) .panel{right:auto;left:0}",
       "header{background:var(--cl-color);color:#fff;display:flex;align-items:center;justify-content:space-between;padding:10px 14px}",
-      "h2{margin:0;font-size:16px;font-weight:600}",
+      "h2{margin:0;font-size:16px;font-weight:600;flex:1}",
+      ".history-toggle{background:none;border:0;color:#fff;font-size:18px;line-height:1;margin-right:8px}",
+      ".history{flex:1;overflow-y:auto;padding:10px 14px}",
+      ".history-list{list-style:none;margin:0 0 8px;padding:0}",
+      ".history-list button{width:100%;text-align:left;border:1px solid #d9dee7;background:#fff;border-radius:6px;padding:8px 10px;margin-bottom:6px}",
+      ".history-list button[aria-current=true]{border-color:var(--cl-color);font-weight:600}",
+      ".more{border:1px solid var(--cl-color);background:#fff;color:var(--cl-color);border-radius:6px;padding:5px 10px}",
       ".close{background:none;border:0;color:#fff;font-size:24px;line-height:1}",
       ".status{margin:0;padding:6px 14px;font-size:12px;color:#5b6475;background:#f6f7f9}",
       ".messages{list-style:none;margin:0;padding:10px 14px;flex:1;overflow-y:auto}",
@@ -649,7 +691,94 @@
     ].join("\n");
   }
 
+  // ----- earlier conversations -----
+  function historyLabel(c) {
+    var names = { bot: "with our assistant", waiting: "waiting", live: "open", resolved: "resolved", closed: "closed" };
+    return (c.ticket_number ? "Ticket #" + c.ticket_number : "Conversation " + c.id) + " · " + (names[c.status] || c.status);
+  }
+  function renderHistory() {
+    while (historyList.firstChild) historyList.removeChild(historyList.firstChild);
+    state.history.forEach(function (c) {
+      var current = String(c.id) === String(state.conversation);
+      historyList.appendChild(el("li", {}, [el("button", { type: "button", "aria-current": current ? "true" : "false",
+        text: historyLabel(c), onclick: function () { pickConversation(c); } })]));
+    });
+    moreButton.hidden = !state.historyMore;
+    historyButton.hidden = state.history.length < 2 && !state.historyMore;
+  }
+  function toggleHistory() {
+    historyPane.hidden = !historyPane.hidden;
+    list.hidden = !historyPane.hidden;
+    historyButton.setAttribute("aria-expanded", String(!historyPane.hidden));
+    if (!historyPane.hidden) renderHistory();
+  }
+  function pickConversation(c) {
+    if (String(c.id) !== String(state.conversation)) {
+      while (list.firstChild) list.removeChild(list.firstChild);
+      setConversation(c);
+      resume();
+    }
+    toggleHistory();
+  }
+  function loadMoreHistory() {
+    var last = state.history[state.history.length - 1];
+    if (!last || !state.token) return;
+    fetch(BASE + "/api/widget/v1/conversations?site=" + encodeURIComponent(SITE) + "&before=" + encodeURIComponent(last.id), {
+      headers: { "Authorization": "Bearer " + state.token }, credentials: "omit"
+    }).then(function (r) { if (!r.ok) throw new Error("history " + r.status); return r.json(); })
+      .then(function (page) {
+        state.history = state.history.concat(page.conversations || []);
+        state.historyMore = !!page.more;
+        renderHistory();
+      }).catch(function () { setStatus("Earlier conversations could not be loaded; try again."); });
+  }
+
+  // Starts over as someone else (or as nobody): the socket closes, what
+  // this browser shows and keeps of the conversation goes.
+  function restart() {
+    if (!state.started) return; // start() connects with what is known then
+    var socket = state.socket;
+    state.socket = null;
+    if (socket) { socket.onclose = null; socket.close(1000); }
+    state.connected = false;
+    state.conversation = null; store("conversation", null);
+    state.messages = {}; state.lastSeq = 0; state.pending = []; state.queued = [];
+    state.email = null; store("email", null);
+    state.history = []; state.historyMore = false; renderHistory();
+    historyPane.hidden = true; list.hidden = false;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    connect();
+  }
+
+  window.Careline = {
+    // The host page's user, signed by its server: their chats follow them.
+    identify: function (who) {
+      if (!who || !who.user_id) return;
+      state.identity = {
+        user_id: String(who.user_id), user_hash: String(who.user_hash || ""),
+        name: who.name || undefined, email: who.email || undefined
+      };
+      restart();
+    },
+    // The host page's user logged out: this browser's token ends on the
+    // server and here, so the next person starts from nothing.
+    logout: function () {
+      var token = state.token;
+      state.identity = null;
+      state.token = null; store("token", null);
+      var done = function () { restart(); };
+      if (!token) return done();
+      fetch(BASE + "/api/widget/v1/logout", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ site_key: SITE, visitor_token: token }),
+        credentials: "omit"
+      }).then(done, done);
+    }
+  };
+
   function start() {
+    state.started = true;
     document.body.appendChild(host);
     connect();
   }

@@ -25,6 +25,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// HMAC-SHA256 of `message` under `key`, lowercase hex: what a host site's
+/// server signs its user ids with (the same in every language's library).
+pub fn hmac_sha256_hex(key: &str, message: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(message.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
 /// Whether `given` is the secret `expected`, in time that does not tell
 /// how much of it matched.
 pub fn same_secret(expected: &str, given: &str) -> bool {

@@ -32,6 +32,7 @@ use crate::bot::switching::SwitchingBot;
 use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{BlobConfig, Config, MailTransport, SmtpTls};
 use crate::domain::chat::{Chat, ChatConfig};
+use crate::domain::uploads::Files;
 use crate::mail::sendgrid::SendGrid;
 use crate::mail::smtp::{Security, Smtp, SmtpSettings};
 use crate::mail::{LogMailer, Mailer};
@@ -102,7 +103,6 @@ impl App {
             bot_timeout: config.bot_timeout,
             ..ChatConfig::default()
         };
-        let chat = Arc::new(Chat::new(store.clone(), bus, bot, chat_config));
         let mailer: Arc<dyn Mailer> = match adapters.mailer {
             Some(mailer) => mailer,
             None => mailer_for(&config)?,
@@ -114,6 +114,8 @@ impl App {
                 anyhow::anyhow!("{e} (settings `s3_*`: bucket {})", settings.bucket)
             })?),
         };
+        let files = Files::new(blobs.clone(), config.attachment_max_bytes, &config.data_dir);
+        let chat = Arc::new(Chat::new(store.clone(), bus, bot, chat_config).with_files(files));
         let state = AppState::new(store, chat, config, secret, blobs, setup_token.clone());
         Ok(App {
             state,

@@ -307,6 +307,9 @@ pub struct SiteRef {
 pub struct Customer {
     pub name: String,
     pub email: String,
+    /// Whether the email is proven (a verified account's, or vouched for
+    /// by the host site); agents see a typed one marked unverified.
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

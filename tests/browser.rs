@@ -1166,3 +1166,102 @@ async fn each_site_places_its_widget_an_archived_one_says_it_is_closed_and_the_c
         client.close().await.ok();
     }
 }
+
+/// A shop's page whose logged-in user the shop's server signed, embedding
+/// the widget with the documented data attributes.
+async fn signed_in_page(app: &TestApp, site_key: &str, user_id: &str, hash: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let html = format!(
+        r#"<!doctype html><html><head><title>Shop account</title></head><body><h1>Hello, Grace</h1>
+<button id="logout" onclick="window.Careline.logout()">Log out</button>
+<script src="{}/widget.js" data-site="{site_key}" data-user-id="{user_id}" data-user-hash="{hash}"
+        data-user-name="Grace Hopper" data-user-email="grace@example.com" async></script>
+</body></html>"#,
+        app.base
+    );
+    let router = Router::new().route("/", get(move || async move { Html(html.clone()) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_signed_in_customer_finds_their_chat_on_a_second_device_and_logout_forgets_it() {
+    let Some(mut chrome) = Chrome::start("browser identity").await else {
+        return;
+    };
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let key = app.store.default_site().await.unwrap().key;
+    let site = app.store.default_site().await.unwrap().id;
+    let mut admin = app.admin().await;
+    admin
+        .get(&format!("/admin/sites/{site}/identity"))
+        .await
+        .expect_status(200);
+    let page = admin
+        .submit(&format!("/admin/sites/{site}/identity/rotate"), &[])
+        .await;
+    let start = page.body.find("cls_").expect("the secret is shown once");
+    let secret: String = page.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let hash = careline::domain::identity::signature(&secret, "u-1042");
+    let host = signed_in_page(&app, &key, "u-1042", &hash).await;
+    allow(&app, &host).await;
+
+    // On the laptop, Grace asks something.
+    let laptop = shop_with_chat_open(&mut chrome, &host).await;
+    widget_type(&laptop, "Sent from my laptop").await;
+    wait_until(
+        &laptop,
+        "the bot's answer",
+        &format!("{WIDGET}.querySelector('.message.bot .body')"),
+    )
+    .await;
+
+    // On her phone (another browser, nothing stored), the same chat.
+    let phone = shop_with_chat_open(&mut chrome, &host).await;
+    wait_until(
+        &phone,
+        "the laptop's message on the phone",
+        &format!("{} === 1", widget_count("Sent from my laptop")),
+    )
+    .await;
+    screenshot(&phone, "widget-second-device").await;
+
+    // She logs out on the shop: the phone's widget forgets her at once, and
+    // its old token opens nothing on the server.
+    let token: String = phone
+        .execute("return localStorage.getItem(Object.keys(localStorage).find(k => k.endsWith(':token')))", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    phone
+        .find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &phone,
+        "the widget to forget the conversation",
+        &format!("{} === 0", widget_count("Sent from my laptop")),
+    )
+    .await;
+    let session = app
+        .widget_session(
+            &host,
+            serde_json::json!({"site_key": key, "visitor_token": token}),
+        )
+        .await;
+    let session: serde_json::Value = session.json().await.unwrap();
+    assert_ne!(session["visitor_token"], serde_json::json!(token));
+    assert!(
+        session["conversations"].as_array().unwrap().is_empty(),
+        "{session}"
+    );
+}

@@ -523,3 +523,48 @@ async fn a_reply_dropped_in_the_mailbox_reaches_the_console_live_and_the_widget(
     }
     assert!(marked, "{:?}", imap.messages("INBOX").await);
 }
+
+/// Whatever the door (IMAP or SendGrid): a crash after an email opened its
+/// ticket but before the email was recorded leaves a ticket that the next
+/// delivery finds, instead of opening a second one.
+#[tokio::test]
+async fn a_ticket_opened_before_a_crash_is_found_not_opened_twice() {
+    let b = bench().await;
+    let raw = new_mail(
+        "Di <di@example.com>",
+        "<di-1@mail.example>",
+        "Refund",
+        "Please refund",
+    );
+    let di = b
+        .store
+        .create_user(
+            &careline::model::Email::parse("di@example.com").unwrap(),
+            "Di",
+            "!opened-by-email",
+            careline::model::Role::Customer,
+        )
+        .await
+        .unwrap();
+    // The first delivery got this far before it died.
+    let first = careline::domain::tickets::raise_answering(
+        &b.chat,
+        &di,
+        ("Refund", "Please refund"),
+        careline::model::Priority::Normal,
+        Some("<di-1@mail.example>"),
+        Some("<di-1@mail.example>"),
+    )
+    .await
+    .unwrap();
+    let again = inbound_email::receive_raw(&b.chat, &b.secret, raw.as_bytes(), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        inbound_email::Received::Opened {
+            number: first.number
+        }
+    );
+    assert_eq!(tickets_of(&b.store, "di@example.com").await.len(), 1);
+}

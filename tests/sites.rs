@@ -96,6 +96,7 @@ async fn each_sites_widget_opens_only_on_its_own_origins() {
             page.contains(&format!("data-site=&quot;{}&quot;", site.key)),
             "each site has its own tag to copy"
         );
+        assert!(page.contains(&format!("href=\"/admin/sites/{}/identity\"", site.id)));
     }
 
     let cases = [

@@ -997,6 +997,103 @@ async fn upload_sweep_race(store: &Store) {
 }
 
 conformance!(
+    an_emails_original_keeps_the_bytes_an_unsent_upload_shares,
+    original_shares_bytes
+);
+async fn original_shares_bytes(store: &Store) {
+    use careline::model::Attachment;
+    use careline::store::{InboundOutcome, InboundRecord, UploadRemoval};
+
+    let site = store.default_site().await.unwrap();
+    let visitor = store
+        .create_visitor(site.id, "eml-token", "Eml", "eml@example.com")
+        .await
+        .unwrap();
+    let conversation = store
+        .create_conversation(site.id, visitor.id)
+        .await
+        .unwrap();
+    // Someone uploaded a saved email and never sent it; the same email was
+    // also taken, and its original named (twice: a second delivery).
+    let sha = "cd".repeat(32);
+    store.name_email_original(&sha, 42).await.unwrap();
+    store.name_email_original(&sha, 42).await.unwrap();
+    store
+        .insert_attachment(&Attachment {
+            id: "saved-eml".into(),
+            conversation_id: conversation.id,
+            uploader_kind: SenderKind::Customer,
+            uploader_user_id: None,
+            name: "mail.eml".into(),
+            content_type: "text/plain".into(),
+            size: 42,
+            sha256: sha.clone(),
+            message_id: None,
+            private: false,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    // The sweep removes the upload's row and leaves the bytes alone.
+    let removal = store
+        .remove_unsent_upload("saved-eml", &sha, async {
+            panic!("the bytes of an email's original must not be deleted")
+        })
+        .await
+        .unwrap();
+    assert_eq!(removal, UploadRemoval::BytesShared);
+
+    // The email's record names its original and the message it became.
+    let recorded = store
+        .record_inbound_email(&InboundRecord {
+            message_key: "<eml-1@example.com>",
+            from_email: "eml@example.com",
+            outcome: InboundOutcome::Appended,
+            conversation_id: Some(conversation.id),
+            detail: "1 file taken",
+            raw: None,
+            original_sha256: Some(&sha),
+            message_seq: Some(3),
+        })
+        .await
+        .unwrap();
+    assert!(recorded);
+    let emailed = store.emailed_messages(conversation.id).await.unwrap();
+    assert_eq!(emailed.len(), 1);
+    assert_eq!(emailed[0].0, 3);
+    let original = store.inbound_original(emailed[0].1).await.unwrap().unwrap();
+    assert_eq!(original.conversation_id, conversation.id);
+    assert_eq!(original.sha256, sha);
+    assert_eq!(original.size, 42);
+    assert_eq!(original.from_email, "eml@example.com");
+    assert!(
+        store
+            .inbound_original(emailed[0].1 + 1000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An email that kept no original (ignored) is not one.
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: "<eml-2@example.com>",
+            from_email: "eml@example.com",
+            outcome: InboundOutcome::Ignored,
+            conversation_id: None,
+            detail: "Auto-Submitted",
+            raw: None,
+            original_sha256: None,
+            message_seq: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.emailed_messages(conversation.id).await.unwrap().len(),
+        1
+    );
+}
+
+conformance!(
     two_admins_demoting_each_other_at_once_leave_one_admin,
     mutual_demotion
 );
@@ -1277,6 +1374,245 @@ async fn leases(store: &Store) {
     assert!(!store.take_lease("mailbox", "b", 60_000).await.unwrap());
 }
 conformance!(leases_give_work_to_one_instance_at_a_time, leases);
+
+/// Verified visitors: one per site and user id, several tokens, a merge
+/// that moves only an anonymous visitor's conversations, revocation.
+async fn verified_visitors(store: &Store) {
+    let site = store.default_site().await.unwrap();
+    let laptop = store
+        .create_visitor(site.id, "hash-laptop", "", "")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .verify_visitor(laptop.id, "u-1", "Grace", "grace@example.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .verify_visitor(laptop.id, "u-2", "", "")
+            .await
+            .unwrap(),
+        "verified once"
+    );
+    let other = store
+        .create_visitor(site.id, "hash-other", "", "")
+        .await
+        .unwrap();
+    assert!(
+        !store.verify_visitor(other.id, "u-1", "", "").await.unwrap(),
+        "one visitor per user id"
+    );
+    store
+        .add_visitor_token(laptop.id, "hash-phone")
+        .await
+        .unwrap();
+    let phone = store
+        .visitor_by_token(site.id, "hash-phone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(phone.id, laptop.id);
+    assert_eq!(phone.email, "grace@example.com");
+    // The same address typed again keeps its proof; another one ends it.
+    let verified = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let c = store.create_conversation(site.id, laptop.id).await.unwrap();
+            store
+                .conversation(c.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .customer_verified
+        }
+    };
+    assert!(verified(store).await);
+    store
+        .update_visitor_contact(laptop.id, "", "grace@example.com")
+        .await
+        .unwrap();
+    assert!(verified(store).await);
+    // An anonymous visitor's conversation moves; a verified one's never.
+    let anonymous_chat = store.create_conversation(site.id, other.id).await.unwrap();
+    let moved = store.merge_visitor(other.id, laptop.id).await.unwrap();
+    assert_eq!(moved, vec![anonymous_chat.id]);
+    assert_eq!(
+        store
+            .conversation(anonymous_chat.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .visitor_id,
+        laptop.id
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let third = store
+        .create_visitor(site.id, "hash-third", "", "")
+        .await
+        .unwrap();
+    assert!(store.verify_visitor(third.id, "u-3", "", "").await.unwrap());
+    let theirs = store.create_conversation(site.id, laptop.id).await.unwrap();
+    assert!(
+        store
+            .merge_visitor(laptop.id, third.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .conversation(theirs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .visitor_id,
+        laptop.id,
+        "a verified customer's conversations never move"
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-laptop")
+            .await
+            .unwrap()
+            .is_some(),
+        "nor does its token end"
+    );
+    store
+        .revoke_visitor_token(site.id, "hash-phone")
+        .await
+        .unwrap();
+    store
+        .revoke_visitor_token(site.id, "hash-laptop")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-phone")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, "hash-laptop")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .visitor_by_external_id(site.id, "u-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        laptop.id
+    );
+}
+conformance!(
+    verified_visitors_hold_several_tokens_and_merge_only_the_anonymous,
+    verified_visitors
+);
+
+/// A ticket an email opens opens once, however often (and however
+/// simultaneously) the email is taken: a retry after the ticket was made
+/// but before the email was recorded finds it.
+async fn tickets_once_by_source(store: &Store) {
+    let chat = chat_on(store);
+    let ada = user(store, "ada@example.com", Role::Customer).await;
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let chat = chat.clone();
+        let ada = ada.clone();
+        racers.push(tokio::spawn(async move {
+            tickets::raise_answering(
+                &chat,
+                &ada,
+                ("Printer jams", "Every page"),
+                Priority::Normal,
+                Some("<ada-1@mail.example>"),
+                Some("<ada-1@mail.example>"),
+            )
+            .await
+            .unwrap()
+            .number
+        }));
+    }
+    let mut numbers = Vec::new();
+    for racer in racers {
+        numbers.push(racer.await.unwrap());
+    }
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1, "one ticket: {numbers:?}");
+    let all = store
+        .list_tickets(&TicketFilter {
+            customer: Some(ada.id),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    // Without a source, each call is a ticket of its own.
+    for _ in 0..2 {
+        tickets::raise(&chat, &ada, "Another", "Thing", Priority::Low)
+            .await
+            .unwrap();
+    }
+    let all = store
+        .list_tickets(&TicketFilter {
+            customer: Some(ada.id),
+            limit: 10,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+conformance!(a_ticket_an_email_opens_opens_once, tickets_once_by_source);
+
+/// Idempotency keys: the first claim runs, a second waits or replays,
+/// each user's keys are their own, a released key runs again.
+async fn idempotency_keys(store: &Store) {
+    use careline::store::Claimed;
+    let ada = user(store, "ada@example.com", Role::Agent).await;
+    let bob = user(store, "bob@example.com", Role::Agent).await;
+    let claim = |who: careline::model::UserId, key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key(who, key, "POST /x")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim(ada.id, "k").await, Claimed::Fresh);
+    assert_eq!(claim(ada.id, "k").await, Claimed::Running);
+    assert_eq!(
+        claim(bob.id, "k").await,
+        Claimed::Fresh,
+        "keys are per user"
+    );
+    store
+        .answer_idempotency_key(ada.id, "k", 201, "{\"ok\":true}")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(ada.id, "k").await,
+        Claimed::Answered("POST /x".into(), 201, "{\"ok\":true}".into())
+    );
+    store.release_idempotency_key(bob.id, "k").await.unwrap();
+    assert_eq!(claim(bob.id, "k").await, Claimed::Fresh);
+}
+conformance!(idempotency_keys_run_once_per_user_and_key, idempotency_keys);
 
 /// A site's settings, for the checks below.
 fn site_settings(name: &str) -> careline::store::SiteSettings {
@@ -1577,7 +1913,7 @@ async fn split_by_site(store: &Store) {
             &grace,
             ("Invoice", "Wrong total"),
             Priority::High,
-            None,
+            (None, None),
         )
         .await
         .unwrap();

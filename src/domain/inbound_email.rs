@@ -10,15 +10,21 @@
 //! becomes nothing and gets no answer, so two auto-responders cannot loop.
 //! Each email is taken once, by its `Message-ID`, however often it is
 //! delivered.
+//!
+//! An email that is taken keeps its original whole (`email_originals`),
+//! linked from the message its new text became; its files follow that
+//! message as the customer's own uploads (`email_files`).
 
 use std::sync::Arc;
 
 use super::chat::Chat;
-use super::{DomainError, DomainResult, tickets};
+use super::{DomainError, DomainResult, email_files, email_originals, tickets};
 use crate::auth::Secret;
 use crate::mail::inbound::InboundMail;
 use crate::mail::threading;
-use crate::model::{Conversation, ConversationId, Email, Priority, Role, TicketNumber, User};
+use crate::model::{
+    Conversation, ConversationId, Email, Priority, Role, TicketNumber, User, Visitor,
+};
 use crate::store::{InboundOutcome, InboundRecord, Store, StoreError};
 
 /// What became of an email.
@@ -89,7 +95,7 @@ pub async fn receive_raw(
     envelope_to: &[String],
 ) -> DomainResult<Received> {
     match crate::mail::inbound::parse_raw(raw, envelope_to) {
-        Ok(mail) => receive(chat, secret, &mail).await,
+        Ok(mail) => receive(chat, secret, &mail, raw).await,
         Err(e) => {
             let kept = String::from_utf8_lossy(&raw[..raw.len().min(KEPT_RAW)]);
             keep_unreadable(chat.store(), &kept, &e.to_string()).await
@@ -110,17 +116,25 @@ pub async fn keep_unreadable(store: &Store, raw: &str, reason: &str) -> DomainRe
             conversation_id: None,
             detail: reason,
             raw: Some(raw),
+            original_sha256: None,
+            message_seq: None,
         })
         .await?;
     tracing::warn!(%reason, bytes = raw.len(), "inbound email cannot be read; kept for an admin");
     Ok(Received::Unreadable(reason.to_string()))
 }
 
-/// Takes one email (see the module docs).
+/// What a conversation's first email message says when the email had files
+/// and no words: the files follow it, each as a message of its own.
+const FILES_ONLY: &str = "(no text: the email's files follow)";
+
+/// Takes one email (see the module docs); `original` is the email as it
+/// came (or as near as the transport gives it), kept for its readers.
 pub async fn receive(
     chat: &Arc<Chat>,
     secret: &Secret,
     mail: &InboundMail,
+    original: &[u8],
 ) -> DomainResult<Received> {
     let store = chat.store();
     let key = message_key(mail);
@@ -142,9 +156,11 @@ pub async fn receive(
         text if !text.is_empty() => text,
         _ => mail.full_text.trim().to_string(),
     };
-    if text.is_empty() {
-        return ignore("no text").await;
-    }
+    let text = match text {
+        text if !text.is_empty() => text,
+        _ if !mail.files.is_empty() => FILES_ONLY.to_string(),
+        _ => return ignore("no text").await,
+    };
     let text = crate::model::text::at_most(&text, crate::model::MAX_BODY).to_string();
 
     let named = mail
@@ -156,7 +172,13 @@ pub async fn receive(
         && let Some(conversation) = store.conversation(id).await?
         && same_address(&conversation, sender.as_str())
     {
-        return append(chat, &key, &conversation, &text, from).await;
+        let email = Taking {
+            key: &key,
+            from,
+            mail,
+            original,
+        };
+        return append(chat, &email, &conversation, &text).await;
     }
     if named.is_some() {
         // A tag that verifies, from someone who is not that conversation's
@@ -168,39 +190,65 @@ pub async fn receive(
         .message_id
         .as_deref()
         .filter(|id| threading::is_message_id(id));
-    open_ticket(
-        chat,
-        &key,
-        (&sender, name),
-        (&mail.subject, &text),
-        answering,
-    )
-    .await
+    let email = Taking {
+        key: &key,
+        from,
+        mail,
+        original,
+    };
+    open_ticket(chat, &email, (&sender, name), &text, answering).await
 }
 
-/// Records what became of the email `key` from `from`.
-async fn record(
-    store: &Store,
-    key: &str,
-    from: &str,
-    outcome: InboundOutcome,
-    conversation_id: Option<ConversationId>,
-    detail: &str,
+/// An email being taken: its key, sender, contents and original.
+struct Taking<'a> {
+    key: &'a str,
+    from: &'a str,
+    mail: &'a InboundMail,
+    original: &'a [u8],
+}
+
+impl Taking<'_> {
+    /// The email's own client id: a second delivery racing this one is the
+    /// same message (the store's retry rule), not a second one; its files
+    /// add their number to it.
+    fn client_msg_id(&self) -> String {
+        format!("email-{}", &crate::auth::hash_token(self.key)[..32])
+    }
+}
+
+/// After the email's text is in `conversation` as message `seq`: its files
+/// follow, and the email is recorded with its original and that message.
+async fn taken(
+    chat: &Arc<Chat>,
+    email: &Taking<'_>,
+    (conversation, visitor, seq): (ConversationId, &Visitor, i64),
+    (outcome, original): (InboundOutcome, Option<&str>),
 ) -> DomainResult<()> {
-    store
+    let files = email_files::take(
+        chat,
+        &email.client_msg_id(),
+        conversation,
+        visitor,
+        &email.mail.files,
+    )
+    .await?;
+    chat.store()
         .record_inbound_email(&InboundRecord {
-            message_key: key,
-            from_email: from,
+            message_key: email.key,
+            from_email: email.from,
             outcome,
-            conversation_id,
-            detail,
+            conversation_id: Some(conversation),
+            detail: &files.detail(),
             raw: None,
+            original_sha256: original,
+            message_seq: Some(seq),
         })
         .await?;
     Ok(())
 }
 
-/// Nothing is made of the email `key`, for `reason`: recorded and logged.
+/// Nothing is made of the email `key` from `from`, for `reason`: recorded
+/// and logged.
 async fn ignored(
     store: &Store,
     key: &str,
@@ -208,7 +256,18 @@ async fn ignored(
     reason: &'static str,
 ) -> DomainResult<Received> {
     tracing::info!(message = %key_for_log(key), reason, "inbound email ignored");
-    record(store, key, from, InboundOutcome::Ignored, None, reason).await?;
+    store
+        .record_inbound_email(&InboundRecord {
+            message_key: key,
+            from_email: from,
+            outcome: InboundOutcome::Ignored,
+            conversation_id: None,
+            detail: reason,
+            raw: None,
+            original_sha256: None,
+            message_seq: None,
+        })
+        .await?;
     Ok(Received::Ignored(reason))
 }
 
@@ -225,31 +284,28 @@ fn key_for_log(key: &str) -> String {
 
 async fn append(
     chat: &Arc<Chat>,
-    key: &str,
+    email: &Taking<'_>,
     conversation: &Conversation,
     text: &str,
-    from: &str,
 ) -> DomainResult<Received> {
     let store = chat.store();
     let visitor = store
         .visitor(conversation.visitor_id)
         .await?
         .ok_or(DomainError::NotFound)?;
-    // The client id is the email's own: a second delivery racing this one
-    // is the same message (the store's retry rule), not a second one.
-    let client_msg_id = format!("email-{}", &crate::auth::hash_token(key)[..32]);
+    let original = email_originals::keep(chat, email.original).await?;
     let sent = chat
-        .send_as_visitor_to(&visitor, conversation.id, &client_msg_id, text, None)
+        .send_as_visitor_to(
+            &visitor,
+            conversation.id,
+            &email.client_msg_id(),
+            text,
+            None,
+        )
         .await?;
-    record(
-        store,
-        key,
-        from,
-        InboundOutcome::Appended,
-        Some(conversation.id),
-        "",
-    )
-    .await?;
+    let message = (conversation.id, &visitor, sent.message.seq);
+    let kept = (InboundOutcome::Appended, original.as_deref());
+    taken(chat, email, message, kept).await?;
     Ok(Received::Appended {
         conversation: conversation.id,
         seq: sent.message.seq,
@@ -258,9 +314,9 @@ async fn append(
 
 async fn open_ticket(
     chat: &Arc<Chat>,
-    key: &str,
+    email: &Taking<'_>,
     (sender, name): (&Email, &str),
-    (subject, text): (&str, &str),
+    text: &str,
     answering: Option<&str>,
 ) -> DomainResult<Received> {
     let store = chat.store();
@@ -268,9 +324,10 @@ async fn open_ticket(
     if customer.role.is_staff() {
         // Staff write from the console; an email of theirs is not a ticket.
         let reason = "the sender is staff: agents answer in the console";
-        return ignored(store, key, sender.as_str(), reason).await;
+        return ignored(store, email.key, sender.as_str(), reason).await;
     }
-    let subject = match crate::model::text::clean_line(subject) {
+    let original = email_originals::keep(chat, email.original).await?;
+    let subject = match crate::model::text::clean_line(&email.mail.subject) {
         s if s.trim().is_empty() => "(no subject)".to_string(),
         s => s.chars().take(tickets::MAX_SUBJECT).collect(),
     };
@@ -280,17 +337,27 @@ async fn open_ticket(
         (&subject, text),
         Priority::Normal,
         answering,
+        Some(email.key),
     )
     .await?;
-    record(
-        store,
-        key,
-        sender.as_str(),
-        InboundOutcome::Opened,
-        Some(ticket.conversation_id),
-        "",
-    )
-    .await?;
+    // The ticket's conversation and its first message: the description
+    // this email's text became.
+    let conversation = store
+        .conversation(ticket.conversation_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let visitor = store
+        .visitor(conversation.visitor_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let first = store
+        .messages_after(conversation.id, 0, true, 1)
+        .await?
+        .first()
+        .map_or(1, |m| m.seq);
+    let message = (conversation.id, &visitor, first);
+    let kept = (InboundOutcome::Opened, original.as_deref());
+    taken(chat, email, message, kept).await?;
     Ok(Received::Opened {
         number: ticket.number,
     })

@@ -274,6 +274,8 @@ async fn too_large(
             conversation_id: None,
             detail: &detail,
             raw: None,
+            original_sha256: None,
+            message_seq: None,
         })
         .await?;
     tracing::info!(

@@ -90,8 +90,12 @@ pub fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
 pub type DomainResult<T> = Result<T, DomainError>;
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod attachments;
 pub mod chat;
+mod email_files;
+pub mod email_originals;
+pub mod identity;
 pub mod inbound_email;
 pub mod mailbox;
 pub mod notifications;
@@ -100,6 +104,7 @@ pub mod password;
 pub mod reports;
 pub mod sites;
 pub mod tickets;
+pub mod uploads;
 
 /// A person's display name: trimmed, 1 to 100 characters.
 pub fn parse_name(input: &str) -> DomainResult<String> {

@@ -31,6 +31,9 @@ pub struct TicketView {
     pub ticket: Ticket,
     pub messages: Vec<Message>,
     pub timeline: Vec<TicketEvent>,
+    /// The messages that came by email and kept their original: (staff
+    /// `seq`, the original's id), in `seq` order (`email_originals`).
+    pub emailed: Vec<(i64, i64)>,
 }
 
 fn parse_subject(subject: &str) -> DomainResult<String> {
@@ -75,25 +78,34 @@ pub async fn raise(
     description: &str,
     priority: Priority,
 ) -> DomainResult<Ticket> {
-    raise_answering(chat, customer, (subject, description), priority, None).await
+    raise_answering(chat, customer, (subject, description), priority, None, None).await
 }
 
 /// [`raise`], for a ticket that an email opened: `answering` is that
 /// email's `Message-ID`, which "we received your request" answers (so it
 /// threads under it, and says it is automatic: no auto-responder answers it).
+/// `source`, the email's key, makes it open once however often the email
+/// is delivered (`Store::create_ticket`).
 pub async fn raise_answering(
     chat: &Chat,
     customer: &User,
     (subject, description): (&str, &str),
     priority: Priority,
     answering: Option<&str>,
+    source: Option<&str>,
 ) -> DomainResult<Ticket> {
     let store = chat.store();
     let subject = parse_subject(subject)?;
     let body = parse_body("description", description)?;
     let site = store.default_site().await?;
     let ticket = store
-        .create_ticket(site.id, customer, (&subject, &body), priority, answering)
+        .create_ticket(
+            site.id,
+            customer,
+            (&subject, &body),
+            priority,
+            (answering, source),
+        )
         .await?;
     chat.ticket_changed(ticket.conversation_id, None).await;
     Ok(ticket)
@@ -121,10 +133,12 @@ pub async fn view(store: &Store, viewer: &User, number: TicketNumber) -> DomainR
     let staff = viewer.role.is_staff();
     let messages = store.messages(ticket.conversation_id, staff).await?;
     let timeline = store.ticket_events(ticket.id, staff).await?;
+    let emailed = store.emailed_messages(ticket.conversation_id).await?;
     Ok(TicketView {
         ticket,
         messages,
         timeline,
+        emailed,
     })
 }
 

@@ -2,11 +2,29 @@
 //! IMAP mailbox) or SendGrid's parsed fields, read with `mail-parser` into
 //! what the domain decides on (`domain::inbound_email`): who wrote, which
 //! conversation its tags or threading headers name, the new text without
-//! the quoted history, and whether a machine sent it.
+//! the quoted history, its files, and whether a machine sent it.
 
 use std::borrow::Cow;
 
-use mail_parser::{Address, HeaderValue, Message, MessageParser};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
+
+/// A file that came with an email: its name as the sender's mail program
+/// gave it (not yet cleaned) and its bytes (not yet checked: the domain
+/// takes it through the same upload rules as the widget's files).
+#[derive(Clone, Default)]
+pub struct MailFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for MailFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailFile")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
 
 /// An email as the domain needs it.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +43,8 @@ pub struct InboundMail {
     pub full_text: String,
     /// Why a machine sent it (auto-reply, bounce, list), if one did.
     pub automatic: Option<&'static str>,
+    /// Its files, in the order they came.
+    pub files: Vec<MailFile>,
 }
 
 impl InboundMail {
@@ -57,7 +77,30 @@ pub fn parse_raw(raw: &[u8], envelope_to: &[String]) -> Result<InboundMail, Inbo
             .map(|html| text_of_html(&html))
             .unwrap_or_default(),
     };
-    Ok(from_message(&message, full_text, envelope_to))
+    let mut mail = from_message(&message, full_text, envelope_to);
+    mail.files = files_of(&message);
+    Ok(mail)
+}
+
+/// The files of a message: every part mail-parser counts as an attachment
+/// (named files, inline images, a forwarded message), named as the sender
+/// named them or, without a name, by what they are.
+fn files_of(message: &Message<'_>) -> Vec<MailFile> {
+    message
+        .attachments()
+        .enumerate()
+        .map(|(i, part)| {
+            let name = match part.attachment_name() {
+                Some(name) if !name.trim().is_empty() => name.to_string(),
+                _ if part.is_message() => format!("message-{}.eml", i + 1),
+                _ => format!("file-{}", i + 1),
+            };
+            MailFile {
+                name,
+                bytes: part.contents().to_vec(),
+            }
+        })
+        .collect()
 }
 
 /// Reads SendGrid's parsed fields: the header block as it arrived, and
@@ -111,7 +154,42 @@ fn from_message(message: &Message<'_>, full_text: String, envelope_to: &[String]
         subject: message.subject().unwrap_or_default().trim().to_string(),
         full_text: full_text.replace("\r\n", "\n"),
         automatic: automatic(message),
+        files: Vec::new(),
     }
+}
+
+/// What is kept as the original of an email SendGrid posted as parsed
+/// fields (its raw mode posts the real one): the header block as it came,
+/// without the headers that described the MIME structure SendGrid took
+/// apart, over the text (or else the HTML) it decoded. Its files are not
+/// in it; they are taken one by one.
+pub fn rebuilt_original(headers: &str, text: &str, html: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(headers.len() + text.len().max(html.len()) + 128);
+    let mut dropping = false;
+    for line in headers.lines() {
+        let continued = line.starts_with([' ', '\t']);
+        if !continued {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            dropping = name.eq_ignore_ascii_case("Content-Type")
+                || name.eq_ignore_ascii_case("Content-Transfer-Encoding")
+                || name.eq_ignore_ascii_case("MIME-Version");
+        }
+        if !dropping && !line.trim().is_empty() {
+            out.push_str(line.trim_end_matches('\r'));
+            out.push_str("\r\n");
+        }
+    }
+    let (kind, body) = if text.trim().is_empty() && !html.trim().is_empty() {
+        ("html", html)
+    } else {
+        ("plain", text)
+    };
+    out.push_str("MIME-Version: 1.0\r\n");
+    out.push_str(&format!(
+        "Content-Type: text/{kind}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    ));
+    out.push_str(&body.replace("\r\n", "\n").replace('\n', "\r\n"));
+    out.into_bytes()
 }
 
 fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
@@ -389,6 +467,48 @@ mod tests {
             text_of_html("<html><style>p{}</style><p>Hello&nbsp;<b>there</b></p><p>A &amp; B</p>"),
             "\nHello there\n\nA & B\n"
         );
+    }
+
+    #[test]
+    fn files_come_with_their_names_and_decoded_bytes() {
+        let raw = concat!(
+            "From: ada@example.com\r\nSubject: files\r\n",
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+            "--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n",
+            "--b\r\nContent-Type: image/png\r\n",
+            "Content-Disposition: attachment; filename=\"shot.png\"\r\n",
+            "Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n",
+            "--b\r\nContent-Type: application/octet-stream\r\n",
+            "Content-Disposition: attachment\r\n\r\nno name\r\n",
+            "--b--\r\n",
+        );
+        let mail = parse_raw(raw.as_bytes(), &[]).unwrap();
+        assert_eq!(mail.new_text(), "See attached.");
+        assert_eq!(mail.files.len(), 2, "{:?}", mail.files);
+        assert_eq!(mail.files[0].name, "shot.png");
+        assert_eq!(mail.files[0].bytes, b"\x89PNG\r\n\x1a\n");
+        assert_eq!(mail.files[1].name, "file-2");
+        assert!(parse_raw(REPLY.as_bytes(), &[]).unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn a_rebuilt_original_keeps_the_headers_but_not_the_structure_sendgrid_took_apart() {
+        let headers = "From: a@example.com\r\nSubject: hi\r\nContent-Type: multipart/alternative;\r\n\tboundary=\"x\"\r\nMIME-Version: 1.0";
+        let rebuilt = String::from_utf8(rebuilt_original(headers, "Words\n> old", "")).unwrap();
+        assert!(
+            rebuilt.starts_with("From: a@example.com\r\nSubject: hi\r\n"),
+            "{rebuilt}"
+        );
+        assert!(!rebuilt.contains("boundary"), "{rebuilt}");
+        assert_eq!(rebuilt.matches("MIME-Version").count(), 1);
+        assert!(rebuilt.contains("Content-Type: text/plain; charset=utf-8"));
+        assert!(rebuilt.ends_with("\r\n\r\nWords\r\n> old"), "{rebuilt}");
+        let read = parse_raw(rebuilt.as_bytes(), &[]).unwrap();
+        assert_eq!(read.full_text, "Words\n> old");
+        // Without text, the HTML SendGrid decoded.
+        let html = String::from_utf8(rebuilt_original(headers, " ", "<p>Hi</p>")).unwrap();
+        assert!(html.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        assert!(html.ends_with("<p>Hi</p>"));
     }
 
     #[test]

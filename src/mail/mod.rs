@@ -5,6 +5,7 @@
 
 pub mod imap;
 pub mod inbound;
+pub mod original;
 pub mod sendgrid;
 pub mod smtp;
 pub mod templates;

@@ -31,6 +31,9 @@ pub struct Conversation {
     pub first_response_at: Option<i64>,
     pub customer_name: String,
     pub customer_email: String,
+    /// Whether that email is proven: a verified account's, or vouched for
+    /// by the host site (`domain::identity`); a typed one is not.
+    pub customer_verified: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -30,6 +30,9 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub priority: Priority,
     pub customer: Person,
+    /// Whether the customer's email is proven (a verified account's, or
+    /// vouched for by the host site); a typed one is shown as unverified.
+    pub customer_verified: bool,
     pub assignee: Option<Person>,
     pub created_at: i64,
     pub updated_at: i64,

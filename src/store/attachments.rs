@@ -97,6 +97,32 @@ impl Store {
         Ok(())
     }
 
+    /// Names the bytes `sha256` (`size` bytes) as an email's original,
+    /// under the hash's lock, before they are stored: the same order as an
+    /// upload's row (see the module's comment). Naming them again is a no-op.
+    pub async fn name_email_original(&self, sha256: &str, size: i64) -> StoreResult<()> {
+        let _blob = self.sqlite_blob_turn().await;
+        let (mut tx, _turn) = self.write_tx().await?;
+        self.lock_blob(&mut tx, sha256).await?;
+        let named =
+            sqlx::query(self.sql("SELECT 1 AS named FROM email_originals WHERE sha256 = ?"))
+                .bind(sha256)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if named.is_none() {
+            sqlx::query(
+                self.sql("INSERT INTO email_originals (sha256, size, created_at) VALUES (?, ?, ?)"),
+            )
+            .bind(sha256)
+            .bind(size)
+            .bind(super::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Uploads no message took that were made before `before_ms`, oldest
     /// first, at most `limit`: (id, sha256).
     pub async fn unsent_uploads_before(
@@ -193,12 +219,17 @@ impl Store {
         if removed.rows_affected() == 0 {
             return Ok(None);
         }
-        let others: i64 =
-            sqlx::query(self.sql("SELECT COUNT(*) AS n FROM attachments WHERE sha256 = ?"))
-                .bind(sha256)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get("n")?;
+        // The original of an email may be the same bytes (someone uploaded
+        // a saved .eml): it names them too.
+        let others: i64 = sqlx::query(self.sql(
+            "SELECT (SELECT COUNT(*) FROM attachments WHERE sha256 = ?)
+                  + (SELECT COUNT(*) FROM email_originals WHERE sha256 = ?) AS n",
+        ))
+        .bind(sha256)
+        .bind(sha256)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
         Ok(Some(others))
     }
 

@@ -15,7 +15,8 @@ SELECT c.id, c.site_id, s.name AS site_name, c.visitor_id, c.status, c.assignee_
        t.number AS ticket_number, t.id AS ticket_id, t.first_response_at AS first_response_at,
        a.name AS assignee_name,
        COALESCE(cu.name, v.name) AS customer_name,
-       COALESCE(cu.email, v.email) AS customer_email
+       COALESCE(cu.email, v.email) AS customer_email,
+       CASE WHEN cu.id IS NOT NULL THEN cu.verified ELSE v.email_verified END AS customer_verified
 FROM conversations c
 JOIN sites s ON s.id = c.site_id
 JOIN visitors v ON v.id = c.visitor_id
@@ -43,6 +44,7 @@ fn conversation(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
         first_response_at: row.try_get("first_response_at")?,
         customer_name: row.try_get("customer_name")?,
         customer_email: row.try_get("customer_email")?,
+        customer_verified: row.try_get::<i64, _>("customer_verified")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -106,10 +108,24 @@ impl Store {
         &self,
         visitor_id: VisitorId,
     ) -> StoreResult<Vec<Conversation>> {
+        self.visitor_conversations_before(visitor_id, None, 20)
+            .await
+    }
+
+    /// A page of a visitor's conversations, newest first: those older than
+    /// `before` (by id), at most `limit`.
+    pub async fn visitor_conversations_before(
+        &self,
+        visitor_id: VisitorId,
+        before: Option<ConversationId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Conversation>> {
         let rows = sqlx::query(self.sql(&format!(
-            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? ORDER BY c.id DESC LIMIT 20"
+            "{CONVERSATION_SELECT} WHERE c.visitor_id = ? AND c.id < ? ORDER BY c.id DESC LIMIT ?"
         )))
         .bind(visitor_id)
+        .bind(before.map_or(i64::MAX, |b| b.0))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(conversation).collect::<Result<_, _>>()?)

@@ -40,6 +40,22 @@ pub struct InboundRecord<'a> {
     pub detail: &'a str,
     /// The raw mail, kept only when it could not be read.
     pub raw: Option<&'a str>,
+    /// The original kept in the blob store (named first with
+    /// [`Store::name_email_original`]), for an email that was taken.
+    pub original_sha256: Option<&'a str>,
+    /// The staff `seq` of the message its text became in `conversation_id`.
+    pub message_seq: Option<i64>,
+}
+
+/// The original of an email that was taken, as its viewers need it.
+#[derive(Debug, Clone)]
+pub struct InboundOriginal {
+    pub id: i64,
+    pub conversation_id: ConversationId,
+    pub from_email: String,
+    pub sha256: String,
+    pub size: i64,
+    pub received_at: i64,
 }
 
 /// An email that came in, as the admin page lists it.
@@ -93,8 +109,8 @@ impl Store {
     pub async fn record_inbound_email(&self, record: &InboundRecord<'_>) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
         let inserted = sqlx::query(self.sql(
-            "INSERT INTO inbound_emails (message_key, from_email, outcome, conversation_id, detail, raw, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inbound_emails (message_key, from_email, outcome, conversation_id, detail, raw, original_sha256, message_seq, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(record.message_key)
         .bind(record.from_email)
@@ -102,6 +118,8 @@ impl Store {
         .bind(record.conversation_id)
         .bind(record.detail)
         .bind(record.raw)
+        .bind(record.original_sha256)
+        .bind(record.message_seq)
         .bind(now_ms())
         .execute(&self.pool)
         .await;
@@ -119,5 +137,55 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get("outcome")).transpose()?)
+    }
+
+    /// The original that inbound email `id` kept, if it kept one.
+    pub async fn inbound_original(&self, id: i64) -> StoreResult<Option<InboundOriginal>> {
+        let row = sqlx::query(self.sql(
+            "SELECT i.id, i.conversation_id, i.from_email, i.original_sha256, o.size, i.received_at
+             FROM inbound_emails i JOIN email_originals o ON o.sha256 = i.original_sha256
+             WHERE i.id = ? AND i.conversation_id IS NOT NULL",
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(InboundOriginal {
+            id: row.try_get("id")?,
+            conversation_id: row.try_get("conversation_id")?,
+            from_email: row.try_get("from_email")?,
+            sha256: row.try_get("original_sha256")?,
+            size: row.try_get("size")?,
+            received_at: row.try_get("received_at")?,
+        }))
+    }
+
+    /// The messages of a conversation that came by email and kept their
+    /// original: (staff `seq`, inbound email id), in `seq` order.
+    pub async fn emailed_messages(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<(i64, i64)>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT message_seq, id FROM inbound_emails
+             WHERE conversation_id = ? AND message_seq IS NOT NULL AND original_sha256 IS NOT NULL
+             ORDER BY message_seq",
+        ))
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("message_seq")?, row.try_get("id")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// The detail recorded for an email, if any (for tests and admins).
+    pub async fn inbound_email_detail(&self, message_key: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(self.sql("SELECT detail FROM inbound_emails WHERE message_key = ?"))
+            .bind(message_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("detail")).transpose()?)
     }
 }

@@ -389,7 +389,8 @@ impl Store {
         }
     }
 
-    async fn message_by_client_id(
+    /// The message sent with `client_msg_id` in the conversation, if any.
+    pub async fn message_by_client_id(
         &self,
         conversation_id: ConversationId,
         client_msg_id: &str,

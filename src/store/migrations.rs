@@ -89,6 +89,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/mysql/0011_notification_prefs.sql"),
     ),
     (
+        12,
+        "email_originals",
+        include_str!("../../migrations/sqlite/0012_email_originals.sql"),
+        include_str!("../../migrations/postgres/0012_email_originals.sql"),
+        include_str!("../../migrations/mysql/0012_email_originals.sql"),
+    ),
+    (
         13,
         "leases",
         include_str!("../../migrations/sqlite/0013_leases.sql"),
@@ -101,6 +108,34 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_many_sites.sql"),
         include_str!("../../migrations/postgres/0014_many_sites.sql"),
         include_str!("../../migrations/mysql/0014_many_sites.sql"),
+    ),
+    (
+        15,
+        "verified_identity",
+        include_str!("../../migrations/sqlite/0015_verified_identity.sql"),
+        include_str!("../../migrations/postgres/0015_verified_identity.sql"),
+        include_str!("../../migrations/mysql/0015_verified_identity.sql"),
+    ),
+    (
+        16,
+        "ticket_sources",
+        include_str!("../../migrations/sqlite/0016_ticket_sources.sql"),
+        include_str!("../../migrations/postgres/0016_ticket_sources.sql"),
+        include_str!("../../migrations/mysql/0016_ticket_sources.sql"),
+    ),
+    (
+        17,
+        "api_tokens",
+        include_str!("../../migrations/sqlite/0017_api_tokens.sql"),
+        include_str!("../../migrations/postgres/0017_api_tokens.sql"),
+        include_str!("../../migrations/mysql/0017_api_tokens.sql"),
+    ),
+    (
+        18,
+        "idempotency_keys",
+        include_str!("../../migrations/sqlite/0018_idempotency_keys.sql"),
+        include_str!("../../migrations/postgres/0018_idempotency_keys.sql"),
+        include_str!("../../migrations/mysql/0018_idempotency_keys.sql"),
     ),
 ];
 

@@ -7,12 +7,15 @@
 //! transaction starts, migrations) lives in [`Backend`] (`dialect`) and
 //! `migrations/<backend>/`. See docs/decisions.md.
 
+mod api_tokens;
 mod append_batch;
 mod attachments;
 mod connect;
 mod content;
 mod conversations;
 mod dialect;
+mod idempotency;
+mod identity;
 mod ids;
 mod inbound_emails;
 mod leases;
@@ -41,11 +44,14 @@ use std::sync::Arc;
 use crate::model::ConversationId;
 use sqlx::{Any, AnyPool, AssertSqlSafe, SqlStr, Transaction};
 
+pub use api_tokens::ApiToken;
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
 pub use content::{CannedReply, FaqEntry, FaqSites};
 pub use dialect::Backend;
-pub use inbound_emails::{InboundEmail, InboundOutcome, InboundRecord};
+pub use idempotency::Claimed;
+pub use identity::SiteIdentity;
+pub use inbound_emails::{InboundEmail, InboundOriginal, InboundOutcome, InboundRecord};
 pub use messages::{Appended, NewChatMessage};
 pub use notification_prefs::{ConversationOwner, NotificationPrefs};
 pub use outbox::{EMAILS_PER_ADDRESS_PER_DAY, NewEmail, OutboxEmail};

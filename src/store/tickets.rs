@@ -49,6 +49,7 @@ SELECT t.id, t.number, t.conversation_id, t.subject, t.status, t.priority,
        v.user_id AS customer_user_id,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email,
+       CASE WHEN cu.id IS NOT NULL THEN cu.verified ELSE v.email_verified END AS customer_verified,
        t.assignee_id, a.name AS assignee_name, a.email AS assignee_email,
        c.site_id, s.name AS site_name
 FROM tickets t
@@ -76,6 +77,7 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
             name: row.try_get("customer_name")?,
             email: row.try_get("customer_email")?,
         },
+        customer_verified: row.try_get::<i64, _>("customer_verified")? != 0,
         assignee: match assignee_id {
             Some(id) => Some(Person {
                 id: Some(UserId(id)),
@@ -119,13 +121,60 @@ impl Store {
     /// Opens a ticket from the portal: the customer's visitor record, a
     /// conversation waiting for an agent, the first message (seq 1), the
     /// next ticket number and the "opened" timeline entry, in one transaction.
+    ///
+    /// With a `source` (the key of the email that opens it) the ticket opens
+    /// once: a second call with the same source, even at the same time,
+    /// gets the first ticket and changes nothing.
     pub async fn create_ticket(
         &self,
         site_id: SiteId,
         customer: &User,
         (subject, body): (&str, &str),
         priority: Priority,
-        answering: Option<&str>,
+        (answering, source): (Option<&str>, Option<&str>),
+    ) -> StoreResult<Ticket> {
+        if let Some(source) = source
+            && let Some(ticket) = self.ticket_by_source(source).await?
+        {
+            return Ok(ticket);
+        }
+        match self
+            .create_ticket_once(
+                site_id,
+                customer,
+                (subject, body),
+                priority,
+                (answering, source),
+            )
+            .await
+        {
+            // Opened meanwhile by another delivery of the same email.
+            Err(StoreError::Duplicate(_)) if source.is_some() => self
+                .ticket_by_source(source.unwrap_or_default())
+                .await?
+                .ok_or(StoreError::NotFound),
+            other => other,
+        }
+    }
+
+    async fn ticket_by_source(&self, source: &str) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(self.sql("SELECT number FROM tickets WHERE source_key = ?"))
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => self.ticket_by_number(row.try_get("number")?).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn create_ticket_once(
+        &self,
+        site_id: SiteId,
+        customer: &User,
+        (subject, body): (&str, &str),
+        priority: Priority,
+        (answering, source): (Option<&str>, Option<&str>),
     ) -> StoreResult<Ticket> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
@@ -187,6 +236,14 @@ impl Store {
                 now,
             )
             .await?;
+        if let Some(source) = source {
+            sqlx::query(self.sql("UPDATE tickets SET source_key = ? WHERE number = ?"))
+                .bind(source)
+                .bind(number)
+                .execute(&mut *tx)
+                .await
+                .map_err(super::unique_as("source_key"))?;
+        }
         tx.commit().await?;
 
         self.ticket_by_number(number)

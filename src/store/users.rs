@@ -243,6 +243,19 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// The newest audit entries: (action, detail), newest first.
+    pub async fn audit_entries(&self, limit: i64) -> StoreResult<Vec<(String, String)>> {
+        let rows =
+            sqlx::query(self.sql("SELECT action, detail FROM audit_log ORDER BY id DESC LIMIT ?"))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("action")?, r.try_get("detail")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
 }
 
 impl Store {

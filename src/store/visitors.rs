@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreResult, now_ms};
 use crate::model::{SiteId, Visitor, VisitorId};
 
-fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
+pub(super) fn visitor(row: &AnyRow) -> Result<Visitor, sqlx::Error> {
     Ok(Visitor {
         id: row.try_get("id")?,
         site_id: row.try_get("site_id")?,
@@ -50,7 +50,8 @@ impl Store {
         Ok(visitor(&row)?)
     }
 
-    /// The visitor holding this token on this site, if any.
+    /// The visitor holding this token on this site, if any (its first
+    /// browser's, or another device's of a verified customer).
     pub async fn visitor_by_token(
         &self,
         site_id: SiteId,
@@ -63,7 +64,11 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(visitor).transpose()?)
+        match row {
+            Some(row) => Ok(Some(visitor(&row)?)),
+            // A verified customer's other devices hold their own tokens.
+            None => self.visitor_by_device_token(site_id, token_hash).await,
+        }
     }
 
     pub async fn visitor(&self, id: VisitorId) -> StoreResult<Option<Visitor>> {
@@ -84,11 +89,17 @@ impl Store {
         email: &str,
     ) -> StoreResult<()> {
         sqlx::query(self.sql(
-            "UPDATE visitors SET name = CASE WHEN ? = '' THEN name ELSE ? END,
+            // A typed email is nobody's proof: one that changes the
+            // address ends its verification. (First: MariaDB assigns left
+            // to right, so `email` must still be the old one here.)
+            "UPDATE visitors SET email_verified = CASE WHEN ? = '' OR ? = email THEN email_verified ELSE 0 END,
+                                 name = CASE WHEN ? = '' THEN name ELSE ? END,
                                  email = CASE WHEN ? = '' THEN email ELSE ? END,
                                  last_seen_at = ?
              WHERE id = ?",
         ))
+        .bind(email)
+        .bind(email)
         .bind(name)
         .bind(name)
         .bind(email)

@@ -1,5 +1,6 @@
-//! The JSON API (v1), for the portal's scripts and integrations. It uses
-//! the same session cookie and the same authorization as the pages, and
+//! The JSON API (v1), for the portal's scripts and integrations. It takes
+//! the session cookie or a personal API token (`Authorization: Bearer
+//! clt_…`, made on the account page), the same authorization as the pages, and
 //! its own response shapes: a customer never gets staff ids, staff emails,
 //! private notes or staff-side sequence numbers.
 
@@ -32,10 +33,13 @@ struct ApiPerson {
     email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<i64>,
+    /// Staff only, for the customer: whether the email is proven.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<bool>,
 }
 
 #[derive(Serialize)]
-struct ApiTicket {
+pub(super) struct ApiTicket {
     number: TicketNumber,
     subject: String,
     status: TicketStatus,
@@ -58,7 +62,7 @@ struct ApiSite {
 }
 
 impl ApiTicket {
-    fn new(ticket: Ticket, staff: bool) -> ApiTicket {
+    pub(super) fn new(ticket: Ticket, staff: bool) -> ApiTicket {
         ApiTicket {
             number: ticket.number,
             subject: ticket.subject,
@@ -68,11 +72,13 @@ impl ApiTicket {
                 name: ticket.customer.name,
                 email: Some(ticket.customer.email),
                 id: None,
+                verified: staff.then_some(ticket.customer_verified),
             },
             assignee: ticket.assignee.map(|a| ApiPerson {
                 name: a.name,
                 email: staff.then_some(a.email),
                 id: if staff { a.id.map(|id| id.0) } else { None },
+                verified: None,
             }),
             site: ApiSite {
                 name: ticket.site_name,
@@ -178,7 +184,7 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiUser { user, .. }: ApiUser,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ApiTicket>>, ApiError> {
     let status = match query.status.as_deref() {
@@ -224,7 +230,7 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiUser { user, .. }: ApiUser,
     Path(number): Path<TicketNumber>,
 ) -> Result<Json<ApiTicketView>, ApiError> {
     let staff = user.role.is_staff();

@@ -17,7 +17,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -27,16 +26,11 @@ use super::session::MaybeUser;
 use super::widget::{cors, preflight};
 use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
-use crate::blobs::{Spool, SpoolError, spool_dir};
-use crate::domain::attachments::{ACCEPTED_TYPES, Reader, clean_name, human_size, sniff};
+use crate::domain::attachments::Reader;
+use crate::domain::uploads::{UploadRefusal, Uploader, store_upload};
 use crate::model::{
-    Attachment, Conversation, ConversationId, SenderKind, User, UserId, Visitor, is_inline_image,
+    Attachment, Conversation, ConversationId, SenderKind, User, Visitor, is_inline_image,
 };
-use crate::store::now_ms;
-
-/// Uploads one conversation may hold unsent within an hour: enough for a
-/// person, a bound for a script.
-const UNSENT_PER_HOUR: i64 = 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -106,14 +100,8 @@ struct Uploaded {
     url: String,
 }
 
-/// Who is uploading into which conversation.
-struct Uploader {
-    conversation: Conversation,
-    kind: SenderKind,
-    user_id: Option<UserId>,
-}
-
-/// Streams the body to a spool file, checks it and stores it.
+/// Streams the body through the upload rules (`domain::uploads`) and
+/// answers with the stored file or the refusal.
 async fn receive(
     state: &AppState,
     uploader: Uploader,
@@ -122,111 +110,27 @@ async fn receive(
     body: Body,
     url_base: &str,
 ) -> Response {
-    let limit = state.config().attachment_max_bytes;
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("files may be up to {}", human_size(limit as i64)),
-        )
+    let Some(files) = state.chat().files() else {
+        return unavailable("an upload", &"no blob store is configured");
     };
     // Refused before a byte is read when the client says it up front.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let store = state.store();
-    let c = &uploader.conversation;
-    match store.unsent_uploads_since(c.id, now_ms() - 3_600_000).await {
-        Ok(n) if n >= UNSENT_PER_HOUR => {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many files waiting to be sent in this conversation; send them or try later",
-            );
-        }
-        Ok(_) => {}
-        Err(e) => return unavailable("counting uploads", &e),
-    }
-    let mut spool = match Spool::create(&spool_dir(&state.config().data_dir), limit).await {
-        Ok(spool) => spool,
-        Err(e) => return unavailable("opening a spool file", &e),
+    let stored = store_upload(
+        state.store(),
+        files,
+        uploader,
+        raw_name,
+        declared,
+        body.into_data_stream(),
+    )
+    .await;
+    let attachment = match stored {
+        Ok(attachment) => attachment,
+        Err(refusal) => return refused(refusal),
     };
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            // The client went away or broke the body: nothing is kept.
-            Err(_) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "the upload was interrupted; send the file again",
-                );
-            }
-        };
-        match spool.write(&chunk).await {
-            Ok(()) => {}
-            Err(SpoolError::TooLarge { .. }) => return too_large(),
-            Err(SpoolError::Io(e)) => return unavailable("writing a spool file", &e),
-        }
-    }
-    let spooled = match spool.finish().await {
-        Ok(spooled) => spooled,
-        Err(e) => return unavailable("finishing a spool file", &e),
-    };
-    if spooled.size == 0 {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "the file is empty",
-        );
-    }
-    let Some(content_type) = sniff(&spooled.head) else {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_type",
-            format!("this kind of file cannot be attached; send {ACCEPTED_TYPES}"),
-        );
-    };
-    let attachment = Attachment {
-        id: random_token(24),
-        conversation_id: c.id,
-        uploader_kind: uploader.kind,
-        uploader_user_id: uploader.user_id,
-        name: clean_name(raw_name),
-        content_type: content_type.to_string(),
-        size: spooled.size as i64,
-        sha256: spooled.key.to_string(),
-        message_id: None,
-        private: false,
-        created_at: now_ms(),
-    };
-    // The row first, then the bytes: a sweep that removes an expired upload
-    // of the same file then either sees this row and keeps the bytes, or
-    // deleted them before this row, and the put below stores them again
-    // (`store::attachments`).
-    if let Err(e) = store.insert_attachment(&attachment).await {
-        return unavailable("recording an upload", &e);
-    }
-    if let Err(e) = state.blobs().put(&spooled.key, spooled.path()).await {
-        // Nobody was told its id: its row goes, as a sweep would remove it,
-        // with any bytes a half-done put left that nothing else uses.
-        let forgotten = crate::domain::attachments::remove_unsent_upload(
-            store,
-            &**state.blobs(),
-            &attachment.id,
-            &attachment.sha256,
-        )
-        .await;
-        if let Err(forget) = forgotten {
-            tracing::warn!(error = %forget, "could not remove the row of an upload whose bytes were not stored; the sweep will");
-        }
-        return unavailable("storing a blob", &e);
-    }
     (
         StatusCode::CREATED,
         Json(Uploaded {
@@ -239,6 +143,19 @@ async fn receive(
         }),
     )
         .into_response()
+}
+
+/// An upload's refusal as the widget and the pages are answered.
+fn refused(refusal: UploadRefusal) -> Response {
+    let (status, code) = match &refusal {
+        UploadRefusal::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        UploadRefusal::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        UploadRefusal::Interrupted => (StatusCode::BAD_REQUEST, "invalid"),
+        UploadRefusal::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        UploadRefusal::UnsupportedType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
+        UploadRefusal::Unavailable { what, error } => return unavailable(what, error),
+    };
+    refuse(status, code, refusal.to_string())
 }
 
 /// The file, for a reader already known to be allowed.
@@ -313,7 +230,7 @@ fn content_disposition(inline: bool, name: &str) -> String {
 
 /// The visitor behind `Authorization: Bearer <token>` on site `site_key`,
 /// when the request's origin may use that site's chat.
-async fn widget_visitor(
+pub(super) async fn widget_visitor(
     state: &AppState,
     headers: &HeaderMap,
     site_key: &str,
@@ -390,7 +307,7 @@ async fn widget_upload(
         return cors(not_found(), &origin);
     };
     let uploader = Uploader {
-        conversation,
+        conversation_id: conversation.id,
         kind: SenderKind::Customer,
         user_id: visitor.user_id,
     };
@@ -491,7 +408,7 @@ async fn page_upload(
         Err(response) => return response,
     };
     let uploader = Uploader {
-        conversation,
+        conversation_id: conversation.id,
         kind,
         user_id: Some(user.id),
     };

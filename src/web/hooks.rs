@@ -1,9 +1,10 @@
 //! Webhooks that outside services call. SendGrid's Inbound Parse posts each
 //! email that reaches the support domain to
 //! `/hooks/email/sendgrid/<mail_inbound_secret>` as a multipart form: the
-//! parsed fields (`headers`, `text`, `html`, `envelope`, …) or, in "raw"
-//! mode, the whole MIME message in `email`. Either way the domain decides
-//! (`domain::inbound_email`).
+//! parsed fields (`headers`, `text`, `html`, `envelope`, …, and each file
+//! as `attachment1`…`attachmentN`, named in `attachment-info`) or, in
+//! "raw" mode, the whole MIME message in `email`. Either way the domain
+//! decides (`domain::inbound_email`).
 //!
 //! SendGrid retries a post that is not answered 2xx for three days: an
 //! email that was taken, ignored or cannot be read at all gets 200 (the
@@ -24,7 +25,7 @@ use super::AppState;
 use crate::auth::same_secret;
 use crate::domain::inbound_email::{self, Received};
 use crate::domain::{DomainError, DomainResult};
-use crate::mail::inbound;
+use crate::mail::inbound::{self, MailFile};
 
 /// SendGrid posts at most 30 MB (the email with its attachments).
 const INBOUND_LIMIT: usize = 30 * 1024 * 1024;
@@ -41,6 +42,9 @@ pub fn routes() -> Router<AppState> {
 struct Posted {
     fields: HashMap<String, String>,
     raw: Option<Vec<u8>>,
+    /// The files of parsed mode, by their field name (`attachment1`…), with
+    /// the name the form part gave.
+    files: Vec<(String, MailFile)>,
 }
 
 async fn sendgrid_inbound(
@@ -62,7 +66,7 @@ async fn sendgrid_inbound(
         )
             .into_response();
     };
-    let posted = match read_form(multipart).await {
+    let mut posted = match read_form(multipart).await {
         Ok(posted) => posted,
         Err((status, reason)) => return (status, reason).into_response(),
     };
@@ -79,7 +83,15 @@ async fn sendgrid_inbound(
         &envelope_to,
     );
     match parsed {
-        Ok(mail) => answer(inbound_email::receive(state.chat(), state.secret(), &mail).await),
+        Ok(mut mail) => {
+            mail.files = files_in_order(&mut posted);
+            let original = inbound::rebuilt_original(
+                field(&posted, "headers"),
+                field(&posted, "text"),
+                field(&posted, "html"),
+            );
+            answer(inbound_email::receive(state.chat(), state.secret(), &mail, &original).await)
+        }
         Err(e) => keep_unreadable(&state, &posted, &e.to_string()).await,
     }
 }
@@ -88,9 +100,42 @@ fn field<'a>(posted: &'a Posted, name: &str) -> &'a str {
     posted.fields.get(name).map_or("", String::as_str)
 }
 
-/// The form's text fields, and the raw message (`email`) when posted in
-/// raw mode. Files (`attachment1`…) are not read into the conversation
-/// yet; they are skipped.
+/// The files of parsed mode in SendGrid's order (`attachment1`,
+/// `attachment2`, …), each named as `attachment-info` names it (the name in
+/// the sender's email), else as its form part was.
+fn files_in_order(posted: &mut Posted) -> Vec<MailFile> {
+    let info = posted
+        .fields
+        .get("attachment-info")
+        .and_then(|info| serde_json::from_str::<serde_json::Value>(info).ok())
+        .unwrap_or_default();
+    let number = |field: &str| {
+        field
+            .strip_prefix("attachment")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    };
+    let mut files = std::mem::take(&mut posted.files);
+    files.sort_by_key(|(field, _)| number(field));
+    files
+        .into_iter()
+        .map(|(field, mut file)| {
+            let described = &info[field.as_str()];
+            if let Some(name) = described["filename"]
+                .as_str()
+                .or_else(|| described["name"].as_str())
+                .filter(|n| !n.trim().is_empty())
+            {
+                file.name = name.to_string();
+            }
+            file
+        })
+        .collect()
+}
+
+/// The form's text fields, the raw message (`email`) in raw mode, and the
+/// files (`attachment1`…) in parsed mode: all within the 30 MB a post may
+/// have.
 async fn read_form(mut form: Multipart) -> Result<Posted, (StatusCode, &'static str)> {
     let mut posted = Posted::default();
     loop {
@@ -106,14 +151,22 @@ async fn read_form(mut form: Multipart) -> Result<Posted, (StatusCode, &'static 
         })?;
         let Some(part) = next else { break };
         let name = part.name().unwrap_or_default().to_string();
-        let is_file = part.file_name().is_some();
+        let file_name = part.file_name().map(str::to_string);
         let bytes = part
             .bytes()
             .await
             .map_err(|_| (StatusCode::BAD_REQUEST, "a form field cannot be read"))?;
         if name == "email" {
             posted.raw = Some(bytes.to_vec());
-        } else if !is_file {
+        } else if let Some(file_name) = file_name {
+            posted.files.push((
+                name,
+                MailFile {
+                    name: file_name,
+                    bytes: bytes.to_vec(),
+                },
+            ));
+        } else {
             posted
                 .fields
                 .insert(name, String::from_utf8_lossy(&bytes).into_owned());

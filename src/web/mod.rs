@@ -3,6 +3,7 @@
 //! no business rule.
 
 mod api;
+mod api_tickets;
 mod assets;
 mod attachments;
 mod client_ip;
@@ -10,6 +11,7 @@ mod csrf;
 mod error;
 mod health;
 mod hooks;
+mod idempotency;
 mod pages;
 mod request_id;
 mod security_headers;
@@ -48,6 +50,8 @@ struct Inner {
     blobs: Arc<dyn Blobs>,
     /// New widget visitors per client address (see `widget.rs`).
     new_visitors: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Requests per personal API token (see `session::ApiUser`).
+    api_tokens: Arc<governor::DefaultKeyedRateLimiter<i64>>,
     client_ip: ClientIp,
     /// Required by the setup page while no admin exists; printed at start.
     setup_token: Option<String>,
@@ -81,6 +85,11 @@ impl AppState {
                 limiter.retain_recent();
             }
         });
+        // Ten a second, bursts of sixty: scripts, not floods.
+        let api_tokens = Arc::new(governor::RateLimiter::keyed(
+            governor::Quota::per_second(std::num::NonZeroU32::new(10).expect("ten"))
+                .allow_burst(std::num::NonZeroU32::new(60).expect("sixty")),
+        ));
         let client_ip = ClientIp::new(config.trusted_proxies.clone());
         let hub = Hub::new(chat.bus().clone(), chat.metrics().clone());
         AppState {
@@ -92,6 +101,7 @@ impl AppState {
                 secret,
                 blobs,
                 new_visitors,
+                api_tokens,
                 client_ip,
                 setup_token,
                 setup_done: AtomicBool::new(setup_done),
@@ -117,6 +127,11 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether API token `id` may make one more request now.
+    pub(crate) fn api_token_allows(&self, id: i64) -> bool {
+        self.inner.api_tokens.check_key(&id).is_ok()
     }
 
     /// The client of a request from `peer`: its own address, or the one a
@@ -207,6 +222,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes(&state))
         .merge(api::routes())
+        .merge(api_tickets::routes())
         .merge(widget::routes(&state))
         .merge(ws::routes())
         .merge(health::routes())

@@ -9,6 +9,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::AppState;
 use super::error::{ApiError, PageError};
+use crate::domain::api_tokens::{self, Scope};
 use crate::domain::{DomainError, accounts};
 use crate::model::{Role, User};
 
@@ -165,19 +166,87 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// A logged-in user of the JSON API; anonymous callers get 401.
-pub struct ApiUser(pub User);
+/// A caller of the JSON API: the browser's session, or a personal API
+/// token (`Authorization: Bearer clt_…`, `domain::api_tokens`) with its
+/// scope. Anonymous callers, and revoked, expired or unknown tokens, get
+/// 401; a token past its rate gets 429.
+pub struct ApiUser {
+    pub user: User,
+    /// `None`: the browser's own session, which may do what its user may.
+    pub scope: Option<Scope>,
+}
+
+impl ApiUser {
+    /// Refuses a token whose scope is below `needed` (403, naming it).
+    pub fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        match self.scope {
+            Some(scope) if scope < needed => Err(ApiError(DomainError::Forbidden(match needed {
+                Scope::Read => "this token may not read",
+                Scope::Write => "this token is read-only: make a write token for changes",
+                Scope::Admin => "this needs an admin token",
+            }))),
+            _ => Ok(()),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for ApiUser {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(token) = super::bearer_token(&parts.headers) {
+            let (user, scope, id) = api_tokens::authenticate(state.store(), token.trim())
+                .await
+                .map_err(|e| ApiError(e).into_response())?;
+            if !state.api_token_allows(id) {
+                let mut refused = (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(serde_json::json!({"error": {
+                        "code": "rate_limited",
+                        "message": "too many requests with this token; slow down"
+                    }})),
+                )
+                    .into_response();
+                refused.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+                return Err(refused);
+            }
+            // A write token may read; every route says what it needs.
+            let caller = ApiUser {
+                user,
+                scope: Some(scope),
+            };
+            if parts.method == axum::http::Method::GET {
+                caller
+                    .require(Scope::Read)
+                    .map_err(IntoResponse::into_response)?;
+            } else {
+                caller
+                    .require(Scope::Write)
+                    .map_err(IntoResponse::into_response)?;
+            }
+            return Ok(caller);
+        }
         let maybe = MaybeUser::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError(e.0))?;
-        maybe
+            .map_err(|e| ApiError(e.0).into_response())?;
+        let user = maybe
             .user
-            .map(ApiUser)
-            .ok_or(ApiError(DomainError::Unauthenticated))
+            .ok_or(ApiError(DomainError::Unauthenticated).into_response())?;
+        // The cookie goes with every request a browser makes, whoever's
+        // page asked: a change also needs the page's CSRF token.
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !safe && !super::csrf::header_matches(state, &parts.headers) {
+            return Err(ApiError(DomainError::Forbidden(
+                "send the page's CSRF token in X-CSRF-Token (or use an API token)",
+            ))
+            .into_response());
+        }
+        Ok(ApiUser { user, scope: None })
     }
 }

@@ -1,6 +1,7 @@
-//! The widget's HTTP side: `widget.js` itself, and the visitor bootstrap
-//! `POST /api/widget/v1/session`, answered cross-origin only for origins
-//! a site allows (CORS).
+//! The widget's HTTP side: `widget.js` itself, the visitor bootstrap
+//! `POST /api/widget/v1/session` (who the visitor is: `domain::identity`)
+//! and `POST /api/widget/v1/logout`, answered cross-origin only for
+//! origins a site allows (CORS).
 
 use std::net::SocketAddr;
 
@@ -15,10 +16,9 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::ws::origin_allowed;
-use crate::auth::{hash_token, random_token};
+use crate::domain::DomainError;
 use crate::domain::chat::Audience;
-use crate::domain::{DomainError, parse_name};
-use crate::model::Email;
+use crate::domain::identity::{self, Claim};
 use crate::protocol::ConversationFrame;
 
 const WIDGET_JS: &str = include_str!("../../assets/widget.js");
@@ -27,6 +27,11 @@ pub fn routes(_state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/widget.js", get(widget_js))
         .route("/api/widget/v1/session", post(session).options(preflight))
+        .route("/api/widget/v1/logout", post(logout).options(preflight))
+        .route(
+            "/api/widget/v1/conversations",
+            get(history).options(preflight),
+        )
 }
 
 async fn widget_js() -> impl IntoResponse {
@@ -112,6 +117,19 @@ struct SessionRequest {
     name: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// The host site's word for who its user is (`Careline.identify`).
+    #[serde(default)]
+    identity: Option<IdentityClaim>,
+}
+
+#[derive(Deserialize)]
+struct IdentityClaim {
+    user_id: String,
+    user_hash: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +147,11 @@ struct SiteInfo {
 struct SessionResponse {
     visitor_token: String,
     visitor_id: String,
+    /// Whether the host site vouched for this visitor (a verified identity).
+    verified: bool,
+    /// Why the identity the page passed was not taken, for its developer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_error: Option<&'static str>,
     site: SiteInfo,
     conversations: Vec<ConversationFrame>,
 }
@@ -221,68 +244,33 @@ async fn session(
     }
 }
 
-/// Finds the visitor by token, or makes a fresh one. An unknown token never
-/// leads to someone else's visitor: it gets a new one, if `may_create`
-/// allows (`None`: too many new visitors from this address; a returning
-/// visitor is never held back, so offices behind one address keep working).
+/// The visitor's session (`domain::identity::session` decides who it is)
+/// with its conversations and the site's look. `None`: a new visitor was
+/// needed and too many came from this address (a returning visitor is
+/// never held back, so offices behind one address keep working).
 async fn bootstrap(
     state: &AppState,
     site: &crate::store::Site,
     request: SessionRequest,
     may_create: impl FnOnce() -> bool,
 ) -> Result<Option<SessionResponse>, DomainError> {
-    let name = match request
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        Some(n) => parse_name(n)?,
-        None => String::new(),
-    };
-    let email = match request
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(e) => Email::parse(e)?.as_str().to_string(),
-        None => String::new(),
+    let asked = identity::SessionRequest {
+        visitor_token: request.visitor_token,
+        name: request.name,
+        email: request.email,
+        identity: request.identity.map(|c| Claim {
+            user_id: c.user_id,
+            hash: c.user_hash,
+            name: c.name,
+            email: c.email,
+        }),
     };
     let store = state.store();
-    let known = match request
-        .visitor_token
-        .as_deref()
-        .filter(|t| !t.is_empty() && t.len() <= 100)
-    {
-        Some(token) => store
-            .visitor_by_token(site.id, &hash_token(token))
-            .await?
-            .map(|v| (v, token.to_string())),
-        None => None,
+    let Some(session) = identity::session(store, state.secret(), site, asked, may_create).await?
+    else {
+        return Ok(None);
     };
-    let (visitor, token) = match known {
-        Some((visitor, token)) => {
-            if !name.is_empty() || !email.is_empty() {
-                store
-                    .update_visitor_contact(visitor.id, &name, &email)
-                    .await?;
-            }
-            (visitor, token)
-        }
-        None => {
-            if !may_create() {
-                return Ok(None);
-            }
-            let token = random_token(32);
-            (
-                store
-                    .create_visitor(site.id, &hash_token(&token), &name, &email)
-                    .await?,
-                token,
-            )
-        }
-    };
+    let visitor = session.visitor;
     let chat = state.chat();
     let conversations = store
         .visitor_conversations(visitor.id)
@@ -292,8 +280,10 @@ async fn bootstrap(
         .collect();
     let agents_online = chat.agents_online().await?;
     Ok(Some(SessionResponse {
-        visitor_token: token,
+        visitor_token: session.token,
         visitor_id: visitor.id.to_string(),
+        verified: session.verified,
+        identity_error: session.rejected,
         site: SiteInfo {
             name: site.name.clone(),
             greeting: site.greeting.clone(),
@@ -304,4 +294,130 @@ async fn bootstrap(
         },
         conversations,
     }))
+}
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    site_key: String,
+    visitor_token: String,
+}
+
+/// `Careline.logout()`: the host site's user logged out, so this browser's
+/// token ends (the widget then forgets it and starts anonymous).
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string)
+    else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "an Origin header is required",
+        );
+    };
+    let Ok(request) = serde_json::from_slice::<LogoutRequest>(&body) else {
+        let refused = error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "expected {\"site_key\", \"visitor_token\"}",
+        );
+        return readable_by(&state, refused, &origin).await;
+    };
+    let site = match state.store().site_by_key(&request.site_key).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            let refused = error(StatusCode::NOT_FOUND, "not_found", "unknown site_key");
+            return readable_by(&state, refused, &origin).await;
+        }
+        Err(e) => return cors(ApiError(e.into()).into_response(), &origin),
+    };
+    if !origin_allowed(&state, &site, &origin) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this origin may not use this site's chat",
+        );
+    }
+    match identity::logout(state.store(), &site, &request.visitor_token).await {
+        Ok(()) => cors(StatusCode::NO_CONTENT.into_response(), &origin),
+        Err(e) => cors(ApiError(e).into_response(), &origin),
+    }
+}
+
+/// A page of the visitor's history.
+const HISTORY_PAGE: i64 = 20;
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    site: String,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+#[derive(Serialize)]
+struct History {
+    conversations: Vec<ConversationFrame>,
+    /// Whether older conversations remain (ask again with `before`).
+    more: bool,
+}
+
+/// `GET /api/widget/v1/conversations?site=KEY&before=ID` with the visitor's
+/// bearer token: their conversations older than `before`, newest first, a
+/// page at a time (a verified customer's from every device).
+async fn history(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (visitor, origin) =
+        match super::attachments::widget_visitor(&state, &headers, &query.site).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let before = match query
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(str::parse::<i64>)
+    {
+        None => None,
+        Some(Ok(id)) => Some(crate::model::ConversationId(id)),
+        Some(Err(_)) => {
+            let refused = error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "before must be a conversation id",
+            );
+            return cors(refused, &origin);
+        }
+    };
+    let page = state
+        .store()
+        .visitor_conversations_before(visitor.id, before, HISTORY_PAGE + 1)
+        .await;
+    match page {
+        Ok(mut conversations) => {
+            let more = conversations.len() as i64 > HISTORY_PAGE;
+            conversations.truncate(HISTORY_PAGE as usize);
+            let chat = state.chat();
+            let conversations = conversations
+                .iter()
+                .map(|c| chat.conversation_frame(c, Audience::Visitor))
+                .collect();
+            cors(
+                Json(History {
+                    conversations,
+                    more,
+                })
+                .into_response(),
+                &origin,
+            )
+        }
+        Err(e) => cors(ApiError(e.into()).into_response(), &origin),
+    }
 }

@@ -160,6 +160,29 @@ impl Browser {
         self.send(request).await
     }
 
+    /// A JSON request as a page's script makes it: the session cookie, and
+    /// the page's CSRF token in `X-CSRF-Token` when `csrf`.
+    pub async fn json_request(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+        csrf: bool,
+    ) -> Page {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .json(body);
+        if csrf {
+            let token = self
+                .csrf
+                .clone()
+                .expect("a page with a form was loaded first");
+            request = request.header("x-csrf-token", token);
+        }
+        self.send(request).await
+    }
+
     /// The raw bytes at `path` (a download), with status and headers.
     pub async fn download(&mut self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
         let response = self

@@ -50,6 +50,7 @@ impl Chat {
             customer: staff.then(|| Customer {
                 name: c.customer_name.clone(),
                 email: c.customer_email.clone(),
+                verified: c.customer_verified,
             }),
             unread: staff.then(|| (c.last_seq - c.agent_read_seq).max(0)),
             site: staff.then(|| SiteRef {

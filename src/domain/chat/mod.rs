@@ -43,6 +43,7 @@ pub use routing::HandoffReason;
 pub use sending::Sent;
 
 use super::notifications::AwayNotices;
+use super::uploads::Files;
 use super::{DomainError, DomainResult};
 use crate::bot::Bot;
 use crate::bus::Bus;
@@ -96,6 +97,9 @@ pub struct Chat {
     metrics: Arc<Metrics>,
     /// Wakes the task that sends queue snapshots (see [`publish::QUEUE_COALESCE`]).
     queue_changed: Arc<tokio::sync::Notify>,
+    /// Where uploads and the originals of emails go; `None` in a chat built
+    /// without a blob store (some tests), which then takes no files.
+    files: Option<Files>,
 }
 
 impl Drop for Chat {
@@ -124,7 +128,20 @@ impl Chat {
             away_notices: AwayNotices::default(),
             first_responded: Mutex::new(HashSet::new()),
             queue_changed,
+            files: None,
         }
+    }
+
+    /// This chat, storing files (uploads, emails' attachments and
+    /// originals) in `files`.
+    pub fn with_files(mut self, files: Files) -> Chat {
+        self.files = Some(files);
+        self
+    }
+
+    /// Where files go, when this chat takes any.
+    pub fn files(&self) -> Option<&Files> {
+        self.files.as_ref()
     }
 
     pub fn store(&self) -> &Store {

@@ -207,6 +207,18 @@ impl Chat {
         })
     }
 
+    /// A private note from Careline itself for the agents (what became of
+    /// an email's files), written once per `client_msg_id`.
+    pub async fn note_from_careline(
+        &self,
+        conversation_id: ConversationId,
+        client_msg_id: &str,
+        text: &str,
+    ) -> DomainResult<()> {
+        self.careline_says(conversation_id, client_msg_id, text, true)
+            .await
+    }
+
     /// An agent writes (a reply, or a private note). Writing to a waiting
     /// conversation claims it; one owned by someone else is refused.
     pub async fn send_as_agent(

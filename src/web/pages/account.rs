@@ -62,6 +62,13 @@ fn render(shown: Shown<'_>, name: &str, errors: &FormErrors) -> Markup {
                     button type="submit" { "Save profile" }
                 }
             }
+            @if user.role.is_staff() {
+                section.card.narrow {
+                    h2 { "API tokens" }
+                    p { "Scripts and integrations call the JSON API with a personal token. "
+                        a href="/account/tokens" { "Your API tokens" } }
+                }
+            }
             @if let Some(prefs) = prefs {
                 section.card.narrow {
                     h2 { "Email notifications" }

@@ -203,11 +203,17 @@ fn ticket_page(
         html! {
             p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
             h1 { "#" (n) " " (ticket.subject) }
-            p.customer { "From " strong { (ticket.customer.name) } " · " (ticket.customer.email) " · on " span.site { (ticket.site_name) } }
+            p.customer {
+                "From " strong { (ticket.customer.name) } " · " (ticket.customer.email)
+                @if !ticket.customer_verified && !ticket.customer.email.is_empty() {
+                    " " span.badge.unverified title="Typed by the visitor, not proven" { "unverified" }
+                }
+                " · on " span.site { (ticket.site_name) }
+            }
             (form_errors(errors, &["body", "note"]))
             div.ticket-layout {
                 div.ticket-main {
-                    (thread(&view.messages))
+                    (thread(&view.messages, &view.emailed))
                     section.card {
                         h2 { "Reply to the customer" }
                         form method="post" action={ "/console/tickets/" (n) "/reply" } {

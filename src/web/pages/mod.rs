@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod api_tokens;
 mod auth;
 mod bot;
 mod console;
@@ -10,11 +11,13 @@ mod inbound;
 pub mod layout;
 mod live;
 mod mailbox;
+mod original_email;
 mod password;
 mod portal;
 mod reports;
 mod settings;
 mod setup;
+mod site_identity;
 mod sites;
 mod ticket_parts;
 
@@ -41,6 +44,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/verify", get(auth::verify))
         .route("/account/verify", post(account::resend_verification))
         .route("/account", get(account::show))
+        .route(
+            "/account/tokens",
+            get(api_tokens::show).post(api_tokens::create),
+        )
+        .route("/account/tokens/{id}/revoke", post(api_tokens::revoke))
         .route("/account/profile", post(account::update_profile))
         .route("/account/notifications", post(account::save_notifications))
         .route("/dashboard", get(portal::dashboard))
@@ -49,6 +57,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/tickets/{number}", get(portal::show))
         .route("/tickets/{number}/reply", post(portal::reply))
         .route("/tickets/{number}/rate", post(portal::rate))
+        .route("/emails/{id}", get(original_email::show))
+        .route("/emails/{id}/original.eml", get(original_email::download))
         .route("/console", get(console::list))
         .route("/console/chat", get(live::console))
         .route("/console/tickets/{number}", get(console::show))
@@ -70,6 +80,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route(
+            "/admin/sites/{id}/identity",
+            get(site_identity::show).post(site_identity::save),
+        )
+        .route(
+            "/admin/sites/{id}/identity/rotate",
+            post(site_identity::rotate),
+        )
         .route("/admin/inbound", get(inbound::show))
         .route(
             "/admin/inbound/mailbox",

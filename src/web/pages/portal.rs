@@ -220,7 +220,7 @@ fn ticket_page(
             h1 { "#" (ticket.number) " " (ticket.subject) }
             div.ticket-layout {
                 div.ticket-main {
-                    (thread(&view.messages))
+                    (thread(&view.messages, &view.emailed))
                     @if ticket.status == TicketStatus::Closed {
                         div.notice { p { "This ticket is closed. " a href="/tickets/new" { "Raise a new ticket" } " if you need more help." } }
                     } @else {

@@ -183,7 +183,9 @@ fn sites_page(
                         a href="/admin/faq" { (count(faq_counts(site.id), "FAQ entry", "FAQ entries")) }
                         @if faq_counts(site.id) == 1 { " answers" } @else { " answer" }
                         " on this site. "
-                        a href={ "/console?site=" (site.id) } { (count(conversations(site.id) as usize, "conversation", "conversations")) } "."
+                        a href={ "/console?site=" (site.id) } { (count(conversations(site.id) as usize, "conversation", "conversations")) } ". "
+                        a href={ "/admin/sites/" (site.id) "/identity" } { "Verified identity" }
+                        ": tell Careline who your logged-in customers are."
                     }
                     form method="post" action={ "/admin/sites/" (site.id) } {
                         (csrf_field(csrf))

@@ -21,8 +21,16 @@ pub fn priority_badge(ticket: &Ticket) -> Markup {
 }
 
 /// The conversation, oldest first. Private notes are marked as such (only
-/// staff views are ever given them).
-pub fn thread(messages: &[Message]) -> Markup {
+/// staff views are ever given them). A message that came by email links to
+/// its original (`emailed`: staff `seq` → the original's id, in `seq`
+/// order), which its page checks the reader may see.
+pub fn thread(messages: &[Message], emailed: &[(i64, i64)]) -> Markup {
+    let original_of = |seq: i64| {
+        emailed
+            .binary_search_by_key(&seq, |(s, _)| *s)
+            .ok()
+            .map(|at| emailed[at].1)
+    };
     html! {
         ol.thread aria-label="Conversation" {
             @for message in messages {
@@ -47,6 +55,9 @@ pub fn thread(messages: &[Message]) -> Markup {
                     // question is history, not something to answer.
                     @if !message.options.is_empty() {
                         p.offered { "Offered: " (message.options.join(" · ")) }
+                    }
+                    @if let Some(id) = original_of(message.seq) {
+                        p.original { a href={ "/emails/" (id) } { "View original email" } }
                     }
                 }
             }

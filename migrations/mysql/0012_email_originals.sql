@@ -1,0 +1,18 @@
+-- The original of every email that entered a conversation (appended to it
+-- or opened its ticket), viewable on the ticket page. The bytes live in the
+-- blob store under their SHA-256, like attachments; a row here names them
+-- before they are stored, so the sweep of unsent uploads never deletes the
+-- bytes of an original that an upload happens to share (store::attachments).
+CREATE TABLE email_originals (
+    sha256     VARCHAR(64) NOT NULL PRIMARY KEY,
+    size       BIGINT      NOT NULL,
+    created_at BIGINT      NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+-- Which original an inbound email kept, and the message (by its staff
+-- `seq` in `conversation_id`) that its text became: the ticket page links
+-- that message to its original.
+ALTER TABLE inbound_emails
+    ADD COLUMN original_sha256 VARCHAR(64),
+    ADD COLUMN message_seq BIGINT,
+    ADD FOREIGN KEY (original_sha256) REFERENCES email_originals (sha256);
+CREATE INDEX inbound_emails_conversation ON inbound_emails (conversation_id, message_seq);

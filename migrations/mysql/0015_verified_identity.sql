@@ -1,0 +1,23 @@
+-- Customers the host site already knows (domain::identity). Each site has
+-- a secret (sealed) its server signs user ids with; a rotated secret is
+-- still accepted until previous_until. A verified visitor carries the host
+-- site's user id, one per site, and may hold a token on several devices.
+CREATE TABLE site_identity (
+    site_id          BIGINT   NOT NULL PRIMARY KEY,
+    secret           TEXT     NOT NULL,
+    previous_secret  TEXT,
+    previous_until   BIGINT,
+    require_verified BIGINT   NOT NULL DEFAULT 0,
+    updated_at       BIGINT   NOT NULL,
+    FOREIGN KEY (site_id) REFERENCES sites (id) ON DELETE CASCADE
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+ALTER TABLE visitors ADD COLUMN external_id VARCHAR(191);
+ALTER TABLE visitors ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX visitors_site_external ON visitors (site_id, external_id);
+CREATE TABLE visitor_tokens (
+    token_hash VARCHAR(64) NOT NULL PRIMARY KEY,
+    visitor_id BIGINT      NOT NULL,
+    created_at BIGINT      NOT NULL,
+    FOREIGN KEY (visitor_id) REFERENCES visitors (id) ON DELETE CASCADE
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+CREATE INDEX visitor_tokens_visitor ON visitor_tokens (visitor_id);

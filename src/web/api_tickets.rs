@@ -1,0 +1,179 @@
+//! The JSON API's ticket changes: reply, note, and status, priority or
+//! assignee, by the same domain rules as the ticket pages. A session
+//! caller sends the page's CSRF token (`X-CSRF-Token`); a token caller
+//! needs a write token. A reply or note may carry an `Idempotency-Key`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::AppState;
+use super::api::ApiTicket;
+use super::error::ApiError;
+use super::session::ApiUser;
+use crate::domain::tickets::{self, TicketUpdate};
+use crate::domain::{DomainError, invalid};
+use crate::model::{Priority, TicketNumber, TicketStatus, UserId};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tickets/{number}/replies", post(reply))
+        .route("/api/v1/tickets/{number}/notes", post(note))
+        .route("/api/v1/tickets/{number}", axum::routing::patch(update))
+}
+
+#[derive(Deserialize)]
+struct Written {
+    body: String,
+    #[serde(default)]
+    attachment_id: Option<String>,
+}
+
+fn answer(result: Result<ApiTicket, DomainError>, created: bool) -> Response {
+    match result {
+        Ok(ticket) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(ticket)).into_response()
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+fn body_of(
+    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+) -> Result<Written, ApiError> {
+    body.map(|Json(w)| w).map_err(|e| {
+        ApiError(invalid(
+            "body",
+            format!("expected {{\"body\": \"…\"}}: {}", e.body_text()),
+        ))
+    })
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(number): Path<TicketNumber>,
+    headers: HeaderMap,
+    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let written = match body_of(body) {
+        Ok(w) => w,
+        Err(refused) => return refused.into_response(),
+    };
+    let request = format!("POST /api/v1/tickets/{}/replies", number.0);
+    let user = caller.user.clone();
+    super::idempotency::once(&state, &caller.user, &headers, &request, || async {
+        let staff = user.role.is_staff();
+        let result = tickets::reply(
+            state.chat(),
+            &user,
+            number,
+            &written.body,
+            written.attachment_id.as_deref(),
+        )
+        .await
+        .map(|t| ApiTicket::new(t, staff));
+        answer(result, true)
+    })
+    .await
+}
+
+async fn note(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(number): Path<TicketNumber>,
+    headers: HeaderMap,
+    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let written = match body_of(body) {
+        Ok(w) => w,
+        Err(refused) => return refused.into_response(),
+    };
+    let request = format!("POST /api/v1/tickets/{}/notes", number.0);
+    let user = caller.user.clone();
+    super::idempotency::once(&state, &caller.user, &headers, &request, || async {
+        let result = tickets::note(
+            state.chat(),
+            &user,
+            number,
+            &written.body,
+            written.attachment_id.as_deref(),
+        )
+        .await
+        .map(|t| ApiTicket::new(t, true));
+        answer(result, true)
+    })
+    .await
+}
+
+/// `null` unassigns; a missing field leaves it as it is.
+#[derive(Deserialize)]
+struct Changes {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    assignee_id: Option<Option<i64>>,
+}
+
+/// Tells `"assignee_id": null` (unassign) from no field at all.
+fn present<'de, D>(d: D) -> Result<Option<Option<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(number): Path<TicketNumber>,
+    body: Result<Json<Changes>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(changes)) = body else {
+        return ApiError(invalid(
+            "body",
+            "expected {\"status\"?, \"priority\"?, \"assignee_id\"?}",
+        ))
+        .into_response();
+    };
+    let parsed = (|| {
+        Ok::<_, DomainError>(TicketUpdate {
+            status: changes
+                .status
+                .as_deref()
+                .map(|s| {
+                    TicketStatus::parse(s).ok_or_else(|| {
+                        invalid("status", "status must be open, pending, resolved or closed")
+                    })
+                })
+                .transpose()?,
+            priority: changes
+                .priority
+                .as_deref()
+                .map(|p| {
+                    Priority::parse(p).ok_or_else(|| {
+                        invalid("priority", "priority must be low, normal, high or urgent")
+                    })
+                })
+                .transpose()?,
+            assignee: changes.assignee_id.map(|a| a.map(UserId)),
+        })
+    })();
+    let result = match parsed {
+        Ok(update) => tickets::update(state.chat(), &caller.user, number, update)
+            .await
+            .map(|t| ApiTicket::new(t, true)),
+        Err(e) => Err(e),
+    };
+    answer(result, false)
+}

@@ -1,0 +1,456 @@
+//! Personal API tokens over real HTTP: made on the account page (shown
+//! once, stored hashed), used as `Authorization: Bearer`, refused at once
+//! when revoked, expired, unknown or its owner demoted; scoped (an agent
+//! cannot make an admin token; a read token cannot change anything);
+//! rate limited per token; the browser's cookie still works.
+
+mod support;
+
+use careline::model::Role;
+use serde_json::Value;
+use support::{Browser, Database, TestApp};
+
+/// The token the page shows once after "Make the token".
+async fn make_token(browser: &mut Browser, name: &str, scope: &str) -> String {
+    browser.get("/account/tokens").await.expect_status(200);
+    let page = browser
+        .submit(
+            "/account/tokens",
+            &[("name", name), ("scope", scope), ("days", "30")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let start = page
+        .body
+        .find("<pre><code>clt_")
+        .expect("the token is shown once")
+        + "<pre><code>".len();
+    page.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let response = careline::http_client(std::time::Duration::from_secs(10))
+        .request(method, format!("{}{path}", app.base))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_token_reads_as_its_owner_until_it_is_revoked() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    grace.get("/tickets/new").await;
+    grace
+        .submit(
+            "/tickets",
+            &[
+                ("subject", "Printer jams"),
+                ("description", "Every page"),
+                ("priority", "normal"),
+            ],
+        )
+        .await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "CRM sync", "read").await;
+    assert!(token.starts_with("clt_") && token.len() > 40, "{token}");
+
+    let (status, body) = call(&app, &token, reqwest::Method::GET, "/api/v1/tickets").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["subject"], "Printer jams", "{body}");
+    // Shown once: the list names it, never shows it again.
+    let listed = alan.get("/account/tokens").await;
+    assert!(listed.contains("CRM sync") && !listed.contains(&token));
+    let used = alan.get("/account/tokens").await;
+    assert!(!used.body.contains("never"), "last used is recorded");
+
+    // Revoked: 401 on the very next request.
+    let id = app.store.api_tokens_of(alan_id(&app).await).await.unwrap()[0].id;
+    alan.get("/account/tokens").await;
+    let revoked = alan
+        .submit(&format!("/account/tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, 303);
+    let (status, body) = call(&app, &token, reqwest::Method::GET, "/api/v1/tickets").await;
+    assert_eq!(status, 401, "{body}");
+    // Nobody else revokes it (another user's id is "not found").
+    let other = make_token(&mut alan, "second", "read").await;
+    let other_id = app.store.api_tokens_of(alan_id(&app).await).await.unwrap()[0].id;
+    admin.get("/account/tokens").await;
+    let refused = admin
+        .submit(&format!("/account/tokens/{other_id}/revoke"), &[])
+        .await;
+    assert_eq!(refused.status, 404);
+    assert_eq!(
+        call(&app, &other, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+    // The browser's cookie still works.
+    assert_eq!(alan.get("/api/v1/tickets").await.status, 200);
+}
+
+async fn alan_id(app: &TestApp) -> careline::model::UserId {
+    app.store
+        .user_with_hash(&careline::model::Email::parse("alan@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id
+}
+
+#[tokio::test]
+async fn expired_unknown_and_demoted_tokens_are_refused() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "ops", "write").await;
+    assert_eq!(
+        call(&app, &token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+    for bad in [
+        "clt_not-a-token",
+        "",
+        "session-cookie-value",
+        &format!("{token}x"),
+    ] {
+        let (status, body) = call(&app, bad, reqwest::Method::GET, "/api/v1/tickets").await;
+        assert_eq!(status, 401, "{bad}: {body}");
+    }
+    // An expired token (made a day ago for less than a day).
+    let alan_id = alan_id(&app).await;
+    let stale = "clt_stale-token-for-the-test-0123456789abcdef";
+    app.store
+        .create_api_token(
+            alan_id,
+            "stale",
+            &careline::auth::hash_token(stale),
+            "read",
+            careline::store::now_ms() - 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, stale, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        401
+    );
+    // Demoted to customer: the token stops at once.
+    let admin_id = app
+        .store
+        .user_with_hash(&careline::model::Email::parse("admin@example.com").unwrap())
+        .await
+        .unwrap()
+        .expect("the admin")
+        .0
+        .id;
+    app.store
+        .change_role_as(admin_id, alan_id, Role::Customer)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, &token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn scopes_follow_the_owner_and_tokens_are_rate_limited() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    // An agent cannot make an admin token; a customer has no token page.
+    alan.get("/account/tokens").await;
+    let refused = alan
+        .submit(
+            "/account/tokens",
+            &[("name", "x"), ("scope", "admin"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    for (name, days) in [("", "30"), ("ok", "0"), ("ok", "400"), ("ok", "soon")] {
+        let refused = alan
+            .submit(
+                "/account/tokens",
+                &[("name", name), ("scope", "read"), ("days", days)],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{name} {days}");
+    }
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    assert_ne!(grace.get("/account/tokens").await.status, 200);
+    let admin_token = make_token(&mut admin, "backup", "admin").await;
+    assert_eq!(
+        call(&app, &admin_token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+
+    // Ten a second with bursts of sixty: a loop of 80 meets the limit.
+    let token = make_token(&mut alan, "loop", "read").await;
+    let mut limited = None;
+    for _ in 0..80 {
+        let response = careline::http_client(std::time::Duration::from_secs(10))
+            .get(format!("{}/api/v1/tickets", app.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("the token was limited");
+    assert_eq!(limited.headers()["retry-after"], "1");
+    // Another token has its own allowance.
+    assert_eq!(
+        call(&app, &admin_token, reqwest::Method::GET, "/api/v1/tickets")
+            .await
+            .0,
+        200
+    );
+}
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (u16, Value, bool) {
+    let mut request = careline::http_client(std::time::Duration::from_secs(10))
+        .request(method, format!("{}{path}", app.base))
+        .header("Authorization", format!("Bearer {token}"))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        replayed,
+    )
+}
+
+#[tokio::test]
+async fn a_write_token_replies_notes_and_updates_and_a_retried_reply_is_made_once() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    grace.get("/tickets/new").await;
+    let created = grace
+        .submit(
+            "/tickets",
+            &[
+                ("subject", "Printer jams"),
+                ("description", "Every page"),
+                ("priority", "normal"),
+            ],
+        )
+        .await;
+    let number = support::ticket_number(created.location.as_deref().unwrap());
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let write = make_token(&mut alan, "helpdesk bot", "write").await;
+    let read = make_token(&mut alan, "reports", "read").await;
+    let replies = format!("/api/v1/tickets/{number}/replies");
+    let count = || async {
+        let ticket = app
+            .store
+            .ticket_by_number(careline::model::TicketNumber(number))
+            .await
+            .unwrap()
+            .unwrap();
+        app.store
+            .messages(ticket.conversation_id, true)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = count().await;
+
+    // A reply, sent twice with one key (a retry): made once, answered twice.
+    let reply = json!({"body": "Try the rear tray"});
+    let (status, first, replayed) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, again, replayed) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(first, again);
+    assert_eq!(count().await, before + 1, "made once");
+    // The same key for another request is refused; bad keys too.
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("/api/v1/tickets/{number}/notes"),
+        json!({"body": "x"}),
+        Some("k-1"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        reply.clone(),
+        Some("bad key"),
+    )
+    .await;
+    assert_eq!(status, 422);
+    // Without a key each request is its own.
+    send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        json!({"body": "One more"}),
+        None,
+    )
+    .await;
+    assert_eq!(count().await, before + 2);
+
+    // The customer sees the replies, not a note.
+    let (status, _, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("/api/v1/tickets/{number}/notes"),
+        json!({"body": "Customer is on the old firmware"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let seen = grace.get(&format!("/api/v1/tickets/{number}")).await.json();
+    let bodies: Vec<&str> = seen["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(
+        bodies.contains(&"Try the rear tray") && !bodies.iter().any(|b| b.contains("firmware")),
+        "{bodies:?}"
+    );
+
+    // Status, priority and assignee; bad values name their field.
+    let path = format!("/api/v1/tickets/{number}");
+    let (status, ticket, _) = send(
+        &app,
+        &write,
+        Method::PATCH,
+        &path,
+        json!({"status": "pending", "priority": "high", "assignee_id": null}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(
+        (ticket["status"].as_str(), ticket["priority"].as_str()),
+        (Some("pending"), Some("high"))
+    );
+    assert!(ticket["assignee"].is_null());
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::PATCH,
+        &path,
+        json!({"status": "done"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("status")),
+        "{body}"
+    );
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &replies,
+        json!({"text": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+
+    // A read token changes nothing.
+    let (status, body, _) = send(&app, &read, Method::POST, &replies, reply.clone(), None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = send(
+        &app,
+        &read,
+        Method::PATCH,
+        &path,
+        json!({"priority": "low"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The browser's session needs the page's CSRF token to change things.
+    grace.get(&format!("/tickets/{number}")).await;
+    let refused = grace
+        .json_request(
+            Method::POST,
+            &replies,
+            &json!({"body": "From a script"}),
+            false,
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let taken = grace
+        .json_request(
+            Method::POST,
+            &replies,
+            &json!({"body": "From my page"}),
+            true,
+        )
+        .await;
+    assert_eq!(taken.status, 201, "{}", taken.body);
+}
