@@ -103,6 +103,7 @@ impl App {
                 store.clone(),
                 secret.clone(),
                 FaqBot::new(store.clone(), config.faq_threshold),
+                config.egress.clone(),
             )),
         };
         let chat_config = ChatConfig {

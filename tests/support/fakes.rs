@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
+use careline::config::RawConfig;
 use serde_json::{Value, json};
 
 async fn serve(router: Router) -> SocketAddr {
@@ -258,6 +259,14 @@ impl FakeWatson {
         }
     }
 
+    /// Lets an app call this fake as an install lets it call an internal
+    /// Watson: its loopback address and port listed in
+    /// `egress_allowed_hosts` (and plain http allowed, the fake has no TLS).
+    pub fn allow(&self, config: &mut RawConfig) {
+        let address = self.base.strip_prefix("http://").expect("an http base");
+        allow_host(config, address);
+    }
+
     pub fn script(&self, replies: &[WatsonReply]) {
         self.state
             .lock()
@@ -441,4 +450,15 @@ async fn message(
         .into_response(),
         WatsonReply::SessionExpired => unreachable!("handled above"),
     }
+}
+
+// ---------- Egress ----------
+
+/// Adds `entry` to the app's `egress_allowed_hosts` and allows http://.
+pub fn allow_host(config: &mut RawConfig, entry: &str) {
+    config.egress_allow_http = true;
+    if !config.egress_allowed_hosts.is_empty() {
+        config.egress_allowed_hosts.push(',');
+    }
+    config.egress_allowed_hosts.push_str(entry);
 }
