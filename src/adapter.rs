@@ -34,7 +34,9 @@ pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// An HTTP client for outside services: TLS via rustls, bounded timeouts.
+/// An HTTP client for services the operator configured (SendGrid, S3):
+/// TLS via rustls, bounded timeouts. A URL an admin enters is never
+/// called with it, but through the egress policy (`src/egress/`).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     install_tls();
     reqwest::Client::builder()

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod config;
 pub mod connect_failure;
 pub mod domain;
+pub mod egress;
 pub mod mail;
 pub mod metrics;
 pub mod model;
@@ -46,6 +47,9 @@ pub struct Adapters {
     pub bot: Option<Arc<dyn Bot>>,
     pub mailer: Option<Arc<dyn Mailer>>,
     pub blobs: Option<Arc<dyn Blobs>>,
+    /// Where admin-given URLs' names are looked up (the system's resolver
+    /// by default); the egress policy judges the answers all the same.
+    pub dns: Option<Arc<dyn egress::Dns>>,
 }
 
 /// A configured application, ready to serve.
@@ -63,7 +67,10 @@ impl App {
 
     /// Builds with some seams replaced (tests use it for a failing bot, or
     /// to give several instances one shared bus).
-    pub async fn build_with(config: Config, adapters: Adapters) -> anyhow::Result<App> {
+    pub async fn build_with(mut config: Config, adapters: Adapters) -> anyhow::Result<App> {
+        if let Some(dns) = adapters.dns {
+            config.egress = config.egress.with_dns(dns);
+        }
         domain::password::allow_at_once(config.password_hashes_at_once);
         let store = open_store(&config, config.database_max_connections).await?;
         let secret = match &config.secret_key {
@@ -96,6 +103,7 @@ impl App {
                 store.clone(),
                 secret.clone(),
                 FaqBot::new(store.clone(), config.faq_threshold),
+                config.egress.clone(),
             )),
         };
         let chat_config = ChatConfig {

@@ -23,6 +23,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("store", 1),
     ("bus", 1),
     ("blobs", 1),
+    ("egress", 1),
     ("bot", 2),
     ("mail", 2),
     ("metrics", 2),

@@ -39,7 +39,8 @@ async fn no_secret_is_ever_logged() {
     let sendgrid = FakeSendGrid::start().await;
     let watson = FakeWatson::start().await;
     let url = sendgrid.base.clone();
-    let app = TestApp::spawn_with(Database::Sqlite, move |c| {
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        watson.allow(c);
         c.sendgrid_url = url;
         c.sendgrid_api_key = SENDGRID_KEY.into();
         c.mail_poll_ms = 50;

@@ -2,7 +2,9 @@
 //! like the real service (IAM bearer token, `version`, session lifecycle):
 //! answers with options (again on resume after a reconnect), handoff to a
 //! person with a note for the agent, expired sessions, failures, the
-//! circuit breaker and the FAQ fallback.
+//! circuit breaker and the FAQ fallback. The fake listens on loopback:
+//! each app lists it in `egress_allowed_hosts`, as an install lists an
+//! internal Watson (what is refused without that: `tests/egress.rs`).
 
 mod support;
 
@@ -50,7 +52,7 @@ async fn says_and_waits_for_a_person(app: &TestApp, site: &str, body: &str) -> (
 #[tokio::test]
 async fn watson_answers_with_options_then_hands_off_with_a_note_for_the_agent() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -171,7 +173,7 @@ async fn watson_answers_with_options_then_hands_off_with_a_note_for_the_agent() 
 #[tokio::test]
 async fn an_expired_watson_session_is_recreated_and_the_message_retried() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -205,7 +207,7 @@ async fn an_expired_watson_session_is_recreated_and_the_message_retried() {
 #[tokio::test]
 async fn when_watson_is_down_the_customer_still_reaches_a_person() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -227,7 +229,7 @@ async fn when_watson_is_down_the_customer_still_reaches_a_person() {
 #[tokio::test]
 async fn an_oversized_answer_is_not_read_and_the_customer_reaches_a_person() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -252,7 +254,7 @@ async fn an_oversized_answer_is_not_read_and_the_customer_reaches_a_person() {
 #[tokio::test]
 async fn a_rate_limited_answer_is_retried() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -273,7 +275,7 @@ async fn a_rate_limited_answer_is_retried() {
 #[tokio::test]
 async fn with_the_faq_fallback_the_built_in_bot_answers_while_watson_fails() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "faq").await;
@@ -301,7 +303,11 @@ async fn with_the_faq_fallback_the_built_in_bot_answers_while_watson_fails() {
 #[tokio::test]
 async fn a_slow_watson_hands_off_within_the_bot_timeout() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn_with(Database::Sqlite, |c| c.bot_timeout_ms = 500).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| {
+        c.bot_timeout_ms = 500;
+        watson.allow(c);
+    })
+    .await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -317,7 +323,7 @@ async fn a_slow_watson_hands_off_within_the_bot_timeout() {
 #[tokio::test]
 async fn the_circuit_breaker_stops_calling_a_failing_watson() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let site = app.allow_shop().await;
     let mut admin = app.admin().await;
     configure(&mut admin, &watson, "person").await;
@@ -349,7 +355,7 @@ async fn the_circuit_breaker_stops_calling_a_failing_watson() {
 #[tokio::test]
 async fn a_wrong_api_key_fails_the_connection_test_with_the_reason() {
     let watson = FakeWatson::start().await;
-    let app = TestApp::spawn(Database::Sqlite).await;
+    let app = TestApp::spawn_with(Database::Sqlite, |c| watson.allow(c)).await;
     let mut admin = app.admin().await;
     admin.get("/admin/bot").await;
     let iam = format!("{}/identity/token", watson.base);

@@ -11,6 +11,7 @@ use super::faq::FaqBot;
 use super::watson::{WatsonBot, WatsonSettings};
 use super::{Bot, BotError, BotReply, BotTurn, BoxFuture};
 use crate::auth::Secret;
+use crate::egress::Policy;
 use crate::store::{Store, StoreResult};
 
 const CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -142,15 +143,18 @@ pub struct SwitchingBot {
     store: Store,
     secret: Secret,
     faq: Arc<FaqBot>,
+    /// Watson's URLs are an admin's: called under this policy.
+    egress: Policy,
     loaded: Mutex<Option<Loaded>>,
 }
 
 impl SwitchingBot {
-    pub fn new(store: Store, secret: Secret, faq: FaqBot) -> SwitchingBot {
+    pub fn new(store: Store, secret: Secret, faq: FaqBot, egress: Policy) -> SwitchingBot {
         SwitchingBot {
             store,
             secret,
             faq: Arc::new(faq),
+            egress,
             loaded: Mutex::new(None),
         }
     }
@@ -176,7 +180,11 @@ impl SwitchingBot {
             (Some((Some(old), active)), Some(new)) if old == new => active.clone(),
             (Some((_, active)), None) => active.clone(),
             (_, Some(s)) if s.kind == BotKind::Watson => Arc::new(Active::Watson {
-                bot: Arc::new(WatsonBot::new(s.watson.clone(), self.store.clone())),
+                bot: Arc::new(WatsonBot::new(
+                    s.watson.clone(),
+                    self.store.clone(),
+                    &self.egress,
+                )),
                 fallback: s.fallback,
             }),
             _ => Arc::new(Active::Faq),

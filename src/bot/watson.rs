@@ -4,9 +4,13 @@
 //! mapped to Careline's bot replies. Authentication is an IAM bearer token,
 //! fetched with the API key and refreshed before it expires.
 //!
-//! Failures are bounded: every request has a timeout, 429 and 5xx are
-//! retried with backoff, and a circuit breaker stops calling a Watson that
-//! keeps failing (the caller then falls back to a person or the FAQ bot).
+//! Both URLs are an admin's, so every call goes through the egress policy
+//! (`crate::egress`): public https:// addresses only, unless the operator
+//! lists an internal one. Failures are bounded: every request has a
+//! timeout and an answer size limit, 429 and 5xx are retried with backoff
+//! (a refusal by the policy is not), and a circuit breaker stops calling a
+//! Watson that keeps failing (the caller then falls back to a person or
+//! the FAQ bot).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,7 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Bot, BotError, BotReply, BotTurn, BoxFuture};
+use crate::egress::{Egress, Limits, Policy};
 use crate::model::ConversationId;
+use crate::model::text::{at_most, clean_line};
 use crate::store::Store;
 
 #[derive(Clone, PartialEq)]
@@ -58,7 +64,7 @@ struct Breaker {
 }
 
 pub struct WatsonBot {
-    http: reqwest::Client,
+    http: Egress,
     settings: WatsonSettings,
     store: Store,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
@@ -72,10 +78,26 @@ enum CallError {
     Failed(String),
 }
 
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotFound => write!(f, "Watson answered 404 Not Found"),
+            CallError::Failed(reason) => write!(f, "{reason}"),
+        }
+    }
+}
+
+/// Longest one request may take, the lookup and the whole answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+
 impl WatsonBot {
-    pub fn new(settings: WatsonSettings, store: Store) -> WatsonBot {
+    /// A Watson client calling the admin's URLs under `egress`.
+    pub fn new(settings: WatsonSettings, store: Store, egress: &Policy) -> WatsonBot {
         WatsonBot {
-            http: crate::adapter::http_client(Duration::from_secs(4)),
+            http: egress.client(Limits {
+                timeout: REQUEST_TIMEOUT,
+                max_answer_bytes: MAX_ANSWER_BYTES,
+            }),
             settings,
             store,
             token: tokio::sync::Mutex::new(None),
@@ -83,38 +105,36 @@ impl WatsonBot {
         }
     }
 
-    /// An IAM bearer token, cached until a minute before it expires.
-    async fn token(&self) -> Result<String, BotError> {
+    /// An IAM bearer token, cached until a minute before it expires; the
+    /// error is the reason, in words for the admin.
+    async fn token(&self) -> Result<String, String> {
         let mut cached = self.token.lock().await;
         if let Some((token, refresh_at)) = cached.as_ref()
             && Instant::now() < *refresh_at
         {
             return Ok(token.clone());
         }
-        let response = self
+        let answer = self
             .http
-            .post(&self.settings.iam_url)
-            .header("Accept", "application/json")
-            .form(&[
-                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-                ("apikey", self.settings.api_key.as_str()),
-            ])
-            .send()
+            .send(reqwest::Method::POST, &self.settings.iam_url, |request| {
+                request.header("Accept", "application/json").form(&[
+                    ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
+                    ("apikey", self.settings.api_key.as_str()),
+                ])
+            })
             .await
-            .map_err(|e| BotError::Unavailable(format!("IAM unreachable: {e}")))?;
-        let status = response.status();
-        let body = json_capped(response)
-            .await
-            .map_err(|e| BotError::Unavailable(format!("IAM's answer: {e}")))?;
+            .map_err(|e| format!("the IAM token URL: {e}"))?;
+        let status = answer.status;
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         if !status.is_success() {
-            let reason = body["errorMessage"].as_str().unwrap_or("no reason given");
-            return Err(BotError::Unavailable(format!(
-                "IAM refused the API key ({status}): {reason}"
-            )));
+            return Err(format!(
+                "IAM refused the API key ({status}): {}",
+                their_words(&body["errorMessage"])
+            ));
         }
         let token = body["access_token"]
             .as_str()
-            .ok_or_else(|| BotError::Unavailable("IAM answered without an access_token".into()))?
+            .ok_or("IAM answered without an access_token")?
             .to_string();
         let lifetime = body["expires_in"].as_u64().unwrap_or(3600);
         let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
@@ -132,7 +152,7 @@ impl WatsonBot {
     }
 
     /// One API call, retried with backoff when Watson answers 429 or 5xx
-    /// or cannot be reached.
+    /// or cannot be reached; never when the egress policy refused it.
     async fn call(
         &self,
         method: reqwest::Method,
@@ -144,26 +164,28 @@ impl WatsonBot {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
             }
-            let token = self
-                .token()
-                .await
-                .map_err(|e| CallError::Failed(e.to_string()))?;
-            let mut request = self
+            let token = self.token().await.map_err(CallError::Failed)?;
+            let sent = self
                 .http
-                .request(method.clone(), self.endpoint(path))
-                .query(&[("version", self.settings.version.as_str())])
-                .bearer_auth(&token);
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    last = format!("Watson unreachable: {e}");
+                .send(method.clone(), &self.endpoint(path), |request| {
+                    let request = request
+                        .query(&[("version", self.settings.version.as_str())])
+                        .bearer_auth(&token);
+                    match &body {
+                        Some(body) => request.json(body),
+                        None => request,
+                    }
+                })
+                .await;
+            let answer = match sent {
+                Ok(answer) => answer,
+                Err(e) if e.may_pass() => {
+                    last = format!("the service URL: {e}");
                     continue;
                 }
+                Err(e) => return Err(CallError::Failed(format!("the service URL: {e}"))),
             };
-            let status = response.status();
+            let status = answer.status;
             if status.as_u16() == 401 {
                 // The token may have been revoked early: fetch a new one.
                 *self.token.lock().await = None;
@@ -177,13 +199,11 @@ impl WatsonBot {
                 last = format!("Watson answered {status}");
                 continue;
             }
-            let value = json_capped(response)
-                .await
-                .map_err(|e| CallError::Failed(format!("Watson's answer: {e}")))?;
+            let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if !status.is_success() {
-                let reason = value["error"].as_str().unwrap_or("no reason given");
                 return Err(CallError::Failed(format!(
-                    "Watson answered {status}: {reason}"
+                    "Watson answered {status}: {}",
+                    their_words(&value["error"])
                 )));
             }
             return Ok(value);
@@ -191,18 +211,18 @@ impl WatsonBot {
         Err(CallError::Failed(last))
     }
 
-    async fn create_session(&self) -> Result<String, BotError> {
+    async fn create_session(&self) -> Result<String, CallError> {
         let created = self
             .call(reqwest::Method::POST, "/sessions", Some(json!({})))
-            .await
-            .map_err(|e| BotError::Unavailable(format!("cannot create a Watson session: {e:?}")))?;
+            .await?;
         created["session_id"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| BotError::Unavailable("Watson created a session without an id".into()))
+            .ok_or_else(|| CallError::Failed("Watson created a session without an id".into()))
     }
 
-    /// Checks the settings end to end: token, a session created and deleted.
+    /// Checks the settings end to end: token, a session created and
+    /// deleted. The error says what failed, for the admin.
     pub async fn test_connection(&self) -> Result<(), String> {
         let session = self.create_session().await.map_err(|e| e.to_string())?;
         self.call(
@@ -211,7 +231,7 @@ impl WatsonBot {
             None,
         )
         .await
-        .map_err(|e| format!("session created but not deleted: {e:?}"))?;
+        .map_err(|e| format!("a session was created but not deleted: {e}"))?;
         Ok(())
     }
 
@@ -242,7 +262,7 @@ impl WatsonBot {
                 let session = self.new_session(turn.conversation_id).await?;
                 self.call(reqwest::Method::POST, &path(&session), Some(message))
                     .await
-                    .map_err(|e| BotError::Unavailable(format!("Watson message failed: {e:?}")))?
+                    .map_err(|e| BotError::Unavailable(format!("Watson message failed: {e}")))?
             }
             Err(CallError::Failed(reason)) => return Err(BotError::Unavailable(reason)),
         };
@@ -250,7 +270,10 @@ impl WatsonBot {
     }
 
     async fn new_session(&self, conversation_id: ConversationId) -> Result<String, BotError> {
-        let session = self.create_session().await?;
+        let session = self
+            .create_session()
+            .await
+            .map_err(|e| BotError::Unavailable(format!("cannot create a Watson session: {e}")))?;
         self.store
             .set_bot_session(conversation_id, Some(&session))
             .await
@@ -377,21 +400,13 @@ impl Bot for WatsonBot {
 /// Watson's and IAM's answers are a few KiB; one past this is not read.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
-/// A response's body as JSON (`null` if it is not JSON), read chunk by chunk
-/// and refused past [`MAX_ANSWER_BYTES`] rather than held in memory whole.
-async fn json_capped(mut response: reqwest::Response) -> Result<Value, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("cut off: {e}"))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!("larger than {MAX_ANSWER_BYTES} bytes, not read"));
-        }
-        body.extend_from_slice(&chunk);
+/// The reason a service Careline was allowed to call gave in its error
+/// field, as an admin may read it: one line, at most 200 characters.
+fn their_words(reason: &Value) -> String {
+    match reason.as_str().map(|r| clean_line(at_most(r, 200))) {
+        Some(words) if !words.trim().is_empty() => words.trim().to_string(),
+        _ => "no reason given".into(),
     }
-    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

@@ -9,11 +9,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-mod ip_net;
 mod mail;
 mod validate;
 
-pub use ip_net::IpNet;
+pub use crate::egress::IpNet;
 pub use mail::{MailTransport, SmtpConfig, SmtpTls};
 
 /// The settings as written by the operator, before validation.
@@ -92,6 +91,13 @@ pub struct RawConfig {
     pub s3_access_key_id: String,
     pub s3_secret_access_key: String,
     pub s3_prefix: String,
+    /// Lets admin-given URLs (Watson, webhooks) be `http://`, not only
+    /// `https://`.
+    pub egress_allow_http: bool,
+    /// Comma-separated hosts, addresses and ranges that admin-given URLs
+    /// may reach although they are internal (`watson.internal:8443`,
+    /// `10.20.0.0/16`).
+    pub egress_allowed_hosts: String,
     pub log: String,
     pub log_format: String,
 }
@@ -152,6 +158,8 @@ impl Default for RawConfig {
             s3_access_key_id: String::new(),
             s3_secret_access_key: String::new(),
             s3_prefix: String::new(),
+            egress_allow_http: false,
+            egress_allowed_hosts: String::new(),
             log: "info".into(),
             log_format: "text".into(),
         }
@@ -204,6 +212,8 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Where attachment bytes live.
     pub blobs: BlobConfig,
+    /// The rules for HTTP calls made on an admin's say-so.
+    pub egress: crate::egress::Policy,
     pub log: String,
     /// `text` (for people) or `json` (for log collectors).
     pub log_format: LogFormat,
@@ -393,6 +403,7 @@ impl std::fmt::Debug for Config {
             .field("instance_name", &self.instance_name)
             .field("mail", &self.mail)
             .field("blobs", &self.blobs)
+            .field("egress", &self.egress)
             .finish_non_exhaustive()
     }
 }
@@ -464,6 +475,9 @@ mod tests {
             }),
             ("mail_imap_ca_file", |c| {
                 c.mail_imap_ca_file = "Cargo.toml".into()
+            }),
+            ("egress_allowed_hosts", |c| {
+                c.egress_allowed_hosts = "watson.internal:8443, https://x".into()
             }),
         ];
         for &(setting, spoil) in cases {

@@ -234,6 +234,18 @@ impl RawConfig {
             ));
         }
         let blobs = self.blob_config()?;
+        let egress = crate::egress::Policy::new(
+            self.egress_allow_http,
+            self.egress_allowed_hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    crate::egress::Allowed::parse(s)
+                        .map_err(|why| invalid("egress_allowed_hosts", why))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        );
         let metrics_token = Some(self.metrics_token.trim().to_string()).filter(|t| !t.is_empty());
         if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(invalid(
@@ -269,6 +281,7 @@ impl RawConfig {
             mail,
             attachment_max_bytes: self.attachment_max_bytes,
             blobs,
+            egress,
             log: self.log,
             log_format,
         })

@@ -1,9 +1,12 @@
 //! Local fakes of the outside services, checking requests the way the real
 //! ones do: SendGrid v3 (`/v3/mail/send`) and IBM Watson Assistant v2 with
 //! IAM token exchange. Each is told how to answer, request by request.
+//! And for the egress policy: a canary that counts every connection made
+//! to it, and a server that redirects everything elsewhere.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +15,8 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{any, delete, post};
+use careline::config::RawConfig;
 use serde_json::{Value, json};
 
 async fn serve(router: Router) -> SocketAddr {
@@ -258,6 +262,14 @@ impl FakeWatson {
         }
     }
 
+    /// Lets an app call this fake as an install lets it call an internal
+    /// Watson: its loopback address and port listed in
+    /// `egress_allowed_hosts` (and plain http allowed, the fake has no TLS).
+    pub fn allow(&self, config: &mut RawConfig) {
+        let address = self.base.strip_prefix("http://").expect("an http base");
+        allow_host(config, address);
+    }
+
     pub fn script(&self, replies: &[WatsonReply]) {
         self.state
             .lock()
@@ -441,4 +453,70 @@ async fn message(
         .into_response(),
         WatsonReply::SessionExpired => unreachable!("handled above"),
     }
+}
+
+// ---------- Egress: a canary, a redirect ----------
+
+/// Adds `entry` to the app's `egress_allowed_hosts` and allows http://.
+pub fn allow_host(config: &mut RawConfig, entry: &str) {
+    config.egress_allow_http = true;
+    if !config.egress_allowed_hosts.is_empty() {
+        config.egress_allowed_hosts.push(',');
+    }
+    config.egress_allowed_hosts.push_str(entry);
+}
+
+/// A listener that answers nothing and counts the connections made to it:
+/// whatever Careline must not call points here.
+pub struct Canary {
+    pub port: u16,
+    /// The same listener on `[::1]` (`None` where this machine has no IPv6).
+    pub v6_port: Option<u16>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Canary {
+    pub async fn start() -> Canary {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = tokio::net::TcpListener::bind("[::1]:0").await.ok();
+        let v6_port = v6.as_ref().map(|l| l.local_addr().unwrap().port());
+        for listener in std::iter::once(v4).chain(v6) {
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    held.push(socket);
+                }
+            });
+        }
+        Canary {
+            port,
+            v6_port,
+            connections,
+        }
+    }
+
+    /// Connections accepted so far (after a moment for one in flight).
+    pub async fn connections(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// A server that answers every request `302 Found` to `location`; its
+/// address, and the count of requests it answered.
+pub async fn redirecting_to(location: &str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let location = location.to_string();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let addr = serve(Router::new().fallback(any(move || {
+        let location = location.clone();
+        count.fetch_add(1, Ordering::SeqCst);
+        async move { (StatusCode::FOUND, [("location", location)]).into_response() }
+    })))
+    .await;
+    (addr, answered)
 }

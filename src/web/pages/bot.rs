@@ -1,6 +1,8 @@
 //! Admin: which bot answers first (the built-in FAQ bot or IBM Watson
 //! Assistant), Watson's connection settings, and a connection test. The
 //! API key is write-only: stored sealed, shown back as its last 4 characters.
+//! Both URLs are checked against the egress policy when saved (what can be
+//! known without DNS) and again, after DNS, on every call.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use super::settings::admin_nav;
 use crate::bot::switching::{BotKind, BotSettings, Fallback};
 use crate::bot::watson::WatsonBot;
 use crate::domain::{DomainError, invalid};
+use crate::egress::Policy;
 use crate::model::User;
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -56,6 +59,7 @@ fn render(
                         label { input type="radio" name="kind" value="watson" checked[watson]; " IBM Watson Assistant" }
                     }
                     h2 { "Watson Assistant" }
+                    p.hint { "Careline calls public https:// addresses only; a Watson inside your network must be listed by your operator in egress_allowed_hosts." }
                     div.field {
                         label for="url" { "Service URL" }
                         p.hint { "From your Assistant's API details, e.g. https://api.eu-de.assistant.watson.cloud.ibm.com/instances/…" }
@@ -154,11 +158,22 @@ pub struct BotForm {
     fallback: String,
 }
 
-fn url_ok(url: &str) -> bool {
-    url.starts_with("https://") || url.starts_with("http://")
+/// Why Careline would not call `url`, as far as can be told without DNS;
+/// `what` names the field in the message ("the service URL").
+fn url_refused(egress: &Policy, what: &str, url: &str) -> Option<String> {
+    let why = egress.check(url).err()?;
+    Some(if url.contains("://") {
+        format!("Careline will not call {what}: {why}.")
+    } else {
+        format!("Enter {what} (https://…).")
+    })
 }
 
-fn parse(form: &BotForm, stored: &BotSettings) -> Result<BotSettings, DomainError> {
+fn parse(
+    form: &BotForm,
+    stored: &BotSettings,
+    egress: &Policy,
+) -> Result<BotSettings, DomainError> {
     let kind = match form.kind.as_str() {
         "faq" => BotKind::Faq,
         "watson" => BotKind::Watson,
@@ -183,8 +198,8 @@ fn parse(form: &BotForm, stored: &BotSettings) -> Result<BotSettings, DomainErro
         Fallback::Person
     };
     if kind == BotKind::Watson {
-        if !url_ok(&settings.watson.url) {
-            return Err(invalid("url", "Enter the service URL (https://…)."));
+        if let Some(why) = url_refused(egress, "the service URL", &settings.watson.url) {
+            return Err(invalid("url", why));
         }
         if settings.watson.assistant_id.is_empty() {
             return Err(invalid(
@@ -199,8 +214,8 @@ fn parse(form: &BotForm, stored: &BotSettings) -> Result<BotSettings, DomainErro
         if !(v.len() == 10 && v[4] == b'-' && v[7] == b'-') {
             return Err(invalid("version", "Use a date like 2021-11-27."));
         }
-        if !url_ok(&settings.watson.iam_url) {
-            return Err(invalid("iam_url", "Enter the IAM token URL (https://…)."));
+        if let Some(why) = url_refused(egress, "the IAM token URL", &settings.watson.iam_url) {
+            return Err(invalid("iam_url", why));
         }
     }
     Ok(settings)
@@ -213,7 +228,7 @@ pub async fn save(
     CsrfForm(form): CsrfForm<BotForm>,
 ) -> Result<Response, PageError> {
     let stored = BotSettings::load(state.store(), state.secret()).await?;
-    match parse(&form, &stored) {
+    match parse(&form, &stored, &state.config().egress) {
         Ok(settings) => {
             settings
                 .save(state.store(), state.secret(), form.api_key.trim())
@@ -250,9 +265,13 @@ pub async fn test(
     let outcome = if settings.watson.api_key.is_empty() || settings.watson.url.is_empty() {
         Err("save the service URL, assistant id and API key first".to_string())
     } else {
-        WatsonBot::new(settings.watson.clone(), state.store().clone())
-            .test_connection()
-            .await
+        WatsonBot::new(
+            settings.watson.clone(),
+            state.store().clone(),
+            &state.config().egress,
+        )
+        .test_connection()
+        .await
     };
     let to = match outcome {
         Ok(()) => "/admin/bot?test=ok".to_string(),

@@ -1,9 +1,10 @@
-//! Address ranges (`10.0.0.0/8`, `::1/128`), for the proxies whose
-//! forwarded client address Careline trusts.
+//! Address ranges (`10.0.0.0/8`, `::1/128`): the ranges Careline does
+//! not call out to, the ones an operator lists as allowed anyway, and the
+//! proxies whose forwarded client address Careline trusts.
 
 use std::net::IpAddr;
 
-/// An IP address or CIDR range, for the trusted proxy list.
+/// An IP address or CIDR range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNet {
     addr: IpAddr,
@@ -21,6 +22,8 @@ impl IpNet {
         (prefix <= max).then_some(IpNet { addr, prefix })
     }
 
+    /// Whether `ip` is in the range; an IPv4-mapped IPv6 address
+    /// (`::ffff:10.0.0.1`) counts as the IPv4 address it carries.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
