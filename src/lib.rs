@@ -166,7 +166,10 @@ impl App {
         let mailbox = domain::mailbox::spawn(
             self.state.chat().clone(),
             self.state.secret().clone(),
-            domain::mailbox::MailboxConfig::from_settings(&self.state.config().mail)?,
+            domain::mailbox::MailboxConfig::from_settings(
+                &self.state.config().mail,
+                &self.state.config().egress,
+            )?,
         );
         let chat = self.state.chat().clone();
         tokio::spawn(async move {

@@ -47,11 +47,16 @@ pub struct MailboxConfig {
     pub timeout: Duration,
     /// The CA that signs the server's certificate, instead of the system's.
     pub ca_pem: Option<Vec<u8>>,
+    /// Where an admin-named server may be (`egress`).
+    pub policy: crate::egress::Policy,
 }
 
 impl MailboxConfig {
     /// From the settings checked at start (the CA file is read here, once).
-    pub fn from_settings(mail: &crate::config::MailConfig) -> std::io::Result<MailboxConfig> {
+    pub fn from_settings(
+        mail: &crate::config::MailConfig,
+        policy: &crate::egress::Policy,
+    ) -> std::io::Result<MailboxConfig> {
         let ca_pem = match &mail.imap_ca_file {
             Some(file) => Some(std::fs::read(file).map_err(|e| {
                 std::io::Error::new(
@@ -65,6 +70,7 @@ impl MailboxConfig {
             every: mail.imap_poll,
             timeout: mail.imap_timeout,
             ca_pem,
+            policy: policy.clone(),
         })
     }
 }
@@ -195,7 +201,13 @@ async fn read(
     config: &MailboxConfig,
 ) -> Result<Round, MailboxError> {
     let store = chat.store();
-    let mut mailbox = Mailbox::open(settings, config.ca_pem.as_deref(), config.timeout).await?;
+    let mut mailbox = Mailbox::open(
+        settings,
+        config.ca_pem.as_deref(),
+        config.timeout,
+        &config.policy,
+    )
+    .await?;
     let outcome = async {
         let mut taken = 0;
         for uid in mailbox.waiting(PER_ROUND).await? {
@@ -291,7 +303,13 @@ pub async fn try_settings(
     settings: &ImapSettings,
     config: &MailboxConfig,
 ) -> Result<usize, ImapError> {
-    let mut mailbox = Mailbox::open(settings, config.ca_pem.as_deref(), config.timeout).await?;
+    let mut mailbox = Mailbox::open(
+        settings,
+        config.ca_pem.as_deref(),
+        config.timeout,
+        &config.policy,
+    )
+    .await?;
     let waiting = mailbox.waiting(usize::MAX).await;
     mailbox.close().await;
     waiting.map(|w| w.len())

@@ -249,6 +249,31 @@ impl Policy {
         self.target(url).map(|_| ())
     }
 
+    /// The addresses a connection to `host:port` that is not HTTP (the
+    /// support mailbox over IMAP) may go to, by the same rules: an
+    /// internal address is refused unless listed, a name is looked up once
+    /// and only its allowed answers are returned, to connect to.
+    pub async fn socket_addresses(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, EgressError> {
+        let bracketed = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(_)) => format!("[{host}]"),
+            _ => host.to_string(),
+        };
+        let target = self.target(&format!("https://{bracketed}:{port}/"))?;
+        if target.is_name {
+            return self.addresses(&target).await;
+        }
+        let ip = target
+            .host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .map_err(|_| EgressError::Refused(format!("`{host}` is not a host")))?;
+        Ok(vec![SocketAddr::new(ip, port)])
+    }
+
     pub(crate) fn target(&self, url: &str) -> Result<Target, EgressError> {
         let refused = |why: String| Err(EgressError::Refused(why));
         let Ok(url) = reqwest::Url::parse(url.trim()) else {

@@ -21,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::auth::Secret;
+use crate::egress::Policy;
 use crate::store::{Store, StoreResult};
 
 /// How the connection is protected.
@@ -217,6 +218,8 @@ impl ImapSettings {
 /// Why the mailbox could not be worked, in words an admin can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
+    #[error("the IMAP server is not allowed: {0}")]
+    Refused(String),
     #[error(
         "cannot reach {0}: {1}; check the host and port, and that this server may connect to it"
     )]
@@ -309,14 +312,25 @@ impl Mailbox {
         settings: &ImapSettings,
         ca_pem: Option<&[u8]>,
         timeout: Duration,
+        policy: &Policy,
     ) -> Result<Mailbox, ImapError> {
         let host = settings.host.trim().to_string();
         let address = format!("{host}:{}", settings.port);
+        // An admin names the server: the egress policy decides where it
+        // may be (no internal address unless the operator listed it), and
+        // the connection goes to the very addresses it judged.
+        let addresses = within(timeout, async {
+            policy
+                .socket_addresses(&host, settings.port)
+                .await
+                .map_err(|e| ImapError::Refused(e.to_string()))
+        })
+        .await?;
         let connector = tls_connector(ca_pem).map_err(|e| ImapError::Tls(address.clone(), e))?;
         let name = ServerName::try_from(host.clone())
             .map_err(|e| ImapError::Tls(address.clone(), e.to_string()))?;
         let tcp = within(timeout, async {
-            TcpStream::connect(&address)
+            TcpStream::connect(&addresses[..])
                 .await
                 .map_err(|e| ImapError::Connect(address.clone(), e.to_string()))
         })

@@ -228,7 +228,7 @@ pub async fn save(
     if !settings.enabled {
         return Ok(Redirect::to("/admin/inbound/mailbox?saved=off").into_response());
     }
-    let config = MailboxConfig::from_settings(&state.config().mail)
+    let config = MailboxConfig::from_settings(&state.config().mail, &state.config().egress)
         .map_err(|e| DomainError::Internal(e.to_string()))?;
     let to = match mailbox::try_settings(&settings, &config).await {
         Ok(waiting) => format!("/admin/inbound/mailbox?saved=ok&waiting={waiting}"),
