@@ -57,36 +57,35 @@ fn body_of(
     })
 }
 
+/// A reply or a note.
+#[derive(Clone, Copy)]
+enum Kind {
+    Reply,
+    Note,
+}
+
 async fn reply(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: ApiUser,
-    Path(number): Path<TicketNumber>,
+    number: Path<TicketNumber>,
     headers: HeaderMap,
     body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let written = match body_of(body) {
-        Ok(w) => w,
-        Err(refused) => return refused.into_response(),
-    };
-    let request = format!("POST /api/v1/tickets/{}/replies", number.0);
-    let user = caller.user.clone();
-    super::idempotency::once(&state, &caller.user, &headers, &request, || async {
-        let staff = user.role.is_staff();
-        let result = tickets::reply(
-            state.chat(),
-            &user,
-            number,
-            &written.body,
-            written.attachment_id.as_deref(),
-        )
-        .await
-        .map(|t| ApiTicket::new(t, staff));
-        answer(result, true)
-    })
-    .await
+    write(Kind::Reply, state, caller, number, headers, body).await
 }
 
 async fn note(
+    state: State<AppState>,
+    caller: ApiUser,
+    number: Path<TicketNumber>,
+    headers: HeaderMap,
+    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    write(Kind::Note, state, caller, number, headers, body).await
+}
+
+async fn write(
+    kind: Kind,
     State(state): State<AppState>,
     caller: ApiUser,
     Path(number): Path<TicketNumber>,
@@ -97,19 +96,20 @@ async fn note(
         Ok(w) => w,
         Err(refused) => return refused.into_response(),
     };
-    let request = format!("POST /api/v1/tickets/{}/notes", number.0);
+    let path = match kind {
+        Kind::Reply => "replies",
+        Kind::Note => "notes",
+    };
+    let request = format!("POST /api/v1/tickets/{}/{path}", number.0);
     let user = caller.user.clone();
     super::idempotency::once(&state, &caller.user, &headers, &request, || async {
-        let result = tickets::note(
-            state.chat(),
-            &user,
-            number,
-            &written.body,
-            written.attachment_id.as_deref(),
-        )
-        .await
-        .map(|t| ApiTicket::new(t, true));
-        answer(result, true)
+        let staff = user.role.is_staff();
+        let (body, file) = (&written.body, written.attachment_id.as_deref());
+        let result = match kind {
+            Kind::Reply => tickets::reply(state.chat(), &user, number, body, file).await,
+            Kind::Note => tickets::note(state.chat(), &user, number, body, file).await,
+        };
+        answer(result.map(|t| ApiTicket::new(t, staff)), true)
     })
     .await
 }

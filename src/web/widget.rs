@@ -156,6 +156,53 @@ struct SessionResponse {
     conversations: Vec<ConversationFrame>,
 }
 
+/// The page's `Origin`, which every widget request must carry.
+fn origin_of(headers: &HeaderMap) -> Result<String, Box<Response>> {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "an Origin header is required",
+            ))
+        })
+}
+
+/// The site `key` names, when `origin` may use its chat: else the answer
+/// (404 readable by a known origin, 403 without CORS, 503).
+async fn site_for(
+    state: &AppState,
+    key: &str,
+    origin: &str,
+) -> Result<crate::store::Site, Box<Response>> {
+    let site = match state.store().site_by_key(key).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            let refused = error(StatusCode::NOT_FOUND, "not_found", "unknown site_key");
+            return Err(Box::new(readable_by(state, refused, origin).await));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "site lookup failed");
+            return Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again shortly",
+            )));
+        }
+    };
+    if !origin_allowed(state, &site, origin) {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this origin may not use this site's chat",
+        )));
+    }
+    Ok(site)
+}
+
 /// An error a page may read only if some site lets its origin embed the
 /// widget; any other origin gets it without CORS headers.
 async fn readable_by(state: &AppState, response: Response, origin: &str) -> Response {
@@ -176,16 +223,9 @@ async fn session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(origin) = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_string)
-    else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "an Origin header is required",
-        );
+    let origin = match origin_of(&headers) {
+        Ok(origin) => origin,
+        Err(refused) => return *refused,
     };
     let request: SessionRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -198,28 +238,10 @@ async fn session(
             return readable_by(&state, refused, &origin).await;
         }
     };
-    let site = match state.store().site_by_key(&request.site_key).await {
-        Ok(Some(site)) => site,
-        Ok(None) => {
-            let refused = error(StatusCode::NOT_FOUND, "not_found", "unknown site_key");
-            return readable_by(&state, refused, &origin).await;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "site lookup failed");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "try again shortly",
-            );
-        }
+    let site = match site_for(&state, &request.site_key, &origin).await {
+        Ok(site) => site,
+        Err(refused) => return *refused,
     };
-    if !origin_allowed(&state, &site, &origin) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this origin may not use this site's chat",
-        );
-    }
     // An archived site's widget says why it takes no chat (410 `gone`).
     if let Err(e) = crate::domain::sites::takes_new_chats(&site) {
         return cors(ApiError(e).into_response(), &origin);
@@ -309,16 +331,9 @@ async fn logout(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(origin) = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_string)
-    else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "an Origin header is required",
-        );
+    let origin = match origin_of(&headers) {
+        Ok(origin) => origin,
+        Err(refused) => return *refused,
     };
     let Ok(request) = serde_json::from_slice::<LogoutRequest>(&body) else {
         let refused = error(
@@ -328,21 +343,10 @@ async fn logout(
         );
         return readable_by(&state, refused, &origin).await;
     };
-    let site = match state.store().site_by_key(&request.site_key).await {
-        Ok(Some(site)) => site,
-        Ok(None) => {
-            let refused = error(StatusCode::NOT_FOUND, "not_found", "unknown site_key");
-            return readable_by(&state, refused, &origin).await;
-        }
-        Err(e) => return cors(ApiError(e.into()).into_response(), &origin),
+    let site = match site_for(&state, &request.site_key, &origin).await {
+        Ok(site) => site,
+        Err(refused) => return *refused,
     };
-    if !origin_allowed(&state, &site, &origin) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this origin may not use this site's chat",
-        );
-    }
     match identity::logout(state.store(), &site, &request.visitor_token).await {
         Ok(()) => cors(StatusCode::NO_CONTENT.into_response(), &origin),
         Err(e) => cors(ApiError(e).into_response(), &origin),
