@@ -454,3 +454,49 @@ async fn a_write_token_replies_notes_and_updates_and_a_retried_reply_is_made_onc
         .await;
     assert_eq!(taken.status, 201, "{}", taken.body);
 }
+
+#[tokio::test]
+async fn staff_read_the_agents_presence_and_the_sites_customers_do_not() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "wallboard", "read").await;
+    let presence_of = |agents: &Value, email: &str| {
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["email"] == email)
+            .map(|a| a["presence"].as_str().unwrap().to_string())
+    };
+    let (status, agents) = call(&app, &token, reqwest::Method::GET, "/api/v1/agents").await;
+    assert_eq!(status, 200, "{agents}");
+    assert_eq!(
+        presence_of(&agents, "alan@example.com").as_deref(),
+        Some("offline")
+    );
+    let mut console = app.agent_socket(&alan).await;
+    console.go_online().await;
+    let (_, agents) = call(&app, &token, reqwest::Method::GET, "/api/v1/agents").await;
+    assert_eq!(
+        presence_of(&agents, "alan@example.com").as_deref(),
+        Some("online"),
+        "{agents}"
+    );
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["role"] != "customer")
+    );
+
+    let (status, sites) = call(&app, &token, reqwest::Method::GET, "/api/v1/sites").await;
+    assert_eq!(status, 200, "{sites}");
+    let default = app.store.default_site().await.unwrap();
+    assert_eq!(sites[0]["key"], default.key.as_str());
+
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    assert_eq!(grace.get("/api/v1/agents").await.status, 404);
+    assert_eq!(grace.get("/api/v1/sites").await.status, 404);
+}

@@ -56,6 +56,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Every agent and admin with their presence (`online`, `away`, or
+    /// `offline` when there is none fresher than `fresh_ms`), their live
+    /// chats and how many they may hold, by name.
+    pub async fn staff_presence(
+        &self,
+        fresh_ms: i64,
+    ) -> StoreResult<Vec<(User, &'static str, i64, i64)>> {
+        let cols = rows::USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(self.sql(&format!(
+            "SELECT {cols}, u.capacity AS capacity, p.status AS status, p.updated_at AS seen,
+                    (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = u.id AND c.status = 'live') AS active
+             FROM users u LEFT JOIN agent_presence p ON p.user_id = u.id
+             WHERE u.role IN ('agent', 'admin') ORDER BY u.name, u.id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let fresh_after = now_ms() - fresh_ms;
+        let mut out = Vec::new();
+        for row in &rows {
+            let seen: Option<i64> = row.try_get("seen")?;
+            let status: Option<String> = row.try_get("status")?;
+            let presence = match (status.as_deref(), seen) {
+                (Some("online"), Some(at)) if at > fresh_after => "online",
+                (Some(_), Some(at)) if at > fresh_after => "away",
+                _ => "offline",
+            };
+            out.push((
+                rows::user(row)?,
+                presence,
+                row.try_get("active")?,
+                row.try_get("capacity")?,
+            ));
+        }
+        Ok(out)
+    }
+
     pub async fn any_agent_online(&self, fresh_ms: i64) -> StoreResult<bool> {
         let row = sqlx::query(self.sql(
             "SELECT COUNT(*) AS n FROM agent_presence WHERE status = 'online' AND updated_at > ?",

@@ -3,6 +3,7 @@
 //! no business rule.
 
 mod api;
+mod api_directory;
 mod api_tickets;
 mod assets;
 mod attachments;
@@ -223,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes(&state))
         .merge(api::routes())
         .merge(api_tickets::routes())
+        .merge(api_directory::routes())
         .merge(widget::routes(&state))
         .merge(ws::routes())
         .merge(health::routes())

@@ -108,6 +108,18 @@ impl Chat {
     }
 
     /// Whether any agent's console is online now.
+    /// Agents and admins with their presence, for staff (the API's
+    /// directory); anyone else gets "not found".
+    pub async fn staff_presence(
+        &self,
+        viewer: &crate::model::User,
+    ) -> DomainResult<Vec<(crate::model::User, &'static str, i64, i64)>> {
+        if !viewer.role.is_staff() {
+            return Err(super::super::DomainError::NotFound);
+        }
+        Ok(self.store.staff_presence(self.presence_fresh_ms()).await?)
+    }
+
     pub async fn agents_online(&self) -> DomainResult<bool> {
         Ok(self
             .store

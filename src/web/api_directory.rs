@@ -1,0 +1,83 @@
+//! The JSON API's directory, for staff: the agents with their presence and
+//! load, and the sites. Customers get 404, as for every staff route.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::session::ApiUser;
+use crate::domain::DomainError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/sites", get(sites))
+}
+
+#[derive(Serialize)]
+struct ApiAgent {
+    id: i64,
+    name: String,
+    email: String,
+    role: crate::model::Role,
+    /// `online`, `away` or `offline`.
+    presence: &'static str,
+    /// Live chats now, and how many they may hold at once.
+    live_chats: i64,
+    chats_at_once: i64,
+}
+
+async fn agents(
+    State(state): State<AppState>,
+    ApiUser { user, .. }: ApiUser,
+) -> Result<Json<Vec<ApiAgent>>, ApiError> {
+    let staff = state.chat().staff_presence(&user).await?;
+    Ok(Json(
+        staff
+            .into_iter()
+            .map(|(u, presence, live_chats, chats_at_once)| ApiAgent {
+                id: u.id.0,
+                name: u.name,
+                email: u.email,
+                role: u.role,
+                presence,
+                live_chats,
+                chats_at_once,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize)]
+struct ApiSite {
+    id: i64,
+    name: String,
+    key: String,
+    allowed_origins: Vec<String>,
+    archived: bool,
+}
+
+async fn sites(
+    State(state): State<AppState>,
+    ApiUser { user, .. }: ApiUser,
+) -> Result<Json<Vec<ApiSite>>, ApiError> {
+    if !user.role.is_staff() {
+        return Err(ApiError(DomainError::NotFound));
+    }
+    let sites = state.store().sites().await.map_err(DomainError::from)?;
+    Ok(Json(
+        sites
+            .into_iter()
+            .map(|s| ApiSite {
+                archived: s.is_archived(),
+                id: s.id.0,
+                name: s.name,
+                key: s.key,
+                allowed_origins: s.allowed_origins,
+            })
+            .collect(),
+    ))
+}
