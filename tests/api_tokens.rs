@@ -500,3 +500,150 @@ async fn staff_read_the_agents_presence_and_the_sites_customers_do_not() {
     assert_eq!(grace.get("/api/v1/agents").await.status, 404);
     assert_eq!(grace.get("/api/v1/sites").await.status, 404);
 }
+
+#[tokio::test]
+async fn a_write_token_works_a_live_conversation_as_the_console_does() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let site = app.allow_shop().await;
+    let mut chat = app.live_chat(&site).await;
+    let mut alan = chat.agent_browser;
+    let write = make_token(&mut alan, "macro runner", "write").await;
+    let read = make_token(&mut alan, "viewer", "read").await;
+    let base = format!("/api/v1/conversations/{}", chat.id);
+
+    let (status, seen) = call(&app, &write, Method::GET, &base).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["conversation"]["status"], "live");
+    assert!(
+        seen["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["body"] == "hello"),
+        "{seen}"
+    );
+
+    // A reply reaches the widget live; the same client_msg_id again is the
+    // same message.
+    let messages = format!("{base}/messages");
+    let (status, first, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &messages,
+        json!({"body": "Hello from the API", "client_msg_id": "m-1"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    chat.visitor.expect_message("Hello from the API").await;
+    let (status, again, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &messages,
+        json!({"body": "Hello from the API", "client_msg_id": "m-1"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, again["seq"].clone(), again["duplicate"].clone()),
+        (200, first["seq"].clone(), json!(true))
+    );
+    // A private note: the agents see it, the widget never does.
+    let (status, _, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &messages,
+        json!({"body": "note: VIP", "private": true}),
+        Some("n-1"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, paged) = call(
+        &app,
+        &write,
+        Method::GET,
+        &format!("{base}?after_seq=1&limit=1"),
+    )
+    .await;
+    assert_eq!(paged["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(paged["more"], true, "{paged}");
+
+    // A read token writes nothing; a bad id is not found.
+    let (status, _, _) = send(
+        &app,
+        &read,
+        Method::POST,
+        &messages,
+        json!({"body": "x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        call(&app, &write, Method::GET, "/api/v1/conversations/abc")
+            .await
+            .0,
+        404
+    );
+    let (status, body, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("{base}/transfer"),
+        json!({"agent_id": 999_999}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("agent_id")),
+        "{body}"
+    );
+
+    // Resolved through the API: the widget hears it.
+    let (status, resolved, _) = send(
+        &app,
+        &write,
+        Method::POST,
+        &format!("{base}/resolve"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, resolved["status"].as_str()),
+        (200, Some("resolved")),
+        "{resolved}"
+    );
+    // Everything the widget got since the reply, up to the resolution:
+    // the note is not among it.
+    let mut visible = Vec::new();
+    while let Some(frame) = chat
+        .visitor
+        .try_next(std::time::Duration::from_secs(5))
+        .await
+    {
+        let done = frame["type"] == "conversation" && frame["status"] == "resolved";
+        visible.push(frame);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        visible.iter().any(|f| f["status"] == "resolved"),
+        "the widget hears the resolution: {visible:?}"
+    );
+    assert!(
+        !visible.iter().any(|f| f["body"] == "note: VIP"),
+        "{visible:?}"
+    );
+
+    // A customer's session reads no conversation through the staff API.
+    let mut grace = app.customer("Grace", "grace@example.com").await;
+    assert_eq!(grace.get(&base).await.status, 404);
+}

@@ -3,6 +3,7 @@
 //! no business rule.
 
 mod api;
+mod api_conversations;
 mod api_directory;
 mod api_tickets;
 mod assets;
@@ -225,6 +226,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(api_tickets::routes())
         .merge(api_directory::routes())
+        .merge(api_conversations::routes())
         .merge(widget::routes(&state))
         .merge(ws::routes())
         .merge(health::routes())
