@@ -2,7 +2,12 @@
 //! once, stored hashed), used as `Authorization: Bearer`, refused at once
 //! when revoked, expired, unknown or its owner demoted; scoped (an agent
 //! cannot make an admin token; a read token cannot change anything);
-//! rate limited per token; the browser's cookie still works.
+//! rate limited per token; the browser's cookie still works. And the API
+//! they call: ticket writes with idempotency keys, live conversations,
+//! the agents and sites directory.
+//!
+//! Longer than 600 lines: each test binary links the whole server (on two
+//! cores a new binary costs more than a long file); each case reads alone.
 
 mod support;
 
