@@ -228,6 +228,9 @@ async fn verified_session(
         verified: true,
         rejected: None,
     };
+    // What this browser's visitor is now: anonymous (merged below), this
+    // customer already, or someone else.
+    let mut anonymous = None;
     if let Some((visitor, token)) = &current {
         match store.visitor_external_id(visitor.id).await?.as_deref() {
             // The same customer again on this device.
@@ -244,15 +247,9 @@ async fn verified_session(
                     .revoke_visitor_token(site_id, &hash_token(token))
                     .await?
             }
-            None => {}
+            None => anonymous = Some(visitor.clone()),
         }
     }
-    let anonymous = match &current {
-        Some((visitor, _)) if store.visitor_external_id(visitor.id).await?.is_none() => {
-            Some(visitor.clone())
-        }
-        _ => None,
-    };
     let known = store.visitor_by_external_id(site_id, external_id).await?;
     let token = random_token(32);
     let customer = match (known, &anonymous) {
