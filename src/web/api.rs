@@ -182,6 +182,19 @@ struct ListQuery {
     offset: Option<i64>,
 }
 
+/// A ticket status as the API spells it, or the error naming the field
+/// (the list's filter and a ticket's change read it alike).
+pub(super) fn status_field(s: &str) -> Result<TicketStatus, crate::domain::DomainError> {
+    TicketStatus::parse(s)
+        .ok_or_else(|| invalid("status", "status must be open, pending, resolved or closed"))
+}
+
+/// A priority as the API spells it, or the error naming the field.
+pub(super) fn priority_field(p: &str) -> Result<Priority, crate::domain::DomainError> {
+    Priority::parse(p)
+        .ok_or_else(|| invalid("priority", "priority must be low, normal, high or urgent"))
+}
+
 async fn list(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
@@ -189,17 +202,12 @@ async fn list(
 ) -> Result<Json<Vec<ApiTicket>>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(TicketStatus::parse(s).ok_or_else(|| {
-            invalid("status", "status must be open, pending, resolved or closed")
-        })?),
+        Some(s) => Some(status_field(s)?),
     };
-    let priority =
-        match query.priority.as_deref() {
-            None | Some("") => None,
-            Some(p) => Some(Priority::parse(p).ok_or_else(|| {
-                invalid("priority", "priority must be low, normal, high or urgent")
-            })?),
-        };
+    let priority = match query.priority.as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(priority_field(p)?),
+    };
     let site = match query.site.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(s) => Some(s.parse().map_err(|_| {

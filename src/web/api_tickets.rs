@@ -11,12 +11,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::AppState;
-use super::api::ApiTicket;
+use super::api::{ApiTicket, priority_field, status_field};
 use super::error::ApiError;
 use super::session::ApiUser;
 use crate::domain::tickets::{self, TicketUpdate};
 use crate::domain::{DomainError, invalid};
-use crate::model::{Priority, TicketNumber, TicketStatus, UserId};
+use crate::model::{TicketNumber, UserId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -133,6 +133,20 @@ where
     Option::<i64>::deserialize(d).map(Some)
 }
 
+/// What `changes` asks of a ticket, each field read as the list's filter
+/// reads it.
+fn update_of(changes: Changes) -> Result<TicketUpdate, DomainError> {
+    Ok(TicketUpdate {
+        status: changes.status.as_deref().map(status_field).transpose()?,
+        priority: changes
+            .priority
+            .as_deref()
+            .map(priority_field)
+            .transpose()?,
+        assignee: changes.assignee_id.map(|a| a.map(UserId)),
+    })
+}
+
 async fn update(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -146,29 +160,7 @@ async fn update(
         ))
         .into_response();
     };
-    let parsed = (|| {
-        Ok::<_, DomainError>(TicketUpdate {
-            status: changes
-                .status
-                .as_deref()
-                .map(|s| {
-                    TicketStatus::parse(s).ok_or_else(|| {
-                        invalid("status", "status must be open, pending, resolved or closed")
-                    })
-                })
-                .transpose()?,
-            priority: changes
-                .priority
-                .as_deref()
-                .map(|p| {
-                    Priority::parse(p).ok_or_else(|| {
-                        invalid("priority", "priority must be low, normal, high or urgent")
-                    })
-                })
-                .transpose()?,
-            assignee: changes.assignee_id.map(|a| a.map(UserId)),
-        })
-    })();
+    let parsed = update_of(changes);
     let result = match parsed {
         Ok(update) => tickets::update(state.chat(), &caller.user, number, update)
             .await
