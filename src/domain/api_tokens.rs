@@ -9,7 +9,7 @@
 use super::{DomainError, DomainResult, invalid};
 use crate::auth::{hash_token, random_token};
 use crate::model::{Role, User};
-use crate::store::{ApiToken, Store, now_ms};
+use crate::store::{Store, now_ms};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,14 +45,15 @@ pub const PREFIX: &str = "clt_";
 /// The longest a token may live.
 pub const MAX_DAYS: i64 = 366;
 
-/// Makes a token for `owner`: the token (shown once) and its record.
+/// Makes a token for `owner`: the token, to be shown once (the owner's
+/// list shows its record).
 pub async fn issue(
     store: &Store,
     owner: &User,
     name: &str,
     scope: Scope,
     days: i64,
-) -> DomainResult<(String, ApiToken)> {
+) -> DomainResult<String> {
     if !owner.role.is_staff() {
         return Err(invalid("scope", "API tokens are for agents and admins."));
     }
@@ -91,13 +92,7 @@ pub async fn issue(
             &format!("token {id} \"{name}\" ({}, {days} days)", scope.as_str()),
         )
         .await?;
-    let record = store
-        .api_tokens_of(owner.id)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or(DomainError::NotFound)?;
-    Ok((token, record))
+    Ok(token)
 }
 
 /// Who a bearer token speaks for, and with what scope: `Unauthenticated`

@@ -150,11 +150,10 @@ pub async fn create(
             api_tokens::issue(state.store(), &current.user, &form.name, scope, days).await
         }
     };
-    let tokens =
-        |state: AppState, user: User| async move { state.store().api_tokens_of(user.id).await };
+    // Listed after the attempt, so that a new token is among them.
+    let listed = state.store().api_tokens_of(current.user.id).await?;
     match made {
-        Ok((token, _)) => {
-            let listed = tokens(state.clone(), current.user.clone()).await?;
+        Ok(token) => {
             let mut response = render(
                 &current.user,
                 &csrf.0,
@@ -170,7 +169,6 @@ pub async fn create(
         }
         Err(e) => {
             let errors = FormErrors::from_domain(e)?;
-            let listed = tokens(state.clone(), current.user.clone()).await?;
             let body = render(&current.user, &csrf.0, &listed, None, &errors);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
