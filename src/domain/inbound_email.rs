@@ -255,6 +255,19 @@ async fn ignored(
     from: &str,
     reason: &'static str,
 ) -> DomainResult<Received> {
+    record_ignored(store, key, from, reason).await?;
+    Ok(Received::Ignored(reason))
+}
+
+/// Records that nothing is made of the email `key` from `from`, for
+/// `reason` (shown on the admin page), and logs it: the one shape of an
+/// ignored email, whichever door it came through.
+pub(super) async fn record_ignored(
+    store: &Store,
+    key: &str,
+    from: &str,
+    reason: &str,
+) -> DomainResult<()> {
     tracing::info!(message = %key_for_log(key), reason, "inbound email ignored");
     store
         .record_inbound_email(&InboundRecord {
@@ -268,7 +281,7 @@ async fn ignored(
             message_seq: None,
         })
         .await?;
-    Ok(Received::Ignored(reason))
+    Ok(())
 }
 
 /// Whether `address` is the conversation's customer's.

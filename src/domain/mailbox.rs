@@ -20,7 +20,7 @@ use super::inbound_email;
 use super::{DomainError, DomainResult};
 use crate::auth::Secret;
 use crate::mail::imap::{Fetched, ImapError, ImapSettings, Mailbox};
-use crate::store::{InboundOutcome, InboundRecord, Store, now_ms};
+use crate::store::{Store, now_ms};
 
 /// The lease's name: there is one support mailbox.
 const LEASE: &str = "mailbox:imap";
@@ -278,22 +278,8 @@ async fn too_large(
         size / (1024 * 1024),
         settings.folder
     );
-    store
-        .record_inbound_email(&InboundRecord {
-            message_key: &key,
-            from_email: "",
-            outcome: InboundOutcome::Ignored,
-            conversation_id: None,
-            detail: &detail,
-            raw: None,
-            original_sha256: None,
-            message_seq: None,
-        })
-        .await?;
-    tracing::info!(
-        size,
-        "an email in the support mailbox is too large; left for a person"
-    );
+    // Logged there, with the size in its reason.
+    inbound_email::record_ignored(store, &key, "", &detail).await?;
     Ok(())
 }
 
