@@ -102,6 +102,7 @@ pub mod notifications;
 pub mod ownership;
 pub mod password;
 pub mod reports;
+pub mod shapes;
 pub mod sites;
 pub mod tickets;
 pub mod uploads;

@@ -3,9 +3,6 @@
 //! no business rule.
 
 mod api;
-mod api_conversations;
-mod api_directory;
-mod api_tickets;
 mod assets;
 mod attachments;
 mod client_ip;
@@ -13,7 +10,6 @@ mod csrf;
 mod error;
 mod health;
 mod hooks;
-mod idempotency;
 mod pages;
 mod request_id;
 mod security_headers;
@@ -224,9 +220,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes(&state))
         .merge(api::routes())
-        .merge(api_tickets::routes())
-        .merge(api_directory::routes())
-        .merge(api_conversations::routes())
         .merge(widget::routes(&state))
         .merge(ws::routes())
         .merge(health::routes())

@@ -10,13 +10,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::AppState;
-use super::api::{ApiTicket, priority_field, status_field};
-use super::error::ApiError;
-use super::session::ApiUser;
+use super::tickets::{priority_field, status_field};
+use crate::domain::shapes::ApiTicket;
 use crate::domain::tickets::{self, TicketUpdate};
 use crate::domain::{DomainError, invalid};
 use crate::model::{TicketNumber, UserId};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -6,10 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::AppState;
-use super::error::ApiError;
-use super::session::ApiUser;
 use crate::domain::DomainError;
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

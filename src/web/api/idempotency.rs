@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::AppState;
 use crate::model::User;
 use crate::store::Claimed;
+use crate::web::AppState;
 
 /// The largest answer kept for a replay.
 const KEPT_ANSWER: usize = 1024 * 1024;
@@ -55,7 +55,7 @@ where
     };
     let store = state.store();
     match store.claim_idempotency_key(user.id, key, request).await {
-        Err(e) => super::error::ApiError(e.into()).into_response(),
+        Err(e) => crate::web::error::ApiError(e.into()).into_response(),
         Ok(Claimed::Running) => refuse(
             StatusCode::CONFLICT,
             "conflict",

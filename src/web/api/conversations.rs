@@ -11,13 +11,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::error::ApiError;
-use super::session::ApiUser;
 use crate::domain::chat::Audience;
 use crate::domain::{DomainError, invalid};
 use crate::model::{ConversationId, UserId};
 use crate::protocol::{ConversationFrame, ServerFrame};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

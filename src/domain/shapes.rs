@@ -1,0 +1,149 @@
+//! The public JSON shapes of tickets, their messages and timelines: what
+//! the REST API answers and what webhooks carry, decided once for both.
+//! `staff` says who reads: a customer never gets staff ids, staff emails,
+//! private notes or staff-side sequence numbers.
+
+use serde::Serialize;
+
+use super::chat::{Audience, attachment_info};
+use crate::model::{Message, Ticket, TicketEvent, TicketNumber};
+use crate::model::{Priority, TicketStatus};
+use crate::protocol::AttachmentInfo;
+
+#[derive(Serialize)]
+pub struct ApiPerson {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+    /// Staff only, for the customer: whether the email is proven.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct ApiTicket {
+    number: TicketNumber,
+    subject: String,
+    status: TicketStatus,
+    priority: Priority,
+    customer: ApiPerson,
+    assignee: Option<ApiPerson>,
+    /// The site its conversation came from (its id for staff only).
+    site: ApiSite,
+    created_at: i64,
+    updated_at: i64,
+    first_response_at: Option<i64>,
+    resolved_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ApiSite {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+}
+
+impl ApiTicket {
+    pub fn new(ticket: Ticket, staff: bool) -> ApiTicket {
+        ApiTicket {
+            number: ticket.number,
+            subject: ticket.subject,
+            status: ticket.status,
+            priority: ticket.priority,
+            customer: ApiPerson {
+                name: ticket.customer.name,
+                email: Some(ticket.customer.email),
+                id: None,
+                verified: staff.then_some(ticket.customer_verified),
+            },
+            assignee: ticket.assignee.map(|a| ApiPerson {
+                name: a.name,
+                email: staff.then_some(a.email),
+                id: if staff { a.id.map(|id| id.0) } else { None },
+                verified: None,
+            }),
+            site: ApiSite {
+                name: ticket.site_name,
+                id: staff.then_some(ticket.site_id.0),
+            },
+            created_at: ticket.created_at,
+            updated_at: ticket.updated_at,
+            first_response_at: ticket.first_response_at,
+            resolved_at: ticket.resolved_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApiMessage {
+    /// The caller's own numbering: customers count public messages only.
+    seq: i64,
+    sender: ApiSender,
+    body: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    private: bool,
+    at: i64,
+    /// A file sent with the message, read at its `url` with the same session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachment: Option<AttachmentInfo>,
+    /// The buttons a bot's question offered (labels only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    options: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct ApiSender {
+    kind: crate::model::SenderKind,
+    name: String,
+}
+
+impl ApiMessage {
+    pub fn new(message: Message, staff: bool) -> Option<ApiMessage> {
+        let seq = if staff {
+            Some(message.seq)
+        } else {
+            message.public_seq
+        }?;
+        Some(ApiMessage {
+            seq,
+            sender: ApiSender {
+                kind: message.sender_kind,
+                name: message.sender_name,
+            },
+            attachment: message
+                .attachment
+                .as_ref()
+                // The session door: staff and portal customers alike.
+                .map(|a| attachment_info(a, Audience::Staff)),
+            body: message.body,
+            private: message.private,
+            at: message.created_at,
+            options: message.options,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApiEvent {
+    at: i64,
+    actor: String,
+    kind: crate::model::EventKind,
+    text: String,
+    old_value: Option<String>,
+    new_value: Option<String>,
+}
+
+impl From<TicketEvent> for ApiEvent {
+    fn from(event: TicketEvent) -> ApiEvent {
+        ApiEvent {
+            text: event.describe(),
+            at: event.at,
+            actor: event.actor,
+            kind: event.kind,
+            old_value: event.old_value,
+            new_value: event.new_value,
+        }
+    }
+}
