@@ -13,45 +13,8 @@ mod support;
 
 use careline::model::Role;
 use serde_json::Value;
-use support::{Browser, Database, TestApp};
-
-/// The token the page shows once after "Make the token".
-async fn make_token(browser: &mut Browser, name: &str, scope: &str) -> String {
-    browser.get("/account/tokens").await.expect_status(200);
-    let page = browser
-        .submit(
-            "/account/tokens",
-            &[("name", name), ("scope", scope), ("days", "30")],
-        )
-        .await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(
-        page.headers
-            .get("cache-control")
-            .map(|v| v.to_str().unwrap()),
-        Some("no-store")
-    );
-    let start = page
-        .body
-        .find("<pre><code>clt_")
-        .expect("the token is shown once")
-        + "<pre><code>".len();
-    page.body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
-}
-
-async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = careline::http_client(std::time::Duration::from_secs(10))
-        .request(method, format!("{}{path}", app.base))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use support::api::{call, make_token, send};
+use support::{Database, TestApp};
 
 #[tokio::test]
 async fn a_token_reads_as_its_owner_until_it_is_revoked() {
@@ -237,31 +200,6 @@ async fn scopes_follow_the_owner_and_tokens_are_rate_limited() {
             .0,
         200
     );
-}
-
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-    key: Option<&str>,
-) -> (u16, Value, bool) {
-    let mut request = careline::http_client(std::time::Duration::from_secs(10))
-        .request(method, format!("{}{path}", app.base))
-        .header("Authorization", format!("Bearer {token}"))
-        .json(&body);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.unwrap();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        replayed,
-    )
 }
 
 #[tokio::test]

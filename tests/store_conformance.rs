@@ -19,7 +19,7 @@ use careline::model::{
     ConversationId, Email, EventKind, Priority, Role, SenderKind, TicketNumber, TicketStatus, User,
 };
 use careline::store::{
-    Appended, AssigneeFilter, NewChatMessage, Store, StoreError, TicketFilter, now_ms,
+    Appended, AssigneeFilter, NewChatMessage, Store, StoreError, TicketCursor, TicketFilter, now_ms,
 };
 use support::{Database, TestDb, databases::backends};
 
@@ -332,6 +332,17 @@ async fn ticket_lifecycle(store: &Store) {
         .len(),
         1
     );
+    // A page by key: after each ticket come exactly the ones below it.
+    let listed = tickets::list(store, &agent, all.clone()).await.unwrap();
+    for (i, ticket) in listed.iter().enumerate() {
+        let after = by(TicketFilter {
+            after: Some(TicketCursor::of(ticket)),
+            ..all.clone()
+        })
+        .await;
+        let below: Vec<i64> = listed[i + 1..].iter().map(|t| t.number.0).collect();
+        assert_eq!(after, below, "after #{}", ticket.number.0);
+    }
 }
 
 conformance!(closed_tickets_refuse_customer_replies, closed_refuses);
@@ -1979,4 +1990,59 @@ async fn split_by_site(store: &Store) {
         (rows.conversations, rows.without_ticket, rows.opened),
         (3, 1, 2)
     );
+}
+
+conformance!(
+    contacts_are_found_corrected_and_keep_their_attributes,
+    contact_details
+);
+async fn contact_details(store: &Store) {
+    let site = store.default_site().await.unwrap();
+    let typed = store
+        .create_visitor(site.id, "token-grace", "Grace", "grace@exmaple.com")
+        .await
+        .unwrap();
+    let _silent = store
+        .create_visitor(site.id, "token-anon", "", "")
+        .await
+        .unwrap();
+    let filter = careline::store::ContactFilter {
+        query: Some("EXMAPLE".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let found = store.contacts(&filter).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].attributes, "{}", "none set yet");
+    let everyone = careline::store::ContactFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.contacts(&everyone).await.unwrap().len(),
+        1,
+        "a visitor who said nothing is nobody's contact"
+    );
+    store
+        .update_contact(
+            typed.id,
+            None,
+            Some("grace@example.com"),
+            Some(r#"{"plan":"pro"}"#),
+        )
+        .await
+        .unwrap();
+    let after = store.contact(typed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.name.as_str(), after.email.as_str()),
+        ("Grace", "grace@example.com")
+    );
+    assert_eq!(after.attributes, r#"{"plan":"pro"}"#);
+    assert!(!after.email_verified);
+    // Nothing asked, nothing changed.
+    store
+        .update_contact(typed.id, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(store.contact(typed.id).await.unwrap().unwrap(), after);
 }

@@ -285,6 +285,42 @@ pub async fn person_by_email(
     Ok(person)
 }
 
+/// The password hash of an account made for someone who never chose one
+/// (they wrote an email, or an integration opened a ticket for them): no
+/// password matches it; "Forgot password" proves the address and sets one.
+const NO_PASSWORD_YET: &str = "!opened-by-email";
+
+/// The account of `address`, made as a customer's (named `name`, or by the
+/// address) when Careline does not know it yet: whoever writes to support,
+/// or is written for by an integration, has their tickets in one place.
+pub async fn customer_by_email(store: &Store, address: &Email, name: &str) -> DomainResult<User> {
+    if let Some((user, _)) = store.user_with_hash(address).await? {
+        return Ok(user);
+    }
+    let name = match crate::model::text::clean_line(name) {
+        n if n.trim().is_empty() => address
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or("Customer")
+            .to_string(),
+        n => n.chars().take(100).collect(),
+    };
+    match store
+        .create_user(address, &name, NO_PASSWORD_YET, Role::Customer)
+        .await
+    {
+        Ok(user) => Ok(user),
+        // Made meanwhile by another email or a registration.
+        Err(StoreError::Duplicate(_)) => store
+            .user_with_hash(address)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or(DomainError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The most live chats one person may be given at once.
 pub const MAX_CAPACITY: i64 = 50;
 

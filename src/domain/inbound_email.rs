@@ -22,10 +22,8 @@ use super::{DomainError, DomainResult, email_files, email_originals, tickets};
 use crate::auth::Secret;
 use crate::mail::inbound::InboundMail;
 use crate::mail::threading;
-use crate::model::{
-    Conversation, ConversationId, Email, Priority, Role, TicketNumber, User, Visitor,
-};
-use crate::store::{InboundOutcome, InboundRecord, Store, StoreError};
+use crate::model::{Conversation, ConversationId, Email, Priority, TicketNumber, Visitor};
+use crate::store::{InboundOutcome, InboundRecord, Store};
 
 /// What became of an email.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,11 +58,6 @@ impl Received {
 
 /// The raw mail kept for an admin when it cannot be read, at most.
 const KEPT_RAW: usize = 1024 * 1024;
-
-/// The password hash of an account made for someone who only wrote an
-/// email: no password matches it; "Forgot password" proves the address
-/// and sets one.
-const NO_PASSWORD_YET: &str = "!opened-by-email";
 
 /// The key an email is taken once by: its `Message-ID`, or without one a
 /// hash of what it says.
@@ -333,7 +326,7 @@ async fn open_ticket(
     answering: Option<&str>,
 ) -> DomainResult<Received> {
     let store = chat.store();
-    let customer = customer_for(chat, sender, name).await?;
+    let customer = super::accounts::customer_by_email(chat.store(), sender, name).await?;
     if customer.role.is_staff() {
         // Staff write from the console; an email of theirs is not a ticket.
         let reason = "the sender is staff: agents answer in the console";
@@ -374,35 +367,4 @@ async fn open_ticket(
     Ok(Received::Opened {
         number: ticket.number,
     })
-}
-
-/// The customer account of `address`, made (unverified, without a
-/// password) when there is none.
-async fn customer_for(chat: &Arc<Chat>, address: &Email, name: &str) -> DomainResult<User> {
-    let store = chat.store();
-    if let Some((user, _)) = store.user_with_hash(address).await? {
-        return Ok(user);
-    }
-    let name = match crate::model::text::clean_line(name) {
-        n if n.trim().is_empty() => address
-            .as_str()
-            .split('@')
-            .next()
-            .unwrap_or("Customer")
-            .to_string(),
-        n => n.chars().take(100).collect(),
-    };
-    match store
-        .create_user(address, &name, NO_PASSWORD_YET, Role::Customer)
-        .await
-    {
-        Ok(user) => Ok(user),
-        // Made meanwhile by another email or a registration.
-        Err(StoreError::Duplicate(_)) => store
-            .user_with_hash(address)
-            .await?
-            .map(|(user, _)| user)
-            .ok_or(DomainError::NotFound),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -147,3 +147,39 @@ impl From<TicketEvent> for ApiEvent {
         }
     }
 }
+
+/// A contact (a customer behind conversations), for staff.
+#[derive(Serialize)]
+pub struct ApiContact {
+    id: i64,
+    name: String,
+    email: String,
+    /// A verified account's, or signed by the host site.
+    email_verified: bool,
+    /// The host site's user id, when it signed who this is.
+    external_id: Option<String>,
+    /// Whether they have a Careline account (and so log in to the portal).
+    has_account: bool,
+    site: ApiSite,
+    attributes: serde_json::Map<String, serde_json::Value>,
+    created_at: i64,
+}
+
+impl ApiContact {
+    pub fn new(contact: crate::store::Contact) -> ApiContact {
+        ApiContact {
+            id: contact.id.0,
+            name: contact.name,
+            email: contact.email,
+            email_verified: contact.email_verified,
+            external_id: contact.external_id,
+            has_account: contact.account.is_some(),
+            site: ApiSite {
+                name: contact.site_name,
+                id: Some(contact.site_id.0),
+            },
+            attributes: serde_json::from_str(&contact.attributes).unwrap_or_default(),
+            created_at: contact.created_at,
+        }
+    }
+}

@@ -111,6 +111,37 @@ pub async fn raise_answering(
     Ok(ticket)
 }
 
+/// Opens a ticket for the customer at `email` on a staff member's say-so
+/// (an integration: a CRM, a form elsewhere): the customer gets an account
+/// as an email to support would give them, and the ticket is theirs to
+/// follow. Staff addresses are refused: a ticket is a customer's.
+pub async fn raise_for(
+    chat: &Chat,
+    staff: &User,
+    (email, name): (&str, &str),
+    written: (&str, &str),
+    priority: Priority,
+) -> DomainResult<Ticket> {
+    if !staff.role.is_staff() {
+        return Err(DomainError::Forbidden(
+            "only agents and admins open tickets for someone else",
+        ));
+    }
+    let email = crate::model::Email::parse(email)
+        .map_err(|_| invalid("customer.email", "Enter the customer's email address."))?;
+    // Checked before an account is made for the address.
+    parse_subject(written.0)?;
+    parse_body("description", written.1)?;
+    let customer = super::accounts::customer_by_email(chat.store(), &email, name).await?;
+    if customer.role.is_staff() {
+        return Err(invalid(
+            "customer.email",
+            "This address is an agent's or an admin's: a ticket is a customer's.",
+        ));
+    }
+    raise_answering(chat, &customer, written, priority, None, None).await
+}
+
 /// The ticket numbered `number`, if `viewer` may see it.
 pub async fn find(store: &Store, viewer: &User, number: TicketNumber) -> DomainResult<Ticket> {
     let ticket = store

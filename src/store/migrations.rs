@@ -137,6 +137,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0018_idempotency_keys.sql"),
         include_str!("../../migrations/mysql/0018_idempotency_keys.sql"),
     ),
+    (
+        20,
+        "contact_attributes",
+        include_str!("../../migrations/sqlite/0020_contact_attributes.sql"),
+        include_str!("../../migrations/postgres/0020_contact_attributes.sql"),
+        include_str!("../../migrations/mysql/0020_contact_attributes.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -11,6 +11,7 @@ mod api_tokens;
 mod append_batch;
 mod attachments;
 mod connect;
+mod contacts;
 mod content;
 mod conversations;
 mod dialect;
@@ -47,6 +48,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, SqlStr, Transaction};
 pub use api_tokens::ApiToken;
 pub use append_batch::BatchStats;
 pub use attachments::UploadRemoval;
+pub use contacts::{Contact, ContactFilter};
 pub use content::{CannedReply, FaqEntry, FaqSites};
 pub use dialect::Backend;
 pub use idempotency::Claimed;
@@ -59,7 +61,7 @@ pub use reports::{RatingGiven, ReportRows, SiteCounts, TicketTime};
 pub use routing::{Assignment, Wait};
 pub use sites::{DEFAULT_GREETING, Site, SiteRemoved, SiteSaved, SiteSettings};
 pub use ticket_activity::TicketActivity;
-pub use tickets::{AssigneeFilter, TicketFilter};
+pub use tickets::{AssigneeFilter, TicketCursor, TicketFilter};
 pub use users::{RoleChange, TokenEmail};
 
 /// The database connection pool at one moment.

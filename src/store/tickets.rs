@@ -32,6 +32,26 @@ pub struct TicketFilter {
     pub query: Option<String>,
     pub limit: i64,
     pub offset: i64,
+    /// Only tickets after this one in the list's order (newest change
+    /// first): the next page by key, which neither skips nor repeats a
+    /// ticket however deep the list, where an offset reads every row before.
+    pub after: Option<TicketCursor>,
+}
+
+/// Where a page of tickets ended: its last ticket's change time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketCursor {
+    pub updated_at: i64,
+    pub id: i64,
+}
+
+impl TicketCursor {
+    pub fn of(ticket: &Ticket) -> TicketCursor {
+        TicketCursor {
+            updated_at: ticket.updated_at,
+            id: ticket.id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,7 +125,7 @@ fn event(row: &AnyRow) -> Result<TicketEvent, sqlx::Error> {
 }
 
 /// Escapes `%`, `_` and `\` so that user input matches literally in LIKE.
-fn like_pattern(words: &str) -> String {
+pub(super) fn like_pattern(words: &str) -> String {
     let mut out = String::from("%");
     for c in words.trim().to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -415,6 +435,11 @@ impl Store {
                 " AND t.conversation_id IN (SELECT id FROM conversations WHERE site_id = ?)",
                 Some(Arg::Int(site.0)),
             );
+        }
+        if let Some(after) = filter.after {
+            push(" AND (t.updated_at < ?", Some(Arg::Int(after.updated_at)));
+            push(" OR (t.updated_at = ?", Some(Arg::Int(after.updated_at)));
+            push(" AND t.id < ?))", Some(Arg::Int(after.id)));
         }
         match filter.assignee {
             AssigneeFilter::Anyone => {}

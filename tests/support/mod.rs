@@ -3,6 +3,7 @@
 //! keeps cookies and the page's CSRF token.
 #![allow(dead_code, unused_imports)]
 
+pub mod api;
 pub mod browser;
 pub mod cluster;
 pub mod databases;

@@ -7,16 +7,22 @@ use axum::Router;
 
 use super::AppState;
 
+mod contacts;
 mod conversations;
 mod directory;
 mod idempotency;
+mod new_ticket;
+mod reports;
 mod ticket_changes;
 mod tickets;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(tickets::routes())
+        .merge(new_ticket::routes())
         .merge(ticket_changes::routes())
         .merge(directory::routes())
         .merge(conversations::routes())
+        .merge(contacts::routes())
+        .merge(reports::routes())
 }

@@ -63,6 +63,7 @@ impl ListQuery {
             query: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
             limit: PAGE_SIZE + 1,
             offset: (page - 1) * PAGE_SIZE,
+            after: None,
         }
     }
 
