@@ -13,34 +13,7 @@ mod support;
 
 use careline::model::Role;
 use serde_json::Value;
-use support::{Browser, Database, TestApp};
-
-/// The token the page shows once after "Make the token".
-async fn make_token(browser: &mut Browser, name: &str, scope: &str) -> String {
-    browser.get("/account/tokens").await.expect_status(200);
-    let page = browser
-        .submit(
-            "/account/tokens",
-            &[("name", name), ("scope", scope), ("days", "30")],
-        )
-        .await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(
-        page.headers
-            .get("cache-control")
-            .map(|v| v.to_str().unwrap()),
-        Some("no-store")
-    );
-    let start = page
-        .body
-        .find("<pre><code>clt_")
-        .expect("the token is shown once")
-        + "<pre><code>".len();
-    page.body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
-}
+use support::{Database, TestApp, make_token};
 
 async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
     let response = careline::http_client(std::time::Duration::from_secs(10))

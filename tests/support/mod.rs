@@ -46,6 +46,33 @@ pub fn cannot_run(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// The token the page shows once after "Make the token".
+pub async fn make_token(browser: &mut Browser, name: &str, scope: &str) -> String {
+    browser.get("/account/tokens").await.expect_status(200);
+    let page = browser
+        .submit(
+            "/account/tokens",
+            &[("name", name), ("scope", scope), ("days", "30")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let start = page
+        .body
+        .find("<pre><code>clt_")
+        .expect("the token is shown once")
+        + "<pre><code>".len();
+    page.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
 /// A running Careline on 127.0.0.1 with its own data directory and database.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::domain::invalid;
 use crate::domain::shapes::{ApiEvent, ApiMessage, ApiTicket};
@@ -13,7 +14,7 @@ use crate::model::TicketNumber;
 use crate::model::{Priority, TicketStatus};
 use crate::store::TicketFilter;
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
@@ -22,21 +23,36 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tickets/{number}", get(show))
 }
 
-#[derive(Serialize)]
+/// This file's routes in the OpenAPI document (`super::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(list, show))]
+pub(super) struct Doc;
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = TicketView)]
 struct ApiTicketView {
     ticket: ApiTicket,
     messages: Vec<ApiMessage>,
     timeline: Vec<ApiEvent>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only tickets with this status.
+    #[param(value_type = Option<TicketStatus>)]
     status: Option<String>,
+    /// Only tickets with this priority.
+    #[param(value_type = Option<Priority>)]
     priority: Option<String>,
+    /// A number (`1042` or `#1042`), or words of the subject or the
+    /// customer's email.
     q: Option<String>,
     /// A site's id: only tickets whose conversation came from it.
     site: Option<String>,
+    /// At most this many (1 to 200; 50 when missing, zero or below).
     limit: Option<i64>,
+    /// Skip this many (below zero counts as zero).
     offset: Option<i64>,
 }
 
@@ -53,6 +69,25 @@ pub(super) fn priority_field(p: &str) -> Result<Priority, crate::domain::DomainE
         .ok_or_else(|| invalid("priority", "priority must be low, normal, high or urgent"))
 }
 
+/// List tickets
+///
+/// The tickets the caller may see, most recently changed first: staff see
+/// every ticket, a customer their own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    operation_id = "list_tickets",
+    tag = "tickets",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The tickets, newest change first", body = Vec<ApiTicket>),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 422, description = "A filter is not one the API knows (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read"]), ("session" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
@@ -94,6 +129,26 @@ async fn list(
     ))
 }
 
+/// Read a ticket
+///
+/// One ticket with its messages and timeline, as the caller may see them
+/// (private notes and staff ids only for staff). Not the caller's to see,
+/// or no such ticket: 404 alike.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{number}",
+    operation_id = "show_ticket",
+    tag = "tickets",
+    params(("number" = i64, Path, description = "The ticket's number (`1042`)")),
+    responses(
+        (status = 200, description = "The ticket, its messages and timeline", body = ApiTicketView),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's to see", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read"]), ("session" = [])),
+)]
 async fn show(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
