@@ -144,6 +144,7 @@ async fn list(
         (status = 200, description = "The ticket, its messages and timeline", body = ApiTicketView),
         (status = 401, description = "No valid session or token", body = ErrorBody),
         (status = 404, description = "No such ticket, or not the caller's to see", body = ErrorBody),
+        (status = 422, description = "A number that is not a number", body = ErrorBody),
         (status = 429, description = "Too many requests with this token", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
