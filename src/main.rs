@@ -1,4 +1,5 @@
-//! The `careline` command: serve (the default), migrate, and user management.
+//! The `careline` command: serve (the default), migrate, user and API
+//! token management, and seeding.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -6,6 +7,7 @@ use anyhow::Context;
 use careline::App;
 use careline::config::{Config, LogFormat};
 use careline::domain::accounts;
+use careline::domain::api_tokens::{self, Scope};
 use careline::domain::password as passwords;
 use careline::model::{Email, Role};
 use careline::store::redact;
@@ -32,6 +34,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage personal API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Fill the database for load tests: `--agents N` creates agents
     /// load-agent-1@load.test … and `--tickets N` creates customers
@@ -69,6 +76,26 @@ enum UserCommand {
         /// Display name; defaults to the part of the email before the @.
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a personal API token for an agent or admin, by the account
+    /// page's rules, and print it: this once, as the page shows it (only
+    /// its hash is kept). For scripts that set up an install (CI).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// read, write or admin (admins only).
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// What uses it, e.g. "CRM sync".
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (1 to 366).
+        #[arg(long, default_value_t = 30)]
+        days: i64,
     },
 }
 
@@ -127,6 +154,28 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created {} ({}) as {}", user.name, user.email, user.role);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    email,
+                    scope,
+                    name,
+                    days,
+                },
+        } => {
+            let scope = Scope::parse(&scope).context("--scope must be read, write or admin")?;
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let store = careline::open_store(&config, 1).await?;
+            let (owner, _) = store
+                .user_with_hash(&email)
+                .await?
+                .with_context(|| format!("no account with the email {email}"))?;
+            let token = api_tokens::issue(&store, &owner, &name, scope, days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{token}");
             Ok(())
         }
         Command::Seed {

@@ -232,7 +232,7 @@ pub fn parse_client_frame(text: &str) -> Result<(ClientFrame, Option<Value>), Fr
 }
 
 /// `sender` of a message frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sender {
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,7 +240,7 @@ pub struct Sender {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageFrame {
     pub conversation_id: String,
     pub seq: i64,
@@ -258,7 +258,7 @@ pub struct MessageFrame {
 
 /// A file sent with a message. Its bytes are at `url` (relative to
 /// Careline's address), for whoever may read the message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentInfo {
     pub id: String,
     pub name: String,
@@ -269,16 +269,17 @@ pub struct AttachmentInfo {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Assignee {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationFrame {
     pub id: String,
+    /// `bot`, `waiting`, `live`, `resolved` or `closed`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee: Option<Assignee>,
@@ -297,13 +298,13 @@ pub struct ConversationFrame {
 }
 
 /// A site, as staff see which one a conversation came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SiteRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     pub name: String,
     pub email: String,

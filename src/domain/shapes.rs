@@ -1,16 +1,20 @@
 //! The public JSON shapes of tickets, their messages and timelines: what
 //! the REST API answers and what webhooks carry, decided once for both.
 //! `staff` says who reads: a customer never gets staff ids, staff emails,
-//! private notes or staff-side sequence numbers.
+//! private notes or staff-side sequence numbers. Each shape also
+//! describes itself (`ToSchema`) for the API's OpenAPI document.
 
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::chat::{Audience, attachment_info};
 use crate::model::{Message, Ticket, TicketEvent, TicketNumber};
 use crate::model::{Priority, TicketStatus};
 use crate::protocol::AttachmentInfo;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiPerson {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,8 +26,10 @@ pub struct ApiPerson {
     verified: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiTicket {
+    /// The number people see (`#1042`); the API's paths take it.
+    #[schema(value_type = i64, example = 1042)]
     number: TicketNumber,
     subject: String,
     status: TicketStatus,
@@ -32,13 +38,15 @@ pub struct ApiTicket {
     assignee: Option<ApiPerson>,
     /// The site its conversation came from (its id for staff only).
     site: ApiSite,
+    /// Times are unix milliseconds.
     created_at: i64,
     updated_at: i64,
     first_response_at: Option<i64>,
     resolved_at: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = TicketSite)]
 pub struct ApiSite {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,7 +84,7 @@ impl ApiTicket {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiMessage {
     /// The caller's own numbering: customers count public messages only.
     seq: i64,
@@ -93,7 +101,7 @@ pub struct ApiMessage {
     options: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiSender {
     kind: crate::model::SenderKind,
     name: String,
@@ -125,7 +133,7 @@ impl ApiMessage {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiEvent {
     at: i64,
     actor: String,
@@ -183,3 +191,28 @@ impl ApiContact {
         }
     }
 }
+/// The model's words (statuses, priorities, kinds) as the document's
+/// enums, listed from their own `ALL`, so the document cannot name a word
+/// the code does not have or miss one it has.
+macro_rules! word_schema {
+    ($($word:ty => $description:literal),+ $(,)?) => {$(
+        impl utoipa::PartialSchema for $word {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some($description))
+                    .enum_values(Some(<$word>::ALL.iter().map(|w| w.as_str())))
+                    .into()
+            }
+        }
+        impl ToSchema for $word {}
+    )+};
+}
+
+word_schema!(
+    TicketStatus => "Where a ticket stands.",
+    Priority => "How urgent a ticket is.",
+    crate::model::SenderKind => "Who wrote a message.",
+    crate::model::EventKind => "What happened to a ticket.",
+    crate::model::Role => "What a person may do.",
+);

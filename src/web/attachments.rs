@@ -18,11 +18,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::AppState;
-use super::csrf;
-use super::session::MaybeUser;
+use super::error::{ErrorBody, api_error_body};
+use super::session::{ApiUser, MaybeUser};
 use super::widget::{cors, preflight};
 use super::ws::origin_allowed;
 use crate::auth::{hash_token, random_token};
@@ -46,14 +45,10 @@ pub fn routes() -> Router<AppState> {
         .route("/attachments/{id}", get(page_download))
 }
 
-/// An answer the caller can act on: `{"error": {"code", "message"}}`.
+/// An answer the caller can act on, in the API's one error shape.
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let message: String = message.into();
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, api_error_body(code, &message, None)).into_response()
 }
 
 fn not_found() -> Response {
@@ -90,7 +85,7 @@ struct WidgetQuery {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Uploaded {
     id: String,
     name: String,
@@ -373,24 +368,51 @@ fn login_first() -> Response {
     refuse(StatusCode::UNAUTHORIZED, "unauthorized", "log in first")
 }
 
+/// This door's route in the OpenAPI document (`api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page_upload))]
+pub(super) struct Doc;
+
+/// Upload a file
+///
+/// The raw bytes of one file for a conversation the caller may write in
+/// (staff; a customer their own ticket's); then send its `id` as
+/// `attachment_id` with a reply, a note or a message. Typed from its bytes:
+/// PNG, JPEG, GIF, WebP, PDF, ZIP (and Office files) or plain text. A file
+/// not sent within a day is removed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/attachments",
+    operation_id = "upload_attachment",
+    tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation's id"),
+        ("name" = Option<String>, Query, description = "The file's name, as people will see it"),
+    ),
+    request_body(content = String, content_type = "application/octet-stream",
+        description = "The file's bytes"),
+    responses(
+        (status = 201, description = "Stored; send its `id` with a message", body = Uploaded),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such conversation, or not the caller's", body = ErrorBody),
+        (status = 413, description = "Larger than `attachment_max_bytes`", body = ErrorBody),
+        (status = 415, description = "Not a type Careline takes", body = ErrorBody),
+        (status = 422, description = "An empty file", body = ErrorBody),
+        (status = 429, description = "Too many requests or uploads", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write"]), ("session" = [], "csrf" = [])),
+)]
 async fn page_upload(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<UploadQuery>,
-    maybe: MaybeUser,
+    // A token (write scope), or the session with the page's CSRF token.
+    ApiUser { user, .. }: ApiUser,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(user) = maybe.user else {
-        return login_first();
-    };
-    if !csrf::header_matches(&state, &headers) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "missing or stale X-CSRF-Token; reload the page and try again",
-        );
-    }
     let conversation = match id.parse::<i64>() {
         Ok(id) => match state.store().conversation(ConversationId(id)).await {
             Ok(c) => c,

@@ -199,13 +199,62 @@ impl<E: Into<DomainError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let parts = ErrorParts::of(&self.0, "request failed");
-        let body = json!({"error": {
-            "code": parts.code.as_str(),
-            "message": parts.page_message(),
-            "field": parts.field,
-        }});
-        parts.with_retry_after((parts.code.status(), Json(body)).into_response())
+        let body = api_error_body(parts.code.as_str(), &parts.page_message(), parts.field);
+        parts.with_retry_after((parts.code.status(), body).into_response())
     }
+}
+
+/// The one JSON shape of every API error, for the answers that are not
+/// a domain error (a rate limit, an idempotency key's refusal): `field`
+/// is always there, `null` when no one field is at fault.
+pub(crate) fn api_error_body(
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Json<serde_json::Value> {
+    Json(json!({"error": {"code": code, "message": message, "field": field}}))
+}
+
+/// Every `code` an API error may have (`Code::as_str`, and the rate
+/// limit's own).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum ErrorCode {
+    Invalid,
+    TooLarge,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Gone,
+    Unauthorized,
+    Busy,
+    Internal,
+    RateLimited,
+    /// A file of a type Careline does not take (uploads).
+    UnsupportedType,
+    /// Files cannot be stored or read right now (uploads).
+    Unavailable,
+}
+
+/// `{"error": {…}}`, as the OpenAPI document describes every refusal.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // described, never built: `api_error_body` writes it
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetail {
+    /// What kind of refusal it is; the HTTP status says the same.
+    code: ErrorCode,
+    /// Words for a person; for an error on Careline's side only a
+    /// reference to quote.
+    message: String,
+    /// The field at fault (a body field, a query parameter, a header), or
+    /// `null`.
+    field: Option<String>,
 }
 
 #[cfg(test)]

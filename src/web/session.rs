@@ -201,10 +201,11 @@ impl FromRequestParts<AppState> for ApiUser {
             if !state.api_token_allows(id) {
                 let mut refused = (
                     axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(serde_json::json!({"error": {
-                        "code": "rate_limited",
-                        "message": "too many requests with this token; slow down"
-                    }})),
+                    super::error::api_error_body(
+                        "rate_limited",
+                        "too many requests with this token; slow down",
+                        None,
+                    ),
                 )
                     .into_response();
                 refused.headers_mut().insert(

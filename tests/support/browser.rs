@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 pub struct Browser {
-    base: String,
+    pub base: String,
     client: reqwest::Client,
     pub cookies: BTreeMap<String, String>,
     pub csrf: Option<String>,

@@ -7,7 +7,6 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::model::User;
 use crate::store::Claimed;
@@ -17,13 +16,8 @@ use crate::web::AppState;
 const KEPT_ANSWER: usize = 1024 * 1024;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({"error": {"code": code, "message": message, "field": "Idempotency-Key"}}),
-        ),
-    )
-        .into_response()
+    let body = crate::web::error::api_error_body(code, message, Some("Idempotency-Key"));
+    (status, body).into_response()
 }
 
 /// Runs `work` once per `Idempotency-Key` of `user` (without the header,

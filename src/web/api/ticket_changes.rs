@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
 
 use super::tickets::{priority_field, status_field};
 use crate::domain::shapes::ApiTicket;
@@ -16,7 +17,7 @@ use crate::domain::tickets::{self, TicketUpdate};
 use crate::domain::{DomainError, invalid};
 use crate::model::{TicketNumber, UserId};
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
@@ -26,9 +27,19 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tickets/{number}", axum::routing::patch(update))
 }
 
-#[derive(Deserialize)]
+/// This file's routes in the OpenAPI document (`super::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(reply, note, update))]
+pub(super) struct Doc;
+
+/// A reply or a note.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ReplyOrNote, example = json!({"body": "We have sent a new part."}))]
 struct Written {
+    /// The text (up to 8,000 characters).
     body: String,
+    /// A file uploaded to the ticket's conversation
+    /// (`POST /api/v1/conversations/{id}/attachments`), sent with it.
     #[serde(default)]
     attachment_id: Option<String>,
 }
@@ -58,13 +69,41 @@ fn body_of(
     })
 }
 
-/// A reply or a note.
+/// Which of the two is written.
 #[derive(Clone, Copy)]
 enum Kind {
     Reply,
     Note,
 }
 
+/// Reply to a ticket
+///
+/// A reply as the caller: staff to the customer (emailed when they are
+/// away); the customer reopens a pending or resolved ticket.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{number}/replies",
+    operation_id = "reply_to_ticket",
+    tag = "tickets",
+    params(
+        ("number" = i64, Path, description = "The ticket's number"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1–255 visible characters (a UUID is usual): a retry with the same key answers the first request again (`Idempotent-Replayed: true`)"),
+    ),
+    request_body = Written,
+    responses(
+        (status = 201, description = "Written; the ticket as it is now", body = ApiTicket),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 413, description = "The body is longer than 8,000 characters", body = ErrorBody),
+        (status = 422, description = "An empty body, an unknown attachment, or a key reused for another request (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write"]), ("session" = [], "csrf" = [])),
+)]
 async fn reply(
     state: State<AppState>,
     caller: ApiUser,
@@ -75,6 +114,33 @@ async fn reply(
     write(Kind::Reply, state, caller, number, headers, body).await
 }
 
+/// Add a private note
+///
+/// A note on the ticket for staff only: never shown to the customer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{number}/notes",
+    operation_id = "add_ticket_note",
+    tag = "tickets",
+    params(
+        ("number" = i64, Path, description = "The ticket's number"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1–255 visible characters (a UUID is usual): a retry with the same key answers the first request again (`Idempotent-Replayed: true`)"),
+    ),
+    request_body = Written,
+    responses(
+        (status = 201, description = "Written; the ticket as it is now", body = ApiTicket),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 413, description = "The body is longer than 8,000 characters", body = ErrorBody),
+        (status = 422, description = "An empty body, an unknown attachment, or a key reused for another request (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write", "staff"]), ("session" = ["staff"], "csrf" = [])),
+)]
 async fn note(
     state: State<AppState>,
     caller: ApiUser,
@@ -115,14 +181,19 @@ async fn write(
     .await
 }
 
-/// `null` unassigns; a missing field leaves it as it is.
-#[derive(Deserialize)]
+/// What to change; a missing field stays as it is.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TicketChanges, example = json!({"status": "pending", "priority": "high"}))]
 struct Changes {
     #[serde(default)]
+    #[schema(value_type = Option<crate::model::TicketStatus>)]
     status: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::model::Priority>)]
     priority: Option<String>,
+    /// An agent's or admin's id; `null` unassigns.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     assignee_id: Option<Option<i64>>,
 }
 
@@ -148,6 +219,29 @@ fn update_of(changes: Changes) -> Result<TicketUpdate, DomainError> {
     })
 }
 
+/// Change a ticket
+///
+/// Its status, priority or assignee (staff), each change on the ticket's
+/// timeline.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tickets/{number}",
+    operation_id = "change_ticket",
+    tag = "tickets",
+    params(("number" = i64, Path, description = "The ticket's number")),
+    request_body = Changes,
+    responses(
+        (status = 200, description = "Changed; the ticket as it is now", body = ApiTicket),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such ticket, or the caller is not staff", body = ErrorBody),
+        (status = 409, description = "Someone changed the ticket at the same moment; read it and retry", body = ErrorBody),
+        (status = 422, description = "A status, priority or assignee the API does not know (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write", "staff"]), ("session" = ["staff"], "csrf" = [])),
+)]
 async fn update(
     State(state): State<AppState>,
     caller: ApiUser,

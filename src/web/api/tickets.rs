@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::domain::shapes::{ApiEvent, ApiMessage, ApiTicket};
 use crate::domain::tickets;
@@ -16,7 +17,7 @@ use crate::model::{Priority, TicketStatus};
 use crate::model::{TicketNumber, UserId};
 use crate::store::{AssigneeFilter, TicketCursor, TicketFilter};
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
@@ -25,7 +26,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tickets/{number}", get(show))
 }
 
-#[derive(Serialize)]
+/// This file's routes in the OpenAPI document (`super::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(list, show))]
+pub(super) struct Doc;
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = TicketView)]
 struct ApiTicketView {
     ticket: ApiTicket,
     messages: Vec<ApiMessage>,
@@ -34,26 +41,38 @@ struct ApiTicketView {
 
 /// The list's query, every value read as text so that a bad one is named
 /// in the JSON error rather than refused by the extractor.
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only tickets with this status.
+    #[param(value_type = Option<TicketStatus>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<String>,
+    /// Only tickets with this priority.
+    #[param(value_type = Option<Priority>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     priority: Option<String>,
     /// `me`, `unassigned` or an agent's id (staff).
     #[serde(skip_serializing_if = "Option::is_none")]
     assignee: Option<String>,
+    /// A number (`1042` or `#1042`), or words of the subject or the
+    /// customer's email.
     #[serde(skip_serializing_if = "Option::is_none")]
     q: Option<String>,
     /// A site's id: only tickets whose conversation came from it.
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<String>,
+    /// At most this many (1 to 100; 50 when missing).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
-    /// Where the previous page ended (its `Link: rel="next"` carries it).
+    /// Where the previous page ended: the `cursor` of the `Link: <…>;
+    /// rel="next"` header the previous page came with (opaque).
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
-    /// The older way to page; kept for callers that use it.
+    /// The older way to page (skip this many); a cursor neither skips nor
+    /// repeats a ticket that changes meanwhile, and stays fast deep down.
+    #[param(value_type = Option<i64>, minimum = 0)]
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<String>,
 }
@@ -152,8 +171,27 @@ fn filter_of(query: &ListQuery) -> Result<TicketFilter, DomainError> {
     })
 }
 
-/// The tickets the caller may see, newest change first, a page at a time:
-/// when more follow, `Link: <…&cursor=…>; rel="next"` gives the next page.
+/// List tickets
+///
+/// The tickets the caller may see, most recently changed first (staff see
+/// every ticket, a customer their own), a page at a time: when more
+/// follow, the `Link: <…&cursor=…>; rel="next"` header gives the next page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    operation_id = "list_tickets",
+    tag = "tickets",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The tickets, newest change first", body = Vec<ApiTicket>,
+            headers(("Link" = String, description = "`<path?…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 422, description = "A filter, limit or cursor is not one the API knows (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read"]), ("session" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
@@ -186,6 +224,27 @@ async fn list(
     Ok(response)
 }
 
+/// Read a ticket
+///
+/// One ticket with its messages and timeline, as the caller may see them
+/// (private notes and staff ids only for staff). Not the caller's to see,
+/// or no such ticket: 404 alike.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{number}",
+    operation_id = "show_ticket",
+    tag = "tickets",
+    params(("number" = i64, Path, description = "The ticket's number (`1042`)")),
+    responses(
+        (status = 200, description = "The ticket, its messages and timeline", body = ApiTicketView),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's to see", body = ErrorBody),
+        (status = 422, description = "A number that is not a number", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read"]), ("session" = [])),
+)]
 async fn show(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,

@@ -36,6 +36,10 @@ fn render(
                 "and no more than its scope: read (GET only), write (also changes)"
                 @if user.role == Role::Admin { ", admin (also admin routes)" } "."
             }
+            p.hint {
+                "What each route takes and answers: the " a href="/api/docs" { "API reference" }
+                " (or its OpenAPI document, " a href="/api/openapi.json" { code { "/api/openapi.json" } } ")."
+            }
             @if let Some(token) = new_token {
                 div.notice role="status" {
                     p { strong { "Your new token, shown this once:" } }

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod api_reference;
 mod api_tokens;
 mod auth;
 mod bot;
@@ -49,6 +50,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(api_tokens::show).post(api_tokens::create),
         )
         .route("/account/tokens/{id}/revoke", post(api_tokens::revoke))
+        .route("/api/docs", get(api_reference::show))
         .route("/account/profile", post(account::update_profile))
         .route("/account/notifications", post(account::save_notifications))
         .route("/dashboard", get(portal::dashboard))
