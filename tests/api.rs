@@ -77,6 +77,7 @@ async fn staff_open_tickets_for_customers_once_per_key_and_page_through_them_by_
             "priority",
         ),
         (json!({"subject": 5}), "body"),
+        (json!(["x", "y"]), "body"),
     ] {
         let (status, error, _) =
             send(&app, &token, Method::POST, "/api/v1/tickets", body, None).await;
@@ -305,6 +306,7 @@ async fn staff_find_a_contact_correct_them_keep_attributes_and_read_their_conver
         (json!({"attributes": {"nested": {"a": 1}}}), "attributes"),
         (json!({"attributes": "plan=pro"}), "body"),
         (json!({"colour": "blue"}), "body"),
+        (json!([null, null]), "body"),
     ] {
         let (status, error, _) = send(&app, &token, Method::PATCH, &path, body.clone(), None).await;
         assert_eq!(status, 422, "{body}: {error}");

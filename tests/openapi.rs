@@ -371,19 +371,29 @@ async fn the_security_the_document_states_is_what_the_server_does() {
         let session = roles(op, "session").expect("every route takes the session");
         for role in token.iter().chain(&session) {
             assert!(
-                ["read", "write", "admin", "staff"].contains(&role.as_str()),
+                ["read", "write", "admin", "staff", "admins"].contains(&role.as_str()),
                 "{method} {path}: unknown role {role}"
             );
         }
-        let scopes: Vec<_> = token.iter().filter(|r| *r != "staff").collect();
+        let scopes: Vec<_> = token
+            .iter()
+            .filter(|r| !["staff", "admins"].contains(&r.as_str()))
+            .collect();
         assert_eq!(scopes.len(), 1, "{method} {path}: one token scope");
         let where_ = format!("{method} {path}");
 
         // Refusals first: they change nothing.
-        if session.iter().any(|r| r == "staff") {
+        if session.iter().any(|r| r == "staff" || r == "admins") {
             let status = with_session(&mut grace, &call, true).await;
             assert_eq!(status, 404, "{where_}: a customer on a staff route");
             checked_staff += 1;
+        }
+        if token.iter().any(|r| r == "admins") {
+            assert_eq!(
+                with_token(&app, &write, &call).await,
+                404,
+                "{where_}: an agent on an admins' route"
+            );
         }
         match scopes[0].as_str() {
             "write" => {
@@ -421,7 +431,7 @@ async fn the_security_the_document_states_is_what_the_server_does() {
     for (method, path, op) in &ops {
         let call = call_of(&doc, method, path, op, number, conversation);
         let token = roles(op, "token").unwrap();
-        let allowed = if token.iter().any(|r| r == "admin") {
+        let allowed = if token.iter().any(|r| r == "admin" || r == "admins") {
             &admin_token
         } else {
             &write

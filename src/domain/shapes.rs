@@ -157,7 +157,8 @@ impl From<TicketEvent> for ApiEvent {
 }
 
 /// A contact (a customer behind conversations), for staff.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Contact)]
 pub struct ApiContact {
     id: i64,
     name: String,
@@ -169,6 +170,9 @@ pub struct ApiContact {
     /// Whether they have a Careline account (and so log in to the portal).
     has_account: bool,
     site: ApiSite,
+    /// What an integration set: names of lower-case letters, digits and
+    /// `_`; values text, numbers or true/false.
+    #[schema(value_type = Object, example = json!({"plan": "pro", "seats": 5}))]
     attributes: serde_json::Map<String, serde_json::Value>,
     created_at: i64,
 }

@@ -2,7 +2,7 @@
 //! read one, correct their details and attributes, and read their
 //! conversations. The rules are `domain::contacts`'.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -10,15 +10,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::body::{Body, Unreadable};
 use crate::domain::chat::Audience;
 use crate::domain::contacts::{self, ContactChange};
 use crate::domain::shapes::ApiContact;
 use crate::domain::{DomainError, invalid};
 use crate::model::{ConversationId, VisitorId};
+use crate::protocol::ConversationFrame;
 use crate::store::ContactFilter;
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
@@ -28,17 +31,29 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/contacts/{id}/conversations", get(conversations))
 }
 
+/// This file's routes in the OpenAPI document (`super::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(list, show, update, conversations))]
+pub(super) struct Doc;
+
 const PAGE: i64 = 50;
 const MAX_PAGE: i64 = 100;
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Words of the name or email.
     #[serde(skip_serializing_if = "Option::is_none")]
     q: Option<String>,
+    /// A site's id: only contacts who came from it.
+    #[param(value_type = Option<i64>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<String>,
+    /// At most this many (1 to 100; 50 when missing).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
+    /// Where the previous page ended (from its `Link` header; opaque).
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
 }
@@ -86,8 +101,28 @@ fn next_link(path: &str, query: &impl Serialize) -> String {
     )
 }
 
-/// Contacts who said who they are, newest first; `q` searches names and
-/// emails.
+/// List contacts
+///
+/// The contacts who said who they are (a name, an email or an account),
+/// newest first, a page at a time (`Link: <…>; rel="next"`); `q` searches
+/// names and emails.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    operation_id = "list_contacts",
+    tag = "contacts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The contacts, newest first", body = Vec<ApiContact>,
+            headers(("Link" = String, description = "`<path?…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "The caller is not staff", body = ErrorBody),
+        (status = 422, description = "A limit, site or cursor is not one the API knows (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read", "staff"]), ("session" = ["staff"])),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
@@ -118,6 +153,22 @@ async fn list(
     ))
 }
 
+/// Read a contact
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "show_contact",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The contact", body = ApiContact),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read", "staff"]), ("session" = ["staff"])),
+)]
 async fn show(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
@@ -127,25 +178,52 @@ async fn show(
     Ok(Json(ApiContact::new(contact)))
 }
 
-#[derive(Deserialize)]
+/// What to change; a missing field stays as it is.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ContactChanges, example = json!({"name": "Grace Hopper", "attributes": {"plan": "pro", "trial": null}}))]
 struct Change {
     #[serde(default)]
     name: Option<String>,
+    /// A typed email only: an account's, or one the host site signed, is
+    /// changed where it is proven. A new one is unverified.
     #[serde(default)]
     email: Option<String>,
+    /// Merged key by key: `null` removes a key. At most 50 keys.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
 }
 
+/// Change a contact
+///
+/// Correct a contact's name or typed email, and set or remove attributes.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "update_contact",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The contact's id")),
+    request_body = Change,
+    responses(
+        (status = 200, description = "The contact as it is now", body = ApiContact),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 422, description = "A value is not acceptable (the field names it: `name`, `email`, `attributes`, `body`)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write", "staff"]), ("session" = ["staff"], "csrf" = [])),
+)]
 async fn update(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
     Path(id): Path<String>,
-    body: Result<Json<Change>, JsonRejection>,
+    body: Result<Body<Change>, Unreadable>,
 ) -> Result<Json<ApiContact>, ApiError> {
     let id = contact_id(&id)?;
-    let Json(change) = body.map_err(|e| {
+    let Body(change) = body.map_err(|e| {
         invalid(
             "body",
             format!(
@@ -163,15 +241,39 @@ async fn update(
     Ok(Json(ApiContact::new(contact)))
 }
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// At most this many (1 to 100; 50 when missing).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
+    /// Where the previous page ended (from its `Link` header; opaque).
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
 }
 
-/// The contact's conversations, newest first, as the console sees them.
+/// A contact's conversations
+///
+/// Their conversations, newest first, as the console sees them, a page at
+/// a time (`Link: <…>; rel="next"`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}/conversations",
+    operation_id = "list_contact_conversations",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The contact's id"), PageQuery),
+    responses(
+        (status = 200, description = "Their conversations, newest first", body = Vec<ConversationFrame>,
+            headers(("Link" = String, description = "`<path?…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 422, description = "A limit or cursor is not one the API knows (the field names it)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read", "staff"]), ("session" = ["staff"])),
+)]
 async fn conversations(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::body::{Body, Unreadable};
 use crate::domain::chat::Audience;
 use crate::domain::{DomainError, invalid};
 use crate::model::{ConversationId, UserId};
@@ -187,10 +188,10 @@ async fn write(
     ApiUser { user, .. }: ApiUser,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<Message>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Message>, Unreadable>,
 ) -> Result<Response, ApiError> {
     let id = id_of(&id)?;
-    let Json(message) = body.map_err(|e| {
+    let Body(message) = body.map_err(|e| {
         ApiError(invalid(
             "body",
             format!(
@@ -297,9 +298,9 @@ async fn transfer(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,
     Path(id): Path<String>,
-    body: Result<Json<Transfer>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Transfer>, Unreadable>,
 ) -> Result<Json<ConversationFrame>, ApiError> {
-    let Json(to) = body.map_err(|_| {
+    let Body(to) = body.map_err(|_| {
         ApiError(invalid(
             "agent_id",
             "expected {\"agent_id\": <an agent's id>}",

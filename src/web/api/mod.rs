@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::api_error_body;
 
+mod body;
 mod contacts;
 mod conversations;
 mod directory;

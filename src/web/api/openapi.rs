@@ -7,7 +7,8 @@
 //! Security requirements name roles, as OpenAPI 3.1 allows for schemes
 //! other than OAuth: `read`, `write` or `admin` is the token scope a route
 //! needs, `staff` that its caller must be an agent or admin (customers get
-//! 404, as on the pages).
+//! 404, as on the pages), `admins` that it must be an admin (anyone else
+//! gets 404).
 
 use std::sync::OnceLock;
 
@@ -29,6 +30,9 @@ const PARTS: &[fn() -> Document] = &[
     super::ticket_changes::Doc::openapi,
     super::conversations::Doc::openapi,
     super::directory::Doc::openapi,
+    super::new_ticket::Doc::openapi,
+    super::contacts::Doc::openapi,
+    super::reports::Doc::openapi,
     crate::web::attachments::Doc::openapi,
 ];
 
@@ -40,7 +44,10 @@ pub fn routes() -> Router<AppState> {
 #[openapi(
     info(
         title = "Careline API",
-        description = "Careline's JSON API: tickets, live conversations, the agents and sites. \
+        description = "Careline's JSON API: tickets, live conversations, contacts, the agents \
+            and sites, the report figures. Long lists (tickets, contacts, a contact's \
+            conversations) come a page at a time: when more follow, the \
+            answer's `Link: <…>; rel=\"next\"` header is the next page's address. \
             Authenticate with a personal API token (`Authorization: Bearer clt_…`, made under \
             Your account → API tokens) or, from Careline's own pages, the session cookie (changes \
             also send the page's CSRF token in `X-CSRF-Token`). Every error is \
@@ -53,6 +60,8 @@ pub fn routes() -> Router<AppState> {
         (name = "tickets", description = "Tickets: read, reply, note, change"),
         (name = "conversations", description = "Live conversations, for staff"),
         (name = "directory", description = "The agents and the sites, for staff"),
+        (name = "contacts", description = "The customers behind the conversations, for staff"),
+        (name = "reports", description = "The report figures, for admins"),
     )
 )]
 struct Base;

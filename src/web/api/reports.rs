@@ -7,32 +7,45 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::domain::invalid;
 use crate::domain::reports::{self, Period, Report, Satisfaction, Spread};
 use crate::store::now_ms;
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::session::ApiUser;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/reports", get(report))
 }
 
-#[derive(Deserialize)]
+/// This file's routes in the OpenAPI document (`super::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(report))]
+pub(super) struct Doc;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
+    /// The last 7, 30 or 90 days (7 when missing).
+    #[param(value_type = Option<i64>)]
     #[serde(default)]
     days: Option<String>,
 }
 
-#[derive(Serialize)]
+/// The middle and the 90th percentile of some durations.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Durations)]
 struct ApiSpread {
     median_ms: i64,
     p90_ms: i64,
     count: usize,
 }
 
-#[derive(Serialize)]
+/// Ratings of 1 to 5 stars.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Satisfaction)]
 struct ApiSatisfaction {
     ratings: usize,
     average: f64,
@@ -55,7 +68,9 @@ fn satisfaction(s: Option<Satisfaction>) -> Option<ApiSatisfaction> {
     })
 }
 
-#[derive(Serialize)]
+/// One agent's or admin's figures (tickets by who has them now).
+#[derive(Serialize, ToSchema)]
+#[schema(as = PersonFigures)]
 struct ApiPersonFigures {
     name: String,
     email: String,
@@ -64,7 +79,9 @@ struct ApiPersonFigures {
     satisfaction: Option<ApiSatisfaction>,
 }
 
-#[derive(Serialize)]
+/// One site's figures (by the site each conversation came from).
+#[derive(Serialize, ToSchema)]
+#[schema(as = SiteFigures)]
 struct ApiSiteFigures {
     id: i64,
     name: String,
@@ -77,7 +94,9 @@ struct ApiSiteFigures {
     satisfaction: Option<ApiSatisfaction>,
 }
 
-#[derive(Serialize)]
+/// The team's figures over the period.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Report)]
 struct ApiReport {
     days: i64,
     /// The period's end (now), in milliseconds since the epoch.
@@ -137,7 +156,28 @@ impl ApiReport {
     }
 }
 
-/// Admins only: anyone else gets 404, as for the report page.
+/// Read the report
+///
+/// The figures of `/admin/reports` (admins only: anyone else gets 404, as
+/// for the page): chats the bot answered alone, tickets opened and
+/// resolved, first response and resolution times, satisfaction, per
+/// person and per site.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports",
+    operation_id = "read_report",
+    tag = "reports",
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The figures", body = ApiReport),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "The caller is not an admin", body = ErrorBody),
+        (status = 422, description = "`days` is not 7, 30 or 90", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read", "admins"]), ("session" = ["admins"])),
+)]
 async fn report(
     State(state): State<AppState>,
     ApiUser { user, .. }: ApiUser,

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::body::{Body, Unreadable};
 use super::tickets::{priority_field, status_field};
 use crate::domain::shapes::ApiTicket;
 use crate::domain::tickets::{self, TicketUpdate};
@@ -58,10 +59,8 @@ fn answer(result: Result<ApiTicket, DomainError>, created: bool) -> Response {
     }
 }
 
-fn body_of(
-    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
-) -> Result<Written, ApiError> {
-    body.map(|Json(w)| w).map_err(|e| {
+fn body_of(body: Result<Body<Written>, Unreadable>) -> Result<Written, ApiError> {
+    body.map(|Body(w)| w).map_err(|e| {
         ApiError(invalid(
             "body",
             format!("expected {{\"body\": \"…\"}}: {}", e.body_text()),
@@ -109,7 +108,7 @@ async fn reply(
     caller: ApiUser,
     number: Path<TicketNumber>,
     headers: HeaderMap,
-    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Written>, Unreadable>,
 ) -> Response {
     write(Kind::Reply, state, caller, number, headers, body).await
 }
@@ -146,7 +145,7 @@ async fn note(
     caller: ApiUser,
     number: Path<TicketNumber>,
     headers: HeaderMap,
-    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Written>, Unreadable>,
 ) -> Response {
     write(Kind::Note, state, caller, number, headers, body).await
 }
@@ -157,7 +156,7 @@ async fn write(
     caller: ApiUser,
     Path(number): Path<TicketNumber>,
     headers: HeaderMap,
-    body: Result<Json<Written>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Written>, Unreadable>,
 ) -> Response {
     let written = match body_of(body) {
         Ok(w) => w,
@@ -246,9 +245,9 @@ async fn update(
     State(state): State<AppState>,
     caller: ApiUser,
     Path(number): Path<TicketNumber>,
-    body: Result<Json<Changes>, axum::extract::rejection::JsonRejection>,
+    body: Result<Body<Changes>, Unreadable>,
 ) -> Response {
-    let Ok(Json(changes)) = body else {
+    let Ok(Body(changes)) = body else {
         return ApiError(invalid(
             "body",
             "expected {\"status\"?, \"priority\"?, \"assignee_id\"?}",

@@ -49,8 +49,8 @@ fn reference(doc: &Value) -> Markup {
         }
         p.hint {
             "What a route needs: the token scope (" code { "read" } ", " code { "write" } ", "
-            code { "admin" } ") and, where it says " code { "staff" } ", an agent or admin "
-            "(a customer gets 404, as on the pages)."
+            code { "admin" } "); where it says " code { "staff" } ", an agent or admin, and "
+            "where it says " code { "admins" } ", an admin (anyone else gets 404, as on the pages)."
         }
         h2 { "Routes" }
         @for (path, item) in entries(&doc["paths"]) {
