@@ -137,6 +137,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0018_idempotency_keys.sql"),
         include_str!("../../migrations/mysql/0018_idempotency_keys.sql"),
     ),
+    (
+        19,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0019_webhooks.sql"),
+        include_str!("../../migrations/postgres/0019_webhooks.sql"),
+        include_str!("../../migrations/mysql/0019_webhooks.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {
