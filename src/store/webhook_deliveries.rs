@@ -145,8 +145,30 @@ impl Store {
         attempt: &Attempt,
         failure: AfterFailure,
     ) -> StoreResult<bool> {
+        self.retrying_deadlocks(|| self.record_attempt_once(delivery, attempt, &failure))
+            .await
+    }
+
+    async fn record_attempt_once(
+        &self,
+        delivery: &DueDelivery,
+        attempt: &Attempt,
+        failure: &AfterFailure,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
+        // The endpoint's row first: attempts of one endpoint recorded at
+        // once (a batch is sent together) take turns here instead of
+        // deadlocking on the log's index further on (InnoDB).
+        sqlx::query(self.sql(
+            "UPDATE webhook_endpoints
+             SET failures_in_row = CASE WHEN ? = 1 THEN 0 ELSE failures_in_row + 1 END
+             WHERE id = ?",
+        ))
+        .bind(i64::from(attempt.delivered))
+        .bind(delivery.endpoint_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(self.sql(
             "INSERT INTO webhook_attempts (endpoint_id, delivery_id, at, status, latency_ms, excerpt, error)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -192,21 +214,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if attempt.delivered {
-            sqlx::query(self.sql(
-                "UPDATE webhook_endpoints SET failures_in_row = 0 WHERE id = ? AND failures_in_row > 0",
-            ))
-            .bind(delivery.endpoint_id)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
             return Ok(false);
         }
-        sqlx::query(self.sql(
-            "UPDATE webhook_endpoints SET failures_in_row = failures_in_row + 1 WHERE id = ?",
-        ))
-        .bind(delivery.endpoint_id)
-        .execute(&mut *tx)
-        .await?;
         // Only the failure that crosses the limit on an enabled endpoint
         // turns it off, so the admins hear of it once.
         let disabled = sqlx::query(self.sql(
