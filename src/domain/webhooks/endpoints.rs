@@ -170,7 +170,7 @@ mod tests {
         let ok = settings("https://hooks.example.com/x", &["ticket.created"]);
         assert!(checked(&policy, &ok).is_ok());
         let refused = |s: Settings, field: &str, words: &str| {
-            let error = checked(&policy, &s).err().expect("refused");
+            let error = checked(&policy, &s).expect_err("refused");
             let DomainError::Invalid { field: f, message } = error else {
                 panic!("not a form error");
             };
