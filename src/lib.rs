@@ -171,6 +171,18 @@ impl App {
                 &self.state.config().egress,
             )?,
         );
+        let webhooks = domain::webhooks::spawn(
+            self.state.chat().clone(),
+            self.state.secret().clone(),
+            self.state.config().egress.clone(),
+            domain::webhooks::WorkerConfig {
+                public_url: self.state.config().public_url.clone(),
+                poll: self.state.config().webhooks.poll,
+                retry: self.state.config().webhooks.retry,
+                timeout: self.state.config().webhooks.timeout,
+                disable_after: self.state.config().webhooks.disable_after,
+            },
+        );
         let chat = self.state.chat().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(domain::chat::PRESENCE_PERIOD);
@@ -213,6 +225,7 @@ impl App {
         let _ = closer.await;
         worker.abort();
         mailbox.abort();
+        webhooks.abort();
         store.close().await;
         Ok(())
     }

@@ -98,6 +98,16 @@ pub struct RawConfig {
     /// may reach although they are internal (`watson.internal:8443`,
     /// `10.20.0.0/16`).
     pub egress_allowed_hosts: String,
+    /// How often each instance looks for webhook events and deliveries.
+    pub webhook_poll_ms: u64,
+    /// The first retry of a failed webhook delivery; later ones wait
+    /// 3, 12, 60, 180, 360 and 720 times as long.
+    pub webhook_retry_ms: u64,
+    /// Longest one webhook delivery may take (connecting to the answer).
+    pub webhook_timeout_ms: u64,
+    /// Failed deliveries in a row after which an endpoint is turned off
+    /// and the admins emailed.
+    pub webhook_disable_after: i64,
     pub log: String,
     pub log_format: String,
 }
@@ -160,10 +170,23 @@ impl Default for RawConfig {
             s3_prefix: String::new(),
             egress_allow_http: false,
             egress_allowed_hosts: String::new(),
+            webhook_poll_ms: 1000,
+            webhook_retry_ms: 10_000,
+            webhook_timeout_ms: 10_000,
+            webhook_disable_after: 15,
             log: "info".into(),
             log_format: "text".into(),
         }
     }
+}
+
+/// How webhooks are delivered (`webhook_*`).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub poll: std::time::Duration,
+    pub retry: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub disable_after: i64,
 }
 
 /// Validated configuration: every field is usable as it is.
@@ -214,6 +237,7 @@ pub struct Config {
     pub blobs: BlobConfig,
     /// The rules for HTTP calls made on an admin's say-so.
     pub egress: crate::egress::Policy,
+    pub webhooks: WebhookSettings,
     pub log: String,
     /// `text` (for people) or `json` (for log collectors).
     pub log_format: LogFormat,
@@ -404,6 +428,7 @@ impl std::fmt::Debug for Config {
             .field("mail", &self.mail)
             .field("blobs", &self.blobs)
             .field("egress", &self.egress)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }

@@ -246,6 +246,7 @@ impl RawConfig {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         );
+        let webhooks = self.webhook_settings()?;
         let metrics_token = Some(self.metrics_token.trim().to_string()).filter(|t| !t.is_empty());
         if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(invalid(
@@ -282,6 +283,7 @@ impl RawConfig {
             attachment_max_bytes: self.attachment_max_bytes,
             blobs,
             egress,
+            webhooks,
             log: self.log,
             log_format,
         })
@@ -289,6 +291,40 @@ impl RawConfig {
 }
 
 impl RawConfig {
+    fn webhook_settings(&self) -> Result<super::WebhookSettings, ConfigError> {
+        use std::time::Duration;
+        if !(50..=60_000).contains(&self.webhook_poll_ms) {
+            return Err(invalid(
+                "webhook_poll_ms",
+                "must be between 50 and 60000 milliseconds (how often webhook events are looked for; 1000 is usual)",
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.webhook_retry_ms) {
+            return Err(invalid(
+                "webhook_retry_ms",
+                "must be between 10 and 3600000 milliseconds (the first retry of a failed delivery; 10000 is usual)",
+            ));
+        }
+        if !(500..=60_000).contains(&self.webhook_timeout_ms) {
+            return Err(invalid(
+                "webhook_timeout_ms",
+                "must be between 500 and 60000 milliseconds (one delivery; 10000 is usual)",
+            ));
+        }
+        if !(1..=1000).contains(&self.webhook_disable_after) {
+            return Err(invalid(
+                "webhook_disable_after",
+                "must be between 1 and 1000 failed deliveries in a row (15 is usual)",
+            ));
+        }
+        Ok(super::WebhookSettings {
+            poll: Duration::from_millis(self.webhook_poll_ms),
+            retry: Duration::from_millis(self.webhook_retry_ms),
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            disable_after: self.webhook_disable_after,
+        })
+    }
+
     /// `redis://` or `rediss://` (TLS, the certificate always checked), a
     /// URL the Redis client can read.
     fn checked_redis_url(&self) -> Result<Option<String>, ConfigError> {

@@ -107,6 +107,7 @@ pub mod shapes;
 pub mod sites;
 pub mod tickets;
 pub mod uploads;
+pub mod webhooks;
 
 /// A person's display name: trimmed, 1 to 100 characters.
 pub fn parse_name(input: &str) -> DomainResult<String> {

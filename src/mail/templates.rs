@@ -225,6 +225,25 @@ pub fn render(
                 )),
             )
         }
+        "webhook_disabled" => {
+            let link = text(payload, "link");
+            if link.is_empty() {
+                return Err(missing("no link"));
+            }
+            (
+                "A webhook endpoint was turned off".into(),
+                vec![
+                    format!(
+                        "Careline turned off the webhook endpoint {} after {} failed deliveries in a row.",
+                        text(payload, "url"),
+                        text(payload, "failures")
+                    ),
+                    format!("The last failure: {}", text(payload, "error")),
+                    "Its events are kept. Fix the receiver, then turn the endpoint back on: what waited is delivered, oldest first.".into(),
+                ],
+                Some((link, "Open the endpoint")),
+            )
+        }
         _ => return Err(missing("unknown template")),
     };
     let mut text_body = format!("{greeting}\n\n{}\n", lines.join("\n\n"));
@@ -295,6 +314,10 @@ mod tests {
             (
                 "customer_wrote",
                 json!({"name": "Alan", "conversation_id": 4, "ticket_number": 1001, "customer": evil, "body": evil}),
+            ),
+            (
+                "webhook_disabled",
+                json!({"url": evil, "failures": 15, "error": evil, "link": "https://c.example/admin/webhooks/1"}),
             ),
         ];
         for (template, payload) in cases {

@@ -32,6 +32,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Row, SqlSafeStr as _, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 
+use super::messages::MESSAGE_JOURNAL;
 use super::rows::{self, MESSAGE_COLUMNS, text_enum};
 use super::{Backend, now_ms};
 use crate::model::Message;
@@ -227,7 +228,7 @@ fn batch_statement() -> SqlStr {
                    1 - input.public, input.client_msg_id, ?, input.options
             FROM s JOIN input ON input.conversation_id = s.id
             RETURNING {MESSAGE_COLUMNS}
-         )
+         ), j AS ({MESSAGE_JOURNAL})
          SELECT m.*, s.status FROM m JOIN s ON s.id = m.conversation_id"
     )))
     .into_sql_str()

@@ -66,12 +66,18 @@ impl Store {
         .bind(visitor_id)
         .bind(now)
         .bind(now);
-        let id = self
-            .inserted_id(insert, &mut *self.pool.acquire().await?)
-            .await?;
-        self.conversation(ConversationId(id))
-            .await?
-            .ok_or(StoreError::NotFound)
+        let (mut tx, _turn) = self.write_tx().await?;
+        let id = ConversationId(self.inserted_id(insert, &mut tx).await?);
+        self.journal(
+            &mut tx,
+            "conversation.started",
+            Some(id),
+            serde_json::json!({}),
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        self.conversation(id).await?.ok_or(StoreError::NotFound)
     }
 
     /// The visitor's conversation whose messages include `client_msg_id`

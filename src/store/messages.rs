@@ -19,6 +19,18 @@ use crate::model::{
     AttachmentRef, ConversationId, ConversationStatus, Message, MessageId, SenderKind, UserId,
 };
 
+/// The webhook journal's row for each message of `m` (a CTE of the
+/// PostgreSQL statements that insert messages), written only while an
+/// enabled endpoint wants it: as [`Store::journal`] does on the other paths.
+pub(super) const MESSAGE_JOURNAL: &str = "
+    INSERT INTO webhook_events (kind, conversation_id, refs, created_at)
+    SELECT 'message.created', m.conversation_id,
+           json_build_object('message_id', m.id, 'private', m.private)::text, m.created_at
+    FROM m
+    WHERE EXISTS (SELECT 1 FROM webhook_endpoints e
+                  WHERE e.enabled = 1 AND e.events LIKE '%,message.created,%'
+                    AND (m.private = 0 OR e.include_private = 1))";
+
 /// A message to append to a conversation.
 pub struct NewChatMessage<'a> {
     pub sender_kind: SenderKind,
@@ -276,6 +288,16 @@ impl Store {
                     .await?,
             )?,
         };
+        let refs =
+            serde_json::json!({ "message_id": stored.id.0, "private": i64::from(row.private) });
+        self.journal(
+            tx,
+            "message.created",
+            Some(conversation_id),
+            refs,
+            row.private,
+        )
+        .await?;
         if let Some(attachment) = row.attachment
             && !self
                 .bind_attachment(tx, stored.id, &attachment.id, conversation_id)
@@ -308,7 +330,7 @@ impl Store {
                 SELECT ?, s.last_seq, CASE WHEN ? = 1 THEN NULL ELSE s.last_public_seq END, ?, ?, ?, ?, ?, ?, ?, ?
                 FROM s
                 RETURNING {MESSAGE_COLUMNS}
-             )
+             ), j AS ({MESSAGE_JOURNAL})
              SELECT m.*, s.status FROM m, s"
         )))
         .bind(if message.private { 0_i64 } else { 1 })
@@ -387,6 +409,17 @@ impl Store {
             Some(existing) => Ok(message.retry_of(existing)),
             None => otherwise(),
         }
+    }
+
+    /// One message by its id (a webhook's `message.created`).
+    pub async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(rows::message).transpose()?)
     }
 
     /// The message sent with `client_msg_id` in the conversation, if any.

@@ -138,6 +138,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/mysql/0018_idempotency_keys.sql"),
     ),
     (
+        19,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0019_webhooks.sql"),
+        include_str!("../../migrations/postgres/0019_webhooks.sql"),
+        include_str!("../../migrations/mysql/0019_webhooks.sql"),
+    ),
+    (
         20,
         "contact_attributes",
         include_str!("../../migrations/sqlite/0020_contact_attributes.sql"),

@@ -39,6 +39,8 @@ mod ticket_activity;
 mod tickets;
 mod users;
 mod visitors;
+mod webhook_deliveries;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -63,6 +65,8 @@ pub use sites::{DEFAULT_GREETING, Site, SiteRemoved, SiteSaved, SiteSettings};
 pub use ticket_activity::TicketActivity;
 pub use tickets::{AssigneeFilter, TicketCursor, TicketFilter};
 pub use users::{RoleChange, TokenEmail};
+pub use webhook_deliveries::{AfterFailure, Attempt, AttemptLog, DueDelivery};
+pub use webhooks::{EndpointSettings, JournalEvent, WebhookEndpoint};
 
 /// The database connection pool at one moment.
 #[derive(Debug, Clone, Copy)]

@@ -59,7 +59,7 @@ fn email(row: &AnyRow) -> Result<OutboxEmail, sqlx::Error> {
 impl Backend {
     /// Row locking for the claim: PostgreSQL workers skip rows another
     /// worker holds; SQLite has one writer at a time, so nothing is needed.
-    fn skip_locked(self) -> &'static str {
+    pub(super) fn skip_locked(self) -> &'static str {
         match self {
             Backend::Postgres | Backend::Mysql => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",

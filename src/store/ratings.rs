@@ -18,6 +18,8 @@ impl Store {
     ) -> StoreResult<()> {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
+        // The conversation first, as every change to it (journal order).
+        self.lock_conversation(&mut tx, conversation_id).await?;
         sqlx::query(self.sql(&self.backend.upsert(
             "INSERT INTO csat_ratings (conversation_id, score, comment, created_at) VALUES (?, ?, ?, ?)",
             &["conversation_id"],
@@ -35,6 +37,15 @@ impl Store {
             self.apply_ticket_activity(&mut tx, ticket_id, conversation_id, activity)
                 .await?;
         }
+        let refs = serde_json::json!({ "score": score, "comment": comment });
+        self.journal(
+            &mut tx,
+            "rating.received",
+            Some(conversation_id),
+            refs,
+            false,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

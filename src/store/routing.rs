@@ -95,6 +95,15 @@ impl Store {
                 .await?;
             }
         }
+        let refs = serde_json::json!({ "reason": "escalated" });
+        self.journal(
+            &mut tx,
+            "conversation.handed_off",
+            Some(conversation_id),
+            refs,
+            false,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -263,6 +272,18 @@ impl Store {
             == 1;
         if !done {
             return Ok(false);
+        }
+        // With a ticket, its change to resolved tells (apply_ticket_activity).
+        if self.ticket_id_of(&mut tx, conversation_id).await?.is_none() {
+            let refs = serde_json::json!({});
+            self.journal(
+                &mut tx,
+                "conversation.resolved",
+                Some(conversation_id),
+                refs,
+                false,
+            )
+            .await?;
         }
         self.ticket_follows(&mut tx, conversation_id, actor, |activity| {
             activity.status = Some(TicketStatus::Resolved);

@@ -174,6 +174,10 @@ impl Store {
                 return Err(StoreError::Conflict);
             }
         }
+        let old_status = match activity.status {
+            Some(_) => Some(self.ticket_status(tx, ticket_id).await?),
+            None => None,
+        };
         let mut written = None;
         if let Some(message) = &activity.message {
             let seqs = self
@@ -241,7 +245,55 @@ impl Store {
             .await?;
         self.insert_activity_events(tx, ticket_id, &activity, now)
             .await?;
+        self.journal_ticket_changes(tx, ticket_id, conversation_id, &activity, old_status)
+            .await?;
         Ok(written)
+    }
+
+    async fn ticket_status(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket_id: i64,
+    ) -> StoreResult<TicketStatus> {
+        let row = sqlx::query(self.sql("SELECT status FROM tickets WHERE id = ?"))
+            .bind(ticket_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(text_enum(&row, "status", TicketStatus::parse)?)
+    }
+
+    /// The webhook events of an action on a ticket: an assignment, a status
+    /// that changed, and a resolution of its conversation.
+    async fn journal_ticket_changes(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ticket_id: i64,
+        conversation_id: ConversationId,
+        activity: &TicketActivity,
+        old_status: Option<TicketStatus>,
+    ) -> StoreResult<()> {
+        let conversation = Some(conversation_id);
+        if let Some(Some(assignee)) = activity.assignee {
+            let refs = serde_json::json!({ "assignee_id": assignee.0 });
+            self.journal(tx, "conversation.assigned", conversation, refs, false)
+                .await?;
+        }
+        if let (Some(from), Some(to)) = (old_status, activity.status)
+            && from != to
+        {
+            let refs = serde_json::json!({
+                "ticket_id": ticket_id,
+                "changes": { "status": { "from": from.as_str(), "to": to.as_str() } },
+            });
+            self.journal(tx, "ticket.status_changed", conversation, refs, false)
+                .await?;
+            if to == TicketStatus::Resolved {
+                let refs = serde_json::json!({});
+                self.journal(tx, "conversation.resolved", conversation, refs, false)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the conversation's status and assignee in step with its ticket.

@@ -199,6 +199,13 @@ impl Store {
         let now = now_ms();
         let (mut tx, _turn) = self.write_tx().await?;
 
+        let known =
+            sqlx::query(self.sql("SELECT id FROM visitors WHERE site_id = ? AND user_id = ?"))
+                .bind(site_id)
+                .bind(customer.id.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         sqlx::query(self.sql(&self.backend.upsert(
             "INSERT INTO visitors (site_id, user_id, name, email, created_at) VALUES (?, ?, ?, ?, ?)",
             &["site_id", "user_id"],
@@ -218,6 +225,11 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
+        if !known {
+            let refs = serde_json::json!({ "visitor_id": visitor_id.0 });
+            self.journal(&mut tx, "contact.created", None, refs, false)
+                .await?;
+        }
 
         let insert = sqlx::query(self.sql(&self.backend.returning(
             "INSERT INTO conversations (site_id, visitor_id, status, last_seq, last_public_seq, waiting_since, created_at, updated_at)
@@ -230,6 +242,15 @@ impl Store {
         .bind(now)
         .bind(now);
         let conversation_id = ConversationId(self.inserted_id(insert, &mut tx).await?);
+        let refs = serde_json::json!({});
+        self.journal(
+            &mut tx,
+            "conversation.started",
+            Some(conversation_id),
+            refs,
+            false,
+        )
+        .await?;
         self.insert_message(
             &mut tx,
             conversation_id,
@@ -299,6 +320,9 @@ impl Store {
         for email in &opened.emails {
             self.insert_email(tx, email).await?;
         }
+        let refs = serde_json::json!({ "ticket_number": number.0 });
+        self.journal(tx, "ticket.created", Some(conversation_id), refs, false)
+            .await?;
         Ok(number)
     }
 

@@ -39,15 +39,16 @@ impl Store {
         .bind(email)
         .bind(now)
         .bind(now);
+        let (mut tx, _turn) = self.write_tx().await?;
         let row = self
-            .inserted_row(
-                insert,
-                "visitors",
-                COLUMNS,
-                &mut *self.pool.acquire().await?,
-            )
+            .inserted_row(insert, "visitors", COLUMNS, &mut tx)
             .await?;
-        Ok(visitor(&row)?)
+        let created = visitor(&row)?;
+        let refs = serde_json::json!({ "visitor_id": created.id.0 });
+        self.journal(&mut tx, "contact.created", None, refs, false)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// The visitor holding this token on this site, if any (its first

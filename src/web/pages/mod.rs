@@ -21,6 +21,7 @@ mod setup;
 mod site_identity;
 mod sites;
 mod ticket_parts;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,6 +83,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
         .route("/admin/outbox", get(settings::outbox))
+        .route("/admin/webhooks", get(webhooks::show).post(webhooks::add))
+        .route(
+            "/admin/webhooks/{id}",
+            get(webhooks::show_endpoint).post(webhooks::save),
+        )
+        .route("/admin/webhooks/{id}/test", post(webhooks::send_test))
+        .route("/admin/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/admin/webhooks/{id}/delete", post(webhooks::delete))
         .route(
             "/admin/sites/{id}/identity",
             get(site_identity::show).post(site_identity::save),

@@ -27,6 +27,7 @@ pub fn admin_nav(current: &str) -> Markup {
         ("/admin/canned", "Canned replies"),
         ("/admin/outbox", "Email outbox"),
         ("/admin/inbound", "Inbound email"),
+        ("/admin/webhooks", "Webhooks"),
         ("/admin/reports", "Reports"),
     ];
     html! {
