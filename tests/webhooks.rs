@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use careline::model::{ConversationId, SenderKind, User};
 use careline::store::{NewChatMessage, Store};
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
 use support::databases::{backends, postgres_available};
 use support::{Browser, Database, TestApp, TestDb};
@@ -366,7 +366,11 @@ async fn a_receiver_sees_signed_events_in_order_retries_and_private_notes_only_w
             .filter(|r| r.event_type == "contact.created")
             .collect();
         assert_eq!(contact.len(), 1);
-        assert_eq!(contact[0].json()["data"]["contact"]["name"], "Grace");
+        let shown = &contact[0].json()["data"]["contact"];
+        assert_eq!(shown["name"], "Grace");
+        // The API's own contact shape: its id reads the same contact there.
+        assert!(shown["id"].is_i64(), "{shown}");
+        assert_eq!(shown["attributes"], json!({}), "{shown}");
         let story: Vec<&Received> = delivered
             .iter()
             .filter(|r| r.event_type != "contact.created")

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::domain::DomainError;
 use crate::domain::chat::{Audience, Chat};
-use crate::domain::shapes::{ApiMessage, ApiTicket};
+use crate::domain::shapes::{ApiContact, ApiMessage, ApiTicket};
 use crate::model::{MessageId, VisitorId};
 use crate::store::{JournalEvent, WebhookEndpoint};
 
@@ -65,15 +65,11 @@ async fn data(chat: &Chat, event: &JournalEvent) -> Result<Option<Value>, Domain
     let refs = &event.refs;
     if event.kind == "contact.created" {
         let id = VisitorId(refs["visitor_id"].as_i64().unwrap_or_default());
-        return Ok(store.visitor(id).await?.map(|v| {
-            json!({ "contact": {
-                "id": v.id.to_string(),
-                "site_id": v.site_id.to_string(),
-                "name": v.name,
-                "email": v.email,
-                "customer_account": v.user_id.is_some(),
-            }})
-        }));
+        // The API's own contact, as `GET /api/v1/contacts/{id}` answers.
+        return Ok(store
+            .contact(id)
+            .await?
+            .map(|c| json!({ "contact": ApiContact::new(c) })));
     }
     let Some(conversation_id) = event.conversation_id else {
         return Ok(None);
