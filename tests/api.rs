@@ -412,3 +412,55 @@ async fn admins_read_the_report_figures_and_agents_do_not() {
     let (status, _) = call(&app, &agent_token, Method::GET, "/api/v1/reports").await;
     assert_eq!(status, 404, "the report is the admins'");
 }
+
+#[tokio::test]
+async fn a_retried_upload_with_the_same_key_is_one_file() {
+    let app = TestApp::spawn(Database::Sqlite).await;
+    let mut admin = app.admin().await;
+    let mut alan = app.agent(&mut admin, "Alan", "alan@example.com").await;
+    let token = make_token(&mut alan, "CRM", "write").await;
+    let (_, ticket, _) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/api/v1/tickets",
+        json!({"subject": "Receipt", "description": "attached", "customer": {"email": "mia@example.com"}}),
+        None,
+    )
+    .await;
+    let number = careline::model::TicketNumber(ticket["number"].as_i64().unwrap());
+    let conversation = app
+        .store
+        .ticket_by_number(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation_id;
+    let upload = |key: &'static str| {
+        let url = format!(
+            "{}/api/v1/conversations/{}/attachments?name=receipt.txt",
+            app.base, conversation.0
+        );
+        let token = token.clone();
+        async move {
+            let response = careline::http_client(std::time::Duration::from_secs(10))
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Idempotency-Key", key)
+                .body("paid in full\n")
+                .send()
+                .await
+                .unwrap();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap(), replayed)
+        }
+    };
+    let (status, first, replayed) = upload("upload-1").await;
+    assert_eq!((status, replayed), (201, false), "{first}");
+    let (status, again, replayed) = upload("upload-1").await;
+    assert_eq!((status, replayed), (201, true), "{again}");
+    assert_eq!(again["id"], first["id"], "the same file, stored once");
+    let (_, other, _) = upload("upload-2").await;
+    assert_ne!(other["id"], first["id"], "a new key is a new upload");
+}

@@ -388,6 +388,8 @@ pub(super) struct Doc;
     params(
         ("id" = String, Path, description = "The conversation's id"),
         ("name" = Option<String>, Query, description = "The file's name, as people will see it"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1–255 visible characters (a UUID is usual): a retry with the same key answers the first upload again (`Idempotent-Replayed: true`) rather than storing the file twice"),
     ),
     request_body(content = String, content_type = "application/octet-stream",
         description = "The file's bytes"),
@@ -398,7 +400,8 @@ pub(super) struct Doc;
         (status = 404, description = "No such conversation, or not the caller's", body = ErrorBody),
         (status = 413, description = "Larger than `attachment_max_bytes`", body = ErrorBody),
         (status = 415, description = "Not a type Careline takes", body = ErrorBody),
-        (status = 422, description = "An empty file", body = ErrorBody),
+        (status = 409, description = "An upload with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "An empty file, or an Idempotency-Key used for another request", body = ErrorBody),
         (status = 429, description = "Too many requests or uploads", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
@@ -434,14 +437,21 @@ async fn page_upload(
         kind,
         user_id: Some(user.id),
     };
-    receive(
-        &state,
-        uploader,
-        &query.name,
-        &headers,
-        body,
-        "/attachments",
-    )
+    // A retried upload with the same key is the same file, not a second.
+    let request = format!(
+        "POST /api/v1/conversations/{}/attachments",
+        conversation.id.0
+    );
+    super::api::idempotency::once(&state, &user, &headers, &request, || {
+        receive(
+            &state,
+            uploader,
+            &query.name,
+            &headers,
+            body,
+            "/attachments",
+        )
+    })
     .await
 }
 

@@ -18,7 +18,7 @@ mod body;
 mod contacts;
 mod conversations;
 mod directory;
-mod idempotency;
+pub(super) mod idempotency;
 mod new_ticket;
 pub(crate) mod openapi;
 mod reports;
