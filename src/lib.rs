@@ -333,6 +333,24 @@ fn spawn_housekeeping(store: Store, blobs: Arc<dyn Blobs>, spool_dir: PathBuf) {
                 Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
             }
+            let now = store::now_ms();
+            match store
+                .prune_webhooks(
+                    now - WEBHOOK_EVENTS_KEPT_MS,
+                    now - WEBHOOK_DELIVERIES_KEPT_MS,
+                )
+                .await
+            {
+                Ok((0, 0)) => {}
+                Ok((events, deliveries)) => {
+                    tracing::info!(
+                        events,
+                        deliveries,
+                        "removed old webhook events and deliveries"
+                    )
+                }
+                Err(e) => tracing::warn!(error = %e, "could not remove old webhook deliveries"),
+            }
             let before =
                 store::now_ms() - domain::attachments::UNSENT_UPLOAD_LIFETIME.as_millis() as i64;
             match domain::attachments::sweep_unsent_uploads(&store, &*blobs, &spool_dir, before)
@@ -355,6 +373,10 @@ fn spawn_housekeeping(store: Store, blobs: Arc<dyn Blobs>, spool_dir: PathBuf) {
 
 /// How often expired sessions and unsent uploads are removed.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(15 * 60);
+/// A fanned-out webhook event is kept a day (its deliveries carry it on).
+const WEBHOOK_EVENTS_KEPT_MS: i64 = 24 * 3_600_000;
+/// A delivered webhook delivery, and its lines of the delivery log, a week.
+const WEBHOOK_DELIVERIES_KEPT_MS: i64 = 7 * 24 * 3_600_000;
 
 pub use adapter::{http_client, install_tls};
 

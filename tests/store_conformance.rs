@@ -2046,3 +2046,67 @@ async fn contact_details(store: &Store) {
         .unwrap();
     assert_eq!(store.contact(typed.id).await.unwrap().unwrap(), after);
 }
+
+conformance!(
+    old_webhook_events_and_delivered_deliveries_are_removed_and_waiting_ones_kept,
+    webhook_pruning
+);
+async fn webhook_pruning(store: &Store) {
+    let settings = careline::store::EndpointSettings {
+        url: "https://hooks.example.com/careline",
+        events: &["conversation.started"],
+        include_private: false,
+    };
+    let endpoint = store
+        .create_webhook_endpoint(&settings, "sealed")
+        .await
+        .unwrap();
+    store
+        .queue_webhook_ping(endpoint, |e| format!("{{\"id\":{}}}", e.id))
+        .await
+        .unwrap();
+    let claimed = store.claim_webhook_deliveries(10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let delivered = careline::store::Attempt {
+        status: Some(200),
+        latency_ms: 3,
+        excerpt: "ok".into(),
+        error: String::new(),
+        delivered: true,
+    };
+    let failure = careline::store::AfterFailure {
+        next_attempt_at: now_ms(),
+        disable_after: 15,
+        disabled_reason: String::new(),
+        email: careline::store::NewEmail {
+            to: String::new(),
+            template: "webhook_disabled",
+            payload: serde_json::json!({}),
+        },
+    };
+    store
+        .record_webhook_attempt(&claimed[0], &delivered, failure)
+        .await
+        .unwrap();
+    // A second one that has not gone out yet.
+    store
+        .queue_webhook_ping(endpoint, |e| format!("{{\"id\":{}}}", e.id))
+        .await
+        .unwrap();
+    assert_eq!(store.webhook_log(endpoint, 10).await.unwrap().len(), 1);
+
+    // Nothing is old yet.
+    assert_eq!(store.prune_webhooks(0, 0).await.unwrap(), (0, 0));
+    let later = now_ms() + 1_000;
+    assert_eq!(
+        store.prune_webhooks(later, later).await.unwrap(),
+        (2, 1),
+        "both events (fanned out) and the delivered delivery"
+    );
+    assert_eq!(
+        store.webhook_pending(endpoint).await.unwrap(),
+        1,
+        "the waiting delivery stays"
+    );
+    assert!(store.webhook_log(endpoint, 10).await.unwrap().is_empty());
+}

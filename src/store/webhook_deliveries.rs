@@ -297,6 +297,43 @@ impl Store {
         Ok(log)
     }
 
+    /// Removes what webhooks no longer need: journal rows fanned out before
+    /// `events_before` (their deliveries carry the body and the event id),
+    /// and deliveries delivered before `delivered_before`, with their log
+    /// lines. A waiting delivery stays however old, until it goes out or
+    /// its endpoint is removed. Returns (events, deliveries) removed.
+    pub async fn prune_webhooks(
+        &self,
+        events_before: i64,
+        delivered_before: i64,
+    ) -> StoreResult<(u64, u64)> {
+        let (mut tx, _turn) = self.write_tx().await?;
+        let events = sqlx::query(
+            self.sql("DELETE FROM webhook_events WHERE fanned_out = 1 AND created_at < ?"),
+        )
+        .bind(events_before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(self.sql(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN
+                 (SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND delivered_at < ?)",
+        ))
+        .bind(delivered_before)
+        .execute(&mut *tx)
+        .await?;
+        let deliveries =
+            sqlx::query(self.sql(
+                "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND delivered_at < ?",
+            ))
+            .bind(delivered_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((events, deliveries))
+    }
+
     /// Deliveries of an endpoint not delivered yet.
     pub async fn webhook_pending(&self, endpoint_id: i64) -> StoreResult<i64> {
         let row = sqlx::query(self.sql(
