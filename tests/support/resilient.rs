@@ -70,8 +70,16 @@ impl Resilient {
         }
     }
 
+    /// The highest seq held with nothing missing below it, as the
+    /// protocol says to resume from (docs/protocol.md §6.4): resuming from
+    /// the highest held would never fill a gap below a message that came
+    /// live after a loss (a message that overtook a `resume_required`).
     fn last_seq(&self) -> i64 {
-        self.held.keys().next_back().copied().unwrap_or(0)
+        let mut last = 0;
+        while self.held.contains_key(&(last + 1)) {
+            last += 1;
+        }
+        last
     }
 
     /// Connects (retrying for up to 30 s), says hello and resumes.
