@@ -230,6 +230,33 @@ fn text_of(value: &Value) -> String {
     value.as_str().unwrap_or("").to_string()
 }
 
+/// A description as the document writes it: `backticks` mark code (the
+/// only markup the descriptions use); everything is escaped.
 fn text(value: &Value) -> Markup {
-    html! { (text_of(value)) }
+    let text = text_of(value);
+    // An unpaired backtick is a character, not markup.
+    if text.matches('`').count() % 2 == 1 {
+        return html! { (text) };
+    }
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backticks_become_code_and_everything_is_escaped() {
+        let shown = text(&Value::from("Send `X-CSRF-Token` <b>now</b>")).into_string();
+        assert_eq!(
+            shown,
+            "Send <code>X-CSRF-Token</code> &lt;b&gt;now&lt;/b&gt;"
+        );
+        let odd = text(&Value::from("a `b <i>")).into_string();
+        assert_eq!(odd, "a `b &lt;i&gt;");
+    }
 }
