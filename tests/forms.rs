@@ -91,6 +91,12 @@ async fn every_form_on_every_page_sends_what_its_handler_reads() {
             &[("title", "Hello"), ("body", "Hello, how can I help?")],
         )
         .await;
+    // A label, so that its forms and the ticket's label forms show.
+    admin.get("/admin/labels").await;
+    admin
+        .submit("/admin/labels", &[("name", "Refund"), ("colour", "red")])
+        .await
+        .expect_redirect("/admin/labels?done=added");
 
     let mut sent = 0;
     let ticket = format!("/tickets/{number}");
@@ -104,6 +110,7 @@ async fn every_form_on_every_page_sends_what_its_handler_reads() {
             "/admin/bot",
             "/admin/faq",
             "/admin/canned",
+            "/admin/labels",
             "/console",
             &console_ticket,
             "/account",

@@ -2110,3 +2110,159 @@ async fn webhook_pruning(store: &Store) {
     );
     assert!(store.webhook_log(endpoint, 10).await.unwrap().is_empty());
 }
+
+conformance!(
+    labels_are_unique_ignoring_case_and_filter_the_list,
+    labels_filter
+);
+async fn labels_filter(store: &Store) {
+    use careline::model::LabelColour;
+    let chat = chat_on(store);
+    let grace = user(store, "grace@example.com", Role::Customer).await;
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let printer = tickets::raise(&chat, &grace, "Printer", "It jams", Priority::Normal)
+        .await
+        .unwrap();
+    let invoice = tickets::raise(&chat, &grace, "Invoice", "Wrong", Priority::Normal)
+        .await
+        .unwrap();
+    let vip = store
+        .add_label("VIP", "vip", LabelColour::Purple)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_label("vip", "vip", LabelColour::Red).await,
+        Err(StoreError::Duplicate("name"))
+    ));
+    let bug = store
+        .add_label("Bug", "bug", LabelColour::Orange)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .save_label(bug, ("Vip", "vip"), LabelColour::Red)
+            .await,
+        Err(StoreError::Duplicate("name"))
+    ));
+    // Saving the same values is no "not found" (MariaDB counts no change).
+    store
+        .save_label(bug, ("Bug", "bug"), LabelColour::Orange)
+        .await
+        .unwrap();
+    let vip_label = store.label(vip).await.unwrap().unwrap();
+    let bug_label = store.label(bug).await.unwrap().unwrap();
+    assert!(
+        store
+            .set_ticket_label(&printer, &vip_label, true, &agent)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_ticket_label(&printer, &vip_label, true, &agent)
+            .await
+            .unwrap(),
+        "already on"
+    );
+    store
+        .set_ticket_label(&printer, &bug_label, true, &agent)
+        .await
+        .unwrap();
+    store
+        .set_ticket_label(&invoice, &bug_label, true, &agent)
+        .await
+        .unwrap();
+
+    let listed = |label| async move {
+        store
+            .list_tickets(&TicketFilter {
+                label,
+                limit: 50,
+                ..TicketFilter::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| {
+                let names: Vec<String> = t.labels.into_iter().map(|l| l.name).collect();
+                (t.number, names)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(Some(vip)).await,
+        [(printer.number, vec!["Bug".to_string(), "VIP".to_string()])]
+    );
+    assert_eq!(
+        listed(Some(bug)).await,
+        [
+            (invoice.number, vec!["Bug".to_string()]),
+            (printer.number, vec!["Bug".to_string(), "VIP".to_string()]),
+        ]
+    );
+    // The label filter with the others, and a customer's list ignoring it.
+    let open_vip = store
+        .list_tickets(&TicketFilter {
+            label: Some(vip),
+            status: Some(TicketStatus::Resolved),
+            limit: 50,
+            ..TicketFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(open_vip.is_empty());
+    let theirs = tickets::list(
+        store,
+        &grace,
+        TicketFilter {
+            label: Some(vip),
+            limit: 50,
+            ..TicketFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs.len(), 2);
+
+    // Each change is a private timeline entry.
+    let events = store.ticket_events(printer.id, true).await.unwrap();
+    let labelled: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::LabelAdded)
+        .collect();
+    assert_eq!(labelled.len(), 2);
+    assert!(labelled.iter().all(|e| e.private));
+    assert!(
+        store
+            .set_ticket_label(&printer, &vip_label, false, &agent)
+            .await
+            .unwrap()
+    );
+    let events = store.ticket_events(printer.id, false).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e.kind, EventKind::LabelAdded | EventKind::LabelRemoved)),
+        "customers never see them"
+    );
+
+    // Deleting a label takes it off every ticket.
+    store.delete_label(bug).await.unwrap();
+    assert!(listed(Some(bug)).await.is_empty());
+    let printer_now = store
+        .ticket_by_number(printer.number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(printer_now.labels.is_empty());
+    assert!(matches!(
+        store
+            .set_ticket_label(&invoice, &bug_label, true, &agent)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_label(bug).await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -43,6 +43,27 @@ pub struct ApiTicket {
     updated_at: i64,
     first_response_at: Option<i64>,
     resolved_at: Option<i64>,
+    /// Its labels, by name (staff only: always empty for a customer).
+    labels: Vec<ApiLabel>,
+}
+
+/// A label admins defined; `colour` is one of the palette's names.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Label)]
+pub struct ApiLabel {
+    id: i64,
+    name: String,
+    colour: crate::model::LabelColour,
+}
+
+impl From<crate::model::Label> for ApiLabel {
+    fn from(label: crate::model::Label) -> ApiLabel {
+        ApiLabel {
+            id: label.id.0,
+            name: label.name,
+            colour: label.colour,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -80,6 +101,11 @@ impl ApiTicket {
             updated_at: ticket.updated_at,
             first_response_at: ticket.first_response_at,
             resolved_at: ticket.resolved_at,
+            labels: if staff {
+                ticket.labels.into_iter().map(ApiLabel::from).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -219,4 +245,5 @@ word_schema!(
     crate::model::SenderKind => "Who wrote a message.",
     crate::model::EventKind => "What happened to a ticket.",
     crate::model::Role => "What a person may do.",
+    crate::model::LabelColour => "A label's colour, from the fixed palette.",
 );

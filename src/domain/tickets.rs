@@ -182,6 +182,8 @@ pub async fn list(
     if !viewer.role.is_staff() {
         filter.customer = Some(viewer.id);
         filter.customer_email = viewer.verified.then(|| viewer.email.clone());
+        // Labels are for staff: a customer cannot sort theirs by one.
+        filter.label = None;
     }
     if let AssigneeFilter::Me = filter.assignee {
         filter.assignee = AssigneeFilter::User(viewer.id);

@@ -58,6 +58,10 @@ id_type!(
     /// Someone chatting from the widget.
     VisitorId
 );
+id_type!(
+    /// A label admins defined for tickets.
+    LabelId
+);
 
 #[cfg(test)]
 mod tests {

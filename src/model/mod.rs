@@ -41,6 +41,7 @@ macro_rules! text_enum {
 mod attachment;
 mod conversation;
 mod ids;
+mod label;
 mod message;
 mod people;
 mod site;
@@ -49,7 +50,8 @@ mod ticket;
 
 pub use attachment::{Attachment, AttachmentRef, is_inline_image};
 pub use conversation::{Conversation, ConversationStatus, QueueEntry};
-pub use ids::{ConversationId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
+pub use ids::{ConversationId, LabelId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
+pub use label::{Label, LabelColour};
 pub use message::{MAX_BODY, Message, SenderKind};
 pub use people::{Email, Role, User, Visitor};
 pub use site::WidgetPosition;

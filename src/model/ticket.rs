@@ -1,7 +1,7 @@
 //! Tickets: what a customer raised, who works on it, where it stands, and
 //! its timeline.
 
-use super::{ConversationId, SiteId, TicketNumber, UserId};
+use super::{ConversationId, Label, SiteId, TicketNumber, UserId};
 
 text_enum!(
     TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
@@ -38,6 +38,8 @@ pub struct Ticket {
     pub updated_at: i64,
     pub first_response_at: Option<i64>,
     pub resolved_at: Option<i64>,
+    /// Its labels, by name (staff only: a customer is never shown them).
+    pub labels: Vec<Label>,
 }
 
 impl Ticket {
@@ -68,6 +70,8 @@ text_enum!(
         AgentReply = "agent_reply",
         Note = "note",
         Rated = "rated",
+        LabelAdded = "label_added",
+        LabelRemoved = "label_removed",
     }
 );
 
@@ -86,6 +90,8 @@ impl TicketEvent {
             EventKind::AgentReply => "Support replied".into(),
             EventKind::Note => "Private note added".into(),
             EventKind::Rated => format!("Customer rated the help {new}"),
+            EventKind::LabelAdded => format!("Label added: {new}"),
+            EventKind::LabelRemoved => format!("Label removed: {old}"),
         }
     }
 }

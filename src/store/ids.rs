@@ -8,7 +8,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Any, Database, Decode, Encode, Type};
 
-use crate::model::{ConversationId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
+use crate::model::{ConversationId, LabelId, MessageId, SiteId, TicketNumber, UserId, VisitorId};
 
 macro_rules! integer_column {
     ($($name:ident),+) => {$(
@@ -45,5 +45,6 @@ integer_column!(
     TicketNumber,
     MessageId,
     SiteId,
-    VisitorId
+    VisitorId,
+    LabelId
 );

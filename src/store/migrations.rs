@@ -151,6 +151,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0020_contact_attributes.sql"),
         include_str!("../../migrations/mysql/0020_contact_attributes.sql"),
     ),
+    (
+        21,
+        "labels",
+        include_str!("../../migrations/sqlite/0021_labels.sql"),
+        include_str!("../../migrations/postgres/0021_labels.sql"),
+        include_str!("../../migrations/mysql/0021_labels.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -19,6 +19,7 @@ mod idempotency;
 mod identity;
 mod ids;
 mod inbound_emails;
+mod labels;
 mod leases;
 mod messages;
 mod migrations;

@@ -10,7 +10,7 @@ use super::rows::{flag, text_enum};
 use super::ticket_activity::{NewMessage, TicketActivity};
 use super::{Store, StoreError, StoreResult, now_ms};
 use crate::model::{
-    ConversationId, EventKind, Person, Priority, SenderKind, SiteId, Ticket, TicketEvent,
+    ConversationId, EventKind, LabelId, Person, Priority, SenderKind, SiteId, Ticket, TicketEvent,
     TicketNumber, VisitorId,
 };
 use crate::model::{TicketStatus, User, UserId};
@@ -27,6 +27,8 @@ pub struct TicketFilter {
     pub assignee: AssigneeFilter,
     /// Only tickets whose conversation came from this site.
     pub site: Option<SiteId>,
+    /// Only tickets carrying this label.
+    pub label: Option<LabelId>,
     /// A ticket number (`1042` or `#1042`), or words of the subject or the
     /// customer's email.
     pub query: Option<String>,
@@ -110,6 +112,8 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
         updated_at: row.try_get("updated_at")?,
         first_response_at: row.try_get("first_response_at")?,
         resolved_at: row.try_get("resolved_at")?,
+        // Filled in by `Store::with_labels`.
+        labels: Vec::new(),
     })
 }
 
@@ -396,7 +400,10 @@ impl Store {
             .bind(number)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(ticket).transpose()?)
+        match row.as_ref().map(ticket).transpose()? {
+            Some(found) => Ok(self.with_labels(vec![found]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     /// A page of tickets, most recently updated first.
@@ -458,6 +465,12 @@ impl Store {
             push(
                 " AND t.conversation_id IN (SELECT id FROM conversations WHERE site_id = ?)",
                 Some(Arg::Int(site.0)),
+            );
+        }
+        if let Some(label) = filter.label {
+            push(
+                " AND t.id IN (SELECT ticket_id FROM ticket_labels WHERE label_id = ?)",
+                Some(Arg::Int(label.0)),
             );
         }
         if let Some(after) = filter.after {
@@ -531,7 +544,8 @@ impl Store {
             };
         }
         let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(ticket).collect::<Result<_, _>>()?)
+        let found = rows.iter().map(ticket).collect::<Result<Vec<_>, _>>()?;
+        self.with_labels(found).await
     }
 
     /// The timeline, oldest first; private entries only when asked.

@@ -19,6 +19,7 @@ mod contacts;
 mod conversations;
 mod directory;
 pub(super) mod idempotency;
+mod labels;
 mod new_ticket;
 pub(crate) mod openapi;
 mod reports;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .merge(tickets::routes())
         .merge(new_ticket::routes())
         .merge(ticket_changes::routes())
+        .merge(labels::routes())
         .merge(directory::routes())
         .merge(conversations::routes())
         .merge(contacts::routes())

@@ -28,6 +28,7 @@ use crate::web::AppState;
 const PARTS: &[fn() -> Document] = &[
     super::tickets::Doc::openapi,
     super::ticket_changes::Doc::openapi,
+    super::labels::Doc::openapi,
     super::conversations::Doc::openapi,
     super::directory::Doc::openapi,
     super::new_ticket::Doc::openapi,

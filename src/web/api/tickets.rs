@@ -62,6 +62,10 @@ struct ListQuery {
     /// A site's id: only tickets whose conversation came from it.
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<String>,
+    /// A label's id (`GET /api/v1/labels`): only tickets carrying it.
+    #[param(value_type = Option<i64>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
     /// At most this many (1 to 100; 50 when missing).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +154,16 @@ fn filter_of(query: &ListQuery) -> Result<TicketFilter, DomainError> {
                     invalid(
                         "site",
                         "site must be a site's id, as the ticket's `site.id` gives it",
+                    )
+                })
+            })
+            .transpose()?,
+        label: given(&query.label)
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    invalid(
+                        "label",
+                        "label must be a label's id, as GET /api/v1/labels gives it",
                     )
                 })
             })

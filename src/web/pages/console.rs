@@ -1,6 +1,7 @@
-//! The agent console: the ticket list with filters and search, and a
-//! ticket page where staff reply, write private notes, assign, and change
-//! status and priority.
+//! The agent console: the ticket list with filters and search (and the
+//! selection that bulk actions apply to: `ticket_labels`), and a ticket
+//! page where staff reply, write private notes, assign, change status and
+//! priority, and put labels on and off.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,11 +11,11 @@ use serde::Deserialize;
 
 use super::layout::{FormErrors, csrf_field, form_errors, page, text_area, time};
 use super::ticket_parts::{
-    ReplyForm, attach_field, priority_badge, status_badge, summary, thread, timeline,
+    ReplyForm, attach_field, label_chip, priority_badge, status_badge, summary, thread, timeline,
 };
 use crate::domain::invalid;
 use crate::domain::tickets::{self, TicketUpdate, TicketView};
-use crate::model::{Priority, TicketNumber, TicketStatus, User, UserId};
+use crate::model::{Label, Priority, TicketNumber, TicketStatus, User, UserId};
 use crate::store::{AssigneeFilter, TicketFilter};
 use crate::web::AppState;
 use crate::web::csrf::{CsrfForm, CsrfToken};
@@ -26,7 +27,7 @@ const PAGE_SIZE: i64 = 50;
 const MAX_PAGE: i64 = 100_000;
 
 #[derive(Deserialize, Default)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     #[serde(default)]
     status: String,
     #[serde(default)]
@@ -37,6 +38,9 @@ pub struct ListQuery {
     /// A site's id: only tickets whose conversation came from it.
     #[serde(default)]
     site: String,
+    /// A label's id: only tickets carrying it.
+    #[serde(default)]
+    label: String,
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -60,6 +64,7 @@ impl ListQuery {
                     .unwrap_or(AssigneeFilter::Anyone),
             },
             site: self.site.parse().ok(),
+            label: self.label.parse().ok(),
             query: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
             limit: PAGE_SIZE + 1,
             offset: (page - 1) * PAGE_SIZE,
@@ -73,14 +78,26 @@ impl ListQuery {
             ("priority", self.priority.as_str()),
             ("assignee", self.assignee.as_str()),
             ("site", self.site.as_str()),
+            ("label", self.label.as_str()),
             ("q", self.q.as_str()),
             ("page", &page.to_string()),
         ])
         .unwrap_or_default()
     }
+
+    /// The list as it was shown, from the query string a bulk form carried
+    /// back (`back`); a bad one is the plain list.
+    pub(super) fn from_back(back: &str) -> ListQuery {
+        serde_urlencoded::from_str(back).unwrap_or_default()
+    }
 }
 
-fn select(label: &str, name: &str, current: &str, options: &[(String, String)]) -> Markup {
+pub(super) fn select(
+    label: &str,
+    name: &str,
+    current: &str,
+    options: &[(String, String)],
+) -> Markup {
     html! {
         div.field {
             label for=(name) { (label) }
@@ -117,13 +134,39 @@ fn any_and<T: Copy>(all: &[T], text: fn(T) -> &'static str) -> Vec<(String, Stri
         .collect()
 }
 
+/// What the list shows above the tickets after a bulk action: its outcome,
+/// or why it was refused.
+#[derive(Default)]
+pub(super) struct Shown {
+    pub outcome: Option<Markup>,
+    pub errors: FormErrors,
+}
+
+/// "Leave as is", then `choices`: a bulk action's select.
+fn unchanged_and(choices: Vec<(String, String)>) -> Vec<(String, String)> {
+    std::iter::once((String::new(), "Leave as is".to_string()))
+        .chain(choices)
+        .collect()
+}
+
 pub async fn list(
     State(state): State<AppState>,
     Staff(current): Staff,
     csrf: CsrfToken,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let user = &current.user;
+    let body = list_page(&state, &current.user, &csrf.0, &query, Shown::default()).await?;
+    Ok(body.into_response())
+}
+
+/// The ticket list with its filters, label chips and the bulk form.
+pub(super) async fn list_page(
+    state: &AppState,
+    user: &User,
+    csrf: &str,
+    query: &ListQuery,
+    shown: Shown,
+) -> Result<Markup, PageError> {
     let mut found = tickets::list(state.store(), user, query.filter()).await?;
     let more = found.len() as i64 > PAGE_SIZE;
     found.truncate(PAGE_SIZE as usize);
@@ -136,10 +179,29 @@ pub async fn list(
     ];
     assignees.extend(staff.iter().map(|s| (s.id.to_string(), s.name.clone())));
     let sites = site_choices(&state.store().sites().await?);
+    let all_labels = crate::domain::labels::list(state.store(), user).await?;
+    let label_choices: Vec<(String, String)> = all_labels
+        .iter()
+        .map(|l| (l.id.to_string(), l.name.clone()))
+        .collect();
+    let label_filter: Vec<(String, String)> = std::iter::once((String::new(), "Any".to_string()))
+        .chain(label_choices.iter().cloned())
+        .collect();
+    let statuses: Vec<(String, String)> = TicketStatus::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), s.as_str().to_string()))
+        .collect();
+    let priorities: Vec<(String, String)> = Priority::ALL
+        .iter()
+        .map(|p| (p.as_str().to_string(), p.as_str().to_string()))
+        .collect();
+    let mut set_assignees = vec![("none".to_string(), "Nobody (unassign)".to_string())];
+    set_assignees.extend(staff.iter().map(|s| (s.id.to_string(), s.name.clone())));
+    let back = query.with_page(page_no);
     Ok(page(
         "Tickets",
         Some(user),
-        &csrf.0,
+        csrf,
         html! {
             h1 { "Tickets" }
             form.filters method="get" action="/console" role="search" {
@@ -151,28 +213,54 @@ pub async fn list(
                 (select("Priority", "priority", &query.priority, &any_and(Priority::ALL, Priority::as_str)))
                 (select("Assignee", "assignee", &query.assignee, &assignees))
                 (select("Site", "site", &query.site, &sites))
+                (select("Label", "label", &query.label, &label_filter))
                 button type="submit" { "Filter" }
             }
+            @if let Some(outcome) = &shown.outcome { (outcome) }
+            (form_errors(&shown.errors, &[]))
             @if found.is_empty() {
                 section.card.empty { p { "No tickets match these filters." } }
             } @else {
-                table.tickets {
-                    caption.visually-hidden { "Tickets, most recently updated first" }
-                    thead { tr {
-                        th scope="col" { "Number" } th scope="col" { "Subject" } th scope="col" { "Customer" }
-                        th scope="col" { "Site" } th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Assignee" } th scope="col" { "Updated" }
-                    } }
-                    tbody {
-                        @for t in &found {
-                            tr {
-                                td { a href={ "/console/tickets/" (t.number) } { "#" (t.number) } }
-                                td { a href={ "/console/tickets/" (t.number) } { (t.subject) } }
-                                td { (t.customer.name) br; small { (t.customer.email) } }
-                                td.site { (t.site_name) }
-                                td { (status_badge(t)) }
-                                td { (priority_badge(t)) }
-                                td { @match &t.assignee { Some(a) => (a.name), None => em { "Unassigned" } } }
-                                td { (time(t.updated_at)) }
+                form method="post" action="/console/bulk" {
+                    (csrf_field(csrf))
+                    input type="hidden" name="back" value=(back);
+                    fieldset.bulk {
+                        legend { "Change the ticked tickets" }
+                        (select("Add label", "add_label", "", &unchanged_and(label_choices.clone())))
+                        (select("Assign to", "set_assignee", "", &unchanged_and(set_assignees)))
+                        (select("Set status", "set_status", "", &unchanged_and(statuses)))
+                        (select("Set priority", "set_priority", "", &unchanged_and(priorities)))
+                        button type="submit" { "Apply to ticked" }
+                    }
+                    table.tickets {
+                        caption.visually-hidden { "Tickets, most recently updated first" }
+                        thead { tr {
+                            th scope="col" { span.visually-hidden { "Select" } }
+                            th scope="col" { "Number" } th scope="col" { "Subject" } th scope="col" { "Customer" }
+                            th scope="col" { "Site" } th scope="col" { "Status" } th scope="col" { "Priority" } th scope="col" { "Assignee" } th scope="col" { "Updated" }
+                        } }
+                        tbody {
+                            @for t in &found {
+                                tr {
+                                    td {
+                                        input type="checkbox" name="ticket" value=(t.number)
+                                            id={ "pick-" (t.number) } aria-label={ "Select #" (t.number) };
+                                    }
+                                    td { a href={ "/console/tickets/" (t.number) } { "#" (t.number) } }
+                                    td {
+                                        a href={ "/console/tickets/" (t.number) } { (t.subject) }
+                                        @if !t.labels.is_empty() {
+                                            br;
+                                            span.labels { @for l in &t.labels { (label_chip(l)) } }
+                                        }
+                                    }
+                                    td { (t.customer.name) br; small { (t.customer.email) } }
+                                    td.site { (t.site_name) }
+                                    td { (status_badge(t)) }
+                                    td { (priority_badge(t)) }
+                                    td { @match &t.assignee { Some(a) => (a.name), None => em { "Unassigned" } } }
+                                    td { (time(t.updated_at)) }
+                                }
                             }
                         }
                     }
@@ -183,15 +271,54 @@ pub async fn list(
                 }
             }
         },
-    )
-    .into_response())
+    ))
+}
+
+/// The ticket's labels, each with its button to take it off, and the form
+/// to put on one it does not have yet.
+fn labels_card(csrf: &str, ticket: &crate::model::Ticket, all: &[Label]) -> Markup {
+    let n = ticket.number;
+    let addable: Vec<(String, String)> = all
+        .iter()
+        .filter(|l| !ticket.labels.iter().any(|on| on.id == l.id))
+        .map(|l| (l.id.to_string(), l.name.clone()))
+        .collect();
+    html! {
+        section.card.labels {
+            h2 { "Labels" }
+            @if ticket.labels.is_empty() {
+                p.hint { "No labels." }
+            } @else {
+                ul.labels {
+                    @for label in &ticket.labels {
+                        li {
+                            (label_chip(label))
+                            form.inline method="post" action={ "/console/tickets/" (n) "/labels/" (label.id) "/remove" } {
+                                (csrf_field(csrf))
+                                button.link type="submit" aria-label={ "Remove the label " (label.name) } { "×" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if addable.is_empty() {
+                @if all.is_empty() { p.hint { "An admin defines labels under Admin → Labels." } }
+            } @else {
+                form method="post" action={ "/console/tickets/" (n) "/labels" } {
+                    (csrf_field(csrf))
+                    (select("Add a label", "label", "", &addable))
+                    button.secondary type="submit" { "Add label" }
+                }
+            }
+        }
+    }
 }
 
 fn ticket_page(
     user: &User,
     csrf: &str,
     view: &TicketView,
-    staff: &[User],
+    (staff, labels): (&[User], &[Label]),
     errors: &FormErrors,
 ) -> Markup {
     let ticket = &view.ticket;
@@ -253,6 +380,7 @@ fn ticket_page(
                             button type="submit" { "Save changes" }
                         }
                     }
+                    (labels_card(csrf, ticket, labels))
                     (timeline(&view.timeline))
                 }
             }
@@ -269,7 +397,14 @@ async fn render(
 ) -> Result<Markup, PageError> {
     let view = tickets::view(state.store(), user, number).await?;
     let staff = state.store().staff().await?;
-    Ok(ticket_page(user, csrf, &view, &staff, errors))
+    let labels = crate::domain::labels::list(state.store(), user).await?;
+    Ok(ticket_page(
+        user,
+        csrf,
+        &view,
+        (staff.as_slice(), labels.as_slice()),
+        errors,
+    ))
 }
 
 pub async fn show(
@@ -290,7 +425,7 @@ pub async fn show(
 }
 
 /// Back to the ticket after a successful post, or the page again with the error.
-async fn after(
+pub(super) async fn after(
     state: &AppState,
     user: &User,
     csrf: &str,

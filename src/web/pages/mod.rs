@@ -9,6 +9,7 @@ mod bot;
 mod console;
 mod home;
 mod inbound;
+mod labels;
 pub mod layout;
 mod live;
 mod mailbox;
@@ -20,6 +21,7 @@ mod settings;
 mod setup;
 mod site_identity;
 mod sites;
+mod ticket_labels;
 mod ticket_parts;
 mod webhooks;
 
@@ -68,6 +70,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/tickets/{number}/reply", post(console::reply))
         .route("/console/tickets/{number}/note", post(console::note))
         .route("/console/tickets/{number}/update", post(console::update))
+        .route("/console/tickets/{number}/labels", post(ticket_labels::add))
+        .route(
+            "/console/tickets/{number}/labels/{label}/remove",
+            post(ticket_labels::remove),
+        )
+        .route("/console/bulk", post(ticket_labels::apply))
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
         .route("/admin/people/capacity", post(admin::set_capacity))
@@ -82,6 +90,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(settings::canned).post(settings::add_canned),
         )
         .route("/admin/canned/{id}/delete", post(settings::delete_canned))
+        .route("/admin/labels", get(labels::show).post(labels::add))
+        .route("/admin/labels/{id}", post(labels::save))
+        .route("/admin/labels/{id}/delete", post(labels::delete))
         .route("/admin/outbox", get(settings::outbox))
         .route("/admin/webhooks", get(webhooks::show).post(webhooks::add))
         .route(

@@ -25,6 +25,7 @@ pub fn admin_nav(current: &str) -> Markup {
         ("/admin/bot", "Bot"),
         ("/admin/faq", "FAQ bot"),
         ("/admin/canned", "Canned replies"),
+        ("/admin/labels", "Labels"),
         ("/admin/outbox", "Email outbox"),
         ("/admin/inbound", "Inbound email"),
         ("/admin/webhooks", "Webhooks"),

@@ -7,7 +7,12 @@ use super::layout::{badge, time};
 use crate::domain::attachments::human_size;
 use crate::model::AttachmentRef;
 use crate::model::SenderKind;
-use crate::model::{ConversationId, Message, Ticket, TicketEvent};
+use crate::model::{ConversationId, Label, Message, Ticket, TicketEvent};
+
+/// A label as a chip in its colour (staff pages only).
+pub fn label_chip(label: &Label) -> Markup {
+    html! { span class={ "label label-" (label.colour.as_str()) } { (label.name) } }
+}
 
 pub fn status_badge(ticket: &Ticket) -> Markup {
     badge(ticket.status.as_str(), ticket.status.as_str())
