@@ -93,6 +93,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod attachments;
 pub mod chat;
+pub mod contact_merge;
 pub mod contacts;
 mod email_files;
 pub mod email_originals;

@@ -1,7 +1,7 @@
 //! Tickets: what a customer raised, who works on it, where it stands, and
 //! its timeline.
 
-use super::{ConversationId, SiteId, TicketNumber, UserId};
+use super::{ConversationId, SiteId, TicketNumber, UserId, VisitorId};
 
 text_enum!(
     TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
@@ -30,6 +30,8 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub priority: Priority,
     pub customer: Person,
+    /// The customer's contact (visitor) record, for staff's profile link.
+    pub customer_contact: VisitorId,
     /// Whether the customer's email is proven (a verified account's, or
     /// vouched for by the host site); a typed one is shown as unverified.
     pub customer_verified: bool,
@@ -68,6 +70,7 @@ text_enum!(
         AgentReply = "agent_reply",
         Note = "note",
         Rated = "rated",
+        ContactMerged = "contact_merged",
     }
 );
 
@@ -86,6 +89,7 @@ impl TicketEvent {
             EventKind::AgentReply => "Support replied".into(),
             EventKind::Note => "Private note added".into(),
             EventKind::Rated => format!("Customer rated the help {new}"),
+            EventKind::ContactMerged => format!("Contact merged: {old} into {new}"),
         }
     }
 }
