@@ -7,6 +7,7 @@ mod api_tokens;
 mod auth;
 mod bot;
 mod console;
+mod contacts;
 mod home;
 mod inbound;
 pub mod layout;
@@ -68,6 +69,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/tickets/{number}/reply", post(console::reply))
         .route("/console/tickets/{number}/note", post(console::note))
         .route("/console/tickets/{number}/update", post(console::update))
+        .route("/console/contacts", get(contacts::list))
+        .route("/console/contacts/{id}", get(contacts::show))
+        .route("/console/contacts/{id}/notes", post(contacts::add_note))
+        .route(
+            "/console/contacts/{id}/attributes",
+            post(contacts::set_attribute),
+        )
+        .route("/console/contacts/{id}/merge", post(contacts::merge))
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
         .route("/admin/people/capacity", post(admin::set_capacity))
