@@ -250,6 +250,10 @@
       customer.appendChild(document.createTextNode(" · "));
       customer.appendChild(el("a", { href: "/console?q=" + encodeURIComponent(f.customer.email), text: "past tickets" }));
     }
+    if (f.customer && f.customer.contact_id) {
+      if (customer.firstChild) customer.appendChild(document.createTextNode(" · "));
+      customer.appendChild(el("a", { href: "/console/contacts/" + encodeURIComponent(f.customer.contact_id), text: "profile" }));
+    }
     var mineNow = f.assignee && f.assignee.id === ME;
     $("claim").hidden = f.status !== "waiting";
     $("resolve").hidden = !(f.status === "live" || f.status === "waiting");

@@ -306,6 +306,8 @@ pub struct SiteRef {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Customer {
+    /// Their contact's id: `/console/contacts/{id}`, `/api/v1/contacts/{id}`.
+    pub contact_id: String,
     pub name: String,
     pub email: String,
     /// Whether the email is proven (a verified account's, or vouched for

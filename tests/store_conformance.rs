@@ -2266,3 +2266,166 @@ async fn labels_filter(store: &Store) {
         Err(StoreError::NotFound)
     ));
 }
+
+conformance!(
+    a_contact_merge_moves_history_notes_and_identity_once,
+    contact_merge
+);
+/// Merging contacts: conversations, tickets (each with a timeline entry),
+/// notes and attributes move in one transaction; the merged id leads to the
+/// survivor; provably different people are refused.
+async fn contact_merge(store: &Store) {
+    use careline::auth::hash_token;
+    use careline::domain::DomainError;
+    use careline::domain::contact_merge;
+    use careline::domain::contacts::{self, ContactChange};
+    let chat = chat_on(store);
+    let agent = user(store, "agent@example.com", Role::Agent).await;
+    let site = store.default_site().await.unwrap();
+    let grace = store
+        .create_visitor(
+            site.id,
+            &hash_token("grace-token"),
+            "Grace",
+            "grace@example.com",
+        )
+        .await
+        .unwrap();
+    let duplicate = store
+        .create_visitor(
+            site.id,
+            &hash_token("dup-token"),
+            "",
+            "g.hopper@example.com",
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .verify_visitor(duplicate.id, "u-7", "G. Hopper", "g.hopper@example.com")
+            .await
+            .unwrap()
+    );
+    let mut moved_tickets = Vec::new();
+    for visitor in [grace.id, duplicate.id, duplicate.id] {
+        let c = store.create_conversation(site.id, visitor).await.unwrap();
+        assert!(store.escalate(c.id, "Help", "Careline").await.unwrap());
+    }
+    for ticket in store.contact_tickets(duplicate.id, 10).await.unwrap() {
+        moved_tickets.push(ticket.id);
+    }
+    assert_eq!(moved_tickets.len(), 2);
+    contacts::add_note(
+        store,
+        &agent,
+        duplicate.id,
+        "Called twice about the same invoice",
+    )
+    .await
+    .unwrap();
+    for (id, attributes) in [
+        (grace.id, serde_json::json!({"plan": "pro"})),
+        (
+            duplicate.id,
+            serde_json::json!({"plan": "free", "seats": 3}),
+        ),
+    ] {
+        let change = ContactChange {
+            attributes: Some(attributes.as_object().unwrap().clone()),
+            ..ContactChange::default()
+        };
+        contacts::update(store, &agent, id, change).await.unwrap();
+    }
+
+    let merged = contact_merge::merge(&chat, &agent, grace.id, duplicate.id)
+        .await
+        .expect("one person from two browsers merges");
+    assert_eq!(merged.moved.conversations.len(), 2);
+    assert_eq!(merged.moved.tickets.len(), 2);
+    assert_eq!(merged.moved.notes, 1);
+    let survivor = merged.contact;
+    assert_eq!(survivor.name, "Grace", "the first's details win");
+    assert_eq!(
+        survivor.email, "g.hopper@example.com",
+        "the signed email comes along"
+    );
+    assert!(survivor.email_verified);
+    assert_eq!(survivor.external_id.as_deref(), Some("u-7"));
+    let attributes: serde_json::Value = serde_json::from_str(&survivor.attributes).unwrap();
+    assert_eq!(attributes, serde_json::json!({"plan": "pro", "seats": 3}));
+    let profile = contacts::profile(store, &agent, grace.id).await.unwrap();
+    assert_eq!(profile.conversations.len(), 3);
+    assert_eq!(profile.tickets.len(), 3);
+    assert_eq!(profile.notes.len(), 1);
+    assert_eq!(profile.notes[0].author, "agent");
+    for ticket in &moved_tickets {
+        let timeline = store.ticket_events(*ticket, true).await.unwrap();
+        let entry = timeline.last().unwrap();
+        assert_eq!(entry.kind, EventKind::ContactMerged);
+        assert_eq!(entry.actor, "agent");
+        assert!(entry.private, "staff's bookkeeping, not the customer's");
+        assert!(
+            entry
+                .describe()
+                .starts_with("Contact merged: G. Hopper <g.hopper@example.com>"),
+            "{}",
+            entry.describe()
+        );
+        let public = store.ticket_events(*ticket, false).await.unwrap();
+        assert!(public.iter().all(|e| e.kind != EventKind::ContactMerged));
+    }
+    // The merged contact is gone, its id leads to the survivor, its
+    // widget token is nobody's and the signed id finds the survivor.
+    assert!(matches!(
+        contacts::find(store, &agent, duplicate.id).await,
+        Err(DomainError::NotFound)
+    ));
+    assert_eq!(
+        contacts::successor(store, &agent, duplicate.id)
+            .await
+            .unwrap(),
+        Some(grace.id)
+    );
+    assert!(
+        store
+            .visitor_by_token(site.id, &hash_token("dup-token"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .visitor_by_external_id(site.id, "u-7")
+            .await
+            .unwrap()
+            .map(|v| v.id),
+        Some(grace.id)
+    );
+    let again = contact_merge::merge(&chat, &agent, grace.id, duplicate.id).await;
+    assert!(
+        matches!(again, Err(DomainError::Invalid { field: "from", .. })),
+        "{again:?}"
+    );
+
+    // Refused: itself, and two people the host site tells apart.
+    let itself = contact_merge::merge(&chat, &agent, grace.id, grace.id).await;
+    assert!(
+        matches!(&itself, Err(DomainError::Invalid { field: "from", message }) if message.contains("itself")),
+        "{itself:?}"
+    );
+    let other = store
+        .create_visitor(site.id, &hash_token("other-token"), "Other", "")
+        .await
+        .unwrap();
+    assert!(store.verify_visitor(other.id, "u-8", "", "").await.unwrap());
+    let signed = contact_merge::merge(&chat, &agent, grace.id, other.id).await;
+    assert!(
+        matches!(&signed, Err(DomainError::Invalid { field: "from", message }) if message.contains("u-7 and u-8")),
+        "{signed:?}"
+    );
+    assert_eq!(
+        store.contact_tickets(grace.id, 10).await.unwrap().len(),
+        3,
+        "a refused merge moves nothing"
+    );
+}

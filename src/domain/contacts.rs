@@ -6,13 +6,16 @@
 //!   change (it is proven elsewhere); a typed one may be corrected, and a
 //!   new one is unproven;
 //! - attributes are a flat object of at most [`MAX_ATTRIBUTES`] named
-//!   values (text, number, true/false), changed key by key: `null` removes.
+//!   values (text, number, true/false), changed key by key: `null` removes;
+//! - notes on a person are staff's free text, kept with author and time;
+//! - a contact merged into another (`contact_merge`) is no contact any more:
+//!   its old id answers "not found", and [`successor`] says where it went.
 
 use serde_json::{Map, Value};
 
 use super::{DomainError, DomainResult, invalid, parse_name};
-use crate::model::{Conversation, ConversationId, Email, User, VisitorId};
-use crate::store::{Contact, ContactFilter, Store};
+use crate::model::{Conversation, ConversationId, Email, Ticket, User, VisitorId};
+use crate::store::{Contact, ContactFilter, ContactNote, Store};
 
 pub const MAX_ATTRIBUTES: usize = 50;
 const MAX_KEY: usize = 64;
@@ -27,7 +30,21 @@ pub struct ContactChange {
     pub attributes: Option<Map<String, Value>>,
 }
 
-fn staff_only(viewer: &User) -> DomainResult<()> {
+/// Longest note on a contact, in characters.
+pub const MAX_NOTE: usize = 5000;
+/// How many conversations and tickets a profile shows (newest first).
+pub const PROFILE_HISTORY: i64 = 200;
+
+/// Everything staff see of a person on their profile.
+#[derive(Debug)]
+pub struct Profile {
+    pub contact: Contact,
+    pub conversations: Vec<Conversation>,
+    pub tickets: Vec<Ticket>,
+    pub notes: Vec<ContactNote>,
+}
+
+pub(super) fn staff_only(viewer: &User) -> DomainResult<()> {
     if viewer.role.is_staff() {
         Ok(())
     } else {
@@ -37,7 +54,77 @@ fn staff_only(viewer: &User) -> DomainResult<()> {
 
 pub async fn find(store: &Store, viewer: &User, id: VisitorId) -> DomainResult<Contact> {
     staff_only(viewer)?;
-    store.contact(id).await?.ok_or(DomainError::NotFound)
+    store
+        .contact(id)
+        .await?
+        .filter(|c| c.merged_into.is_none())
+        .ok_or(DomainError::NotFound)
+}
+
+/// Where a merged contact's history is now: the contact it was merged
+/// into (following later merges), or `None` for a contact that was not
+/// merged or does not exist.
+pub async fn successor(
+    store: &Store,
+    viewer: &User,
+    id: VisitorId,
+) -> DomainResult<Option<VisitorId>> {
+    staff_only(viewer)?;
+    let mut at = id;
+    // A merged contact takes no merge, so the chain is short; the bound
+    // only guards against a loop written by hand in the database.
+    for _ in 0..16 {
+        match store.contact(at).await?.and_then(|c| c.merged_into) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    Ok((at != id).then_some(at))
+}
+
+/// A contact's profile: details, every conversation and ticket (newest
+/// first) and the notes on them.
+pub async fn profile(store: &Store, viewer: &User, id: VisitorId) -> DomainResult<Profile> {
+    let contact = find(store, viewer, id).await?;
+    let conversations = store
+        .visitor_conversations_before(contact.id, None, PROFILE_HISTORY)
+        .await?;
+    let tickets = store.contact_tickets(contact.id, PROFILE_HISTORY).await?;
+    let notes = store.contact_notes(contact.id).await?;
+    Ok(Profile {
+        contact,
+        conversations,
+        tickets,
+        notes,
+    })
+}
+
+pub async fn notes(store: &Store, viewer: &User, id: VisitorId) -> DomainResult<Vec<ContactNote>> {
+    let contact = find(store, viewer, id).await?;
+    Ok(store.contact_notes(contact.id).await?)
+}
+
+/// Adds a note on a person: 1 to [`MAX_NOTE`] characters of text, with
+/// its lines kept.
+pub async fn add_note(
+    store: &Store,
+    viewer: &User,
+    id: VisitorId,
+    body: &str,
+) -> DomainResult<ContactNote> {
+    let contact = find(store, viewer, id).await?;
+    let body = crate::model::text::clean_text(body);
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(invalid("note", "Write the note first."));
+    }
+    if body.chars().count() > MAX_NOTE {
+        return Err(invalid(
+            "note",
+            format!("A note is at most {MAX_NOTE} characters."),
+        ));
+    }
+    Ok(store.add_contact_note(contact.id, viewer, body).await?)
 }
 
 pub async fn list(

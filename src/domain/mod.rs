@@ -94,6 +94,7 @@ pub mod api_tokens;
 pub mod attachments;
 pub mod bulk;
 pub mod chat;
+pub mod contact_merge;
 pub mod contacts;
 mod email_files;
 pub mod email_originals;

@@ -221,6 +221,52 @@ impl ApiContact {
         }
     }
 }
+
+/// A note staff wrote on a contact (never shown to the customer).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ContactNote)]
+pub struct ApiContactNote {
+    id: i64,
+    /// The name of the agent or admin who wrote it.
+    author: String,
+    body: String,
+    created_at: i64,
+}
+
+impl ApiContactNote {
+    pub fn new(note: crate::store::ContactNote) -> ApiContactNote {
+        ApiContactNote {
+            id: note.id,
+            author: note.author,
+            body: note.body,
+            created_at: note.created_at,
+        }
+    }
+}
+
+/// What merging a contact into another did.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ContactMerge)]
+pub struct ApiContactMerge {
+    /// The contact merged into, as it is now.
+    contact: ApiContact,
+    /// How many of the other contact's conversations, tickets and notes
+    /// moved to it.
+    moved_conversations: usize,
+    moved_tickets: usize,
+    moved_notes: u64,
+}
+
+impl ApiContactMerge {
+    pub fn new(merged: super::contact_merge::Merged) -> ApiContactMerge {
+        ApiContactMerge {
+            contact: ApiContact::new(merged.contact),
+            moved_conversations: merged.moved.conversations.len(),
+            moved_tickets: merged.moved.tickets.len(),
+            moved_notes: merged.moved.notes,
+        }
+    }
+}
 /// The model's words (statuses, priorities, kinds) as the document's
 /// enums, listed from their own `ALL`, so the document cannot name a word
 /// the code does not have or miss one it has.

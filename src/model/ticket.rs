@@ -1,7 +1,7 @@
 //! Tickets: what a customer raised, who works on it, where it stands, and
 //! its timeline.
 
-use super::{ConversationId, Label, SiteId, TicketNumber, UserId};
+use super::{ConversationId, Label, SiteId, TicketNumber, UserId, VisitorId};
 
 text_enum!(
     TicketStatus { Open = "open", Pending = "pending", Resolved = "resolved", Closed = "closed" }
@@ -30,6 +30,8 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub priority: Priority,
     pub customer: Person,
+    /// The customer's contact (visitor) record, for staff's profile link.
+    pub customer_contact: VisitorId,
     /// Whether the customer's email is proven (a verified account's, or
     /// vouched for by the host site); a typed one is shown as unverified.
     pub customer_verified: bool,
@@ -72,6 +74,7 @@ text_enum!(
         Rated = "rated",
         LabelAdded = "label_added",
         LabelRemoved = "label_removed",
+        ContactMerged = "contact_merged",
     }
 );
 
@@ -92,6 +95,7 @@ impl TicketEvent {
             EventKind::Rated => format!("Customer rated the help {new}"),
             EventKind::LabelAdded => format!("Label added: {new}"),
             EventKind::LabelRemoved => format!("Label removed: {old}"),
+            EventKind::ContactMerged => format!("Contact merged: {old} into {new}"),
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Contact {
     pub created_at: i64,
     /// When their widget was last connected (0: not now, or never).
     pub last_seen_at: i64,
+    /// Set once staff merged this contact into another: that one now has
+    /// its history.
+    pub merged_into: Option<VisitorId>,
 }
 
 /// An account's own details stand in for what its visitor never typed.
@@ -37,7 +40,7 @@ const CONTACT_SELECT: &str = "
            CASE WHEN u.id IS NOT NULL THEN u.email ELSE v.email END AS email,
            CASE WHEN u.id IS NOT NULL THEN u.verified ELSE v.email_verified END AS email_verified,
            v.external_id, v.user_id, COALESCE(v.attributes, '{}') AS attributes,
-           v.created_at, v.last_seen_at
+           v.created_at, v.last_seen_at, v.merged_into
     FROM visitors v
     JOIN sites s ON s.id = v.site_id
     LEFT JOIN users u ON u.id = v.user_id";
@@ -55,6 +58,7 @@ fn contact(row: &AnyRow) -> Result<Contact, sqlx::Error> {
         attributes: row.try_get("attributes")?,
         created_at: row.try_get("created_at")?,
         last_seen_at: row.try_get("last_seen_at")?,
+        merged_into: row.try_get::<Option<i64>, _>("merged_into")?.map(VisitorId),
     })
 }
 
@@ -83,7 +87,8 @@ impl Store {
     /// that opened the widget would bury the people.
     pub async fn contacts(&self, filter: &ContactFilter) -> StoreResult<Vec<Contact>> {
         let mut sql = format!(
-            "{CONTACT_SELECT} WHERE (v.name <> '' OR v.email <> '' OR v.user_id IS NOT NULL) AND v.id < ?"
+            "{CONTACT_SELECT} WHERE (v.name <> '' OR v.email <> '' OR v.user_id IS NOT NULL)
+               AND v.merged_into IS NULL AND v.id < ?"
         );
         if filter.site.is_some() {
             sql.push_str(" AND v.site_id = ?");

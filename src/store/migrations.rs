@@ -158,6 +158,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0021_labels.sql"),
         include_str!("../../migrations/mysql/0021_labels.sql"),
     ),
+    (
+        22,
+        "contact_notes",
+        include_str!("../../migrations/sqlite/0022_contact_notes.sql"),
+        include_str!("../../migrations/postgres/0022_contact_notes.sql"),
+        include_str!("../../migrations/mysql/0022_contact_notes.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

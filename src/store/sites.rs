@@ -313,6 +313,14 @@ impl Store {
                 .await?;
             SiteRemoved::Archived
         } else {
+            // Notes staff kept on a site's contacts go with them.
+            sqlx::query(self.sql(
+                "DELETE FROM contact_notes
+                 WHERE visitor_id IN (SELECT id FROM visitors WHERE site_id = ?)",
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(self.sql("DELETE FROM visitors WHERE site_id = ?"))
                 .bind(id)
                 .execute(&mut *tx)

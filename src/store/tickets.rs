@@ -68,7 +68,7 @@ pub enum AssigneeFilter {
 const TICKET_SELECT: &str = "
 SELECT t.id, t.number, t.conversation_id, t.subject, t.status, t.priority,
        t.created_at, t.updated_at, t.first_response_at, t.resolved_at,
-       v.user_id AS customer_user_id,
+       v.user_id AS customer_user_id, t.customer_id,
        COALESCE(cu.name, v.name) AS customer_name,
        COALESCE(cu.email, v.email) AS customer_email,
        CASE WHEN cu.id IS NOT NULL THEN cu.verified ELSE v.email_verified END AS customer_verified,
@@ -100,6 +100,7 @@ fn ticket(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
             email: row.try_get("customer_email")?,
         },
         customer_verified: row.try_get::<i64, _>("customer_verified")? != 0,
+        customer_contact: row.try_get("customer_id")?,
         assignee: match assignee_id {
             Some(id) => Some(Person {
                 id: Some(UserId(id)),
@@ -142,6 +143,22 @@ pub(super) fn like_pattern(words: &str) -> String {
 }
 
 impl Store {
+    /// A contact's tickets, newest first (at most `limit`).
+    pub async fn contact_tickets(
+        &self,
+        contact: VisitorId,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(self.sql(&format!(
+            "{TICKET_SELECT} WHERE t.customer_id = ? ORDER BY t.id DESC LIMIT ?"
+        )))
+        .bind(contact)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(ticket).collect::<Result<_, _>>()?)
+    }
+
     /// Opens a ticket from the portal: the customer's visitor record, a
     /// conversation waiting for an agent, the first message (seq 1), the
     /// next ticket number and the "opened" timeline entry, in one transaction.

@@ -48,6 +48,7 @@ impl Chat {
             ticket_number: c.ticket_number.map(|n| n.0),
             last_seq: if staff { c.last_seq } else { c.last_public_seq },
             customer: staff.then(|| Customer {
+                contact_id: c.visitor_id.to_string(),
                 name: c.customer_name.clone(),
                 email: c.customer_email.clone(),
                 verified: c.customer_verified,

@@ -1,12 +1,13 @@
 //! The API's contacts, for staff: list and search them (a page at a time),
-//! read one, correct their details and attributes, and read their
-//! conversations. The rules are `domain::contacts`'.
+//! read one, correct their details and attributes, read their
+//! conversations, keep notes on them, and merge a duplicate into one. The
+//! rules are `domain::contacts`' and `domain::contact_merge`'s.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,8 +15,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::body::{Body, Unreadable};
 use crate::domain::chat::Audience;
+use crate::domain::contact_merge;
 use crate::domain::contacts::{self, ContactChange};
-use crate::domain::shapes::ApiContact;
+use crate::domain::shapes::{ApiContact, ApiContactMerge, ApiContactNote};
 use crate::domain::{DomainError, invalid};
 use crate::model::{ConversationId, VisitorId};
 use crate::protocol::ConversationFrame;
@@ -29,11 +31,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/contacts", get(list))
         .route("/api/v1/contacts/{id}", get(show).patch(update))
         .route("/api/v1/contacts/{id}/conversations", get(conversations))
+        .route("/api/v1/contacts/{id}/notes", get(notes).post(add_note))
+        .route("/api/v1/contacts/{id}/merge", post(merge))
 }
 
 /// This file's routes in the OpenAPI document (`super::openapi`).
 #[derive(OpenApi)]
-#[openapi(paths(list, show, update, conversations))]
+#[openapi(paths(list, show, update, conversations, notes, add_note, merge))]
 pub(super) struct Doc;
 
 const PAGE: i64 = 50;
@@ -301,4 +305,149 @@ async fn conversations(
             .collect(),
         next,
     ))
+}
+
+/// Notes on a contact
+///
+/// What staff wrote on the person, newest first (at most 500).
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}/notes",
+    operation_id = "list_contact_notes",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The notes, newest first", body = Vec<ApiContactNote>),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["read", "staff"]), ("session" = ["staff"])),
+)]
+async fn notes(
+    State(state): State<AppState>,
+    ApiUser { user, .. }: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ApiContactNote>>, ApiError> {
+    let found = contacts::notes(state.store(), &user, contact_id(&id)?).await?;
+    Ok(Json(found.into_iter().map(ApiContactNote::new).collect()))
+}
+
+/// A note on a contact.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewContactNote, example = json!({"body": "Prefers email to phone; on the enterprise plan since March."}))]
+struct NewNote {
+    /// 1 to 5000 characters; lines are kept.
+    body: String,
+}
+
+/// Add a note on a contact
+///
+/// Staff's free text on the person, never shown to them. An
+/// `Idempotency-Key` makes a retried request one note.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts/{id}/notes",
+    operation_id = "add_contact_note",
+    tag = "contacts",
+    params(
+        ("id" = i64, Path, description = "The contact's id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Any unique text (a UUID): a retry with the same key gets the first answer instead of a second note"),
+    ),
+    request_body = NewNote,
+    responses(
+        (status = 201, description = "The note", body = ApiContactNote),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "The note is empty or too long (`note`), or the body is not `{\"body\": text}` (`body`)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write", "staff"]), ("session" = ["staff"], "csrf" = [])),
+)]
+async fn add_note(
+    State(state): State<AppState>,
+    ApiUser { user, .. }: ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Body<NewNote>, Unreadable>,
+) -> Result<Response, ApiError> {
+    let id = contact_id(&id)?;
+    let Body(note) = body.map_err(|e| {
+        invalid(
+            "body",
+            format!("expected {{\"body\": text}}: {}", e.body_text()),
+        )
+    })?;
+    let request = format!("POST /api/v1/contacts/{}/notes", id.0);
+    Ok(
+        super::idempotency::once(&state, &user, &headers, &request, || async {
+            match contacts::add_note(state.store(), &user, id, &note.body).await {
+                Ok(note) => (StatusCode::CREATED, Json(ApiContactNote::new(note))).into_response(),
+                Err(e) => ApiError(e).into_response(),
+            }
+        })
+        .await,
+    )
+}
+
+/// Which contact goes into this one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ContactMergeRequest, example = json!({"from": 2}))]
+struct MergeRequest {
+    /// The id of the contact to merge into this one; it stops being a
+    /// contact.
+    from: i64,
+}
+
+/// Merge a contact into this one
+///
+/// The other contact's conversations, tickets, notes and attributes move
+/// here (this contact's details and attributes win where both have one),
+/// in one transaction; each moved ticket's timeline says so and who did
+/// it. The other contact's id then answers 404, and its widget token ends.
+/// Refused (422, field `from`) for the contact itself, a contact of
+/// another site, and two contacts that are provably different people: each
+/// with their own account, or with different user ids signed by the host
+/// site.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts/{id}/merge",
+    operation_id = "merge_contacts",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "The id of the contact that stays")),
+    request_body = MergeRequest,
+    responses(
+        (status = 200, description = "The merged contact and what moved to it", body = ApiContactMerge),
+        (status = 401, description = "No valid session or token", body = ErrorBody),
+        (status = 403, description = "A read-only token, or a session without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such contact, or the caller is not staff", body = ErrorBody),
+        (status = 409, description = "One of the contacts changed meanwhile; read them again and retry", body = ErrorBody),
+        (status = 422, description = "These two may not be merged, and why (`from`), or the body is not `{\"from\": id}` (`body`)", body = ErrorBody),
+        (status = 429, description = "Too many requests with this token", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("token" = ["write", "staff"]), ("session" = ["staff"], "csrf" = [])),
+)]
+async fn merge(
+    State(state): State<AppState>,
+    ApiUser { user, .. }: ApiUser,
+    Path(id): Path<String>,
+    body: Result<Body<MergeRequest>, Unreadable>,
+) -> Result<Json<ApiContactMerge>, ApiError> {
+    let id = contact_id(&id)?;
+    let Body(request) = body.map_err(|e| {
+        invalid(
+            "body",
+            format!("expected {{\"from\": id}}: {}", e.body_text()),
+        )
+    })?;
+    let merged = contact_merge::merge(state.chat(), &user, id, VisitorId(request.from)).await?;
+    Ok(Json(ApiContactMerge::new(merged)))
 }

@@ -332,7 +332,7 @@ fn ticket_page(
             p.crumbs { a href="/console" { "Tickets" } " › #" (n) }
             h1 { "#" (n) " " (ticket.subject) }
             p.customer {
-                "From " strong { (ticket.customer.name) } " · " (ticket.customer.email)
+                "From " strong { a href={ "/console/contacts/" (ticket.customer_contact.0) } { (ticket.customer.name) } } " · " (ticket.customer.email)
                 @if !ticket.customer_verified && !ticket.customer.email.is_empty() {
                     " " span.badge.unverified title="Typed by the visitor, not proven" { "unverified" }
                 }

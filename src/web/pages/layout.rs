@@ -73,6 +73,7 @@ pub fn page(title: &str, user: Option<&User>, csrf: &str, body: Markup) -> Marku
                                     @if user.role.is_staff() {
                                         li { a href="/console/chat" { "Live chat" } }
                                         li { a href="/console" { "Tickets" } }
+                                        li { a href="/console/contacts" { "Contacts" } }
                                     } @else {
                                         li { a href="/dashboard" { "My tickets" } }
                                         li { a href="/tickets/new" { "Raise a ticket" } }

@@ -7,6 +7,7 @@ mod api_tokens;
 mod auth;
 mod bot;
 mod console;
+mod contacts;
 mod home;
 mod inbound;
 mod labels;
@@ -76,6 +77,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             post(ticket_labels::remove),
         )
         .route("/console/bulk", post(ticket_labels::apply))
+        .route("/console/contacts", get(contacts::list))
+        .route("/console/contacts/{id}", get(contacts::show))
+        .route("/console/contacts/{id}/notes", post(contacts::add_note))
+        .route(
+            "/console/contacts/{id}/attributes",
+            post(contacts::set_attribute),
+        )
+        .route("/console/contacts/{id}/merge", post(contacts::merge))
         .route("/admin/people", get(admin::people).post(admin::create))
         .route("/admin/people/role", post(admin::change_role))
         .route("/admin/people/capacity", post(admin::set_capacity))
