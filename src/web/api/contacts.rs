@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::body::{Body, Unreadable};
+use super::paging::{given, page_size, paged};
 use crate::domain::chat::Audience;
 use crate::domain::contact_merge;
 use crate::domain::contacts::{self, ContactChange};
@@ -40,9 +41,6 @@ pub fn routes() -> Router<AppState> {
 #[openapi(paths(list, show, update, conversations, notes, add_note, merge))]
 pub(super) struct Doc;
 
-const PAGE: i64 = 50;
-const MAX_PAGE: i64 = 100;
-
 #[derive(Deserialize, Serialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
@@ -62,21 +60,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn limit_of(limit: &Option<String>) -> Result<i64, DomainError> {
-    match given(limit) {
-        None => Ok(PAGE),
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| invalid("limit", format!("limit must be 1 to {MAX_PAGE}"))),
-    }
-}
-
 fn id_field(field: &'static str, text: &str) -> Result<i64, DomainError> {
     text.parse()
         .map_err(|_| invalid(field, format!("{field} must be one the API answered with")))
@@ -87,22 +70,6 @@ fn contact_id(raw: &str) -> Result<VisitorId, ApiError> {
     raw.parse::<i64>()
         .map(VisitorId)
         .map_err(|_| ApiError(DomainError::NotFound))
-}
-
-/// `answer` with `Link: <path?…cursor=…>; rel="next"` when a page follows.
-fn paged<T: Serialize>(answer: Vec<T>, next: Option<String>) -> Response {
-    let mut response = Json(answer).into_response();
-    if let Some(value) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-        response.headers_mut().insert(header::LINK, value);
-    }
-    response
-}
-
-fn next_link(path: &str, query: &impl Serialize) -> String {
-    format!(
-        "<{path}?{}>; rel=\"next\"",
-        serde_urlencoded::to_string(query).unwrap_or_default()
-    )
 }
 
 /// List contacts
@@ -134,7 +101,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let Query(mut query) =
         query.map_err(|e| invalid("query", format!("unreadable query: {}", e.body_text())))?;
-    let limit = limit_of(&query.limit)?;
+    let limit = page_size(&query.limit)?;
     let filter = ContactFilter {
         query: given(&query.q).map(str::to_string),
         site: given(&query.site)
@@ -146,14 +113,15 @@ async fn list(
         limit: limit + 1,
     };
     let mut found = contacts::list(state.store(), &user, filter).await?;
-    let next = (found.len() as i64 > limit).then(|| {
+    let more = found.len() as i64 > limit;
+    if more {
         query.cursor = Some(found[limit as usize - 1].id.0.to_string());
-        next_link("/api/v1/contacts", &query)
-    });
+    }
     found.truncate(limit as usize);
     Ok(paged(
         found.into_iter().map(ApiContact::new).collect(),
-        next,
+        "/api/v1/contacts",
+        more.then_some(&query),
     ))
 }
 
@@ -287,15 +255,15 @@ async fn conversations(
     let id = contact_id(&id)?;
     let Query(mut query) =
         query.map_err(|e| invalid("query", format!("unreadable query: {}", e.body_text())))?;
-    let limit = limit_of(&query.limit)?;
+    let limit = page_size(&query.limit)?;
     let before = given(&query.cursor)
         .map(|c| id_field("cursor", c).map(ConversationId))
         .transpose()?;
     let mut found = contacts::conversations(state.store(), &user, id, before, limit + 1).await?;
-    let next = (found.len() as i64 > limit).then(|| {
+    let more = found.len() as i64 > limit;
+    if more {
         query.cursor = Some(found[limit as usize - 1].id.0.to_string());
-        next_link(&format!("/api/v1/contacts/{}/conversations", id.0), &query)
-    });
+    }
     found.truncate(limit as usize);
     let chat = state.chat();
     Ok(paged(
@@ -303,7 +271,8 @@ async fn conversations(
             .iter()
             .map(|c| chat.conversation_frame(c, Audience::Staff))
             .collect(),
-        next,
+        &format!("/api/v1/contacts/{}/conversations", id.0),
+        more.then_some(&query),
     ))
 }
 

@@ -22,6 +22,7 @@ pub(super) mod idempotency;
 mod labels;
 mod new_ticket;
 pub(crate) mod openapi;
+mod paging;
 mod reports;
 mod ticket_changes;
 mod tickets;

@@ -3,13 +3,13 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::paging::{given, page_size, paged};
 use crate::domain::shapes::{ApiEvent, ApiMessage, ApiTicket};
 use crate::domain::tickets;
 use crate::domain::{DomainError, invalid};
@@ -81,10 +81,6 @@ struct ListQuery {
     offset: Option<String>,
 }
 
-/// Tickets per page unless `limit` says otherwise, and the most it may say.
-const PAGE: i64 = 50;
-const MAX_PAGE: i64 = 100;
-
 /// A ticket status as the API spells it, or the error naming the field
 /// (the list's filter and a ticket's change read it alike).
 pub(super) fn status_field(s: &str) -> Result<TicketStatus, crate::domain::DomainError> {
@@ -119,20 +115,8 @@ fn cursor_field(text: &str) -> Result<TicketCursor, DomainError> {
         })
 }
 
-/// A filter's value, empty as none.
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
 fn filter_of(query: &ListQuery) -> Result<TicketFilter, DomainError> {
-    let limit = match given(&query.limit) {
-        None => PAGE,
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| invalid("limit", format!("limit must be 1 to {MAX_PAGE}")))?,
-    };
+    let limit = page_size(&query.limit)?;
     let assignee = match given(&query.assignee) {
         None => AssigneeFilter::Anyone,
         Some("me") => AssigneeFilter::Me,
@@ -223,19 +207,11 @@ async fn list(
         .into_iter()
         .map(|t| ApiTicket::new(t, staff))
         .collect();
-    let mut response = Json(tickets).into_response();
     if let Some(next) = next {
         query.cursor = Some(cursor_text(next));
         query.offset = None;
-        let link = format!(
-            "</api/v1/tickets?{}>; rel=\"next\"",
-            serde_urlencoded::to_string(&query).unwrap_or_default()
-        );
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
     }
-    Ok(response)
+    Ok(paged(tickets, "/api/v1/tickets", next.map(|_| &query)))
 }
 
 /// Read a ticket
