@@ -115,22 +115,18 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = vec!["?"; ids.len()].join(", ");
-        let mut update = sqlx::query(self.sql(&format!(
-            "UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ({list})"
-        )))
-        .bind(now + lease_ms);
-        let mut select = sqlx::query(self.sql(&format!(
-            "SELECT d.id, d.endpoint_id, d.event_id, d.kind, d.body, d.attempts, e.url, e.secret_sealed
-             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-             WHERE d.id IN ({list}) ORDER BY d.id"
-        )));
-        for id in &ids {
-            update = update.bind(*id);
-            select = select.bind(*id);
-        }
-        update.execute(&mut *tx).await?;
-        let rows = select.fetch_all(&mut *tx).await?;
+        let rows = self
+            .lease_and_read(
+                &mut tx,
+                &ids,
+                now + lease_ms,
+                "UPDATE webhook_deliveries SET claimed_until = ?, attempts = attempts + 1 WHERE id IN",
+                "SELECT d.id, d.endpoint_id, d.event_id, d.kind, d.body, d.attempts, e.url, e.secret_sealed
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                 WHERE d.id IN",
+                "d.id",
+            )
+            .await?;
         tx.commit().await?;
         Ok(rows.iter().map(due).collect::<Result<_, _>>()?)
     }

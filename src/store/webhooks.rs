@@ -252,23 +252,42 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = vec!["?"; ids.len()].join(", ");
-        let mut update = sqlx::query(self.sql(&format!(
-            "UPDATE webhook_events SET claimed_until = ? WHERE id IN ({list})"
-        )))
-        .bind(now + lease_ms);
-        let mut select = sqlx::query(self.sql(&format!(
-            "SELECT id, kind, conversation_id, refs, created_at FROM webhook_events
-             WHERE id IN ({list}) ORDER BY id"
-        )));
-        for id in &ids {
-            update = update.bind(*id);
-            select = select.bind(*id);
-        }
-        update.execute(&mut *tx).await?;
-        let rows = select.fetch_all(&mut *tx).await?;
+        let rows = self
+            .lease_and_read(
+                &mut tx,
+                &ids,
+                now + lease_ms,
+                "UPDATE webhook_events SET claimed_until = ? WHERE id IN",
+                "SELECT id, kind, conversation_id, refs, created_at FROM webhook_events WHERE id IN",
+                "id",
+            )
+            .await?;
         tx.commit().await?;
         Ok(rows.iter().map(journal_event).collect::<Result<_, _>>()?)
+    }
+
+    /// The second half of both webhook claims, in `tx`: leases the rows
+    /// `ids` until `until` (`update` up to its `IN`, its one parameter the
+    /// lease's end) and reads them back (`select` up to its `IN`), in
+    /// `order_by` order.
+    pub(super) async fn lease_and_read(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ids: &[i64],
+        until: i64,
+        update: &str,
+        select: &str,
+        order_by: &str,
+    ) -> StoreResult<Vec<AnyRow>> {
+        let list = vec!["?"; ids.len()].join(", ");
+        let mut lease = sqlx::query(self.sql(&format!("{update} ({list})"))).bind(until);
+        let mut read = sqlx::query(self.sql(&format!("{select} ({list}) ORDER BY {order_by}")));
+        for id in ids {
+            lease = lease.bind(*id);
+            read = read.bind(*id);
+        }
+        lease.execute(&mut **tx).await?;
+        Ok(read.fetch_all(&mut **tx).await?)
     }
 
     /// Records that `event` was fanned out into `deliveries` (endpoint id,
